@@ -1,0 +1,278 @@
+/**
+ * The connection pool: at most one connection in use per remote node,
+ * concurrent dials to one node share one attempt, a hard cap on open
+ * connections with LRU eviction of idle ones, and a reaper that closes
+ * connections unused for `idleTimeoutMs`.
+ *
+ * When two nodes dial each other at the same moment each ends up with two
+ * connections; both keep the one dialed by the node with the smaller ID
+ * (a rule both sides compute alike) and retire the other after a grace
+ * period, so requests already in flight on it can finish.
+ */
+import { toHex } from '../identity/identity.js';
+import { LimitExceededError } from '../util/errors.js';
+import { formatAddress, type Connection, type DialOptions, type PeerAddress, type Transport } from './types.js';
+
+export interface ConnectionPoolInit {
+  /** Max open connections (inbound + outbound). Default 1000. */
+  maxConnections?: number;
+  /** A connection with no request for this long is closed by the reaper. Default 5 min. */
+  idleTimeoutMs?: number;
+  /** How often the reaper runs. Default 60 s. */
+  reapIntervalMs?: number;
+  /** Dial deadline. Default: the transport's handshake timeout. */
+  dialTimeoutMs?: number;
+  /** How long a duplicate connection lingers before it is closed. Default 5 s. */
+  duplicateGraceMs?: number;
+}
+
+export const DEFAULT_MAX_CONNECTIONS = 1000;
+export const DEFAULT_POOL_IDLE_TIMEOUT_MS = 5 * 60_000;
+export const DEFAULT_REAP_INTERVAL_MS = 60_000;
+
+export interface PoolStats {
+  open: number;
+  max: number;
+  dialed: number;
+  accepted: number;
+  failedDials: number;
+  evicted: number;
+  reaped: number;
+  refused: number;
+  duplicates: number;
+}
+
+interface Entry {
+  conn: Connection;
+  lastUsed: number;
+  busy: number;
+  /** The address this connection was dialed at (outbound only). */
+  addrKey?: string;
+}
+
+export interface PoolComponents {
+  transport: Transport;
+  now?: () => number;
+}
+
+export class ConnectionPool {
+  readonly maxConnections: number;
+  readonly idleTimeoutMs: number;
+  readonly reapIntervalMs: number;
+  /** Called once for every connection the pool adopts (dialed or accepted). */
+  onConnection: ((conn: Connection) => void) | undefined;
+
+  readonly #transport: Transport;
+  readonly #now: () => number;
+  readonly #localHex: string;
+  readonly #dialTimeoutMs: number | undefined;
+  readonly #graceMs: number;
+  readonly #byNode = new Map<string, Entry>();
+  readonly #entries = new Map<Connection, Entry>();
+  readonly #dialing = new Map<string, Promise<Connection>>();
+  readonly #addressToNode = new Map<string, string>();
+  #reaper: NodeJS.Timeout | undefined;
+  readonly #graceTimers = new Set<NodeJS.Timeout>();
+  #stats = { dialed: 0, accepted: 0, failedDials: 0, evicted: 0, reaped: 0, refused: 0, duplicates: 0 };
+
+  constructor(components: PoolComponents, init: ConnectionPoolInit = {}) {
+    this.#transport = components.transport;
+    this.#now = components.now ?? Date.now;
+    this.#localHex = toHex(components.transport.localNodeId);
+    this.maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_POOL_IDLE_TIMEOUT_MS;
+    this.reapIntervalMs = init.reapIntervalMs ?? DEFAULT_REAP_INTERVAL_MS;
+    this.#dialTimeoutMs = init.dialTimeoutMs;
+    this.#graceMs = init.duplicateGraceMs ?? 5000;
+  }
+
+  start(): void {
+    this.#reaper ??= setInterval(() => this.reap(), this.reapIntervalMs);
+    this.#reaper.unref();
+  }
+
+  stop(): void {
+    if (this.#reaper) clearInterval(this.#reaper);
+    this.#reaper = undefined;
+    for (const timer of this.#graceTimers) clearTimeout(timer);
+    this.#graceTimers.clear();
+    for (const entry of this.#entries.values()) entry.conn.close();
+    this.#entries.clear();
+    this.#byNode.clear();
+    this.#addressToNode.clear();
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The connection in use for a node, if open. */
+  connectionTo(nodeIdHex: string): Connection | undefined {
+    const entry = this.#byNode.get(nodeIdHex);
+    return entry && !entry.conn.isClosed ? entry.conn : undefined;
+  }
+
+  connections(): Connection[] {
+    return [...this.#byNode.values()].map((e) => e.conn);
+  }
+
+  /**
+   * Returns the open connection to the node (by ID if known, else by
+   * address), dialing it if needed; concurrent calls share one dial.
+   */
+  async get(address: PeerAddress, nodeId?: Uint8Array | string): Promise<Connection> {
+    const addrKey = formatAddress(address);
+    const hex = nodeId === undefined ? this.#addressToNode.get(addrKey) : typeof nodeId === 'string' ? nodeId : toHex(nodeId);
+    if (hex !== undefined) {
+      const existing = this.connectionTo(hex);
+      if (existing) return existing;
+    }
+    const pending = (hex !== undefined ? this.#dialing.get(hex) : undefined) ?? this.#dialing.get(addrKey);
+    if (pending) {
+      const conn = await pending;
+      if (hex === undefined || conn.remoteNodeIdHex === hex) return conn;
+    }
+    const dial = this.#dial(address, addrKey, nodeId === undefined ? undefined : hex);
+    const keys = hex !== undefined ? [addrKey, hex] : [addrKey];
+    for (const k of keys) this.#dialing.set(k, dial);
+    const forget = () => {
+      for (const k of keys) if (this.#dialing.get(k) === dial) this.#dialing.delete(k);
+    };
+    dial.then(forget, forget);
+    return dial;
+  }
+
+  async #dial(address: PeerAddress, addrKey: string, expectedHex: string | undefined): Promise<Connection> {
+    if (this.#entries.size >= this.maxConnections && !this.#evictOne()) {
+      this.#stats.refused++;
+      throw new LimitExceededError('open connections', this.maxConnections, 'raise --max-connections or reduce the number of peers');
+    }
+    const options: DialOptions = {};
+    if (expectedHex !== undefined) options.expectedNodeId = expectedHex;
+    if (this.#dialTimeoutMs !== undefined) options.timeoutMs = this.#dialTimeoutMs;
+    let conn: Connection;
+    try {
+      conn = await this.#transport.dial(address, options);
+    } catch (err) {
+      this.#stats.failedDials++;
+      throw err;
+    }
+    this.#stats.dialed++;
+    const adopted = this.#adopt(conn);
+    const entry = this.#entries.get(conn);
+    if (entry && !conn.isClosed) {
+      entry.addrKey = addrKey;
+      this.#addressToNode.set(addrKey, conn.remoteNodeIdHex);
+    }
+    return adopted ?? this.connectionTo(conn.remoteNodeIdHex) ?? conn;
+  }
+
+  /** Registers an inbound connection; returns false (and closes it) when refused. */
+  accept(conn: Connection): boolean {
+    if (this.#entries.size >= this.maxConnections && !this.#evictOne()) {
+      this.#stats.refused++;
+      conn.close();
+      return false;
+    }
+    this.#stats.accepted++;
+    this.#adopt(conn);
+    return true;
+  }
+
+  /** Returns the connection when it becomes the one in use for its node. */
+  #adopt(conn: Connection): Connection | undefined {
+    const entry: Entry = { conn, lastUsed: this.#now(), busy: 0 };
+    this.#entries.set(conn, entry);
+    void conn.closed.then(() => this.#forget(conn));
+    const hex = conn.remoteNodeIdHex;
+    const current = this.#byNode.get(hex);
+    this.onConnection?.(conn);
+    if (current && !current.conn.isClosed) {
+      this.#stats.duplicates++;
+      const keepNew = this.#preferred(conn, current.conn) === conn;
+      const loser = keepNew ? current.conn : conn;
+      if (keepNew) this.#byNode.set(hex, entry);
+      const timer = setTimeout(() => {
+        this.#graceTimers.delete(timer);
+        loser.close();
+      }, this.#graceMs);
+      this.#graceTimers.add(timer);
+      return keepNew ? conn : undefined;
+    }
+    this.#byNode.set(hex, entry);
+    return conn;
+  }
+
+  /** Of two connections to one node, both sides keep the one dialed by the smaller node ID. */
+  #preferred(a: Connection, b: Connection): Connection {
+    const dialer = (c: Connection) => (c.direction === 'outbound' ? this.#localHex : c.remoteNodeIdHex);
+    const da = dialer(a);
+    const db = dialer(b);
+    if (da === db) return b; // same dialer twice (two racing dials): keep the one already in use
+    return da < db ? a : b;
+  }
+
+  #forget(conn: Connection): void {
+    const entry = this.#entries.get(conn);
+    if (entry?.addrKey !== undefined && this.#addressToNode.get(entry.addrKey) === conn.remoteNodeIdHex) {
+      this.#addressToNode.delete(entry.addrKey);
+    }
+    this.#entries.delete(conn);
+    const hex = conn.remoteNodeIdHex;
+    if (this.#byNode.get(hex)?.conn === conn) this.#byNode.delete(hex);
+  }
+
+  /** Marks activity on a connection (for LRU and the idle reaper). */
+  touch(conn: Connection): void {
+    const entry = this.#entries.get(conn);
+    if (entry) entry.lastUsed = this.#now();
+  }
+
+  /** A request is in flight on the connection: it is not idle, never evicted. */
+  acquire(conn: Connection): void {
+    const entry = this.#entries.get(conn);
+    if (entry) {
+      entry.busy++;
+      entry.lastUsed = this.#now();
+    }
+  }
+
+  release(conn: Connection): void {
+    const entry = this.#entries.get(conn);
+    if (entry && entry.busy > 0) entry.busy--;
+  }
+
+  /** Closes the least recently used idle connection; false if every one is busy. */
+  #evictOne(): boolean {
+    // O(open connections), but only when the pool is full: a full pool is
+    // the rare path, and touch() on the hot path stays a field write.
+    let oldest: Entry | undefined;
+    for (const entry of this.#entries.values()) {
+      if (entry.busy === 0 && (oldest === undefined || entry.lastUsed < oldest.lastUsed)) oldest = entry;
+    }
+    if (!oldest) return false;
+    this.#stats.evicted++;
+    this.#forget(oldest.conn);
+    oldest.conn.close();
+    return true;
+  }
+
+  /** Closes connections idle for longer than idleTimeoutMs; runs every reapIntervalMs. */
+  reap(): number {
+    const cutoff = this.#now() - this.idleTimeoutMs;
+    let n = 0;
+    for (const entry of [...this.#entries.values()]) {
+      if (entry.busy === 0 && entry.lastUsed <= cutoff) {
+        this.#forget(entry.conn);
+        entry.conn.close();
+        n++;
+      }
+    }
+    this.#stats.reaped += n;
+    return n;
+  }
+
+  stats(): PoolStats {
+    return { open: this.#entries.size, max: this.maxConnections, ...this.#stats };
+  }
+}

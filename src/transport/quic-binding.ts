@@ -1,0 +1,113 @@
+/**
+ * The quinn (Rust QUIC) native binding shipped inside `@chainsafe/libp2p-quic`
+ * (version pinned in package.json: the binding is not a public API of that
+ * package, so any upgrade must re-check the shapes below).
+ *
+ * The package `exports` only its libp2p factory, so the binding's loader
+ * (`napi.js`, next to the package entry point) is imported by URL. The binding
+ * ships no types; these interfaces cover what the QUIC transport uses.
+ *
+ * Behaviour worth knowing (observed with 1.1.8):
+ * - every failure is an Error with code 'Unknown' and a quinn message
+ *   ('timed out', 'connection lost', 'closed', 'closed by peer: 0',
+ *   'stream reset by peer: error 0', 'sending stopped by peer: error 0');
+ * - `handshakeTimeout` is accepted but ignored: a dial to a dead address fails
+ *   only after the idle timeout (at least ~3 s), so callers enforce deadlines;
+ * - `keepAliveInterval: 0` makes quinn ping continuously, so a connection
+ *   never idles out: "no keep-alive" must be a very long interval instead;
+ * - `stopRead()` does not wake a pending `read()`; it settles only when the
+ *   connection goes away;
+ * - `finishWrite()`, `resetWrite()`, `stopRead()` and `Server.abort()` return
+ *   promises that can reject: they must always be caught.
+ */
+
+export interface QuinnConfigInit {
+  /** libp2p protobuf PrivateKey (Ed25519): the TLS certificate is made from it. */
+  privateKeyProto: Uint8Array;
+  handshakeTimeout: number;
+  maxIdleTimeout: number;
+  keepAliveInterval: number;
+  maxConcurrentStreamLimit: number;
+  maxStreamData: number;
+  maxConnectionData: number;
+  receiveBufferSize: number;
+  sendBufferSize: number;
+}
+
+export type QuinnConfig = object;
+
+export interface QuinnStream {
+  /** Index of the stream among those opened in its direction (as decimal text). */
+  id(): string;
+  /** The next chunk (at most maxBytes), or null once the peer finished writing. */
+  read(maxBytes: number): Promise<Uint8Array | null>;
+  write(data: Uint8Array): Promise<void>;
+  finishWrite(): Promise<void> | void;
+  resetWrite(): Promise<void> | void;
+  stopRead(): Promise<void> | void;
+}
+
+export interface QuinnConnection {
+  id(): string;
+  /** `/ip4/<ip>/udp/<port>/quic-v1/p2p/<peer id>`, the peer ID from the verified certificate. */
+  remoteMultiaddr(): string;
+  /** Smoothed round-trip time in whole ms. */
+  rtt(): number;
+  stats(): Record<string, number>;
+  outboundStream(): Promise<QuinnStream>;
+  inboundStream(): Promise<QuinnStream>;
+  /** Settles once the connection is closed for any reason. */
+  closed(): Promise<void>;
+  abort(): void;
+}
+
+export interface QuinnServer {
+  port(): number;
+  inboundConnection(): Promise<QuinnConnection>;
+  abort(): Promise<void> | void;
+  stats(): Record<string, number>;
+}
+
+export interface QuinnClient {
+  outboundConnection(ip: string, port: number): Promise<QuinnConnection>;
+  abort(): Promise<void> | void;
+}
+
+export const SOCKET_FAMILY_IPV4 = 0;
+export const SOCKET_FAMILY_IPV6 = 1;
+
+export interface QuinnBinding {
+  QuinnConfig: new (init: QuinnConfigInit) => QuinnConfig;
+  Server: new (config: QuinnConfig, ip: string, port: number) => QuinnServer;
+  Client: new (config: QuinnConfig, family: number) => QuinnClient;
+}
+
+let loading: Promise<QuinnBinding> | undefined;
+
+/** Loads the native binding once; later calls share the same module. */
+export function loadQuinnBinding(): Promise<QuinnBinding> {
+  loading ??= (async () => {
+    const entry = import.meta.resolve('@chainsafe/libp2p-quic');
+    const mod = (await import(new URL('./napi.js', entry).href)) as Partial<QuinnBinding>;
+    if (typeof mod.QuinnConfig !== 'function' || typeof mod.Server !== 'function' || typeof mod.Client !== 'function') {
+      throw new Error('the QUIC native binding of @chainsafe/libp2p-quic has an unexpected shape; reinstall the pinned version');
+    }
+    return mod as QuinnBinding;
+  })();
+  loading.catch(() => {
+    loading = undefined;
+  });
+  return loading;
+}
+
+/** Settles a binding call that may return a promise, discarding any failure. */
+export function ignoreResult(fn: () => Promise<unknown> | unknown): void {
+  try {
+    const r = fn();
+    if (r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(undefined, noop);
+  } catch {
+    // The object is already closed: nothing left to release.
+  }
+}
+
+function noop(): void {}
