@@ -1,0 +1,214 @@
+/**
+ * Messages over a transport stream: CBOR bodies in length-prefixed frames.
+ *
+ * Writes are coalesced: every message sent in the same tick (and every one
+ * sent while a write is in flight) goes out in one stream write, because for
+ * small messages the per-write cost, not the bytes, is the limit.
+ */
+import type { Stream } from '../transport/types.js';
+import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueFullError } from '../util/errors.js';
+import { decodeMessage, encodeBody } from './codec.js';
+import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_BYTES, FrameDecoder, writeFrameHeader } from './frame.js';
+import { PROTOCOL_VERSION, type Message } from './messages.js';
+
+/** A message before the envelope's version is filled in. */
+export type OutboundMessage = { t: number; id?: number; [field: string]: unknown };
+
+export interface FramedStreamOptions {
+  /** Largest frame body accepted or sent. Default 1 MiB. */
+  maxFrameSize?: number;
+  /** Bytes queued for sending past which send() rejects with QueueFullError. Default 16 MiB. */
+  maxQueuedBytes?: number;
+  /** Called once per protocol violation seen on this stream (for the metrics). */
+  onProtocolError?: (err: ProtocolError) => void;
+}
+
+export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+
+interface Batch {
+  bodies: Uint8Array[];
+  bytes: number;
+  waiters: { resolve(): void; reject(err: unknown): void }[];
+}
+
+export class FramedStream {
+  readonly stream: Stream;
+  readonly maxFrameSize: number;
+  readonly maxQueuedBytes: number;
+  #onProtocolError: ((err: ProtocolError) => void) | undefined;
+  #decoder: FrameDecoder;
+  #frames: Uint8Array[] = [];
+  #frameIdx = 0;
+  #batch: Batch | undefined;
+  #writing = false;
+  #queuedBytes = 0;
+  #failed: unknown;
+  #ended: Promise<void> | undefined;
+  #drained: (() => void)[] = [];
+  /** The protocol violation that ended the reading side, rethrown by later reads. */
+  #violationError: ProtocolError | undefined;
+  #isReset = false;
+
+  constructor(stream: Stream, options: FramedStreamOptions = {}) {
+    this.stream = stream;
+    this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    this.#onProtocolError = options.onProtocolError;
+    this.#decoder = new FrameDecoder(this.maxFrameSize);
+  }
+
+  /** Bytes accepted by send() and not yet handed to the transport. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /**
+   * Queues a message; resolves once the write that carries it completes.
+   * Rejects at once with FrameTooLargeError or QueueFullError, so a caller
+   * that does not await cannot grow memory without bound.
+   */
+  send(msg: OutboundMessage): Promise<void> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    if (this.#ended) return Promise.reject(new ConnectionClosedError('the stream was ended; no more messages can be sent on it'));
+    let body: Uint8Array;
+    try {
+      (msg as Message).v = PROTOCOL_VERSION;
+      body = encodeBody(msg);
+    } catch (err) {
+      // e.g. a cyclic or too deeply nested value: a rejection like every other send failure, not a synchronous throw
+      return Promise.reject(err);
+    }
+    if (body.length > this.maxFrameSize) return Promise.reject(new FrameTooLargeError(body.length, this.maxFrameSize));
+    if (this.#queuedBytes + body.length > this.maxQueuedBytes) {
+      return Promise.reject(new QueueFullError('the stream send queue', this.maxQueuedBytes));
+    }
+    let batch = this.#batch;
+    if (batch === undefined) {
+      batch = this.#batch = { bodies: [], bytes: 0, waiters: [] };
+      if (!this.#writing) queueMicrotask(() => void this.#flush());
+    }
+    batch.bodies.push(body);
+    batch.bytes += FRAME_HEADER_BYTES + body.length;
+    this.#queuedBytes += body.length;
+    return new Promise((resolve, reject) => batch.waiters.push({ resolve, reject }));
+  }
+
+  async #flush(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#batch !== undefined) {
+        const batch = this.#batch;
+        this.#batch = undefined;
+        this.#queuedBytes -= batch.bytes - FRAME_HEADER_BYTES * batch.bodies.length;
+        if (this.#failed !== undefined) {
+          // reset() between send() and this flush: nothing may be written any more
+          for (const w of batch.waiters) w.reject(this.#failed);
+          continue;
+        }
+        const out = new Uint8Array(batch.bytes);
+        let off = 0;
+        for (const body of batch.bodies) {
+          writeFrameHeader(out, off, body.length);
+          out.set(body, off + FRAME_HEADER_BYTES);
+          off += FRAME_HEADER_BYTES + body.length;
+        }
+        try {
+          await this.stream.write(out);
+        } catch (err) {
+          // keep the first cause (e.g. a reset() that made this write fail)
+          this.#failed ??= err instanceof ConnectionClosedError ? err : new ConnectionClosedError('the stream was closed while sending', { cause: err });
+          for (const w of batch.waiters) w.reject(this.#failed);
+          const rest = this.#batch as Batch | undefined;
+          if (rest) for (const w of rest.waiters) w.reject(this.#failed);
+          this.#batch = undefined;
+          this.#queuedBytes = 0;
+          return;
+        }
+        for (const w of batch.waiters) w.resolve();
+      }
+    } finally {
+      this.#writing = false;
+      const drained = this.#drained;
+      this.#drained = [];
+      for (const resolve of drained) resolve();
+    }
+  }
+
+  /**
+   * The next validated message, or null at the end of the stream (or once
+   * reset() was called here). A protocol violation is reported once, resets
+   * the stream and is thrown; later calls throw the same error again.
+   * One reader at a time: do not call read() again before it settles.
+   */
+  async read(): Promise<Message | null> {
+    for (;;) {
+      // After a violation the stream is reset: report the same error again, but count it only once.
+      if (this.#violationError !== undefined) throw this.#violationError;
+      // After a local reset() nothing more is read (and leftover bytes are not the peer's fault).
+      if (this.#isReset) return null;
+      if (this.#frameIdx < this.#frames.length) {
+        const body = this.#frames[this.#frameIdx++]!;
+        try {
+          return decodeMessage(body);
+        } catch (err) {
+          throw this.#violation(err);
+        }
+      }
+      const chunk = await this.stream.read();
+      if (this.#violationError !== undefined) throw this.#violationError;
+      if (this.#isReset) return null;
+      if (chunk === null) {
+        try {
+          this.#decoder.end();
+        } catch (err) {
+          throw this.#violation(err);
+        }
+        return null;
+      }
+      try {
+        this.#frames = this.#decoder.push(chunk);
+      } catch (err) {
+        throw this.#violation(err);
+      }
+      this.#frameIdx = 0;
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
+    for (;;) {
+      const msg = await this.read();
+      if (msg === null) return;
+      yield msg;
+    }
+  }
+
+  /** Flushes what is queued, then half-closes the sending side. Every call returns the same promise. */
+  end(): Promise<void> {
+    this.#ended ??= this.#end();
+    return this.#ended;
+  }
+
+  async #end(): Promise<void> {
+    if (this.#writing || this.#batch !== undefined) {
+      await new Promise<void>((resolve) => this.#drained.push(resolve));
+    }
+    if (this.#failed === undefined) await this.stream.finishWrite().catch(() => undefined);
+  }
+
+  reset(): void {
+    this.#failed ??= new ConnectionClosedError('the stream was reset');
+    this.#isReset = true;
+    this.#frames = [];
+    this.#frameIdx = 0;
+    this.stream.reset();
+  }
+
+  #violation(err: unknown): unknown {
+    if (err instanceof ProtocolError && this.#violationError === undefined) {
+      this.#violationError = err;
+      this.reset();
+      this.#onProtocolError?.(err);
+    }
+    return err;
+  }
+}
