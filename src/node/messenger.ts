@@ -1,0 +1,173 @@
+/**
+ * Requests and one-way messages between nodes: finds or dials the
+ * connection (through the pool), keeps one PeerSession per connection, and
+ * dispatches incoming requests to one handler per message type.
+ */
+import { ConnectionPool } from '../transport/pool.js';
+import type { Connection, PeerAddress, Transport } from '../transport/types.js';
+import { MaculaError, ProtocolError } from '../util/errors.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
+import type { OutboundMessage } from '../wire/framed-stream.js';
+import { messageName, type Message, type MessageDef } from '../wire/messages.js';
+import { PeerSession, type PeerInfo, type Role, type SessionHost } from './peer-session.js';
+
+export type Handler = (msg: Message, peer: PeerInfo) => Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
+
+export interface MessengerInit {
+  realm?: string;
+  role?: Role;
+  /** Default per-request timeout. Default 5000 ms. */
+  requestTimeoutMs?: number;
+  /** Requests served concurrently per connection before answering MACULA_ERR_BUSY. Default 1000. */
+  maxInFlight?: number;
+  maxFrameSize?: number;
+}
+
+export interface MessengerComponents {
+  transport: Transport;
+  pool: ConnectionPool;
+  /** Observers (metrics, the DHT's contact updates). */
+  events?: Partial<MessengerEvents>;
+}
+
+export interface MessengerEvents {
+  message(peer: PeerInfo): void;
+  hello(peer: PeerInfo): void;
+  protocolError(err: ProtocolError, peer: PeerInfo | undefined): void;
+  request(type: number): void;
+}
+
+export interface Target {
+  address: PeerAddress;
+  nodeId?: Uint8Array | string;
+}
+
+export const DEFAULT_REALM = 'default';
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
+export const DEFAULT_MAX_IN_FLIGHT = 1000;
+
+/** A request arrived for a type that has no handler on this node. */
+export class UnsupportedMessageError extends MaculaError {
+  constructor(type: number) {
+    super('MACULA_ERR_UNSUPPORTED', `this node does not handle ${messageName(type)} messages`);
+  }
+}
+
+export class Messenger implements SessionHost {
+  readonly realm: string;
+  readonly role: Role;
+  readonly maxFrameSize: number;
+  readonly maxInFlight: number;
+  readonly requestTimeoutMs: number;
+  readonly pool: ConnectionPool;
+  readonly #transport: Transport;
+  readonly #handlers = new Map<number, Handler>();
+  readonly #sessions = new Map<Connection, PeerSession>();
+  readonly #events: Partial<MessengerEvents>;
+  #running = false;
+
+  constructor(components: MessengerComponents, init: MessengerInit = {}) {
+    this.#transport = components.transport;
+    this.pool = components.pool;
+    this.#events = components.events ?? {};
+    this.realm = init.realm ?? DEFAULT_REALM;
+    this.role = init.role ?? 'node';
+    this.requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.maxInFlight = init.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    this.maxFrameSize = init.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    this.pool.onConnection = (conn) => this.#attach(conn);
+  }
+
+  get listenPort(): number {
+    return this.role === 'node' ? (this.#transport.listenAddress?.port ?? 0) : 0;
+  }
+
+  /** Registers the handler for a request type (one per type). */
+  handle(def: MessageDef, handler: Handler): void {
+    if (this.#handlers.has(def.type)) throw new Error(`a handler for ${def.name} is already registered`);
+    this.#handlers.set(def.type, handler);
+  }
+
+  /** Accepts inbound connections until stop(). */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.pool.start();
+    void (async () => {
+      for (;;) {
+        const conn = await this.#transport.acceptConnection();
+        if (conn === null) return;
+        this.pool.accept(conn);
+      }
+    })();
+  }
+
+  stop(): void {
+    this.#running = false;
+    this.pool.stop();
+    this.#sessions.clear();
+  }
+
+  /** Sends a request to the node at `target` and resolves with its response. */
+  async request(target: Target, msg: OutboundMessage, options: { timeoutMs?: number } = {}): Promise<Message> {
+    const conn = await this.pool.get(target.address, target.nodeId);
+    return this.requestOn(conn, msg, options);
+  }
+
+  async requestOn(conn: Connection, msg: OutboundMessage, options: { timeoutMs?: number } = {}): Promise<Message> {
+    const session = this.#session(conn);
+    this.pool.acquire(conn);
+    try {
+      return await session.request(msg, options.timeoutMs ?? this.requestTimeoutMs);
+    } finally {
+      this.pool.release(conn);
+    }
+  }
+
+  /** Sends a one-way message (no response expected). */
+  async notify(target: Target, msg: OutboundMessage): Promise<void> {
+    const conn = await this.pool.get(target.address, target.nodeId);
+    this.pool.touch(conn);
+    await this.#session(conn).notify(msg);
+  }
+
+  sessions(): PeerInfo[] {
+    return [...this.#sessions.values()].map((s) => s.peer);
+  }
+
+  #session(conn: Connection): PeerSession {
+    return this.#sessions.get(conn) ?? this.#attach(conn);
+  }
+
+  #attach(conn: Connection): PeerSession {
+    let session = this.#sessions.get(conn);
+    if (!session) {
+      session = new PeerSession(conn, this);
+      this.#sessions.set(conn, session);
+      void conn.closed.then(() => this.#sessions.delete(conn));
+    }
+    return session;
+  }
+
+  // ---- SessionHost ----------------------------------------------------------
+
+  dispatch(msg: Message, peer: PeerInfo): Promise<OutboundMessage | undefined> | OutboundMessage | undefined {
+    const handler = this.#handlers.get(msg.t);
+    if (!handler) throw new UnsupportedMessageError(msg.t);
+    this.#events.request?.(msg.t);
+    return handler(msg, peer);
+  }
+
+  onMessage(peer: PeerInfo): void {
+    this.pool.touch(peer.connection);
+    this.#events.message?.(peer);
+  }
+
+  onHello(peer: PeerInfo): void {
+    this.#events.hello?.(peer);
+  }
+
+  onProtocolError(err: ProtocolError, peer: PeerInfo): void {
+    this.#events.protocolError?.(err, peer);
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * The message layer of one connection.
+ *
+ * Each side sends its requests on one long-lived stream that it opened
+ * itself, and the other side answers on that same stream; responses are
+ * matched by request id. The first message on every such stream is HELLO
+ * (realm, role, listen port), answered by HELLO_ACK. Keeping one stream per
+ * direction lets FramedStream coalesce many requests into one write, which
+ * a stream per request cannot do.
+ */
+import { toHex } from '../identity/identity.js';
+import type { Connection, PeerAddress, Stream } from '../transport/types.js';
+import { ConnectionClosedError, MaculaError, ProtocolError, TimeoutError } from '../util/errors.js';
+import { FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
+import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, messageDef, messageName, type Message } from '../wire/messages.js';
+
+export type Role = 'node' | 'client';
+
+/** What we know of the peer at the other end of a connection. */
+export interface PeerInfo {
+  readonly nodeId: Uint8Array;
+  readonly nodeIdHex: string;
+  role: Role;
+  /** Where the peer listens: its observed host and the port from its HELLO (0 for clients). */
+  address: PeerAddress;
+  readonly connection: Connection;
+}
+
+/** The remote handler answered with an error. */
+export class RemoteError extends MaculaError {
+  constructor(code: string, message: string) {
+    super(code, message);
+  }
+}
+
+/** Whatever the session needs from the node that owns it. */
+export interface SessionHost {
+  readonly realm: string;
+  readonly role: Role;
+  readonly listenPort: number;
+  readonly maxFrameSize: number;
+  readonly maxInFlight: number;
+  /** Answers one request; returns the response (without v/id) or undefined for one-way messages. */
+  dispatch(msg: Message, peer: PeerInfo): Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
+  onMessage(peer: PeerInfo): void;
+  onProtocolError(err: ProtocolError, peer: PeerInfo): void;
+  onHello(peer: PeerInfo): void;
+}
+
+interface Pending {
+  resolve(msg: Message): void;
+  reject(err: unknown): void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class PeerSession {
+  readonly peer: PeerInfo;
+  #host: SessionHost;
+  #out: FramedStream | undefined;
+  #opening: Promise<FramedStream> | undefined;
+  #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #inFlight = 0;
+  #closed = false;
+
+  constructor(conn: Connection, host: SessionHost) {
+    this.#host = host;
+    this.peer = {
+      nodeId: conn.remoteNodeId,
+      nodeIdHex: conn.remoteNodeIdHex ?? toHex(conn.remoteNodeId),
+      role: 'node',
+      address: { host: conn.remoteAddress.host, port: conn.direction === 'outbound' ? conn.remoteAddress.port : 0 },
+      connection: conn,
+    };
+    void conn.closed.then(() => this.#onClosed());
+    void this.#acceptLoop();
+  }
+
+  get pendingRequests(): number {
+    return this.#pending.size;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Sends a request and resolves with its response (ERROR responses reject with RemoteError). */
+  async request(msg: OutboundMessage, timeoutMs: number): Promise<Message> {
+    const out = await this.#stream();
+    return this.#send(out, msg, timeoutMs);
+  }
+
+  /** Sends a one-way message (no id, no response). */
+  async notify(msg: OutboundMessage): Promise<void> {
+    const out = await this.#stream();
+    delete msg.id;
+    await out.send(msg);
+  }
+
+  #send(out: FramedStream, msg: OutboundMessage, timeoutMs: number): Promise<Message> {
+    if (this.#closed) return Promise.reject(new ConnectionClosedError(`the connection to ${this.peer.nodeIdHex.slice(0, 12)} is closed`));
+    const id = this.#nextId;
+    this.#nextId = id >= MAX_REQUEST_ID ? 1 : id + 1;
+    msg.id = id;
+    return new Promise<Message>((resolve, reject) => {
+      const pending: Pending = { resolve, reject, timer: undefined };
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+        pending.timer = setTimeout(() => {
+          this.#pending.delete(id);
+          reject(new TimeoutError(`${messageName(msg.t)} to ${this.peer.nodeIdHex.slice(0, 12)}`, timeoutMs));
+        }, timeoutMs);
+      }
+      this.#pending.set(id, pending);
+      out.send(msg).catch((err) => {
+        if (this.#pending.delete(id)) {
+          clearTimeout(pending.timer);
+          reject(err);
+        }
+      });
+    });
+  }
+
+  #stream(): Promise<FramedStream> {
+    if (this.#out) return Promise.resolve(this.#out);
+    this.#opening ??= this.#open().catch((err) => {
+      this.#opening = undefined;
+      throw err;
+    });
+    return this.#opening;
+  }
+
+  async #open(): Promise<FramedStream> {
+    const conn = this.peer.connection;
+    const stream = await conn.openStream();
+    const out = this.#framed(stream);
+    void this.#readResponses(out);
+    const h = this.#host;
+    // HELLO is pipelined: requests queued behind it go out in the same write.
+    const hello = this.#send(out, { t: HELLO.type, realm: h.realm, role: h.role, port: h.listenPort }, 10_000);
+    this.#out = out;
+    hello.then(
+      (ack) => this.#learn(ack),
+      (err) => {
+        // A refused HELLO (wrong realm, node full) ends the connection: fail everything queued on it.
+        this.#failAll(err);
+        conn.close();
+      },
+    );
+    return out;
+  }
+
+  #framed(stream: Stream): FramedStream {
+    return new FramedStream(stream, {
+      maxFrameSize: this.#host.maxFrameSize,
+      onProtocolError: (err) => this.#host.onProtocolError(err, this.peer),
+    });
+  }
+
+  async #readResponses(out: FramedStream): Promise<void> {
+    try {
+      for (;;) {
+        const msg = await out.read();
+        if (msg === null) break;
+        this.#host.onMessage(this.peer);
+        const def = messageDef(msg.t);
+        if (!def?.response || msg.id === undefined) {
+          throw this.#violation(`${messageName(msg.t)} is not a response`);
+        }
+        const pending = this.#pending.get(msg.id);
+        if (!pending) continue; // late answer to a request that already timed out
+        this.#pending.delete(msg.id);
+        clearTimeout(pending.timer);
+        if (msg.t === ERROR.type) pending.reject(new RemoteError(msg.code as string, msg.message as string));
+        else pending.resolve(msg);
+      }
+      this.#failAll(new ConnectionClosedError(`${this.peer.nodeIdHex.slice(0, 12)} ended the request stream`));
+      this.#out = undefined;
+      this.#opening = undefined;
+    } catch (err) {
+      this.#protocolFailure(err, out);
+    }
+  }
+
+  #learn(msg: Message): void {
+    this.peer.role = msg.role as Role;
+    this.peer.address = { host: this.peer.connection.remoteAddress.host, port: msg.port as number };
+    this.#host.onHello(this.peer);
+  }
+
+  async #acceptLoop(): Promise<void> {
+    for (;;) {
+      const stream = await this.peer.connection.acceptStream();
+      if (stream === null) return;
+      void this.#serve(this.#framed(stream));
+    }
+  }
+
+  /** Serves the requests the peer sends on a stream it opened. */
+  async #serve(stream: FramedStream): Promise<void> {
+    const host = this.#host;
+    try {
+      const first = await stream.read();
+      if (first === null) return;
+      if (first.t !== HELLO.type) throw this.#violation(`the first message on a stream must be HELLO, got ${messageName(first.t)}`);
+      if (first.realm !== host.realm) {
+        await stream.send({
+          t: ERROR.type,
+          id: first.id,
+          code: 'MACULA_ERR_REALM',
+          message: `this node serves realm "${host.realm}", not "${String(first.realm)}"; use the same --realm on every node`,
+        });
+        await stream.end();
+        setTimeout(() => this.peer.connection.close(), 200).unref();
+        return;
+      }
+      this.#learn(first);
+      void stream.send({ t: HELLO_ACK.type, id: first.id, realm: host.realm, role: host.role, port: host.listenPort }).catch(() => undefined);
+      for (;;) {
+        const msg = await stream.read();
+        if (msg === null) break;
+        host.onMessage(this.peer);
+        void this.#answer(stream, msg);
+      }
+      await stream.end();
+    } catch (err) {
+      this.#protocolFailure(err, stream);
+    }
+  }
+
+  async #answer(stream: FramedStream, msg: Message): Promise<void> {
+    const id = msg.id;
+    if (this.#inFlight >= this.#host.maxInFlight) {
+      if (id !== undefined) {
+        await stream.send({ t: ERROR.type, id, code: 'MACULA_ERR_BUSY', message: `too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later` }).catch(() => undefined);
+      }
+      return;
+    }
+    this.#inFlight++;
+    let reply: OutboundMessage | undefined;
+    try {
+      reply = await this.#host.dispatch(msg, this.peer);
+    } catch (err) {
+      const e = err as MaculaError;
+      reply = { t: ERROR.type, code: typeof e.code === 'string' ? e.code : 'MACULA_ERR_HANDLER', message: String(e.message ?? e).slice(0, 1024) };
+    } finally {
+      this.#inFlight--;
+    }
+    if (id === undefined || reply === undefined) return;
+    reply.id = id;
+    await stream.send(reply).catch(() => undefined);
+  }
+
+  /** A protocol violation detected here (not in the frame/codec layer, which reports its own). */
+  #violation(message: string): ProtocolError {
+    const err = new ProtocolError('unexpected_message', message);
+    this.#host.onProtocolError(err, this.peer);
+    return err;
+  }
+
+  #protocolFailure(err: unknown, stream: FramedStream): void {
+    if (err instanceof ProtocolError) {
+      // The FramedStream already counted it and reset the stream; a peer that
+      // breaks the protocol loses its connection, everyone else is unaffected.
+      this.peer.connection.close();
+    } else {
+      stream.reset();
+    }
+  }
+
+  #failAll(err: unknown): void {
+    for (const [id, p] of this.#pending) {
+      this.#pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+  }
+
+  #onClosed(): void {
+    this.#closed = true;
+    this.#failAll(new ConnectionClosedError(`the connection to ${this.peer.nodeIdHex.slice(0, 12)} closed`));
+  }
+}
