@@ -1,0 +1,73 @@
+/**
+ * Benchmark harness: `npm run bench -- <scenario> [--json] [--seconds N]`.
+ * Each scenario prints a table for humans, or with --json one JSON object
+ * per line: {"scenario", "metric", "value", "unit"}. Baselines run in the
+ * same process and the same run, and ratios are reported, because the
+ * machines are shared and noisy.
+ */
+import { transportScenario } from './bench/transport.js';
+
+export interface Figure {
+  metric: string;
+  value: number;
+  unit: string;
+}
+
+export interface BenchContext {
+  seconds: number;
+  /** Called as soon as a figure is known, so a long run shows progress. */
+  report(figure: Figure): void;
+  log(line: string): void;
+}
+
+export type Scenario = (ctx: BenchContext) => Promise<void>;
+
+const scenarios: Record<string, Scenario> = {
+  transport: transportScenario,
+};
+
+function usage(): never {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [--json] [--seconds N]\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const json = args.includes('--json');
+  const secIdx = args.indexOf('--seconds');
+  const seconds = secIdx >= 0 ? Number(args[secIdx + 1]) : 3;
+  if (!Number.isFinite(seconds) || seconds <= 0) usage();
+  const names = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--seconds');
+  if (names.length === 0) usage();
+  for (const name of names) {
+    const scenario = scenarios[name];
+    if (!scenario) usage();
+    if (!json) process.stdout.write(`\n${name}\n${'-'.repeat(60)}\n`);
+    await scenario({
+      seconds,
+      report(fig) {
+        if (json) process.stdout.write(`${JSON.stringify({ scenario: name, ...fig, value: round(fig.value) })}\n`);
+        else process.stdout.write(`${fig.metric.padEnd(30)} ${fmt(fig.value).padStart(14)} ${fig.unit}\n`);
+      },
+      log(line) {
+        if (!json) process.stdout.write(`  ${line}\n`);
+      },
+    });
+  }
+}
+
+function round(v: number): number {
+  return Math.abs(v) >= 100 ? Math.round(v) : Math.round(v * 1000) / 1000;
+}
+
+function fmt(v: number): string {
+  return round(v).toLocaleString('en-US');
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,12 @@
+/** Public API of the Macula mesh node. */
+export { createNode, MeshNode, DEFAULT_PORT, type MeshNodeOptions, type NodeStatus } from './node/mesh-node.js';
+export { Messenger, type Handler, type MessengerInit, type Target } from './node/messenger.js';
+export { RemoteError, type PeerInfo, type Role } from './node/peer-session.js';
+export { Identity, loadOrCreateIdentity, defaultDataDir, nodeIdFromPublicKey, shortId, toHex, fromHex } from './identity/identity.js';
+export { QuicTransport } from './transport/quic.js';
+export { MemoryNetwork, MemoryTransport } from './transport/memory.js';
+export { ConnectionPool, type ConnectionPoolInit, type PoolStats } from './transport/pool.js';
+export { formatAddress, parseAddress, type Connection, type PeerAddress, type Stream, type Transport, type TransportOptions } from './transport/types.js';
+export { defineMessage, PROTOCOL_VERSION, type Message, type MessageDef } from './wire/messages.js';
+export { f as fields } from './wire/schema.js';
+export * from './util/errors.js';
