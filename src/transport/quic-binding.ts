@@ -1,10 +1,10 @@
+import { createRequire } from 'node:module';
+import { TransportError } from '../util/errors.js';
+
 /**
- * The quinn (Rust QUIC) native binding shipped inside `@chainsafe/libp2p-quic`
- * (version pinned in package.json: the binding is not a public API of that
- * package, so any upgrade must re-check the shapes below).
- *
- * The package `exports` only its libp2p factory, so the binding's loader
- * (`napi.js`, next to the package entry point) is imported by URL. The binding
+ * The quinn (Rust QUIC) napi binding of `@chainsafe/libp2p-quic`, from its
+ * per-platform packages (version pinned in package.json: the binding is not
+ * a public API, so any upgrade must re-check the shapes below). The binding
  * ships no types; these interfaces cover what the QUIC transport uses.
  *
  * Behaviour worth knowing (observed with 1.1.8):
@@ -82,15 +82,41 @@ export interface QuinnBinding {
   Client: new (config: QuinnConfig, family: number) => QuinnClient;
 }
 
+/**
+ * The per-platform packages of the binding that the registry serves, all at
+ * the pinned version (see package.json optionalDependencies). They are
+ * loaded directly rather than through `@chainsafe/libp2p-quic`, whose
+ * optional dependencies name platform builds the registry does not serve,
+ * which makes `npm ci` refuse the lock file.
+ */
+const PLATFORM_PACKAGES: Record<string, string> = {
+  'linux-x64-gnu': '@chainsafe/libp2p-quic-linux-x64-gnu',
+  'linux-x64-musl': '@chainsafe/libp2p-quic-linux-x64-musl',
+};
+
+function platformKey(): string {
+  if (process.platform !== 'linux') return `${process.platform}-${process.arch}`;
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return `linux-${process.arch}-${header?.glibcVersionRuntime ? 'gnu' : 'musl'}`;
+}
+
 let loading: Promise<QuinnBinding> | undefined;
 
-/** Loads the native binding once; later calls share the same module. */
 export function loadQuinnBinding(): Promise<QuinnBinding> {
   loading ??= (async () => {
-    const entry = import.meta.resolve('@chainsafe/libp2p-quic');
-    const mod = (await import(new URL('./napi.js', entry).href)) as Partial<QuinnBinding>;
+    const key = platformKey();
+    const pkg = PLATFORM_PACKAGES[key];
+    if (!pkg) {
+      throw new TransportError(`no QUIC binding for ${key}; supported platforms: ${Object.keys(PLATFORM_PACKAGES).join(', ')}`);
+    }
+    let mod: Partial<QuinnBinding>;
+    try {
+      mod = createRequire(import.meta.url)(pkg) as Partial<QuinnBinding>;
+    } catch (err) {
+      throw new TransportError(`cannot load the QUIC binding ${pkg} (${(err as Error).message}); run npm install again`, { cause: err });
+    }
     if (typeof mod.QuinnConfig !== 'function' || typeof mod.Server !== 'function' || typeof mod.Client !== 'function') {
-      throw new Error('the QUIC native binding of @chainsafe/libp2p-quic has an unexpected shape; reinstall the pinned version');
+      throw new TransportError(`the QUIC binding ${pkg} has an unexpected shape; reinstall the pinned version`);
     }
     return mod as QuinnBinding;
   })();
@@ -100,7 +126,6 @@ export function loadQuinnBinding(): Promise<QuinnBinding> {
   return loading;
 }
 
-/** Settles a binding call that may return a promise, discarding any failure. */
 export function ignoreResult(fn: () => Promise<unknown> | unknown): void {
   try {
     const r = fn();
