@@ -10,3 +10,4 @@ export { formatAddress, parseAddress, type Connection, type PeerAddress, type St
 export { defineMessage, PROTOCOL_VERSION, type Message, type MessageDef } from './wire/messages.js';
 export { f as fields } from './wire/schema.js';
 export * from './util/errors.js';
+export { Dht, dhtKey, signRecord, verifyRecord, recordPublisherId, StoreRefusedError, type DhtRecord, type LookupResult, type PutResult, type BootstrapResult, type DhtInit } from './dht/index.js';

@@ -10,11 +10,22 @@ import { MemoryNetwork, MemoryTransport } from '../transport/memory.js';
 import type { PeerAddress, Transport, TransportOptions } from '../transport/types.js';
 import { ConfigError, StoppedError } from '../util/errors.js';
 import { PING, PONG } from '../wire/messages.js';
+import { Dht, type BootstrapResult, type DhtInit } from '../dht/dht.js';
+import type { DhtLogger } from '../dht/network.js';
+import { contactOf, MessengerDhtNetwork, serveDht } from './dht-adapter.js';
 import { Messenger, DEFAULT_REALM, type MessengerInit } from './messenger.js';
 import type { PeerInfo } from './peer-session.js';
 
 export const DEFAULT_PORT = 9443;
 export const DEFAULT_HOST = '0.0.0.0';
+export const DEFAULT_STOP_TIMEOUT_MS = 5000;
+
+/** Waits for `p` at most `ms`; failures and lateness are both ignored (best effort). */
+async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
 
 export interface MeshNodeOptions extends TransportOptions, ConnectionPoolInit, MessengerInit {
   /** UDP port to listen on; 0 picks a free port. Default 9443. */
@@ -29,6 +40,12 @@ export interface MeshNodeOptions extends TransportOptions, ConnectionPoolInit, M
   bootstrap?: PeerAddress[];
   /** Run over the in-process memory transport of this network instead of QUIC. */
   memoryNetwork?: MemoryNetwork;
+  /** DHT parameters (k, alpha, timeouts, record store bounds); see src/dht/options.ts. */
+  dht?: DhtInit;
+  /** How long stop() waits for records to be withdrawn from the mesh. Default 5000 ms. */
+  stopTimeoutMs?: number;
+  /** Where warnings go (unreachable bootstrap, …). Default: stderr. */
+  logger?: DhtLogger;
 }
 
 export interface NodeStatus {
@@ -37,14 +54,19 @@ export interface NodeStatus {
   listen: PeerAddress | undefined;
   transport: string;
   connections: number;
+  routingTableSize: number;
+  joined: boolean;
   startedAt: number;
 }
+
+const stderrLogger: DhtLogger = { warn: (m) => process.stderr.write(`macula: warning: ${m}\n`) };
 
 export class MeshNode extends EventEmitter {
   readonly identity: Identity;
   readonly transport: Transport;
   readonly pool: ConnectionPool;
   readonly messenger: Messenger;
+  readonly dht: Dht;
   readonly options: MeshNodeOptions;
   #state: 'new' | 'running' | 'stopped' = 'new';
   #startedAt = 0;
@@ -63,12 +85,21 @@ export class MeshNode extends EventEmitter {
         pool: this.pool,
         events: {
           hello: (peer) => this.emit('peer', peer),
+          message: (peer) => {
+            const contact = contactOf(peer);
+            if (contact) this.dht.onContact(contact);
+          },
           protocolError: (err, peer) => this.emit('protocol-error', err, peer),
         },
       },
       options,
     );
+    this.dht = new Dht(
+      { identity, network: new MessengerDhtNetwork(this.messenger), logger: options.logger ?? stderrLogger },
+      options.dht,
+    );
     this.messenger.handle(PING, () => ({ t: PONG.type }));
+    serveDht(this.messenger, this.dht);
   }
 
   get nodeId(): string {
@@ -93,9 +124,30 @@ export class MeshNode extends EventEmitter {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port must be an integer in 0..65535, got ${port}`);
     await this.transport.listen({ host: this.options.host ?? DEFAULT_HOST, port });
     this.messenger.start();
+    this.dht.start();
     this.#state = 'running';
     this.#startedAt = Date.now();
+    const bootstrap = this.options.bootstrap ?? [];
+    if (bootstrap.length > 0) this.#joined = this.dht.bootstrap(bootstrap);
     return this;
+  }
+
+  #joined: Promise<BootstrapResult> | undefined;
+
+  /**
+   * Resolves once the node has joined the mesh: its bootstrap nodes answered
+   * and the self-lookup filled its routing table. A node without bootstrap
+   * addresses is the first of its mesh and has joined at once. When no
+   * bootstrap node answers, the DHT keeps retrying with backoff and this
+   * resolves with `reached: 0`.
+   */
+  joined(): Promise<BootstrapResult> {
+    return this.#joined ?? Promise.resolve({ reached: 0, retrying: false, routingTableSize: this.dht.table.size });
+  }
+
+  /** Ready: started and, if it has bootstrap nodes, at least one is in the routing table. */
+  get ready(): boolean {
+    return this.running && ((this.options.bootstrap ?? []).length === 0 || this.dht.table.size > 0);
   }
 
   /** Round trip to another node (dialing it if needed); resolves with the RTT in ms. */
@@ -116,13 +168,33 @@ export class MeshNode extends EventEmitter {
       listen: this.listenAddress,
       transport: this.transport.kind,
       connections: this.pool.size,
+      routingTableSize: this.dht.table.size,
+      joined: this.ready,
       startedAt: this.#startedAt,
     };
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops without withdrawing anything or closing connections gracefully, as
+   * a crash would (tests and simulations of failures). Peers only notice
+   * through timeouts and closed connections.
+   */
+  async kill(): Promise<void> {
     if (this.#state === 'stopped') return;
     this.#state = 'stopped';
+    this.dht.stop();
+    this.messenger.stop();
+    await this.transport.close();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped') return;
+    const wasRunning = this.#state === 'running';
+    this.#state = 'stopped';
+    // Withdraw our records first (while connections are up), so that others
+    // stop finding them at once instead of after their TTL.
+    if (wasRunning) await withDeadline(this.dht.withdrawAll(), this.options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
+    this.dht.stop();
     this.messenger.stop();
     await this.transport.close();
   }

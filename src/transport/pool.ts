@@ -120,7 +120,7 @@ export class ConnectionPool {
    * Returns the open connection to the node (by ID if known, else by
    * address), dialing it if needed; concurrent calls share one dial.
    */
-  async get(address: PeerAddress, nodeId?: Uint8Array | string): Promise<Connection> {
+  async get(address: PeerAddress, nodeId?: Uint8Array | string, timeoutMs?: number): Promise<Connection> {
     const addrKey = formatAddress(address);
     const hex = nodeId === undefined ? this.#addressToNode.get(addrKey) : typeof nodeId === 'string' ? nodeId : toHex(nodeId);
     if (hex !== undefined) {
@@ -132,7 +132,7 @@ export class ConnectionPool {
       const conn = await pending;
       if (hex === undefined || conn.remoteNodeIdHex === hex) return conn;
     }
-    const dial = this.#dial(address, addrKey, nodeId === undefined ? undefined : hex);
+    const dial = this.#dial(address, addrKey, nodeId === undefined ? undefined : hex, timeoutMs);
     const keys = hex !== undefined ? [addrKey, hex] : [addrKey];
     for (const k of keys) this.#dialing.set(k, dial);
     const forget = () => {
@@ -142,14 +142,15 @@ export class ConnectionPool {
     return dial;
   }
 
-  async #dial(address: PeerAddress, addrKey: string, expectedHex: string | undefined): Promise<Connection> {
+  async #dial(address: PeerAddress, addrKey: string, expectedHex: string | undefined, timeoutMs: number | undefined): Promise<Connection> {
     if (this.#entries.size >= this.maxConnections && !this.#evictOne()) {
       this.#stats.refused++;
       throw new LimitExceededError('open connections', this.maxConnections, 'raise --max-connections or reduce the number of peers');
     }
     const options: DialOptions = {};
     if (expectedHex !== undefined) options.expectedNodeId = expectedHex;
-    if (this.#dialTimeoutMs !== undefined) options.timeoutMs = this.#dialTimeoutMs;
+    const deadline = timeoutMs ?? this.#dialTimeoutMs;
+    if (deadline !== undefined) options.timeoutMs = deadline;
     let conn: Connection;
     try {
       conn = await this.#transport.dial(address, options);

@@ -36,6 +36,13 @@ export function registerStart(program: Command): void {
       out.write(`  realm     ${node.realm}\n`);
       out.write(`  listening ${formatAddress(listen)}/udp (QUIC)\n`);
       out.write(`  data dir  ${opts.dataDir}\n`);
+      if (opts.bootstrap?.length) {
+        const joined = await node.joined();
+        if (joined.reached > 0) out.write(`joined the mesh: ${joined.routingTableSize} nodes in the routing table\n`);
+        else out.write('no bootstrap node answered yet; retrying in the background\n');
+      } else {
+        out.write('first node of a new mesh (no --bootstrap given)\n');
+      }
       await waitForSignal();
       out.write('stopping…\n');
       await node.stop();

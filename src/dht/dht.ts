@@ -1,0 +1,408 @@
+/**
+ * The DHT of one node: routing table, record store, lookups, request
+ * handlers and the periodic work (re-announce, replication, bucket refresh).
+ *
+ * Transport-agnostic: everything network goes through `DhtNetwork`. The node
+ * wires it up: it calls `onContact()` for every message received from a
+ * peer (ID from the verified connection, port from the peer's HELLO) and
+ * `handleRequest()` for DHT requests, and sends the response returned.
+ */
+import type { Identity } from '../identity/identity.js';
+import type { PeerAddress } from '../transport/types.js';
+import { ConfigError, ProtocolError, StoppedError, TimeoutError } from '../util/errors.js';
+import { messageName } from '../wire/messages.js';
+import type { Clock } from './clock.js';
+import { systemClock } from './clock.js';
+import type { Contact } from './contact.js';
+import { DhtRemoteError, StoreRefusedError, type StoreRefusalReason } from './errors.js';
+import { backoffDelay, dialBootstrap } from './join.js';
+import { storeAt, type StoreAttempt } from './store-client.js';
+import { handlers, type HandlerContext } from './handlers/index.js';
+import { compareDistance, isId } from './id.js';
+import { lookup, type LookupKind, type LookupPeers, type LookupResult } from './lookup.js';
+import { ERROR, PING, PONG, type DhtMessage } from './messages.js';
+import type { DhtMetrics, DhtStats } from './metrics.js';
+import { DhtCounters } from './counters.js';
+import { silentLogger, type DhtLogger, type DhtNetwork } from './network.js';
+import { OwnRecords } from './own-records.js';
+import { verifyRecord, type DhtRecord } from './record.js';
+import { RecordStore } from './record-store.js';
+import { RoutingTable } from './routing-table.js';
+import { resolveDhtOptions, type DhtInit, type DhtOptions } from './options.js';
+
+export type { DhtInit, DhtOptions } from './options.js';
+
+export interface DhtComponents {
+  identity: Identity;
+  network: DhtNetwork;
+  clock?: Clock;
+  logger?: DhtLogger;
+  metrics?: DhtMetrics;
+}
+
+export interface PutResult {
+  record: DhtRecord;
+  /** Peers that accepted the STORE. */
+  replicas: number;
+  /** Whether we keep a copy (we are among the k closest to the key). */
+  storedLocally: boolean;
+  /** Peers that refused it, by reason, or did not answer ('failed'). */
+  refusals: Partial<Record<StoreRefusalReason | 'failed', number>>;
+}
+
+export interface BootstrapResult {
+  /** Bootstrap addresses that answered. */
+  reached: number;
+  /** True when none answered and retries continue in the background. */
+  retrying: boolean;
+  routingTableSize: number;
+}
+
+export class Dht {
+  readonly id: Uint8Array;
+  readonly table: RoutingTable;
+  readonly store: RecordStore;
+  /** The options in force, defaults applied. */
+  readonly options: DhtOptions;
+
+  readonly #network: DhtNetwork;
+  readonly #clock: Clock;
+  readonly #log: DhtLogger;
+  readonly #metrics: DhtMetrics;
+  readonly #own: OwnRecords;
+  readonly #ctx: HandlerContext;
+  readonly #peers: LookupPeers;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #republishTimer: NodeJS.Timeout | undefined;
+  #started = false;
+  #stopped = false;
+  #replicating = false;
+  #refreshing: Promise<number> | undefined;
+  readonly #counters: DhtCounters;
+
+  constructor(components: DhtComponents, init: DhtInit = {}) {
+    this.id = components.identity.nodeId;
+    this.#network = components.network;
+    this.#clock = components.clock ?? systemClock;
+    this.#log = components.logger ?? silentLogger;
+    this.#metrics = components.metrics ?? {};
+    this.#counters = new DhtCounters(this.#metrics);
+    this.options = resolveDhtOptions(init);
+    const o = this.options;
+
+    const metrics = this.#metrics;
+    this.table = new RoutingTable(
+      { localId: this.id, clock: this.#clock, ping: (c) => this.ping(c) },
+      { ...init.routingTable, k: o.k },
+    );
+    this.store = new RecordStore(
+      {
+        clock: this.#clock,
+        events: {
+          stored: () => metrics.recordStored?.(),
+          expired: (n) => metrics.recordsExpired?.(n),
+          refused: (reason) => metrics.storeRefused?.(reason),
+        },
+      },
+      init.recordStore,
+    );
+    this.#own = new OwnRecords(components.identity, this.#clock, o.republishMarginMs);
+    this.#ctx = {
+      table: this.table,
+      store: this.store,
+      k: o.k,
+      maxValueResponseBytes: o.maxValueResponseBytes,
+    };
+    this.#peers = {
+      selfId: this.id,
+      request: (c, m, t) => this.#request(c, m, t),
+      onResponse: (c) => this.table.add(c),
+      onFailure: (c) => this.table.markFailed(c.id),
+    };
+  }
+
+  /** Starts the background work: sweep, re-announce, replication, bucket refresh. All timers are unref'd. */
+  start(): void {
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
+    this.store.start();
+    if (this.options.refreshIntervalMs > 0) {
+      this.#every(Math.max(1000, this.options.refreshIntervalMs / 6), () => void this.refresh().catch((e) => this.#warn('bucket refresh', e)));
+    }
+    if (this.options.replicationIntervalMs > 0) {
+      this.#every(this.options.replicationIntervalMs, () => void this.replicate().catch((e) => this.#warn('replication', e)));
+    }
+    this.#scheduleRepublish();
+  }
+
+  /** Clears every timer. Lookups in progress end by their deadline; records are not withdrawn (see withdraw()). */
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    clearTimeout(this.#republishTimer);
+    this.store.stop();
+  }
+
+  /** A message arrived from `contact` (ID from the verified connection, port from its HELLO; 0 = client, ignored). */
+  onContact(contact: Contact): void {
+    this.table.add(contact);
+  }
+
+  /** Answers a DHT request (PING, FIND_NODE, FIND_VALUE, STORE) with the response message (`t` + fields). */
+  async handleRequest(msg: DhtMessage, from: Contact): Promise<DhtMessage> {
+    const handler = handlers.get(msg.t);
+    if (!handler) throw new ProtocolError('unexpected_message', `${messageName(msg.t)} is not a DHT request`);
+    const name = messageName(msg.t);
+    this.#counters.received(name);
+    return handler(this.#ctx, msg, from);
+  }
+
+  /**
+   * Joins the mesh through `addresses`: dials them, looks up our own ID, then
+   * refreshes every bucket up to our closest neighbour so the table holds
+   * contacts at every distance. No address: we are the first node of a new
+   * mesh. When none answers, this warns and keeps retrying in the background
+   * with exponential backoff until one answers or stop() is called.
+   *
+   * `refreshBuckets: false` skips the bucket refresh (about log2(N) lookups):
+   * a cheaper join whose far buckets then fill from incoming traffic and
+   * the periodic refresh (useful to simulate very large meshes quickly).
+   */
+  bootstrap(addresses: readonly PeerAddress[], options: { refreshBuckets?: boolean } = {}): Promise<BootstrapResult> {
+    return this.#bootstrap(addresses, options.refreshBuckets ?? true, 0);
+  }
+
+  async #bootstrap(addresses: readonly PeerAddress[], refreshBuckets: boolean, attempt: number): Promise<BootstrapResult> {
+    if (addresses.length === 0 || this.#stopped) return { reached: 0, retrying: false, routingTableSize: this.table.size };
+    const { reached, unreachable } = await dialBootstrap(
+      { selfId: this.id, network: this.#network, table: this.table, log: this.#log, connectTimeoutMs: this.options.connectTimeoutMs },
+      addresses,
+    );
+    if (reached === 0 && unreachable > 0) {
+      const delay = backoffDelay(attempt, this.options.bootstrapRetryMinMs, this.options.bootstrapRetryMaxMs);
+      this.#log.warn(`no bootstrap node reachable; retrying in ${Math.round(delay / 1000)} s (check the addresses and that those nodes run)`);
+      this.#after(delay, () => void this.#bootstrap(addresses, refreshBuckets, attempt + 1).catch((e) => this.#warn('bootstrap', e)));
+      return { reached, retrying: true, routingTableSize: this.table.size };
+    }
+    if (reached === 0) return { reached, retrying: false, routingTableSize: this.table.size };
+    await this.findNode(this.id);
+    if (refreshBuckets) await this.refresh({ force: true });
+    return { reached, retrying: false, routingTableSize: this.table.size };
+  }
+
+  /** The k closest nodes to `target` that answered, closest first, with the lookup's figures. */
+  findNode(target: Uint8Array): Promise<LookupResult> {
+    return this.#lookup('node', target);
+  }
+
+  /**
+   * The live records under `key`, merged by publisher (highest seq wins) from
+   * our own store and from up to `valuePeers` holders in the network.
+   */
+  findValue(key: Uint8Array): Promise<LookupResult> {
+    return this.#lookup('value', key, this.store.get(key));
+  }
+
+  /**
+   * Signs `value` under `key` and stores it on the k closest nodes to the key,
+   * and locally when we are one of them. Re-announced before expiry until
+   * withdraw(key). A new put() for the same key replaces our previous value.
+   */
+  async put(key: Uint8Array, value: Uint8Array, options: { ttlMs?: number } = {}): Promise<PutResult> {
+    if (this.#stopped) throw new StoppedError('the DHT');
+    if (!isId(key)) throw new TypeError('a DHT key is 32 bytes; derive it with dhtKey(namespace, name)');
+    if (value.length === 0) throw new TypeError('an empty value is reserved for withdrawals; use withdraw(key)');
+    if (value.length > this.store.maxRecordSize) {
+      throw new StoreRefusedError('too_large', `${value.length} bytes > maxRecordSize ${this.store.maxRecordSize}`);
+    }
+    const ttlMs = options.ttlMs ?? this.options.defaultTtlMs;
+    if (!(ttlMs >= 1000) || ttlMs > this.store.maxTtlMs) {
+      throw new ConfigError(`record TTL must be between 1 s and ${this.store.maxTtlMs} ms, got ${ttlMs}`);
+    }
+    const record = this.#own.publish(key, value, ttlMs);
+    this.#scheduleRepublish();
+    return this.#publish(record);
+  }
+
+  /**
+   * Stops re-announcing our record under `key` and publishes a tombstone
+   * that replaces it on the k closest nodes, so lookups stop returning it at
+   * once instead of after its TTL. Undefined if we publish nothing there.
+   */
+  async withdraw(key: Uint8Array): Promise<PutResult | undefined> {
+    const tombstone = this.#own.withdraw(key);
+    if (!tombstone) return undefined;
+    this.#scheduleRepublish();
+    return this.#publish(tombstone);
+  }
+
+  /** Withdraws every record we publish (call before stop() on a clean shutdown). */
+  async withdrawAll(): Promise<void> {
+    await Promise.all(this.#own.keys().map((k) => this.withdraw(k)));
+  }
+
+  /** PINGs a contact; true when it answers in time. */
+  async ping(contact: Contact): Promise<boolean> {
+    try {
+      const res = await this.#request(contact, { t: PING.type }, this.options.requestTimeoutMs);
+      return res.t === PONG.type;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Refreshes buckets that had no lookup for refreshIntervalMs (with `force`:
+   * every bucket not yet full) by looking up a random ID in each. Runs by timer; one
+   * refresh at a time. Returns the number of buckets refreshed.
+   */
+  refresh(options: { force?: boolean } = {}): Promise<number> {
+    if (this.#refreshing) return this.#refreshing;
+    const buckets = options.force ? this.table.staleBuckets(0, { skipFull: true }) : this.table.staleBuckets(this.options.refreshIntervalMs);
+    const run = Promise.all(buckets.map((i) => this.findNode(this.table.randomIdInBucket(i)))).then(() => buckets.length);
+    this.#refreshing = run.finally(() => (this.#refreshing = undefined));
+    return this.#refreshing;
+  }
+
+  /**
+   * One replication tick: up to replicationBatch stored records that nobody
+   * re-sent to us during the last interval are sent to the k closest
+   * contacts we know for their key. A record re-sent to us counts as
+   * replicated, so usually one holder per interval does the work.
+   */
+  async replicate(): Promise<number> {
+    if (this.#replicating) return 0;
+    this.#replicating = true;
+    try {
+      const records = this.store.takeForReplication(this.options.replicationBatch, this.options.replicationIntervalMs, this.options.requestTimeoutMs);
+      for (const record of records) {
+        if (this.#stopped) break;
+        await Promise.all(this.table.closest(record.key, this.options.k).map((c) => this.#storeAt(c, record)));
+      }
+      return records.length;
+    } finally {
+      this.#replicating = false;
+    }
+  }
+
+  /** Re-announces the own records that are due. Runs by timer. */
+  async republish(): Promise<number> {
+    const due = this.#own.takeDue();
+    this.#scheduleRepublish();
+    await Promise.all(due.map((r) => this.#publish(r).catch((e) => this.#warn('re-announce', e))));
+    return due.length;
+  }
+
+  stats(): DhtStats {
+    const s = this.store.stats();
+    return {
+      routingTableSize: this.table.size,
+      evictions: this.table.evictions,
+      records: s.records,
+      keys: s.keys,
+      ownRecords: this.#own.size,
+      recordsStored: s.stored,
+      recordsExpired: s.expired,
+      storesRefused: s.refused,
+      ...this.#counters.snapshot(),
+    };
+  }
+
+  async #lookup(kind: LookupKind, target: Uint8Array, localRecords?: DhtRecord[]): Promise<LookupResult> {
+    if (!isId(target)) throw new TypeError('a DHT lookup target is 32 bytes');
+    this.table.touch(target);
+    const result = await lookup(this.#peers, {
+      kind,
+      target,
+      seeds: this.table.closest(target, this.options.k),
+      k: this.options.k,
+      alpha: this.options.alpha,
+      requestTimeoutMs: this.options.requestTimeoutMs,
+      deadlineMs: this.options.lookupDeadlineMs,
+      valuePeers: this.options.valuePeers,
+      acceptRecord: (r) => this.#acceptRecord(r),
+      localRecords,
+    });
+    this.#counters.lookup(result.stats);
+    return result;
+  }
+
+  #acceptRecord(r: DhtRecord): boolean {
+    const now = this.#clock.now();
+    return r.expires > now && r.expires <= now + this.store.maxTtlMs + this.store.maxClockSkewMs && verifyRecord(r);
+  }
+
+  /** Stores `record` on the k closest nodes of its key (found by a lookup), and locally when we are among them. */
+  async #publish(record: DhtRecord): Promise<PutResult> {
+    const { closest } = await this.findNode(record.key);
+    const last = closest[this.options.k - 1];
+    let storedLocally = false;
+    if (!last || compareDistance(this.id, last.id, record.key) < 0) {
+      try {
+        this.store.put(record);
+        storedLocally = true;
+      } catch (err) {
+        if (!(err instanceof StoreRefusedError)) throw err;
+      }
+    }
+    const outcomes = await Promise.all(closest.map((c) => this.#storeAt(c, record)));
+    const result: PutResult = { record, replicas: 0, storedLocally, refusals: {} };
+    for (const o of outcomes) {
+      if (o === 'ok') result.replicas++;
+      else result.refusals[o] = (result.refusals[o] ?? 0) + 1;
+    }
+    return result;
+  }
+
+  #storeAt(contact: Contact, record: DhtRecord): Promise<StoreAttempt> {
+    return storeAt(this.#request.bind(this), contact, record, this.options.requestTimeoutMs);
+  }
+
+  /** Every request goes through here: counted by type, ERROR answers turned into rejections. */
+  async #request(contact: Contact, msg: DhtMessage, timeoutMs: number): Promise<DhtMessage> {
+    const name = messageName(msg.t);
+    this.#counters.sent(name);
+    try {
+      const res = await this.#network.request(contact, msg, timeoutMs);
+      if (res.t === ERROR.type) throw new DhtRemoteError(String(res.code), `peer answered ${name} with ${String(res.code)}: ${String(res.message)}`);
+      return res;
+    } catch (err) {
+      if (err instanceof TimeoutError || (err as { code?: string })?.code === 'MACULA_ERR_TIMEOUT') {
+        this.#counters.timeout(name);
+      } else {
+        this.#counters.failure();
+      }
+      throw err;
+    }
+  }
+
+  #scheduleRepublish(): void {
+    clearTimeout(this.#republishTimer);
+    this.#republishTimer = undefined;
+    if (!this.#started || this.#stopped) return;
+    const at = this.#own.nextDueAt();
+    if (at === undefined) return;
+    this.#republishTimer = setTimeout(() => void this.republish(), Math.max(0, at - this.#clock.now()));
+    this.#republishTimer.unref();
+  }
+
+  #every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.#timers.add(t);
+  }
+
+  #after(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      fn();
+    }, ms);
+    t.unref();
+    this.#timers.add(t);
+  }
+
+  #warn(what: string, err: unknown): void {
+    this.#log.warn(`DHT ${what} failed: ${(err as Error)?.message ?? String(err)}`);
+  }
+}

@@ -1,0 +1,21 @@
+import { StoreRefusedError } from '../errors.js';
+import { STORE_RESULT, type DhtMessage } from '../messages.js';
+import { fromWireRecord } from '../record.js';
+import type { Contact } from '../contact.js';
+import type { HandlerContext } from './context.js';
+
+/**
+ * STORE → STORE_RESULT. A refusal is an answer, not an error: the publisher
+ * learns the reason (`code`) and the connection stays healthy.
+ */
+export function handleStore(ctx: HandlerContext, msg: DhtMessage, _from: Contact): DhtMessage {
+  const record = fromWireRecord(msg.record);
+  if (!record) return { t: STORE_RESULT.type, ok: false, code: 'bad_signature' };
+  try {
+    ctx.store.put(record);
+    return { t: STORE_RESULT.type, ok: true };
+  } catch (err) {
+    if (err instanceof StoreRefusedError) return { t: STORE_RESULT.type, ok: false, code: err.reason };
+    throw err;
+  }
+}

@@ -1,0 +1,13 @@
+export { Dht, type DhtComponents, type DhtInit, type DhtOptions, type PutResult, type BootstrapResult } from './dht.js';
+export type { Clock } from './clock.js';
+export type { DhtMessage } from './messages.js';
+export type { DhtNetwork, DhtLogger } from './network.js';
+export type { Contact, WireContact } from './contact.js';
+export type { DhtMetrics, DhtStats } from './metrics.js';
+export type { LookupResult, LookupStats, LookupKind, LookupOutcome } from './lookup.js';
+export { dhtKey } from './key.js';
+export { signRecord, verifyRecord, recordPublisherId, isTombstone, type DhtRecord } from './record.js';
+export { StoreRefusedError, DhtRemoteError, type StoreRefusalReason } from './errors.js';
+export { RecordStore, type RecordStoreInit } from './record-store.js';
+export { RoutingTable, type RoutingTableInit } from './routing-table.js';
+export * as dhtMessages from './messages.js';

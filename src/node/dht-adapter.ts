@@ -1,0 +1,46 @@
+/**
+ * Connects the DHT to the messenger: outgoing DHT requests go through the
+ * connection pool (dialing with the contact's expected node ID), incoming
+ * ones are routed to the DHT's handlers, and every message from a node
+ * refreshes its routing-table contact.
+ */
+import type { Contact } from '../dht/contact.js';
+import type { Dht } from '../dht/dht.js';
+import { FIND_NODE, FIND_VALUE, STORE, type DhtMessage } from '../dht/messages.js';
+import type { DhtNetwork } from '../dht/network.js';
+import type { PeerAddress } from '../transport/types.js';
+import type { Messenger } from './messenger.js';
+import type { PeerInfo } from './peer-session.js';
+
+export class MessengerDhtNetwork implements DhtNetwork {
+  readonly #messenger: Messenger;
+
+  constructor(messenger: Messenger) {
+    this.#messenger = messenger;
+  }
+
+  request(to: Contact, msg: DhtMessage, timeoutMs: number): Promise<DhtMessage> {
+    return this.#messenger.request({ address: to, nodeId: to.id }, { ...msg }, { timeoutMs });
+  }
+
+  async connect(address: PeerAddress, timeoutMs: number): Promise<Contact> {
+    const conn = await this.#messenger.pool.get(address, undefined, timeoutMs);
+    return { id: conn.remoteNodeId, host: address.host, port: address.port };
+  }
+}
+
+/** The contact of a node peer as the DHT sees it, or undefined for light clients and unknown ports. */
+export function contactOf(peer: PeerInfo): Contact | undefined {
+  if (peer.role !== 'node' || peer.address.port === 0) return undefined;
+  return { id: peer.nodeId, host: peer.address.host, port: peer.address.port };
+}
+
+/** Registers the DHT's request handlers with the messenger. */
+export function serveDht(messenger: Messenger, dht: Dht): void {
+  for (const def of [FIND_NODE, FIND_VALUE, STORE]) {
+    messenger.handle(def, (msg, peer) => {
+      const from = contactOf(peer) ?? { id: peer.nodeId, host: peer.address.host, port: 0 };
+      return dht.handleRequest(msg as DhtMessage, from);
+    });
+  }
+}
