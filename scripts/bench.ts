@@ -6,6 +6,7 @@
  * machines are shared and noisy.
  */
 import { transportScenario } from './bench/transport.js';
+import { trieScenario } from './bench/trie.js';
 
 export interface Figure {
   metric: string;
@@ -24,6 +25,7 @@ export type Scenario = (ctx: BenchContext) => Promise<void>;
 
 const scenarios: Record<string, Scenario> = {
   transport: transportScenario,
+  trie: trieScenario,
 };
 
 function usage(): never {

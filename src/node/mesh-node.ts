@@ -3,6 +3,7 @@
  * connection pool and the messenger, and wires the feature modules to them.
  */
 import { EventEmitter } from 'node:events';
+import { networkInterfaces } from 'node:os';
 import { Identity, loadOrCreateIdentity, defaultDataDir } from '../identity/identity.js';
 import { ConnectionPool, type ConnectionPoolInit } from '../transport/pool.js';
 import { QuicTransport } from '../transport/quic.js';
@@ -20,6 +21,14 @@ export const DEFAULT_PORT = 9443;
 export const DEFAULT_HOST = '0.0.0.0';
 export const DEFAULT_STOP_TIMEOUT_MS = 5000;
 
+function announceHostFor(bound: string): string {
+  if (bound !== '0.0.0.0' && bound !== '::') return bound;
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
 /** Waits for `p` at most `ms`; failures and lateness are both ignored (best effort). */
 async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -32,6 +41,12 @@ export interface MeshNodeOptions extends TransportOptions, ConnectionPoolInit, M
   port?: number;
   /** Address to bind. Default 0.0.0.0. */
   host?: string;
+  /**
+   * Host other nodes should use to reach this one, published in registry and
+   * subscription records. Default: the bound host, or when bound to all
+   * interfaces the first non-internal IPv4 address (127.0.0.1 if none).
+   */
+  announceHost?: string;
   /** Where the node key lives. Default: $MACULA_DATA_DIR or the per-user data dir. */
   dataDir?: string;
   /** Use this identity instead of the key file in dataDir. */
@@ -112,6 +127,13 @@ export class MeshNode extends EventEmitter {
 
   get listenAddress(): PeerAddress | undefined {
     return this.transport.listenAddress;
+  }
+
+  /** The address published for others to reach this node (see announceHost). */
+  get advertisedAddress(): PeerAddress {
+    const listen = this.transport.listenAddress;
+    if (!listen) throw new StoppedError('the node is not listening yet; start() it first');
+    return { host: this.options.announceHost ?? announceHostFor(listen.host), port: listen.port };
   }
 
   get running(): boolean {

@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { TopicTrie } from '../../src/pubsub/topic-trie.js';
+import { InvalidTopicError, matches, validateTopic } from '../../src/pubsub/topic.js';
+
+/** [pattern, topic, matches?]: the wildcard semantics both matchers must implement. */
+const SEMANTICS: Array<[string, string, boolean]> = [
+  // exact
+  ['a', 'a', true],
+  ['a', 'b', false],
+  ['a.b', 'a.b', true],
+  ['a.b', 'a', false],
+  ['a', 'a.b', false],
+  ['a.b.c', 'a.b.d', false],
+  // `*` matches exactly one segment, never zero, never two
+  ['*', 'a', true],
+  ['*', 'a.b', false],
+  ['a.*', 'a.b', true],
+  ['a.*', 'a', false],
+  ['a.*', 'a.b.c', false],
+  ['*.b', 'a.b', true],
+  ['*.b', 'b', false],
+  ['a.*.c', 'a.b.c', true],
+  ['a.*.c', 'a.c', false],
+  ['a.*.c', 'a.b.b.c', false],
+  ['*.*', 'a.b', true],
+  ['*.*', 'a', false],
+  // `#` matches zero or more segments
+  ['#', 'a', true],
+  ['#', 'a.b.c', true],
+  ['#', 'x.y.z.w.v', true],
+  ['a.#', 'a', true],
+  ['a.#', 'a.b', true],
+  ['a.#', 'a.b.c', true],
+  ['a.#', 'b', false],
+  ['a.#', 'b.a', false],
+  ['a.b.#', 'a', false],
+  ['a.b.#', 'a.b', true],
+  ['a.b.#', 'a.c.b', false],
+  // `*` and `#` together
+  ['*.#', 'a', true],
+  ['*.#', 'a.b.c', true],
+  ['a.*.#', 'a', false],
+  ['a.*.#', 'a.b', true],
+  ['a.*.#', 'a.b.c.d', true],
+  ['*.b.#', 'a.b', true],
+  ['*.b.#', 'a.c.b', false],
+  ['sensors.*.r12.#', 'sensors.site1.r12', true],
+  ['sensors.*.r12.#', 'sensors.site1.r12.temp', true],
+  ['sensors.*.r12.#', 'sensors.site1.r13.temp', false],
+  ['sensors.*.r12.#', 'sensors.r12.temp', false],
+];
+
+describe('wildcard semantics table', () => {
+  for (const [pattern, topic, expected] of SEMANTICS) {
+    it(`${pattern} ${expected ? 'matches' : 'does not match'} ${topic}`, () => {
+      assert.equal(matches(pattern, topic), expected, 'naive matcher');
+      const trie = new TopicTrie<string>();
+      trie.add(pattern, 'v');
+      assert.deepEqual(trie.match(topic), expected ? ['v'] : [], 'trie');
+    });
+  }
+
+  it('all table patterns in one trie give what the table says', () => {
+    const trie = new TopicTrie<number>();
+    SEMANTICS.forEach(([pattern], i) => trie.add(pattern, i));
+    for (const topic of new Set(SEMANTICS.map(([, t]) => t))) {
+      const expected = SEMANTICS.map(([p], i) => [p, i] as const)
+        .filter(([p]) => matches(p, topic))
+        .map(([, i]) => i);
+      assert.deepEqual(trie.match(topic).sort((a, b) => a - b), expected, topic);
+    }
+  });
+});
+
+describe('TopicTrie', () => {
+  it('stores each (pattern, value) once', () => {
+    const trie = new TopicTrie<string>();
+    assert.equal(trie.add('a.*', 'x'), true);
+    assert.equal(trie.add('a.*', 'x'), false);
+    assert.equal(trie.add('a.b', 'x'), true);
+    assert.equal(trie.add('a.b', 'x'), false);
+    assert.equal(trie.size, 2);
+    assert.equal(trie.patternCount, 2);
+    assert.deepEqual(trie.match('a.b').sort(), ['x', 'x']);
+  });
+
+  it('returns a value once per matching subscription; matchUnique once', () => {
+    const trie = new TopicTrie<string>();
+    trie.add('a.b', 's1');
+    trie.add('a.*', 's1');
+    trie.add('a.#', 's1');
+    trie.add('#', 's2');
+    assert.deepEqual(trie.match('a.b').sort(), ['s1', 's1', 's1', 's2']);
+    assert.deepEqual(trie.matchUnique('a.b').sort(), ['s1', 's2']);
+    let calls = 0;
+    assert.equal(trie.forEachMatch('a.b', () => calls++), 4);
+    assert.equal(calls, 4);
+  });
+
+  it('accepts the segments validateTopic returned', () => {
+    const trie = new TopicTrie<number>();
+    trie.add('a.*.c', 1);
+    trie.add('a.b.c', 2);
+    const segs = validateTopic('a.b.c');
+    assert.deepEqual(trie.match('a.b.c', segs).sort(), [1, 2]);
+    const seen: number[] = [];
+    trie.forEachMatch('a.b.c', (v) => seen.push(v), segs);
+    assert.deepEqual(seen.sort(), [1, 2]);
+  });
+
+  it('refuses invalid patterns', () => {
+    const trie = new TopicTrie<number>();
+    assert.throws(() => trie.add('a.#.b', 1), InvalidTopicError);
+    assert.throws(() => trie.add('a..b', 1), InvalidTopicError);
+    assert.throws(() => trie.add('a.b*', 1), InvalidTopicError);
+    assert.throws(() => new TopicTrie<number>({ maxSegments: 2 }).add('a.b.c', 1), /limit of 2/);
+    assert.equal(trie.size, 0);
+  });
+
+  it('remove reports presence and prunes emptied nodes', () => {
+    const trie = new TopicTrie<string>();
+    trie.add('a.b.c.d', 'x');
+    trie.add('a.*.c.#', 'x');
+    trie.add('a.*.c.#', 'y');
+    trie.add('*.*.*', 'z');
+    assert.equal(trie.remove('a.b.c.d', 'nobody'), false);
+    assert.equal(trie.remove('a.*.c', 'x'), false);
+    assert.equal(trie.remove('a.#.c', 'x'), false);
+    assert.equal(trie.remove('a..c', 'x'), false);
+    assert.ok(trie.nodeCount > 0);
+    assert.equal(trie.remove('a.*.c.#', 'x'), true);
+    assert.equal(trie.remove('a.*.c.#', 'x'), false);
+    assert.equal(trie.hasPattern('a.*.c.#'), true);
+    assert.equal(trie.has('a.*.c.#', 'y'), true);
+    assert.equal(trie.remove('a.*.c.#', 'y'), true);
+    assert.equal(trie.hasPattern('a.*.c.#'), false);
+    assert.equal(trie.nodeCount, 3, 'only the *.*.* branch is left');
+    assert.equal(trie.remove('*.*.*', 'z'), true);
+    assert.equal(trie.remove('a.b.c.d', 'x'), true);
+    assert.equal(trie.size, 0);
+    assert.equal(trie.patternCount, 0);
+    assert.equal(trie.nodeCount, 0);
+    assert.deepEqual([...trie.patterns()], []);
+    assert.deepEqual(trie.match('a.b.c.d'), []);
+  });
+
+  it('lists its patterns and entries', () => {
+    const trie = new TopicTrie<number>();
+    const entries: Array<[string, number]> = [
+      ['a.b', 1],
+      ['a.b', 2],
+      ['a.*', 1],
+      ['#', 3],
+      ['a.#', 4],
+      ['*.b.#', 5],
+    ];
+    for (const [p, v] of entries) trie.add(p, v);
+    assert.deepEqual([...trie.patterns()].sort(), ['#', '*.b.#', 'a.#', 'a.*', 'a.b']);
+    const key = ([p, v]: [string, number]) => `${p} ${v}`;
+    assert.deepEqual([...trie.entries()].map(key).sort(), entries.map(key).sort());
+    trie.clear();
+    assert.equal(trie.size, 0);
+    assert.equal(trie.nodeCount, 0);
+    assert.deepEqual([...trie.entries()], []);
+  });
+
+  it('property: match equals the naive matcher as a multiset, before and after removals', () => {
+    // A tiny alphabet makes shared prefixes, duplicate entries and wildcard edge cases frequent.
+    const pattern = fc.oneof(
+      fc
+        .tuple(fc.array(fc.constantFrom('a', 'b', 'c', '*'), { maxLength: 4 }), fc.boolean())
+        .map(([s, multi]) => (multi || s.length === 0 ? [...s, '#'] : s).join('.')),
+      fc.constantFrom('#', '*', '*.#', 'a.*.#', 'a.#', '*.*'),
+    );
+    const topic = fc.array(fc.constantFrom('a', 'b', 'c'), { minLength: 1, maxLength: 5 }).map((s) => s.join('.'));
+    const entry = fc.tuple(pattern, fc.integer({ min: 0, max: 4 }));
+    fc.assert(
+      fc.property(
+        fc.array(entry, { maxLength: 25 }),
+        fc.array(topic, { minLength: 1, maxLength: 8 }),
+        fc.array(fc.boolean(), { maxLength: 25 }),
+        (entries, topics, removeMask) => {
+          const trie = new TopicTrie<number>();
+          const live = new Map<string, [string, number]>();
+          for (const [p, v] of entries) {
+            assert.equal(trie.add(p, v), !live.has(`${p} ${v}`));
+            live.set(`${p} ${v}`, [p, v]);
+          }
+          const check = (): void => {
+            assert.equal(trie.size, live.size);
+            assert.equal(trie.patternCount, new Set([...live.values()].map(([p]) => p)).size);
+            for (const t of topics) {
+              const expected = [...live.values()].filter(([p]) => matches(p, t)).map(([, v]) => v);
+              assert.deepEqual(trie.match(t).sort(), expected.sort(), `topic ${t}`);
+              const visited: number[] = [];
+              trie.forEachMatch(t, (v) => visited.push(v));
+              assert.deepEqual(visited.sort(), expected);
+            }
+          };
+          check();
+          entries.forEach(([p, v], i) => {
+            if (!removeMask[i]) return;
+            assert.equal(trie.remove(p, v), live.delete(`${p} ${v}`));
+          });
+          check();
+          for (const [p, v] of live.values()) assert.equal(trie.remove(p, v), true);
+          live.clear();
+          check();
+          assert.equal(trie.nodeCount, 0, 'every node pruned once empty');
+        },
+      ),
+      { seed: 20240611, numRuns: 3000 },
+    );
+  });
+});
