@@ -38,6 +38,25 @@ describe('macula start', () => {
     assert.equal((await second.exited).code, 0);
   });
 
+  it('joins a mesh through --bootstrap (and MACULA_BOOTSTRAP), and warns when nobody answers', async () => {
+    const a = new MaculaProcess(['start', '--port', '0', '--host', '127.0.0.1', '--data-dir', await tempDir()]);
+    procs.push(a);
+    const [, port] = await a.waitFor(/listening 127\.0\.0\.1:(\d+)\/udp/);
+    await a.waitFor(/first node of a new mesh/);
+    const b = new MaculaProcess(['start', '--port', '0', '--host', '127.0.0.1', '--data-dir', await tempDir(), '--bootstrap', `127.0.0.1:${port}`]);
+    procs.push(b);
+    await b.waitFor(/joined the mesh: [1-9]\d* nodes? in the routing table/);
+    const c = new MaculaProcess(['start', '--port', '0', '--host', '127.0.0.1', '--data-dir', await tempDir()], { MACULA_BOOTSTRAP: `127.0.0.1:${port}` });
+    procs.push(c);
+    await c.waitFor(/joined the mesh/);
+    const lonely = new MaculaProcess(['start', '--port', '0', '--host', '127.0.0.1', '--data-dir', await tempDir(), '--bootstrap', '127.0.0.1:9']);
+    procs.push(lonely);
+    await lonely.waitFor(/no bootstrap node answered yet; retrying/, 20_000);
+    assert.match(lonely.stderr, /warning: .*127\.0\.0\.1:9/);
+    for (const p of [a, b, c, lonely]) p.kill('SIGTERM');
+    for (const p of [a, b, c, lonely]) assert.equal((await p.exited).code, 0);
+  });
+
   it('rejects a bad port with a usage error (exit 2)', async () => {
     const r = await runMacula(['start', '--port', 'abc']);
     assert.equal(r.code, 2);

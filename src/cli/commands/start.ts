@@ -22,6 +22,8 @@ export function registerStart(program: Command): void {
     .addOption(new Option('-b, --bootstrap <host:port>', 'join the mesh through this node (repeatable, or comma-separated)').env('MACULA_BOOTSTRAP').argParser(collectHostPorts))
     .addOption(new Option('-r, --realm <name>', 'mesh realm: nodes only talk within one realm').env('MACULA_REALM').default('default'))
     .action(async (opts: StartOptions) => {
+      // Listen for signals before anything else, so a Ctrl-C during start-up still stops cleanly.
+      const signal = waitForSignal();
       const { identity, created } = await loadOrCreateIdentity(opts.dataDir);
       const node = new MeshNode(identity, {
         port: opts.port,
@@ -37,13 +39,15 @@ export function registerStart(program: Command): void {
       out.write(`  listening ${formatAddress(listen)}/udp (QUIC)\n`);
       out.write(`  data dir  ${opts.dataDir}\n`);
       if (opts.bootstrap?.length) {
-        const joined = await node.joined();
-        if (joined.reached > 0) out.write(`joined the mesh: ${joined.routingTableSize} nodes in the routing table\n`);
+        const joined = await Promise.race([node.joined(), signal.then(() => undefined)]);
+        if (joined === undefined) {
+          // interrupted while joining: fall through to the clean stop
+        } else if (joined.reached > 0) out.write(`joined the mesh: ${joined.routingTableSize} nodes in the routing table\n`);
         else out.write('no bootstrap node answered yet; retrying in the background\n');
       } else {
         out.write('first node of a new mesh (no --bootstrap given)\n');
       }
-      await waitForSignal();
+      await signal;
       out.write('stopping…\n');
       await node.stop();
       out.write('stopped\n');
