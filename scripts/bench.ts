@@ -7,6 +7,7 @@
  */
 import { transportScenario } from './bench/transport.js';
 import { trieScenario } from './bench/trie.js';
+import { rpcScenario } from './bench/rpc.js';
 
 export interface Figure {
   metric: string;
@@ -26,6 +27,7 @@ export type Scenario = (ctx: BenchContext) => Promise<void>;
 const scenarios: Record<string, Scenario> = {
   transport: transportScenario,
   trie: trieScenario,
+  rpc: rpcScenario,
 };
 
 function usage(): never {

@@ -6,6 +6,8 @@
  * - a FIND_NODE succeeds when its result holds the live node truly closest
  *   to the target (or the asking node is that node itself);
  * - a FIND_VALUE succeeds when it returns the stored value;
+ * - the refresh round after churn is one self-lookup per survivor (as at
+ *   join), or with `--refresh buckets` a lookup in every non-full bucket;
  * - `rounds` counts the sequential waves of up to α requests until the
  *   lookup first had its answer; `roundsToTerminate` until it finished.
  */
@@ -21,10 +23,11 @@ interface Args {
   json: boolean;
   seed: number;
   joinConcurrency: number;
+  refresh: 'self' | 'buckets';
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { nodes: 1000, lookups: 1000, churn: 0, json: false, seed: 1, joinConcurrency: 64 };
+  const args: Args = { nodes: 1000, lookups: 1000, churn: 0, json: false, seed: 1, joinConcurrency: 64, refresh: 'self' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (): number => {
@@ -38,6 +41,11 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--seed') args.seed = num();
     else if (a === '--join-concurrency') args.joinConcurrency = num();
     else if (a === '--json') args.json = true;
+    else if (a === '--refresh') {
+      const v = argv[++i];
+      if (v !== 'self' && v !== 'buckets') fail('--refresh must be self or buckets');
+      args.refresh = v;
+    }
     else fail(`unknown argument ${a}`);
   }
   if (!Number.isInteger(args.nodes) || args.nodes < 2) fail('--nodes must be an integer ≥ 2');
@@ -47,7 +55,7 @@ function parseArgs(argv: string[]): Args {
 }
 
 function fail(msg: string): never {
-  process.stderr.write(`sim: ${msg}\nusage: npm run sim -- --nodes N [--lookups L] [--churn F] [--json] [--seed S]\n`);
+  process.stderr.write(`sim: ${msg}\nusage: npm run sim -- --nodes N [--lookups L] [--churn F] [--refresh self|buckets] [--json] [--seed S]\n`);
   process.exit(2);
 }
 
@@ -151,7 +159,8 @@ async function main(): Promise<void> {
     live = nodes.filter((n) => !dead.has(n));
     log(`killed ${killCount} nodes abruptly; refresh round on ${live.length} survivors`);
     await inBatches(live, args.joinConcurrency, async (n) => {
-      await n.dht.refresh({ force: true });
+      if (args.refresh === 'buckets') await n.dht.refresh({ force: true });
+      else await n.dht.findNode(n.identity.nodeId);
     });
   }
 

@@ -11,3 +11,20 @@ export { defineMessage, PROTOCOL_VERSION, type Message, type MessageDef } from '
 export { f as fields } from './wire/schema.js';
 export * from './util/errors.js';
 export { Dht, dhtKey, signRecord, verifyRecord, recordPublisherId, StoreRefusedError, type DhtRecord, type LookupResult, type PutResult, type BootstrapResult, type DhtInit } from './dht/index.js';
+export { ServiceRegistry, InvalidServiceNameError, RegistryLookupError, type Provider, type ServiceRegistryInit } from './registry/index.js';
+export {
+  RpcClient,
+  RpcServer,
+  BadArgumentsError,
+  NoProvidersError,
+  NoSuchProcedureError,
+  RemoteCallError,
+  RpcTimeoutError,
+  RpcUnavailableError,
+  TooManyInFlightError,
+  type CallOptions,
+  type RegisterOptions,
+  type RpcContext,
+  type RpcHandler,
+  type Selection,
+} from './rpc/index.js';

@@ -18,7 +18,7 @@ import { DhtRemoteError, StoreRefusedError, type StoreRefusalReason } from './er
 import { backoffDelay, dialBootstrap } from './join.js';
 import { storeAt, type StoreAttempt } from './store-client.js';
 import { handlers, type HandlerContext } from './handlers/index.js';
-import { compareDistance, isId } from './id.js';
+import { compareDistance, idKey, isId } from './id.js';
 import { lookup, type LookupKind, type LookupPeers, type LookupResult } from './lookup.js';
 import { ERROR, PING, PONG, type DhtMessage } from './messages.js';
 import type { DhtMetrics, DhtStats } from './metrics.js';
@@ -70,6 +70,8 @@ export class Dht {
   readonly #log: DhtLogger;
   readonly #metrics: DhtMetrics;
   readonly #own: OwnRecords;
+  /** Contacts that accepted the last STORE of each of our live records. */
+  readonly #holders = new Map<string, Contact[]>();
   readonly #ctx: HandlerContext;
   readonly #peers: LookupPeers;
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -234,6 +236,19 @@ export class Dht {
     const tombstone = this.#own.withdraw(key);
     if (!tombstone) return undefined;
     this.#scheduleRepublish();
+    // The nodes that accepted our last STORE get the tombstone first, with no
+    // lookup in between: a clean stop then withdraws within one round trip
+    // even when the lookup would have to wait out dead contacts.
+    const holders = this.#holders.get(idKey(key));
+    this.#holders.delete(idKey(key));
+    if (holders) {
+      try {
+        this.store.put(tombstone);
+      } catch (err) {
+        if (!(err instanceof StoreRefusedError)) throw err;
+      }
+      await Promise.all(holders.map((c) => this.#storeAt(c, tombstone)));
+    }
     return this.#publish(tombstone);
   }
 
@@ -347,6 +362,10 @@ export class Dht {
       }
     }
     const outcomes = await Promise.all(closest.map((c) => this.#storeAt(c, record)));
+    // Remember who holds our live records (bounded: one list of ≤ k per own record).
+    if (record.value.length > 0 && this.#own.has(record.key)) {
+      this.#holders.set(idKey(record.key), closest.filter((_, i) => outcomes[i] === 'ok'));
+    }
     const result: PutResult = { record, replicas: 0, storedLocally, refusals: {} };
     for (const o of outcomes) {
       if (o === 'ok') result.replicas++;

@@ -75,6 +75,10 @@ export class OwnRecords {
     return signRecord(this.#identity, { key, value: new Uint8Array(0), seq: this.#nextSeq(own.record.seq, now), ttlMs, now });
   }
 
+  has(key: Uint8Array): boolean {
+    return this.#own.has(idKey(key));
+  }
+
   /** Keys of all our records (e.g. to withdraw them all at shutdown). */
   keys(): Uint8Array[] {
     return [...this.#own.values()].map((o) => o.record.key);

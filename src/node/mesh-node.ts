@@ -14,6 +14,8 @@ import { PING, PONG } from '../wire/messages.js';
 import { Dht, type BootstrapResult, type DhtInit } from '../dht/dht.js';
 import type { DhtLogger } from '../dht/network.js';
 import { contactOf, MessengerDhtNetwork, serveDht } from './dht-adapter.js';
+import { ServiceRegistry, type Provider, type ServiceRegistryInit } from '../registry/index.js';
+import { RpcClient, RpcServer, type CallOptions, type RegisterOptions, type RpcClientInit, type RpcHandler, type RpcServerInit } from '../rpc/index.js';
 import { Messenger, DEFAULT_REALM, type MessengerInit } from './messenger.js';
 import type { PeerInfo } from './peer-session.js';
 
@@ -57,6 +59,12 @@ export interface MeshNodeOptions extends TransportOptions, ConnectionPoolInit, M
   memoryNetwork?: MemoryNetwork;
   /** DHT parameters (k, alpha, timeouts, record store bounds); see src/dht/options.ts. */
   dht?: DhtInit;
+  /** Service registry cache and TTL defaults; see src/registry/registry.ts. */
+  registry?: Omit<ServiceRegistryInit, 'realm'>;
+  /** RPC caller defaults (timeout, selection, attempts, result cache); see src/rpc/client.ts. */
+  rpc?: RpcClientInit;
+  /** RPC server limits (handler timeout, procedures, running calls); see src/rpc/server.ts. */
+  rpcServer?: RpcServerInit;
   /** How long stop() waits for records to be withdrawn from the mesh. Default 5000 ms. */
   stopTimeoutMs?: number;
   /** Where warnings go (unreachable bootstrap, …). Default: stderr. */
@@ -82,6 +90,9 @@ export class MeshNode extends EventEmitter {
   readonly pool: ConnectionPool;
   readonly messenger: Messenger;
   readonly dht: Dht;
+  readonly registry: ServiceRegistry;
+  readonly rpcServer: RpcServer;
+  readonly rpc: RpcClient;
   readonly options: MeshNodeOptions;
   #state: 'new' | 'running' | 'stopped' = 'new';
   #startedAt = 0;
@@ -115,6 +126,49 @@ export class MeshNode extends EventEmitter {
     );
     this.messenger.handle(PING, () => ({ t: PONG.type }));
     serveDht(this.messenger, this.dht);
+    const node = this;
+    this.registry = new ServiceRegistry(
+      { dht: this.dht, localNode: { nodeId: identity.nodeIdHex, get address() { return node.advertisedAddress; } } },
+      { ...options.registry, realm: this.messenger.realm },
+    );
+    this.rpcServer = new RpcServer({ transport: this.messenger, registry: this.registry }, options.rpcServer);
+    this.rpc = new RpcClient(
+      { transport: this.messenger, registry: this.registry, server: this.rpcServer, observe: (ms, outcome) => this.emit('rpc-call', ms, outcome) },
+      options.rpc,
+    );
+  }
+
+  /** Advertises a service in the mesh registry (signed DHT record, re-announced until stop or unadvertise). */
+  advertise(name: string, metadata: Record<string, unknown> = {}, options: { ttlMs?: number; ttl?: number } = {}): Promise<void> {
+    const ttlMs = options.ttlMs ?? (options.ttl !== undefined ? options.ttl * 1000 : undefined);
+    return this.registry.advertise(name, metadata, ttlMs === undefined ? {} : { ttlMs });
+  }
+
+  unadvertise(name: string): Promise<boolean> {
+    return this.registry.unadvertise(name);
+  }
+
+  /** Live providers of a service: this node first, then the cache, then the DHT. */
+  lookup(name: string): Promise<readonly Provider[]> {
+    return this.registry.lookup(name);
+  }
+
+  /** Serves a procedure and advertises it; calls run concurrently. */
+  register(procedure: string, handler: RpcHandler, options: RegisterOptions = {}): Promise<void> {
+    return this.rpcServer.register(procedure, handler, options);
+  }
+
+  unregister(procedure: string): Promise<boolean> {
+    return this.rpcServer.unregister(procedure);
+  }
+
+  /**
+   * Calls a procedure on one of its providers, failing over to others on
+   * connection failure or timeout. `timeout` (ms) is accepted as an alias of `timeoutMs`.
+   */
+  call(procedure: string, args?: unknown, options: CallOptions & { timeout?: number } = {}): Promise<unknown> {
+    const { timeout, ...rest } = options;
+    return this.rpc.call(procedure, args, timeout !== undefined && rest.timeoutMs === undefined ? { ...rest, timeoutMs: timeout } : rest);
   }
 
   get nodeId(): string {
@@ -215,7 +269,15 @@ export class MeshNode extends EventEmitter {
     this.#state = 'stopped';
     // Withdraw our records first (while connections are up), so that others
     // stop finding them at once instead of after their TTL.
-    if (wasRunning) await withDeadline(this.dht.withdrawAll(), this.options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
+    if (wasRunning) {
+      await withDeadline(
+        (async () => {
+          await Promise.all([this.rpcServer.stop(), this.registry.withdrawAll()]);
+          await this.dht.withdrawAll(); // whatever else this node published
+        })(),
+        this.options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+      );
+    }
     this.dht.stop();
     this.messenger.stop();
     await this.transport.close();

@@ -110,8 +110,13 @@ export class Messenger implements SessionHost {
 
   /** Sends a request to the node at `target` and resolves with its response. */
   async request(target: Target, msg: OutboundMessage, options: { timeoutMs?: number } = {}): Promise<Message> {
-    const conn = await this.pool.get(target.address, target.nodeId);
-    return this.requestOn(conn, msg, options);
+    // The deadline covers the dial too: a dead peer must cost the request's
+    // timeout, not the (longer) handshake timeout.
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    const t0 = performance.now();
+    const conn = await this.pool.get(target.address, target.nodeId, timeoutMs);
+    const left = Math.max(1, timeoutMs - (performance.now() - t0));
+    return this.requestOn(conn, msg, { timeoutMs: left });
   }
 
   async requestOn(conn: Connection, msg: OutboundMessage, options: { timeoutMs?: number } = {}): Promise<Message> {

@@ -53,6 +53,16 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
 }
 
+const CODE_RE = /^[A-Z0-9_]{1,64}$/;
+
+/** An ERROR response for a thrown value: its code if it is a clean one, its message, never its stack. */
+function errorReply(err: unknown): OutboundMessage {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' && CODE_RE.test(e.code) ? e.code : 'MACULA_ERR_HANDLER';
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  return { t: ERROR.type, code, message: message.slice(0, 1024) };
+}
+
 export class PeerSession {
   readonly peer: PeerInfo;
   #host: SessionHost;
@@ -240,14 +250,22 @@ export class PeerSession {
     try {
       reply = await this.#host.dispatch(msg, this.peer);
     } catch (err) {
-      const e = err as MaculaError;
-      reply = { t: ERROR.type, code: typeof e.code === 'string' ? e.code : 'MACULA_ERR_HANDLER', message: String(e.message ?? e).slice(0, 1024) };
+      reply = errorReply(err);
     } finally {
       this.#inFlight--;
     }
     if (id === undefined || reply === undefined) return;
     reply.id = id;
-    await stream.send(reply).catch(() => undefined);
+    try {
+      await stream.send(reply);
+    } catch (err) {
+      // The reply itself could not be sent (not encodable, over the frame
+      // limit): tell the caller instead of letting it wait for its timeout.
+      if (err instanceof ConnectionClosedError) return;
+      const fallback = errorReply(new MaculaError('MACULA_ERR_BAD_RESULT', `the response could not be sent: ${(err as Error).message}`));
+      fallback.id = id;
+      await stream.send(fallback).catch(() => undefined);
+    }
   }
 
   /** A protocol violation detected here (not in the frame/codec layer, which reports its own). */

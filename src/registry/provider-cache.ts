@@ -1,0 +1,101 @@
+/**
+ * The registry's cache of lookup answers: name → providers, in an O(1) LRU
+ * (lru-cache) bounded by entry count, with a TTL per entry. Empty answers
+ * are cached too (negative cache), with their own, shorter TTL.
+ *
+ * Reads allocate nothing: a hit returns the cached (frozen) array itself.
+ * Each entry remembers the earliest expiry of its providers, so "has any
+ * provider expired?" is one comparison rather than a scan; when one has,
+ * the whole entry is dropped and the next lookup asks the DHT again — which
+ * also brings back providers that re-announced in the meantime.
+ */
+import { LRUCache } from 'lru-cache';
+import { ConfigError } from '../util/errors.js';
+import type { Provider, RegistryClock } from './types.js';
+
+export const DEFAULT_CACHE_MAX_ENTRIES = 10_000;
+export const DEFAULT_CACHE_TTL_MS = 5_000;
+export const DEFAULT_NEGATIVE_CACHE_TTL_MS = 1_000;
+
+export const NO_PROVIDERS: readonly Provider[] = Object.freeze([]);
+
+interface Entry {
+  readonly providers: readonly Provider[];
+  /** Smallest `expires` among the providers (Infinity when none can expire). */
+  readonly minExpires: number;
+}
+
+export interface ProviderCacheInit {
+  /** Most names kept. Default 10 000. */
+  maxEntries?: number;
+  /** How long an answer with providers is reused; 0 disables the cache. Default 5000 ms. */
+  ttlMs?: number;
+  /** How long an answer without providers is reused; 0 disables the negative cache. Default 1000 ms. */
+  negativeTtlMs?: number;
+}
+
+// Passed to every get() so lru-cache does not allocate a default options object per call.
+const GET_OPTIONS: LRUCache.GetOptions<string, Entry, unknown> = {};
+
+export class ProviderCache {
+  readonly maxEntries: number;
+  readonly ttlMs: number;
+  readonly negativeTtlMs: number;
+  /** Entries dropped on read because a provider in them had expired. */
+  expiredDrops = 0;
+  readonly #lru: LRUCache<string, Entry>;
+  readonly #clock: RegistryClock;
+
+  constructor(components: { clock?: RegistryClock }, init: ProviderCacheInit = {}) {
+    this.maxEntries = init.maxEntries ?? DEFAULT_CACHE_MAX_ENTRIES;
+    this.ttlMs = init.ttlMs ?? DEFAULT_CACHE_TTL_MS;
+    this.negativeTtlMs = init.negativeTtlMs ?? DEFAULT_NEGATIVE_CACHE_TTL_MS;
+    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1) throw new ConfigError(`registry cache maxEntries must be a positive integer, got ${this.maxEntries}`);
+    // lru-cache reads a TTL of 0 as "never expires": 0 must mean "do not cache" instead.
+    if (!(this.ttlMs >= 0) || !(this.negativeTtlMs >= 0)) throw new ConfigError('registry cache TTLs must be non-negative numbers of ms');
+    this.#clock = components.clock ?? Date;
+    this.#lru = new LRUCache<string, Entry>({
+      max: this.maxEntries,
+      ttl: this.ttlMs > 0 ? this.ttlMs : undefined,
+      // An injected clock drives the entry ages too (tests advance time by hand);
+      // lru-cache memoises "now" for ttlResolution ms of real time, which a
+      // hand-driven clock must not be subject to.
+      ...(components.clock ? { perf: components.clock, ttlResolution: 0 } : {}),
+    });
+  }
+
+  get size(): number {
+    return this.#lru.size;
+  }
+
+  /** The cached providers of `name` (possibly empty: a negative entry), or undefined on a miss. */
+  get(name: string): readonly Provider[] | undefined {
+    const entry = this.#lru.get(name, GET_OPTIONS);
+    if (entry === undefined) return undefined;
+    if (entry.minExpires <= this.#clock.now()) {
+      this.#lru.delete(name);
+      this.expiredDrops++;
+      return undefined;
+    }
+    return entry.providers;
+  }
+
+  set(name: string, providers: readonly Provider[]): void {
+    if (providers.length === 0) {
+      if (this.negativeTtlMs > 0) this.#lru.set(name, { providers: NO_PROVIDERS, minExpires: Infinity }, { ttl: this.negativeTtlMs });
+      return;
+    }
+    if (this.ttlMs <= 0) return;
+    let minExpires = Infinity;
+    for (const p of providers) if (p.expires < minExpires) minExpires = p.expires;
+    this.#lru.set(name, { providers, minExpires });
+  }
+
+  delete(name: string): void {
+    this.#lru.delete(name);
+  }
+
+  clear(): void {
+    this.#lru.clear();
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * RPC client: call(procedure, args) finds the providers through the
+ * registry (cached), picks one, and fails over to another on connection
+ * failure, timeout, refusal (busy) or a provider that no longer serves the
+ * procedure — up to maxAttempts (default 3) attempts, never the same
+ * provider twice in one call. A handler error is not retried: the handler
+ * ran, and running it elsewhere would likely fail alike and may repeat its
+ * side effects. It surfaces as RemoteCallError with the remote code.
+ *
+ * Deadline: the call's timeout covers everything (registry lookup and all
+ * attempts). Each attempt gets an equal share of the time that is left
+ * among the attempts that may still follow: with 3 providers and 5 s, the
+ * first gets ~1.67 s; if it fails fast, the second gets half of what is left.
+ * So a hung provider cannot eat the whole budget, and a single provider gets
+ * all of it.
+ *
+ * Providers that failed (other than busy) are remembered for suspectMs and
+ * tried only when no other is left, and the registry entry of the procedure
+ * is invalidated, so calls stop paying for a dead provider long before its
+ * registration expires.
+ */
+import { performance } from 'node:perf_hooks';
+import { LRUCache } from 'lru-cache';
+import type { Provider } from '../registry/types.js';
+import { ConfigError, MaculaError, ProtocolError } from '../util/errors.js';
+import { encodeBody } from '../wire/codec.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
+import { messageName } from '../wire/messages.js';
+import { classifyFailure, failureCode, failureMessage, finalError, outcomeOf, toRemoteCallError } from './classify.js';
+import { BadArgumentsError, NoProvidersError, RpcTimeoutError, type AttemptFailure } from './errors.js';
+import { MAX_CALL_BUDGET_MS, RPC_CALL, RPC_RESULT } from './messages.js';
+import { resultCacheTtl, serviceName, validateProcedure } from './procedure.js';
+import { ResultCache, type ResultCacheInit } from './result-cache.js';
+import { selectProvider, type RoundRobinState } from './selection.js';
+import { CALL_OUTCOMES, type CallOptions, type CallOutcome, type LocalInvoker, type RpcRegistry, type RpcRequester, type Selection } from './types.js';
+
+export const DEFAULT_CALL_TIMEOUT_MS = 5000;
+export const DEFAULT_MAX_ATTEMPTS = 3;
+export const DEFAULT_SELECTION: Selection = 'round-robin';
+export const DEFAULT_MAX_TRACKED_PROCEDURES = 10_000;
+export const DEFAULT_SUSPECT_MS = 10_000;
+/** Room for the RPC_CALL envelope inside one frame. */
+export const DEFAULT_MAX_ARGS_BYTES = DEFAULT_MAX_FRAME_SIZE - 1024;
+const SELECTIONS: readonly Selection[] = ['round-robin', 'random', 'local-first'];
+
+export interface RpcClientComponents {
+  transport: RpcRequester;
+  registry: RpcRegistry;
+  /** This node's server: calls whose provider is this node run through it, without the network. */
+  server?: LocalInvoker;
+  /** Called once per call with its duration and outcome (for latency histograms). */
+  observe?: (ms: number, outcome: CallOutcome) => void;
+  /** Time source of the result cache TTLs (tests). Default: the cache's own monotonic clock. */
+  clock?: { now(): number };
+}
+
+export interface RpcClientInit {
+  /** Call timeout when call() is given none. Default 5000 ms. */
+  timeoutMs?: number;
+  /** Provider selection when call() is given none. Default 'round-robin'. */
+  selection?: Selection;
+  /** Most providers tried per call. Default 3. */
+  maxAttempts?: number;
+  /** Procedures whose round-robin position is remembered (LRU). Default 10 000. */
+  maxTrackedProcedures?: number;
+  /** How long a failed provider is tried only as a last resort; 0 turns this off. Default 10 000 ms. */
+  suspectMs?: number;
+  /** Largest arguments, CBOR-encoded. Default 1 MiB − 1 KiB. */
+  maxArgsBytes?: number;
+  /** Bounds of the cache of idempotent results. */
+  resultCache?: ResultCacheInit;
+}
+
+export interface RpcClientStats {
+  calls: Record<CallOutcome, number>;
+  /** Attempts after the first one of a call. */
+  failovers: number;
+  inFlight: number;
+  resultCacheHits: number;
+  resultCacheMisses: number;
+  resultCacheSize: number;
+}
+
+interface ProcState extends RoundRobinState {
+  readonly service: string;
+}
+
+const GET_OPTIONS = {};
+const NOT_LOCAL = new MaculaError('MACULA_ERR_UNAVAILABLE', 'this node lists itself as a provider but has no RPC server to run the call');
+
+export class RpcClient {
+  readonly timeoutMs: number;
+  readonly selection: Selection;
+  readonly maxAttempts: number;
+  readonly maxArgsBytes: number;
+  readonly suspectMs: number;
+  readonly #transport: RpcRequester;
+  readonly #registry: RpcRegistry;
+  readonly #server: LocalInvoker | undefined;
+  readonly #observe: ((ms: number, outcome: CallOutcome) => void) | undefined;
+  readonly #procs: LRUCache<string, ProcState>;
+  readonly #suspects: LRUCache<string, true>;
+  readonly #isSuspect = (nodeId: string): boolean => this.#suspects.has(nodeId);
+  readonly #results: ResultCache;
+  /** Result-cache TTL per provider list; the registry hands out the same array until its answer changes. */
+  readonly #ttls = new WeakMap<readonly Provider[], number>();
+  readonly #calls = Object.fromEntries(CALL_OUTCOMES.map((o) => [o, 0])) as Record<CallOutcome, number>;
+  #failovers = 0;
+  #inFlight = 0;
+
+  constructor(components: RpcClientComponents, init: RpcClientInit = {}) {
+    this.#transport = components.transport;
+    this.#registry = components.registry;
+    this.#server = components.server;
+    this.#observe = components.observe;
+    this.timeoutMs = checkTimeout(init.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
+    this.selection = checkSelection(init.selection ?? DEFAULT_SELECTION);
+    this.maxAttempts = init.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new ConfigError(`maxAttempts must be a positive integer, got ${this.maxAttempts}`);
+    this.maxArgsBytes = init.maxArgsBytes ?? DEFAULT_MAX_ARGS_BYTES;
+    const tracked = init.maxTrackedProcedures ?? DEFAULT_MAX_TRACKED_PROCEDURES;
+    if (!Number.isInteger(tracked) || tracked < 1) throw new ConfigError(`maxTrackedProcedures must be a positive integer, got ${tracked}`);
+    this.#procs = new LRUCache({ max: tracked });
+    this.suspectMs = init.suspectMs ?? DEFAULT_SUSPECT_MS;
+    if (!(this.suspectMs >= 0)) throw new ConfigError(`suspectMs must be a non-negative number of ms, got ${this.suspectMs}`);
+    this.#suspects = new LRUCache({ max: 10_000, ttl: this.suspectMs > 0 ? this.suspectMs : undefined });
+    this.#results = new ResultCache({ clock: components.clock }, init.resultCache);
+  }
+
+  /**
+   * Calls `procedure` on one of its providers and resolves with its result.
+   * Rejects with BadArgumentsError, InvalidProcedureError, NoProvidersError,
+   * RemoteCallError, NoSuchProcedureError, RpcTimeoutError,
+   * RpcUnavailableError, TooManyInFlightError or RegistryLookupError.
+   * Results served from the idempotent cache are shared: treat them as read-only.
+   */
+  async call<R = unknown>(procedure: string, args?: unknown, options?: CallOptions): Promise<R> {
+    const started = performance.now();
+    this.#inFlight++;
+    let outcome: CallOutcome = 'ok';
+    try {
+      return (await this.#call(procedure, args, options)) as R;
+    } catch (err) {
+      outcome = outcomeOf(err);
+      throw err;
+    } finally {
+      this.#inFlight--;
+      this.#calls[outcome]++;
+      if (this.#observe) {
+        try {
+          this.#observe(performance.now() - started, outcome);
+        } catch {
+          // a failing metrics hook must not fail the call
+        }
+      }
+    }
+  }
+
+  stats(): RpcClientStats {
+    return {
+      calls: { ...this.#calls },
+      failovers: this.#failovers,
+      inFlight: this.#inFlight,
+      resultCacheHits: this.#results.hits,
+      resultCacheMisses: this.#results.misses,
+      resultCacheSize: this.#results.size,
+    };
+  }
+
+  /** Forgets cached results (all of them). */
+  clearResultCache(): void {
+    this.#results.clear();
+  }
+
+  async #call(procedure: string, args: unknown, options: CallOptions | undefined): Promise<unknown> {
+    const timeoutMs = options?.timeoutMs === undefined ? this.timeoutMs : checkTimeout(options.timeoutMs);
+    const selection = options?.selection === undefined ? this.selection : checkSelection(options.selection);
+    const state = this.#state(procedure);
+    let encoded: Uint8Array;
+    try {
+      encoded = encodeBody(args);
+    } catch (err) {
+      throw new BadArgumentsError(procedure, `cannot be encoded as CBOR (${failureMessage(err)}); pass plain data: maps, arrays, strings, numbers, booleans, null, bytes`, { cause: err });
+    }
+    if (encoded.length > this.maxArgsBytes) {
+      throw new BadArgumentsError(procedure, `are ${encoded.length} bytes encoded, at most ${this.maxArgsBytes} allowed; send less per call`);
+    }
+    const deadline = performance.now() + timeoutMs;
+    const providers = this.#registry.lookupCached(state.service) ?? (await this.#lookup(state.service, procedure, timeoutMs));
+    if (providers.length === 0) throw new NoProvidersError(procedure, this.#registry.realm);
+
+    const ttl = this.#cacheTtl(providers);
+    const key = ttl > 0 ? this.#results.key(procedure, encoded) : undefined;
+    if (key !== undefined) {
+      const hit = this.#results.get(key);
+      if (hit !== undefined) return hit.value;
+    }
+
+    const attempts = Math.min(this.maxAttempts, providers.length);
+    const failed: string[] = [];
+    const failures: AttemptFailure[] = [];
+    let lastError: unknown;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const remaining = deadline - performance.now();
+      if (remaining < 1) break;
+      const provider = selectProvider(providers, selection, state, failed, this.#suspects.size > 0 ? this.#isSuspect : undefined);
+      if (provider === undefined) break;
+      const attemptMs = Math.max(1, Math.floor(remaining / (attempts - attempt)));
+      if (attempt > 0) this.#failovers++;
+      try {
+        const result = await this.#attempt(provider, procedure, args, attemptMs);
+        if (key !== undefined) this.#results.set(key, result, ttl);
+        return result;
+      } catch (err) {
+        const kind = classifyFailure(err);
+        if (kind === 'remote') throw toRemoteCallError(err, procedure, provider.nodeId);
+        lastError = err;
+        failed.push(provider.nodeId);
+        failures.push({ nodeId: provider.nodeId, kind, code: failureCode(err), message: failureMessage(err) });
+        // A busy provider is healthy, just loaded: neither suspect nor stale.
+        if (kind !== 'busy') {
+          if (this.suspectMs > 0) this.#suspects.set(provider.nodeId, true);
+          this.#registry.invalidate(state.service);
+        }
+      }
+    }
+    throw finalError(procedure, timeoutMs, failures, performance.now() >= deadline, lastError);
+  }
+
+  #attempt(provider: Provider, procedure: string, args: unknown, timeoutMs: number): Promise<unknown> {
+    if (provider.local) return this.#server ? this.#server.invoke(procedure, args, { timeoutMs }) : Promise.reject(NOT_LOCAL);
+    return this.#remote(provider, procedure, args, timeoutMs);
+  }
+
+  async #remote(provider: Provider, procedure: string, args: unknown, timeoutMs: number): Promise<unknown> {
+    const res = await this.#transport.request(
+      { address: provider.address, nodeId: provider.nodeId },
+      { t: RPC_CALL.type, p: procedure, a: args, d: timeoutMs },
+      { timeoutMs },
+    );
+    if (res.t !== RPC_RESULT.type) {
+      throw new ProtocolError('unexpected_message', `${provider.nodeId.slice(0, 12)} answered RPC_CALL with ${messageName(res.t)}`);
+    }
+    return res.r;
+  }
+
+  /** Registry lookup bounded by the call's timeout (the single-flight lookup itself continues for other callers). */
+  async #lookup(service: string, procedure: string, timeoutMs: number): Promise<readonly Provider[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RpcTimeoutError(procedure, timeoutMs, [])), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.#registry.lookup(service), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #state(procedure: string): ProcState {
+    let state = this.#procs.get(procedure, GET_OPTIONS);
+    if (state === undefined) {
+      validateProcedure(procedure);
+      state = { service: serviceName(procedure), next: 0 };
+      this.#procs.set(procedure, state);
+    }
+    return state;
+  }
+
+  #cacheTtl(providers: readonly Provider[]): number {
+    let ttl = this.#ttls.get(providers);
+    if (ttl === undefined) {
+      ttl = resultCacheTtl(providers);
+      this.#ttls.set(providers, ttl);
+    }
+    return ttl;
+  }
+}
+
+function checkTimeout(ms: number): number {
+  if (!(ms > 0) || ms > MAX_CALL_BUDGET_MS) throw new ConfigError(`call timeout must be between 1 and ${MAX_CALL_BUDGET_MS} ms, got ${ms}`);
+  return ms;
+}
+
+function checkSelection(s: Selection): Selection {
+  if (!SELECTIONS.includes(s)) throw new ConfigError(`selection must be one of ${SELECTIONS.join(', ')}, got ${String(s)}`);
+  return s;
+}
