@@ -47,6 +47,8 @@ export interface LookupStats {
   rejectedContacts: number;
   /** Records in responses that were ignored: wrong key, bad signature, expired. */
   rejectedRecords: number;
+  /** Wall time from start to end, ms (performance.now(): real time, also under a simulated Clock). */
+  durationMs: number;
 }
 
 export interface LookupResult {
@@ -122,6 +124,7 @@ class Lookup {
   #holders = 0;
   #done = false;
   #deadline: NodeJS.Timeout | undefined;
+  #startedAt = 0;
   #resolve!: (r: LookupResult) => void;
 
   constructor(peers: LookupPeers, params: LookupParams) {
@@ -139,10 +142,12 @@ class Lookup {
       failures: 0,
       rejectedContacts: 0,
       rejectedRecords: 0,
+      durationMs: 0,
     };
   }
 
   run(): Promise<LookupResult> {
+    this.#startedAt = performance.now();
     for (const c of this.#p.seeds) this.#offer(c);
     if (this.#p.localRecords && this.#p.localRecords.length > 0) {
       for (const r of this.#p.localRecords) this.#records.set(idKey(r.publisher), r);
@@ -325,6 +330,7 @@ class Lookup {
     for (const g of this.#guards) clearTimeout(g);
     this.#guards.clear();
     const stats = this.#stats;
+    stats.durationMs = performance.now() - this.#startedAt;
     const answered: Candidate[] = [];
     for (const cand of this.#list) {
       if (cand.state !== ANSWERED) continue;

@@ -18,6 +18,7 @@ import { ServiceRegistry, type Provider, type ServiceRegistryInit } from '../reg
 import { RpcClient, RpcServer, type CallOptions, type RegisterOptions, type RpcClientInit, type RpcHandler, type RpcServerInit } from '../rpc/index.js';
 import { Messenger, DEFAULT_REALM, type MessengerInit } from './messenger.js';
 import type { PeerInfo } from './peer-session.js';
+import { Gateway, type GatewayInit } from '../gateway/index.js';
 
 export const DEFAULT_PORT = 9443;
 export const DEFAULT_HOST = '0.0.0.0';
@@ -65,6 +66,8 @@ export interface MeshNodeOptions extends TransportOptions, ConnectionPoolInit, M
   rpc?: RpcClientInit;
   /** RPC server limits (handler timeout, procedures, running calls); see src/rpc/server.ts. */
   rpcServer?: RpcServerInit;
+  /** Light-client gateway limits (maxClients, per-client subscriptions, calls, served procedures); see src/gateway/gateway.ts. */
+  gateway?: GatewayInit;
   /** How long stop() waits for records to be withdrawn from the mesh. Default 5000 ms. */
   stopTimeoutMs?: number;
   /** Where warnings go (unreachable bootstrap, …). Default: stderr. */
@@ -84,6 +87,11 @@ export interface NodeStatus {
 
 const stderrLogger: DhtLogger = { warn: (m) => process.stderr.write(`macula: warning: ${m}\n`) };
 
+/**
+ * Events: 'peer' (PeerInfo, after a HELLO), 'protocol-error' (ProtocolError,
+ * PeerInfo | undefined), 'lookup' (LookupStats of every finished DHT lookup),
+ * 'rpc-call' (ms, outcome of every call made).
+ */
 export class MeshNode extends EventEmitter {
   readonly identity: Identity;
   readonly transport: Transport;
@@ -93,6 +101,7 @@ export class MeshNode extends EventEmitter {
   readonly registry: ServiceRegistry;
   readonly rpcServer: RpcServer;
   readonly rpc: RpcClient;
+  readonly gateway: Gateway;
   readonly options: MeshNodeOptions;
   #state: 'new' | 'running' | 'stopped' = 'new';
   #startedAt = 0;
@@ -121,7 +130,13 @@ export class MeshNode extends EventEmitter {
       options,
     );
     this.dht = new Dht(
-      { identity, network: new MessengerDhtNetwork(this.messenger), logger: options.logger ?? stderrLogger },
+      {
+        identity,
+        network: new MessengerDhtNetwork(this.messenger),
+        logger: options.logger ?? stderrLogger,
+        // one event per finished lookup, for the lookup histograms (src/metrics/node-metrics.ts)
+        metrics: { lookup: (stats) => this.emit('lookup', stats) },
+      },
       options.dht,
     );
     this.messenger.handle(PING, () => ({ t: PONG.type }));
@@ -136,6 +151,7 @@ export class MeshNode extends EventEmitter {
       { transport: this.messenger, registry: this.registry, server: this.rpcServer, observe: (ms, outcome) => this.emit('rpc-call', ms, outcome) },
       options.rpc,
     );
+    this.gateway = new Gateway({ node: this }, options.gateway);
   }
 
   /** Advertises a service in the mesh registry (signed DHT record, re-announced until stop or unadvertise). */

@@ -7,7 +7,7 @@ import { ConnectionPool } from '../transport/pool.js';
 import type { Connection, PeerAddress, Transport } from '../transport/types.js';
 import { MaculaError, ProtocolError } from '../util/errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
-import type { OutboundMessage } from '../wire/framed-stream.js';
+import { DEFAULT_MAX_QUEUED_BYTES, type OutboundMessage } from '../wire/framed-stream.js';
 import { messageName, type Message, type MessageDef } from '../wire/messages.js';
 import { PeerSession, type PeerInfo, type Role, type SessionHost } from './peer-session.js';
 
@@ -37,6 +37,30 @@ export interface MessengerEvents {
   request(type: number): void;
 }
 
+/** Messages by type name (e.g. FIND_NODE) since the messenger was created. */
+export interface TrafficStats {
+  received: Record<string, number>;
+  sent: Record<string, number>;
+}
+
+/** Depth of the bounded queues of every connection, read at once (metrics, /health). */
+export interface QueueStats {
+  /** Bytes accepted for sending and not yet written, summed over every stream. */
+  sendQueuedBytes: number;
+  /** The fullest single stream's queued bytes: each stream is bounded on its own. */
+  sendQueueLargestBytes: number;
+  /** The bound of one stream's send queue; sends beyond it are refused. */
+  sendQueueLimitBytes: number;
+  /** Requests from peers being served now, summed over connections. */
+  requestsInFlight: number;
+  /** The busiest connection's requests in flight. */
+  requestsInFlightLargest: number;
+  /** Requests served at once per connection before answering BUSY. */
+  maxInFlight: number;
+  /** Requests this node sent that await their response. */
+  requestsPending: number;
+}
+
 export interface Target {
   address: PeerAddress;
   nodeId?: Uint8Array | string;
@@ -64,6 +88,11 @@ export class Messenger implements SessionHost {
   readonly #handlers = new Map<number, Handler>();
   readonly #sessions = new Map<Connection, PeerSession>();
   readonly #events: Partial<MessengerEvents>;
+  // Indexed by message type (1..255). A plain array increment on the hot
+  // path; names are looked up only when someone reads trafficStats().
+  // Float64 so that the counts stay exact far beyond 2^32.
+  readonly #received = new Float64Array(256);
+  readonly #sent = new Float64Array(256);
   #running = false;
 
   constructor(components: MessengerComponents, init: MessengerInit = {}) {
@@ -136,6 +165,37 @@ export class Messenger implements SessionHost {
     await this.#session(conn).notify(msg);
   }
 
+  /** Messages read and queued by type since this messenger was created. */
+  trafficStats(): TrafficStats {
+    return { received: countsByName(this.#received), sent: countsByName(this.#sent) };
+  }
+
+  /** O(connections): meant for scrapes and health checks, not for hot paths. */
+  queueStats(): QueueStats {
+    let sendQueuedBytes = 0;
+    let sendQueueLargestBytes = 0;
+    let requestsInFlight = 0;
+    let requestsInFlightLargest = 0;
+    let requestsPending = 0;
+    for (const session of this.#sessions.values()) {
+      const q = session.queuedBytes();
+      sendQueuedBytes += q.total;
+      if (q.largest > sendQueueLargestBytes) sendQueueLargestBytes = q.largest;
+      requestsInFlight += session.inFlight;
+      if (session.inFlight > requestsInFlightLargest) requestsInFlightLargest = session.inFlight;
+      requestsPending += session.pendingRequests;
+    }
+    return {
+      sendQueuedBytes,
+      sendQueueLargestBytes,
+      sendQueueLimitBytes: DEFAULT_MAX_QUEUED_BYTES,
+      requestsInFlight,
+      requestsInFlightLargest,
+      maxInFlight: this.maxInFlight,
+      requestsPending,
+    };
+  }
+
   sessions(): PeerInfo[] {
     return [...this.#sessions.values()].map((s) => s.peer);
   }
@@ -175,4 +235,14 @@ export class Messenger implements SessionHost {
   onProtocolError(err: ProtocolError, peer: PeerInfo): void {
     this.#events.protocolError?.(err, peer);
   }
+
+  onTraffic(direction: 'in' | 'out', type: number): void {
+    (direction === 'in' ? this.#received : this.#sent)[type]++;
+  }
+}
+
+function countsByName(counts: Float64Array): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let t = 0; t < counts.length; t++) if (counts[t]! > 0) out[messageName(t)] = counts[t]!;
+  return out;
 }

@@ -45,6 +45,8 @@ export interface SessionHost {
   onMessage(peer: PeerInfo): void;
   onProtocolError(err: ProtocolError, peer: PeerInfo): void;
   onHello(peer: PeerInfo): void;
+  /** A message of `type` was read from ('in') or queued to ('out') one of this session's streams. */
+  onTraffic(direction: 'in' | 'out', type: number): void;
 }
 
 interface Pending {
@@ -67,6 +69,8 @@ export class PeerSession {
   readonly peer: PeerInfo;
   #host: SessionHost;
   #out: FramedStream | undefined;
+  /** The streams the peer opened that we answer on (their send queues count towards this connection's). */
+  readonly #served = new Set<FramedStream>();
   #opening: Promise<FramedStream> | undefined;
   #pending = new Map<number, Pending>();
   #nextId = 1;
@@ -92,6 +96,18 @@ export class PeerSession {
 
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /** Bytes waiting to be written on this connection: in total, and on its fullest stream (each stream is bounded on its own). */
+  queuedBytes(): { total: number; largest: number } {
+    let total = this.#out?.queuedBytes ?? 0;
+    let largest = total;
+    for (const stream of this.#served) {
+      const q = stream.queuedBytes;
+      total += q;
+      if (q > largest) largest = q;
+    }
+    return { total, largest };
   }
 
   /** Sends a request and resolves with its response (ERROR responses reject with RemoteError). */
@@ -163,6 +179,7 @@ export class PeerSession {
     return new FramedStream(stream, {
       maxFrameSize: this.#host.maxFrameSize,
       onProtocolError: (err) => this.#host.onProtocolError(err, this.peer),
+      onMessage: (direction, type) => this.#host.onTraffic(direction, type),
     });
   }
 
@@ -208,6 +225,7 @@ export class PeerSession {
   /** Serves the requests the peer sends on a stream it opened. */
   async #serve(stream: FramedStream): Promise<void> {
     const host = this.#host;
+    this.#served.add(stream);
     try {
       const first = await stream.read();
       if (first === null) return;
@@ -234,6 +252,8 @@ export class PeerSession {
       await stream.end();
     } catch (err) {
       this.#protocolFailure(err, stream);
+    } finally {
+      this.#served.delete(stream);
     }
   }
 

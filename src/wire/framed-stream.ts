@@ -21,6 +21,8 @@ export interface FramedStreamOptions {
   maxQueuedBytes?: number;
   /** Called once per protocol violation seen on this stream (for the metrics). */
   onProtocolError?: (err: ProtocolError) => void;
+  /** Called for every message read ('in') and every message accepted by send() ('out'), with its type (for the metrics). */
+  onMessage?: (direction: 'in' | 'out', type: number) => void;
 }
 
 export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
@@ -36,6 +38,7 @@ export class FramedStream {
   readonly maxFrameSize: number;
   readonly maxQueuedBytes: number;
   #onProtocolError: ((err: ProtocolError) => void) | undefined;
+  #onMessage: ((direction: 'in' | 'out', type: number) => void) | undefined;
   #decoder: FrameDecoder;
   #frames: Uint8Array[] = [];
   #frameIdx = 0;
@@ -54,6 +57,7 @@ export class FramedStream {
     this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.#onProtocolError = options.onProtocolError;
+    this.#onMessage = options.onMessage;
     this.#decoder = new FrameDecoder(this.maxFrameSize);
   }
 
@@ -90,6 +94,7 @@ export class FramedStream {
     batch.bodies.push(body);
     batch.bytes += FRAME_HEADER_BYTES + body.length;
     this.#queuedBytes += body.length;
+    this.#onMessage?.('out', msg.t);
     return new Promise((resolve, reject) => batch.waiters.push({ resolve, reject }));
   }
 
@@ -148,11 +153,14 @@ export class FramedStream {
       if (this.#isReset) return null;
       if (this.#frameIdx < this.#frames.length) {
         const body = this.#frames[this.#frameIdx++]!;
+        let msg: Message;
         try {
-          return decodeMessage(body);
+          msg = decodeMessage(body);
         } catch (err) {
           throw this.#violation(err);
         }
+        this.#onMessage?.('in', msg.t);
+        return msg;
       }
       const chunk = await this.stream.read();
       if (this.#violationError !== undefined) throw this.#violationError;

@@ -1,0 +1,235 @@
+/**
+ * The node's health: a few checks, each ok / degraded / fail, and the
+ * worst of them as the overall status.
+ *
+ * - eventLoopLag: the p99 event-loop delay over the last window, from
+ *   `perf_hooks.monitorEventLoopDelay`. A loop that lags delays every
+ *   message, timer and timeout of the node.
+ * - queueSaturation: the fullest of the bounded queues, as used / limit
+ *   (per-stream send queues and requests in flight per connection when the
+ *   messenger reports them; more sources, e.g. the pub/sub fan-out pool,
+ *   are added with addSaturationSource()). The connection pool is reported
+ *   but can only degrade: a full pool evicts idle connections by design.
+ * - joinedMesh: the node runs and has joined (its routing table has a
+ *   contact when it was given bootstrap nodes).
+ */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { ConfigError } from '../util/errors.js';
+import { queueSource, type ObservedNode } from './node-sources.js';
+
+export type HealthStatus = 'ok' | 'degraded' | 'fail';
+
+export interface HealthCheckResult {
+  status: HealthStatus;
+  [detail: string]: unknown;
+}
+
+export interface HealthReport {
+  status: HealthStatus;
+  checks: Record<string, HealthCheckResult>;
+}
+
+/** How full one bounded queue is. `failAt: Infinity` for queues whose being full is normal operation. */
+export interface Saturation {
+  used: number;
+  limit: number;
+  /** Ratio at which this queue fails the check. Default: the monitor's saturationFailRatio. */
+  failAt?: number;
+}
+
+export interface HealthMonitorInit {
+  /** p99 event-loop lag at which the node is degraded. Default 100 ms. */
+  lagDegradedMs?: number;
+  /** p99 event-loop lag at which the node fails. Default 1000 ms. */
+  lagFailMs?: number;
+  /** Sampling period of the event-loop delay monitor. Default 10 ms. */
+  lagResolutionMs?: number;
+  /** Length of one lag window; the check reads the worse of the last full window and the current one. Default 10 s. */
+  lagWindowMs?: number;
+  /** used / limit of a queue at which the node is degraded. Default 0.8. */
+  saturationDegradedRatio?: number;
+  /** used / limit at which the node fails (a full queue refuses work). Default 1. */
+  saturationFailRatio?: number;
+}
+
+export const DEFAULT_LAG_DEGRADED_MS = 100;
+export const DEFAULT_LAG_FAIL_MS = 1000;
+export const DEFAULT_LAG_RESOLUTION_MS = 10;
+export const DEFAULT_LAG_WINDOW_MS = 10_000;
+export const DEFAULT_SATURATION_DEGRADED_RATIO = 0.8;
+export const DEFAULT_SATURATION_FAIL_RATIO = 1;
+
+export interface EventLoopLag {
+  /** Lag beyond the sampling period, in ms (0 = on time). */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+  /** Samples behind these figures. */
+  samples: number;
+}
+
+export interface HealthMonitorComponents {
+  node: ObservedNode;
+}
+
+const RANK: Record<HealthStatus, number> = { ok: 0, degraded: 1, fail: 2 };
+
+function worst(a: HealthStatus, b: HealthStatus): HealthStatus {
+  return RANK[b] > RANK[a] ? b : a;
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;
+
+export class HealthMonitor {
+  readonly lagDegradedMs: number;
+  readonly lagFailMs: number;
+  readonly lagResolutionMs: number;
+  readonly lagWindowMs: number;
+  readonly saturationDegradedRatio: number;
+  readonly saturationFailRatio: number;
+
+  readonly #node: ObservedNode;
+  readonly #checks = new Map<string, () => HealthCheckResult>();
+  readonly #saturation = new Map<string, () => Saturation | undefined>();
+  #histogram: IntervalHistogram | undefined;
+  #window: NodeJS.Timeout | undefined;
+  #lastWindow: EventLoopLag | undefined;
+
+  constructor(components: HealthMonitorComponents, init: HealthMonitorInit = {}) {
+    this.#node = components.node;
+    this.lagDegradedMs = init.lagDegradedMs ?? DEFAULT_LAG_DEGRADED_MS;
+    this.lagFailMs = init.lagFailMs ?? DEFAULT_LAG_FAIL_MS;
+    this.lagResolutionMs = init.lagResolutionMs ?? DEFAULT_LAG_RESOLUTION_MS;
+    this.lagWindowMs = init.lagWindowMs ?? DEFAULT_LAG_WINDOW_MS;
+    this.saturationDegradedRatio = init.saturationDegradedRatio ?? DEFAULT_SATURATION_DEGRADED_RATIO;
+    this.saturationFailRatio = init.saturationFailRatio ?? DEFAULT_SATURATION_FAIL_RATIO;
+    if (!(this.lagResolutionMs >= 1) || !(this.lagWindowMs > 0)) throw new ConfigError('lagResolutionMs must be ≥ 1 and lagWindowMs > 0');
+
+    this.addSaturationSource('connectionPool', () => {
+      const s = this.#node.pool.stats();
+      return { used: s.open, limit: s.max, failAt: Infinity };
+    });
+    const queues = queueSource(this.#node);
+    if (queues) {
+      this.addSaturationSource('sendQueue', () => {
+        const q = queues();
+        return { used: q.sendQueueLargestBytes, limit: q.sendQueueLimitBytes };
+      });
+      this.addSaturationSource('requestsInFlight', () => {
+        const q = queues();
+        return { used: q.requestsInFlightLargest, limit: q.maxInFlight };
+      });
+    }
+    this.addCheck('eventLoopLag', () => this.#lagCheck());
+    this.addCheck('queueSaturation', () => this.#saturationCheck());
+    this.addCheck('joinedMesh', () => this.#joinedCheck());
+  }
+
+  /** Starts sampling the event loop. Idempotent. */
+  start(): void {
+    if (this.#histogram) return;
+    this.#histogram = monitorEventLoopDelay({ resolution: this.lagResolutionMs });
+    this.#histogram.enable();
+    this.#window = setInterval(() => {
+      this.#lastWindow = this.#read();
+      this.#histogram?.reset();
+    }, this.lagWindowMs);
+    this.#window.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#window);
+    this.#window = undefined;
+    this.#histogram?.disable();
+    this.#histogram = undefined;
+    this.#lastWindow = undefined;
+  }
+
+  /** Adds a check (or replaces the one of that name); it runs at every report(). */
+  addCheck(name: string, check: () => HealthCheckResult): void {
+    this.#checks.set(name, check);
+  }
+
+  /** Adds a bounded queue to the queueSaturation check; returning undefined leaves it out. */
+  addSaturationSource(name: string, read: () => Saturation | undefined): void {
+    this.#saturation.set(name, read);
+  }
+
+  /** Event-loop lag over the last full window or the current one, whichever is worse (zeros before start()). */
+  eventLoopLag(): EventLoopLag {
+    const current = this.#read();
+    const last = this.#lastWindow;
+    if (!last || (current.samples > 0 && current.p99Ms >= last.p99Ms)) return current;
+    return last;
+  }
+
+  report(): HealthReport {
+    const checks: Record<string, HealthCheckResult> = {};
+    let status: HealthStatus = 'ok';
+    for (const [name, check] of this.#checks) {
+      let result: HealthCheckResult;
+      try {
+        result = check();
+      } catch (err) {
+        // a broken check is reported as failing, not as a crashed endpoint
+        result = { status: 'fail', error: (err as Error)?.message ?? String(err) };
+      }
+      checks[name] = result;
+      status = worst(status, result.status);
+    }
+    return { status, checks };
+  }
+
+  #read(): EventLoopLag {
+    const h = this.#histogram;
+    if (!h || h.count === 0) return { p50Ms: 0, p99Ms: 0, maxMs: 0, meanMs: 0, samples: 0 };
+    // The monitor records the whole interval between samples, sampling period included.
+    const lag = (ns: number) => round(Math.max(0, ns / 1e6 - this.lagResolutionMs));
+    return { p50Ms: lag(h.percentile(50)), p99Ms: lag(h.percentile(99)), maxMs: lag(h.max), meanMs: lag(h.mean), samples: h.count };
+  }
+
+  #lagCheck(): HealthCheckResult {
+    const lag = this.eventLoopLag();
+    const status: HealthStatus = lag.p99Ms >= this.lagFailMs ? 'fail' : lag.p99Ms >= this.lagDegradedMs ? 'degraded' : 'ok';
+    return { status, valueMs: lag.p99Ms, maxMs: lag.maxMs, thresholdMs: this.lagDegradedMs, failThresholdMs: this.lagFailMs };
+  }
+
+  #saturationCheck(): HealthCheckResult {
+    let status: HealthStatus = 'ok';
+    let worstRatio = 0;
+    let worstName: string | undefined;
+    const queues: Record<string, { used: number; limit: number; ratio: number }> = {};
+    for (const [name, read] of this.#saturation) {
+      const s = read();
+      if (!s) continue;
+      const ratio = s.limit > 0 ? s.used / s.limit : 0;
+      queues[name] = { used: s.used, limit: s.limit, ratio: round(ratio) };
+      const failAt = s.failAt ?? this.saturationFailRatio;
+      const own: HealthStatus = ratio >= failAt ? 'fail' : ratio >= this.saturationDegradedRatio ? 'degraded' : 'ok';
+      status = worst(status, own);
+      if (ratio > worstRatio || worstName === undefined) {
+        worstRatio = ratio;
+        worstName = name;
+      }
+    }
+    return {
+      status,
+      ratio: round(worstRatio),
+      fullest: worstName,
+      thresholdRatio: this.saturationDegradedRatio,
+      failThresholdRatio: this.saturationFailRatio,
+      queues,
+    };
+  }
+
+  #joinedCheck(): HealthCheckResult {
+    const node = this.#node;
+    const s = node.status();
+    const bootstrapNodes = node.options.bootstrap?.length ?? 0;
+    // Not joined yet while running: the DHT keeps retrying its bootstrap
+    // nodes, and the node still serves what it holds, so this degrades.
+    const status: HealthStatus = !node.running ? 'fail' : node.ready ? 'ok' : 'degraded';
+    return { status, running: node.running, joined: node.ready, routingTableSize: s.routingTableSize, bootstrapNodes };
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * What the metrics and the admin server read from a node, as narrow types,
+ * so they can be exercised with a stand-in node and stay independent of
+ * MeshNode's internals.
+ *
+ * `trafficStats()` and `queueStats()` are read from the messenger when it
+ * offers them (messages by type, send-queue depth, requests in flight);
+ * until then the metrics and /stats sections built on them are left out
+ * rather than reported as zeros that would look like real readings.
+ */
+import type { DhtStats } from '../dht/metrics.js';
+import type { NodeStatus } from '../node/mesh-node.js';
+import type { PoolStats } from '../transport/pool.js';
+import type { PeerAddress, TransportStats } from '../transport/types.js';
+
+/** Messages by type name (e.g. FIND_NODE), counted since the node started. */
+export interface TrafficStats {
+  received: Record<string, number>;
+  sent: Record<string, number>;
+}
+
+export interface QueueStats {
+  /** Bytes accepted for sending and not yet written, summed over every stream. */
+  sendQueuedBytes: number;
+  /** The fullest single stream's queued bytes: each stream is bounded on its own. */
+  sendQueueLargestBytes: number;
+  /** The bound of one stream's send queue; sends beyond it are refused. */
+  sendQueueLimitBytes: number;
+  /** Requests from peers being served now, summed over connections. */
+  requestsInFlight: number;
+  /** The busiest connection's requests in flight. */
+  requestsInFlightLargest: number;
+  /** Requests served at once per connection before answering BUSY. */
+  maxInFlight: number;
+  /** Requests this node sent that await their response. */
+  requestsPending: number;
+}
+
+/** The parts of MeshNode the metrics and the admin server read. */
+export interface ObservedNode {
+  readonly running: boolean;
+  readonly ready: boolean;
+  readonly options: { readonly bootstrap?: readonly PeerAddress[] | undefined };
+  status(): NodeStatus;
+  readonly pool: { stats(): PoolStats };
+  readonly transport: { readonly kind: string; stats(): TransportStats };
+  readonly dht: { stats(): DhtStats };
+  readonly messenger: object;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter listener shape
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  off(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+interface MessengerProbes {
+  trafficStats?: () => TrafficStats;
+  queueStats?: () => QueueStats;
+}
+
+/** The messenger's message counters, when it keeps them. */
+export function trafficSource(node: Pick<ObservedNode, 'messenger'>): (() => TrafficStats) | undefined {
+  const m = node.messenger as MessengerProbes;
+  return typeof m.trafficStats === 'function' ? () => m.trafficStats!.call(m) : undefined;
+}
+
+/** The messenger's queue depths, when it reports them. */
+export function queueSource(node: Pick<ObservedNode, 'messenger'>): (() => QueueStats) | undefined {
+  const m = node.messenger as MessengerProbes;
+  return typeof m.queueStats === 'function' ? () => m.queueStats!.call(m) : undefined;
+}

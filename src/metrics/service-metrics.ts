@@ -1,0 +1,76 @@
+/**
+ * Metrics of the services on top of the DHT: registry cache, RPC client and
+ * server. Read from each component's stats() at scrape time, like the rest.
+ */
+import type { RegistryStats } from '../registry/types.js';
+import type { RpcClientStats } from '../rpc/client.js';
+import type { RpcServerStats } from '../rpc/server.js';
+import { samplesByLabel, type Metrics } from './metrics.js';
+import { registerStatsMetrics, type StatsMetric } from './node-metrics.js';
+
+export const REGISTRY_METRICS: readonly StatsMetric<RegistryStats>[] = [
+  { type: 'counter', name: 'macula_registry_cache_hits_total', help: 'Registry lookups answered from the cache with providers.', value: (s) => s.hits },
+  { type: 'counter', name: 'macula_registry_cache_negative_hits_total', help: 'Registry lookups answered from the negative cache (no providers, recently checked).', value: (s) => s.negativeHits },
+  { type: 'counter', name: 'macula_registry_cache_misses_total', help: 'Registry lookups that went to the DHT (or joined a lookup in flight).', value: (s) => s.misses },
+  { type: 'gauge', name: 'macula_registry_cache_entries', help: 'Names in the registry lookup cache (positive and negative).', value: (s) => s.size },
+  { type: 'gauge', name: 'macula_registry_lookups_in_flight', help: 'Names with a DHT lookup in flight (single-flight).', value: (s) => s.inFlight },
+  { type: 'counter', name: 'macula_registry_dht_lookups_total', help: 'DHT lookups started by the registry.', value: (s) => s.dhtLookups },
+  { type: 'counter', name: 'macula_registry_dht_errors_total', help: 'DHT lookups of the registry that failed.', value: (s) => s.dhtErrors },
+  { type: 'counter', name: 'macula_registry_malformed_records_total', help: 'Registry records dropped because their value was malformed.', value: (s) => s.malformed },
+  { type: 'gauge', name: 'macula_registry_local_services', help: 'Services this node advertises.', value: (s) => s.localServices },
+];
+
+export const RPC_CLIENT_METRICS: readonly StatsMetric<RpcClientStats>[] = [
+  {
+    type: 'counter',
+    name: 'macula_rpc_calls_total',
+    help: 'RPC calls made by this node, by outcome (ok, remote_error, timeout, no_providers, unavailable, busy, bad_args).',
+    labelNames: ['outcome'],
+    value: (s) => samplesByLabel('outcome', s.calls),
+  },
+  { type: 'counter', name: 'macula_rpc_failovers_total', help: 'RPC attempts after the first one of a call (failover to another provider).', value: (s) => s.failovers },
+  { type: 'gauge', name: 'macula_rpc_calls_in_flight', help: 'RPC calls made by this node that have not finished.', value: (s) => s.inFlight },
+  { type: 'counter', name: 'macula_rpc_result_cache_hits_total', help: 'Calls of idempotent procedures answered from the result cache.', value: (s) => s.resultCacheHits },
+  { type: 'counter', name: 'macula_rpc_result_cache_misses_total', help: 'Calls of idempotent procedures not found in the result cache.', value: (s) => s.resultCacheMisses },
+  { type: 'gauge', name: 'macula_rpc_result_cache_entries', help: 'Entries in the RPC result cache.', value: (s) => s.resultCacheSize },
+];
+
+export const RPC_SERVER_METRICS: readonly StatsMetric<RpcServerStats>[] = [
+  {
+    type: 'counter',
+    name: 'macula_rpc_served_total',
+    help: 'RPC calls served by this node, by outcome.',
+    labelNames: ['outcome'],
+    value: (s) => samplesByLabel('outcome', s.served as unknown as Record<string, number>),
+  },
+  { type: 'gauge', name: 'macula_rpc_handlers_running', help: 'RPC handlers running on this node now.', value: (s) => s.running },
+  { type: 'gauge', name: 'macula_rpc_procedures', help: 'Procedures this node serves.', value: (s) => s.procedures },
+];
+
+const RPC_LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface ServiceNode {
+  readonly registry: { stats(): RegistryStats };
+  readonly rpc: { stats(): RpcClientStats };
+  readonly rpcServer: { stats(): RpcServerStats };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter listener shape
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  off(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/** Registers registry and RPC metrics; returns a function that detaches the latency listener. */
+export function instrumentServices(node: ServiceNode, metrics: Metrics): () => void {
+  registerStatsMetrics(metrics, () => node.registry.stats(), REGISTRY_METRICS);
+  registerStatsMetrics(metrics, () => node.rpc.stats(), RPC_CLIENT_METRICS);
+  registerStatsMetrics(metrics, () => node.rpcServer.stats(), RPC_SERVER_METRICS);
+  const latency = metrics.histogram({
+    name: 'macula_rpc_call_duration_seconds',
+    help: 'Duration of RPC calls made by this node, by outcome.',
+    labelNames: ['outcome'],
+    buckets: RPC_LATENCY_BUCKETS,
+  });
+  const onCall = (ms: number, outcome: string) => latency.observe({ outcome }, ms / 1000);
+  node.on('rpc-call', onCall);
+  return () => node.off('rpc-call', onCall);
+}
