@@ -8,6 +8,7 @@
 import { transportScenario } from './bench/transport.js';
 import { trieScenario } from './bench/trie.js';
 import { rpcScenario } from './bench/rpc.js';
+import { pubsubScenario } from './bench/pubsub.js';
 
 export interface Figure {
   metric: string;
@@ -28,6 +29,7 @@ const scenarios: Record<string, Scenario> = {
   transport: transportScenario,
   trie: trieScenario,
   rpc: rpcScenario,
+  pubsub: pubsubScenario,
 };
 
 function usage(): never {

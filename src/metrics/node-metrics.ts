@@ -212,7 +212,7 @@ export function instrumentNode(node: ObservedNode, metrics: Metrics): NodeInstru
   node.on('protocol-error', onProtocolError);
   node.on('lookup', onLookup);
   // Registry and RPC exist on a full MeshNode; narrower test doubles may leave them out.
-  const services = 'registry' in node && 'rpc' in node && 'rpcServer' in node ? instrumentServices(node as unknown as ServiceNode, metrics) : undefined;
+  const services = 'registry' in node && 'rpc' in node && 'rpcServer' in node && 'pubsub' in node ? instrumentServices(node as unknown as ServiceNode, metrics) : undefined;
   return {
     protocolErrors: () => ({ ...protocolErrors }),
     close() {

@@ -1,10 +1,11 @@
 /**
  * Metrics of the services on top of the DHT: registry cache, RPC client and
- * server. Read from each component's stats() at scrape time, like the rest.
+ * server, pub/sub. Read from each component's stats() at scrape time, like the rest.
  */
 import type { RegistryStats } from '../registry/types.js';
 import type { RpcClientStats } from '../rpc/client.js';
 import type { RpcServerStats } from '../rpc/server.js';
+import type { PubSubStats } from '../pubsub/pubsub.js';
 import { samplesByLabel, type Metrics } from './metrics.js';
 import { registerStatsMetrics, type StatsMetric } from './node-metrics.js';
 
@@ -47,12 +48,36 @@ export const RPC_SERVER_METRICS: readonly StatsMetric<RpcServerStats>[] = [
   { type: 'gauge', name: 'macula_rpc_procedures', help: 'Procedures this node serves.', value: (s) => s.procedures },
 ];
 
+type P = PubSubStats;
+export const PUBSUB_METRICS: readonly StatsMetric<P>[] = [
+  { type: 'counter', name: 'macula_pubsub_published_total', help: 'publish() calls accepted on this node.', value: (s: P) => s.published },
+  { type: 'counter', name: 'macula_pubsub_publishes_no_subscribers_total', help: 'Publishes that found no subscriber anywhere (answered from the cache when warm).', value: (s: P) => s.publishesNoSubscribers },
+  { type: 'counter', name: 'macula_pubsub_publishes_dropped_total', help: 'publish() calls refused because the fan-out queue was full (noWait).', value: (s: P) => s.publishesDropped },
+  { type: 'counter', name: 'macula_pubsub_messages_sent_total', help: 'PUBLISH messages written to subscriber nodes (one per node per publish).', value: (s: P) => s.fanout.sent },
+  { type: 'counter', name: 'macula_pubsub_send_failures_total', help: 'PUBLISH sends that failed (subscriber node unreachable or gone).', value: (s: P) => s.fanout.sendFailures },
+  { type: 'counter', name: 'macula_pubsub_backlog_dropped_total', help: 'Messages dropped because a subscriber node backlog was full while it was dialed, or it failed.', value: (s: P) => s.fanout.backlogDropped },
+  { type: 'counter', name: 'macula_pubsub_messages_received_total', help: 'PUBLISH messages received from other nodes.', value: (s: P) => s.received },
+  { type: 'counter', name: 'macula_pubsub_duplicates_total', help: 'Received messages dropped as duplicates or out of order (per-publisher sequence).', value: (s: P) => s.duplicates },
+  { type: 'counter', name: 'macula_pubsub_deliveries_total', help: 'Messages handed to subscription handlers.', value: (s: P) => s.delivered },
+  { type: 'counter', name: 'macula_pubsub_delivery_drops_total', help: 'Messages dropped because a subscription buffer was full.', value: (s: P) => s.dropped },
+  { type: 'gauge', name: 'macula_pubsub_subscriptions', help: 'Local subscriptions on this node.', value: (s: P) => s.subscriptions },
+  { type: 'gauge', name: 'macula_pubsub_fanout_queue_depth', help: 'Sends waiting in the fan-out queue.', value: (s: P) => s.fanout.queued },
+  { type: 'gauge', name: 'macula_pubsub_fanout_queue_limit', help: 'Most sends the fan-out queue holds (fanoutQueue).', value: (s: P) => s.fanout.maxQueue },
+  { type: 'gauge', name: 'macula_pubsub_fanout_running', help: 'Sends in flight in the fan-out pool.', value: (s: P) => s.fanout.running },
+  { type: 'gauge', name: 'macula_pubsub_fanout_backlog', help: 'Messages held for subscriber nodes being dialed.', value: (s: P) => s.fanout.backlogged },
+  { type: 'counter', name: 'macula_pubsub_cache_hits_total', help: 'Subscriber cache hits, by level (topic, prefix).', labelNames: ['level'], value: (s: P) => samplesByLabel('level', { topic: s.cache.topicHits, prefix: s.cache.prefixHits }) },
+  { type: 'counter', name: 'macula_pubsub_cache_misses_total', help: 'Subscriber cache misses, by level (topic, prefix).', labelNames: ['level'], value: (s: P) => samplesByLabel('level', { topic: s.cache.topicMisses, prefix: s.cache.prefixMisses }) },
+  { type: 'gauge', name: 'macula_pubsub_cache_entries', help: 'Subscriber cache entries, by level (topic, prefix).', labelNames: ['level'], value: (s: P) => samplesByLabel('level', { topic: s.cache.topicSize, prefix: s.cache.prefixSize }) },
+  { type: 'counter', name: 'macula_pubsub_dht_lookups_total', help: 'DHT lookups made to resolve subscribers.', value: (s: P) => s.cache.dhtLookups },
+];
+
 const RPC_LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export interface ServiceNode {
   readonly registry: { stats(): RegistryStats };
   readonly rpc: { stats(): RpcClientStats };
   readonly rpcServer: { stats(): RpcServerStats };
+  readonly pubsub: { stats(): PubSubStats };
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter listener shape
   on(event: string, listener: (...args: any[]) => void): unknown;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -64,6 +89,7 @@ export function instrumentServices(node: ServiceNode, metrics: Metrics): () => v
   registerStatsMetrics(metrics, () => node.registry.stats(), REGISTRY_METRICS);
   registerStatsMetrics(metrics, () => node.rpc.stats(), RPC_CLIENT_METRICS);
   registerStatsMetrics(metrics, () => node.rpcServer.stats(), RPC_SERVER_METRICS);
+  registerStatsMetrics(metrics, () => node.pubsub.stats(), PUBSUB_METRICS);
   const latency = metrics.histogram({
     name: 'macula_rpc_call_duration_seconds',
     help: 'Duration of RPC calls made by this node, by outcome.',

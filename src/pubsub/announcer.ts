@@ -1,0 +1,248 @@
+/**
+ * This node's subscription records in the DHT: one record per literal
+ * prefix, listing the distinct patterns subscribed under it (see
+ * announcement.ts for the key scheme and the value).
+ *
+ * Changes are coalesced per key: subscribe/unsubscribe only update the
+ * pattern counts and mark the key dirty; one loop per key then puts the
+ * current set (or withdraws the record when the set is empty), one DHT
+ * operation at a time, and repeats while changes arrived meanwhile. So a
+ * thousand subscribe calls in a row cost a couple of puts, and the record in
+ * the DHT always ends up at the latest state.
+ *
+ * A failed update (the node not listening yet, the DHT stopped) is retried
+ * with backoff (1 s doubling to 30 s); the promises of the changes it carried
+ * resolve only once an update succeeds, or on stop().
+ *
+ * A prefix whose patterns do not fit one record (`maxAnnounceBytes`) is
+ * announced as `<prefix>.#` instead: publishers then send every topic under
+ * the prefix and this node filters locally. `coversBroadly` lets the receiver
+ * tell those expected misses from real ones (which trigger UNSUBSCRIBED).
+ */
+import type { PeerAddress } from '../transport/types.js';
+import { dhtKey } from '../dht/key.js';
+import { announcementKeyNamespace, encodeAnnouncement } from './announcement.js';
+import { literalPrefix, prefixesOf } from './topic.js';
+
+/** What the announcer needs from the DHT (Dht implements it). */
+export interface AnnouncerDht {
+  put(key: Uint8Array, value: Uint8Array, options: { ttlMs: number }): Promise<unknown>;
+  withdraw(key: Uint8Array): Promise<unknown>;
+}
+
+export interface AnnouncerComponents {
+  dht: AnnouncerDht;
+  realm: string;
+  advertisedAddress: () => PeerAddress;
+}
+
+export interface AnnouncerInit {
+  ttlMs: number;
+  maxAnnounceBytes: number;
+}
+
+export interface AnnouncerStats {
+  /** Prefix keys with a record in the DHT (or about to have one). */
+  keys: number;
+  puts: number;
+  withdrawals: number;
+  failures: number;
+  /** Keys currently announced as `<prefix>.#` because their patterns did not fit. */
+  broadened: number;
+}
+
+interface KeyState {
+  readonly prefix: string;
+  readonly key: Uint8Array;
+  /** pattern → number of local subscriptions using it */
+  readonly patterns: Map<string, number>;
+  dirty: boolean;
+  running: boolean;
+  /** A record (not a tombstone) of ours is in the DHT. */
+  announced: boolean;
+  broadened: boolean;
+  waiters: Array<() => void>;
+  retryMs: number;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const MIN_RETRY_MS = 1_000;
+const MAX_RETRY_MS = 30_000;
+
+export class Announcer {
+  readonly #dht: AnnouncerDht;
+  readonly #namespace: string;
+  readonly #address: () => PeerAddress;
+  readonly #ttlMs: number;
+  readonly #maxBytes: number;
+  readonly #keys = new Map<string, KeyState>();
+  readonly #broadened = new Set<string>();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #stopped = false;
+  #puts = 0;
+  #withdrawals = 0;
+  #failures = 0;
+
+  constructor(components: AnnouncerComponents, init: AnnouncerInit) {
+    this.#dht = components.dht;
+    this.#namespace = announcementKeyNamespace(components.realm);
+    this.#address = components.advertisedAddress;
+    this.#ttlMs = init.ttlMs;
+    this.#maxBytes = init.maxAnnounceBytes;
+  }
+
+  /** Counts one more subscription with `pattern`; resolves once the DHT holds a record with it. */
+  add(pattern: string): Promise<void> {
+    const s = this.#state(literalPrefix(pattern));
+    const n = s.patterns.get(pattern) ?? 0;
+    s.patterns.set(pattern, n + 1);
+    return n === 0 ? this.#schedule(s) : this.#settled(s);
+  }
+
+  /** One subscription with `pattern` fewer; resolves once the DHT no longer lists it (if it was the last). */
+  remove(pattern: string): Promise<void> {
+    const s = this.#keys.get(literalPrefix(pattern));
+    const n = s?.patterns.get(pattern);
+    if (s === undefined || n === undefined) return RESOLVED;
+    if (n > 1) {
+      s.patterns.set(pattern, n - 1);
+      return RESOLVED;
+    }
+    s.patterns.delete(pattern);
+    return this.#schedule(s);
+  }
+
+  /** Whether `topic` is under a prefix announced as `<prefix>.#` (O(segments)). */
+  coversBroadly(topic: string): boolean {
+    if (this.#broadened.size === 0) return false;
+    for (const p of prefixesOf(topic)) if (this.#broadened.has(p)) return true;
+    return false;
+  }
+
+  stats(): AnnouncerStats {
+    let keys = 0;
+    for (const s of this.#keys.values()) if (s.patterns.size > 0 || s.announced) keys++;
+    return { keys, puts: this.#puts, withdrawals: this.#withdrawals, failures: this.#failures, broadened: this.#broadened.size };
+  }
+
+  /**
+   * Stops announcing; with `withdraw`, withdraws every record of ours (in
+   * parallel, failures ignored). Pending add/remove promises resolve.
+   */
+  async stop(withdraw: boolean): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    const states = [...this.#keys.values()];
+    this.#keys.clear();
+    this.#broadened.clear();
+    for (const s of states) this.#release(s);
+    if (!withdraw) return;
+    await Promise.all(states.filter((s) => s.announced).map((s) => this.#dht.withdraw(s.key).catch(() => undefined)));
+  }
+
+  #state(prefix: string): KeyState {
+    let s = this.#keys.get(prefix);
+    if (s === undefined) {
+      s = {
+        prefix,
+        key: dhtKey(this.#namespace, prefix),
+        patterns: new Map(),
+        dirty: false,
+        running: false,
+        announced: false,
+        broadened: false,
+        waiters: [],
+        retryMs: 0,
+      };
+      this.#keys.set(prefix, s);
+    }
+    return s;
+  }
+
+  #schedule(s: KeyState): Promise<void> {
+    if (this.#stopped) return RESOLVED;
+    const done = new Promise<void>((resolve) => s.waiters.push(resolve));
+    this.#kick(s);
+    return done;
+  }
+
+  #kick(s: KeyState): void {
+    s.dirty = true;
+    if (s.running) return;
+    s.running = true;
+    // Start after the current tick so that every change made in it shares one put.
+    queueMicrotask(() => void this.#run(s));
+  }
+
+  /** Resolves when the state in flight (which already includes this pattern) is settled. */
+  #settled(s: KeyState): Promise<void> {
+    if (this.#stopped || (!s.running && s.waiters.length === 0)) return RESOLVED;
+    return new Promise<void>((resolve) => s.waiters.push(resolve));
+  }
+
+  async #run(s: KeyState): Promise<void> {
+    let failed = false;
+    while (s.dirty && !this.#stopped) {
+      s.dirty = false;
+      const waiters = s.waiters;
+      s.waiters = [];
+      try {
+        if (s.patterns.size > 0) await this.#put(s);
+        else if (s.announced) {
+          this.#setBroadened(s, false);
+          await this.#dht.withdraw(s.key);
+          s.announced = false;
+          this.#withdrawals++;
+        }
+      } catch {
+        this.#failures++;
+        s.waiters = waiters.concat(s.waiters);
+        this.#retry(s);
+        failed = true;
+        break;
+      }
+      s.retryMs = 0;
+      for (const resolve of waiters) resolve();
+    }
+    s.running = false;
+    // Left: waiters of `#settled`, for the state just stored (or of a failed one, kept for the retry).
+    if (this.#stopped || !failed) this.#release(s);
+    if (!this.#stopped && s.patterns.size === 0 && !s.announced && s.waiters.length === 0 && this.#keys.get(s.prefix) === s) this.#keys.delete(s.prefix);
+  }
+
+  #retry(s: KeyState): void {
+    s.retryMs = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, s.retryMs * 2));
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (!this.#stopped) this.#kick(s);
+    }, s.retryMs);
+    timer.unref();
+    this.#timers.add(timer);
+  }
+
+  async #put(s: KeyState): Promise<void> {
+    const address = this.#address();
+    let value = encodeAnnouncement(address, [...s.patterns.keys()]);
+    const broadened = value.length > this.#maxBytes;
+    if (broadened) value = encodeAnnouncement(address, [s.prefix === '' ? '#' : `${s.prefix}.#`]);
+    // Marked before the put: a PUBLISH answering the broad record may arrive before the put returns.
+    this.#setBroadened(s, broadened);
+    s.announced = true;
+    await this.#dht.put(s.key, value, { ttlMs: this.#ttlMs });
+    this.#puts++;
+  }
+
+  #setBroadened(s: KeyState, on: boolean): void {
+    s.broadened = on;
+    if (on) this.#broadened.add(s.prefix);
+    else this.#broadened.delete(s.prefix);
+  }
+
+  #release(s: KeyState): void {
+    const waiters = s.waiters;
+    s.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

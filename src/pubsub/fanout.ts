@@ -1,0 +1,316 @@
+/**
+ * Sends PUBLISH messages to subscriber nodes through a bounded WorkerPool:
+ * one job per (publish, subscriber node), at most `concurrency` sends in
+ * flight and `maxQueue` queued; a full queue makes the publisher wait, or
+ * refuses at once with `noWait`.
+ *
+ * A send to a connected node is a job that ends when the frame is written,
+ * so the pool bounds the writes in flight. What must never happen is one bad
+ * node holding the pool's slots while the others wait:
+ * - a node without an open connection gets its messages held in a small
+ *   per-node backlog (bounded, overflow dropped and counted) while it is
+ *   dialed *outside* the pool, then sent in order; so a dead node costs a
+ *   dial attempt, never pool slots;
+ * - a failed send marks the node down for a backoff (doubling up to a
+ *   ceiling): its jobs end at once and count as skipped until then;
+ * - a connection with sends in flight and no completion for `sendStallMs`
+ *   (a peer that vanished without closing, so flow control blocks the
+ *   writes) is closed, which fails those sends and marks the node down.
+ *
+ * Order per node is kept: jobs start in FIFO order, and while a node has a
+ * backlog every newer message joins the backlog behind it.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../dht/clock.js';
+import type { PeerAddress } from '../transport/types.js';
+import { StoppedError } from '../util/errors.js';
+import { RingQueue, WorkerPool, type WorkerPoolStats } from '../util/worker-pool.js';
+import type { OutboundMessage } from '../wire/framed-stream.js';
+
+export interface FanoutTarget {
+  address: PeerAddress;
+  nodeId: string;
+}
+
+/** What the fan-out needs from the messenger (Messenger implements it). */
+export interface FanoutMessenger {
+  notify(target: FanoutTarget, msg: OutboundMessage): Promise<void>;
+  /** When present, tells whether a node has an open connection (the connection pool). */
+  readonly pool?: { connectionTo(nodeIdHex: string): { close(): void } | undefined };
+}
+
+/** A subscriber node as the fan-out sees it; one object per node ID, shared by every cache entry. */
+export class Peer {
+  readonly nodeId: string;
+  target: FanoutTarget;
+  downUntil = 0;
+  failures = 0;
+  inFlight = 0;
+  /** Sends completed; the stall check compares it between sweeps. */
+  progress = 0;
+  lastProgress = 0;
+  stalledSweeps = 0;
+  backlog: RingQueue<OutboundMessage> | undefined;
+  draining = false;
+  onSent: () => void = () => undefined;
+  onFailed: (err: unknown) => void = () => undefined;
+
+  constructor(nodeId: string, address: PeerAddress) {
+    this.nodeId = nodeId;
+    this.target = { address, nodeId };
+  }
+}
+
+export interface FanoutComponents {
+  messenger: FanoutMessenger;
+  clock: Clock;
+  /** Told when a node goes down, so caches can forget it. */
+  onPeerDown?: (peer: Peer) => void;
+}
+
+export interface FanoutInit {
+  concurrency: number;
+  maxQueue: number;
+  nodeBacklog: number;
+  downBackoffMs: number;
+  maxDownBackoffMs: number;
+  sendStallMs: number;
+  maxPeers: number;
+}
+
+export interface FanoutStats extends WorkerPoolStats {
+  /** PUBLISH messages written. */
+  sent: number;
+  sendFailures: number;
+  /** Messages not sent because their node was down (backoff after a failure). */
+  skippedDown: number;
+  /** Messages held while their node is dialed, now. */
+  backlogged: number;
+  /** Messages dropped because a node's backlog (or the total) was full, or the node failed with a backlog. */
+  backlogDropped: number;
+  /** Connections closed because their sends stalled. */
+  stalls: number;
+  peers: number;
+  peersDown: number;
+}
+
+const CLOSE_WAIT_MS = 2_000;
+
+export class Fanout {
+  readonly pool: WorkerPool;
+  readonly #messenger: FanoutMessenger;
+  readonly #clock: Clock;
+  readonly #onPeerDown: ((peer: Peer) => void) | undefined;
+  readonly #init: FanoutInit;
+  readonly #peers: LRUCache<string, Peer>;
+  #sweep: NodeJS.Timeout | undefined;
+  #closed = false;
+  #held = 0;
+  #sent = 0;
+  #sendFailures = 0;
+  #skippedDown = 0;
+  #backlogDropped = 0;
+  #stalls = 0;
+
+  constructor(components: FanoutComponents, init: FanoutInit) {
+    this.#messenger = components.messenger;
+    this.#clock = components.clock;
+    this.#onPeerDown = components.onPeerDown;
+    this.#init = init;
+    this.pool = new WorkerPool({}, { concurrency: init.concurrency, maxQueue: init.maxQueue, name: 'pub/sub fan-out' });
+    this.#peers = new LRUCache({ max: init.maxPeers });
+    if (components.messenger.pool !== undefined) {
+      this.#sweep = setInterval(() => this.#checkStalls(), Math.max(50, init.sendStallMs / 2));
+      this.#sweep.unref();
+    }
+  }
+
+  /** The Peer of a node (created on first use); a new address means a new incarnation, so its down state is reset. */
+  peer(nodeId: string, address: PeerAddress): Peer {
+    let p = this.#peers.get(nodeId);
+    if (p === undefined) {
+      p = new Peer(nodeId, address);
+      const peer = p;
+      p.onSent = () => this.#ok(peer);
+      p.onFailed = (err) => this.#fail(peer, err);
+      this.#peers.set(nodeId, p);
+    } else if (p.target.address.host !== address.host || p.target.address.port !== address.port) {
+      p.target = { address, nodeId };
+      p.downUntil = 0;
+      p.failures = 0;
+    }
+    return p;
+  }
+
+  /** Jobs the pool accepts right now without waiting. */
+  room(): number {
+    const pool = this.pool;
+    if (pool.waiting > 0) return 0;
+    const queued = pool.queued;
+    return pool.maxQueue - queued + (queued === 0 ? Math.max(0, pool.concurrency - pool.running) : 0);
+  }
+
+  /** Queues one send per peer; undefined when all were accepted at once, else a promise that resolves once they are (backpressure). */
+  submit(peers: readonly Peer[], msg: OutboundMessage): Promise<void> | undefined {
+    if (this.#closed) return Promise.reject(new StoppedError('pub/sub fan-out'));
+    let i = 0;
+    for (; i < peers.length && this.room() > 0; i++) void this.pool.submit(this.#job(peers[i]!, msg));
+    return i === peers.length ? undefined : this.#submitRest(peers, i, msg);
+  }
+
+  /** Queues one send per peer only if all fit now; false (nothing queued) otherwise. */
+  trySubmitAll(peers: readonly Peer[], msg: OutboundMessage): boolean {
+    if (this.#closed) throw new StoppedError('pub/sub fan-out');
+    if (this.room() < peers.length) return false;
+    for (const p of peers) void this.pool.submit(this.#job(p, msg));
+    return true;
+  }
+
+  stats(): FanoutStats {
+    const now = this.#clock.now();
+    let peersDown = 0;
+    for (const p of this.#peers.values()) if (p.downUntil > now) peersDown++;
+    return {
+      ...this.pool.stats(),
+      sent: this.#sent,
+      sendFailures: this.#sendFailures,
+      skippedDown: this.#skippedDown,
+      backlogged: this.#held,
+      backlogDropped: this.#backlogDropped,
+      stalls: this.#stalls,
+      peers: this.#peers.size,
+      peersDown,
+    };
+  }
+
+  /** Drops every backlog and lets the sends already accepted finish (waiting at most 2 s). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    for (const p of this.#peers.values()) this.#dropBacklog(p);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.pool.close(), new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+
+  async #submitRest(peers: readonly Peer[], from: number, msg: OutboundMessage): Promise<void> {
+    for (let i = from; i < peers.length; i++) await this.pool.submit(this.#job(peers[i]!, msg));
+  }
+
+  #job(peer: Peer, msg: OutboundMessage): () => Promise<void> | undefined {
+    return () => this.#send(peer, msg);
+  }
+
+  #send(peer: Peer, msg: OutboundMessage): Promise<void> | undefined {
+    if (peer.downUntil !== 0 && peer.downUntil > this.#clock.now()) {
+      this.#skippedDown++;
+      return undefined;
+    }
+    const pool = this.#messenger.pool;
+    if (peer.backlog !== undefined || (pool !== undefined && pool.connectionTo(peer.nodeId) === undefined)) {
+      this.#hold(peer, msg);
+      return undefined;
+    }
+    peer.inFlight++;
+    return this.#messenger.notify(peer.target, msg).then(peer.onSent, peer.onFailed);
+  }
+
+  #ok(peer: Peer): void {
+    peer.inFlight--;
+    peer.progress++;
+    peer.failures = 0;
+    this.#sent++;
+  }
+
+  #fail(peer: Peer, err: unknown): void {
+    peer.inFlight--;
+    this.#failed(peer, err);
+  }
+
+  #failed(peer: Peer, _err: unknown): void {
+    this.#sendFailures++;
+    const now = this.#clock.now();
+    // One outage fails every send in flight to the node: escalate the backoff once per outage.
+    if (peer.downUntil > now) return;
+    peer.failures++;
+    const backoff = Math.min(this.#init.maxDownBackoffMs, this.#init.downBackoffMs * 2 ** Math.min(peer.failures - 1, 20));
+    peer.downUntil = now + backoff;
+    this.#dropBacklog(peer);
+    this.#onPeerDown?.(peer);
+  }
+
+  #hold(peer: Peer, msg: OutboundMessage): void {
+    if (this.#closed) return;
+    peer.backlog ??= new RingQueue<OutboundMessage>();
+    // The total bound keeps many unreachable nodes from adding up to unbounded memory.
+    if (peer.backlog.size >= this.#init.nodeBacklog || this.#held >= this.#init.maxQueue) {
+      this.#backlogDropped++;
+      return;
+    }
+    peer.backlog.push(msg);
+    this.#held++;
+    if (!peer.draining) void this.#drain(peer);
+  }
+
+  /** Sends a node's backlog in order: the first notify dials, the others wait on that same dial. */
+  async #drain(peer: Peer): Promise<void> {
+    peer.draining = true;
+    try {
+      for (;;) {
+        const backlog = peer.backlog;
+        if (backlog === undefined) return;
+        if (backlog.size === 0 || this.#closed) {
+          this.#dropBacklog(peer);
+          return;
+        }
+        const batch = backlog.drainAll();
+        this.#held -= batch.length;
+        peer.inFlight += batch.length;
+        const results = await Promise.allSettled(batch.map((m) => this.#messenger.notify(peer.target, m)));
+        peer.inFlight -= batch.length;
+        for (const r of results) {
+          if (r.status === 'fulfilled') {
+            peer.progress++;
+            peer.failures = 0;
+            this.#sent++;
+          } else {
+            this.#failed(peer, r.reason);
+          }
+        }
+      }
+    } finally {
+      peer.draining = false;
+    }
+  }
+
+  #dropBacklog(peer: Peer): void {
+    const backlog = peer.backlog;
+    peer.backlog = undefined;
+    if (backlog === undefined || backlog.size === 0) return;
+    this.#held -= backlog.size;
+    this.#backlogDropped += backlog.size;
+  }
+
+  #checkStalls(): void {
+    const pool = this.#messenger.pool;
+    if (pool === undefined) return;
+    // Sweeps run every sendStallMs / 2: three quiet ones in a row span at least sendStallMs.
+    const sweepsNeeded = 3;
+    for (const p of this.#peers.values()) {
+      if (p.inFlight === 0 || p.progress !== p.lastProgress) {
+        p.lastProgress = p.progress;
+        p.stalledSweeps = 0;
+        continue;
+      }
+      // A dial in progress is the backlog's business, bounded by the dial timeout.
+      if (p.draining) continue;
+      if (++p.stalledSweeps < sweepsNeeded) continue;
+      p.stalledSweeps = 0;
+      const conn = pool.connectionTo(p.nodeId);
+      if (conn === undefined) continue;
+      this.#stalls++;
+      conn.close();
+    }
+  }
+}

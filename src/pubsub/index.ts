@@ -1,0 +1,17 @@
+/** Pub/sub: topics and patterns, the local index, and the PubSub service. */
+export { PubSub, type PubSubComponents, type PubSubStats, type PublishOptions, type PublishResult } from './pubsub.js';
+export { Subscription, SubscriptionIterator, type MessageHandler, type PubSubMessage } from './subscription.js';
+export { resolvePubSubOptions, type PubSubInit, type PubSubOptions } from './options.js';
+export { InvalidPayloadError } from './errors.js';
+export { PUBLISH, UNSUBSCRIBED } from './messages.js';
+export { TopicTrie } from './topic-trie.js';
+export {
+  InvalidTopicError,
+  literalPrefix,
+  matches,
+  prefixesOf,
+  validatePattern,
+  validateTopic,
+  type TopicLimits,
+  type TopicRule,
+} from './topic.js';

@@ -1,0 +1,34 @@
+/**
+ * Pub/sub wire messages (type range 30..39). Both are one-way: the receiver
+ * answers nothing, so a publisher never waits on a subscriber.
+ */
+import { defineMessage } from '../wire/messages.js';
+import { f } from '../wire/schema.js';
+
+/**
+ * Longest topic on the wire, in characters. A valid topic is at most 256
+ * UTF-8 bytes (see topic.ts), hence at most 256 UTF-16 units; the schema
+ * checks characters, the handler then applies the byte and segment rules.
+ */
+export const MAX_WIRE_TOPIC_CHARS = 256;
+
+/**
+ * One published message for one subscriber node: `tp` topic, `d` payload
+ * (any CBOR value), `s` the publisher's sequence number (see pubsub.ts).
+ * The publisher is not in the message: it is the verified peer of the
+ * connection it arrived on.
+ */
+export const PUBLISH = defineMessage(30, 'PUBLISH', {
+  tp: f.str(1, MAX_WIRE_TOPIC_CHARS),
+  d: f.any(),
+  s: f.uint(),
+});
+
+/**
+ * "I no longer subscribe to anything matching `tp`": sent by a node that
+ * received a PUBLISH it has no matching subscription for, so the publisher
+ * drops it from its subscriber cache instead of waiting for the TTL.
+ */
+export const UNSUBSCRIBED = defineMessage(31, 'UNSUBSCRIBED', {
+  tp: f.str(1, MAX_WIRE_TOPIC_CHARS),
+});

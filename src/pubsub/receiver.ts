@@ -1,0 +1,129 @@
+/**
+ * The receiving side of pub/sub: PUBLISH and UNSUBSCRIBED handlers.
+ *
+ * PUBLISH: the topic is checked against our limits, the publisher is the
+ * verified peer of the connection, and its sequence number must be above the
+ * last one accepted from it (an LRU of `maxPublishers` entries), otherwise
+ * the message is a duplicate or arrived out of order and is dropped
+ * (counted). Accepted messages go to every matching local subscription.
+ * A message no subscription matches means the publisher's cache is stale:
+ * it gets UNSUBSCRIBED, at most once per (publisher, topic) per interval.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../dht/clock.js';
+import type { PeerInfo } from '../node/peer-session.js';
+import type { Message } from '../wire/messages.js';
+import type { Announcer } from './announcer.js';
+import type { FanoutMessenger } from './fanout.js';
+import type { LocalSubscriptions } from './local-subscriptions.js';
+import { UNSUBSCRIBED } from './messages.js';
+import type { SubscriberCache } from './subscriber-cache.js';
+import { validateTopic, type TopicLimits } from './topic.js';
+
+export interface ReceiverComponents {
+  local: LocalSubscriptions;
+  announcer: Announcer;
+  cache: SubscriberCache;
+  messenger: FanoutMessenger;
+  /** Injected in tests; the default is the system clock. */
+  clock?: Clock;
+}
+
+export interface ReceiverInit {
+  limits: TopicLimits;
+  maxPublishers: number;
+  unsubscribedIntervalMs: number;
+}
+
+export interface ReceiverStats {
+  /** PUBLISH messages received from other nodes. */
+  received: number;
+  /** Received with a sequence number not above the publisher's last one (replays, reordering). */
+  duplicates: number;
+  /** Messages with a topic that breaks our limits. */
+  invalidReceived: number;
+  /** Received for a topic no local subscription matches. */
+  unmatchedReceived: number;
+  unsubscribedSent: number;
+  unsubscribedReceived: number;
+}
+
+export class Receiver {
+  readonly #c: ReceiverComponents;
+  readonly #limits: TopicLimits;
+  /** Last accepted sequence number per publisher. */
+  readonly #lastSeq: LRUCache<string, number>;
+  /** (publisher, topic) pairs answered with UNSUBSCRIBED recently. */
+  readonly #notices: LRUCache<string, true>;
+  #stopped = false;
+  readonly #s: ReceiverStats = { received: 0, duplicates: 0, invalidReceived: 0, unmatchedReceived: 0, unsubscribedSent: 0, unsubscribedReceived: 0 };
+
+  constructor(components: ReceiverComponents, init: ReceiverInit) {
+    this.#c = components;
+    this.#limits = init.limits;
+    this.#lastSeq = new LRUCache({ max: init.maxPublishers });
+    const timing = components.clock ? { perf: components.clock, ttlResolution: 0 } : {};
+    this.#notices = new LRUCache({ max: init.maxPublishers, ttl: init.unsubscribedIntervalMs, ...timing });
+  }
+
+  stats(): ReceiverStats {
+    return { ...this.#s };
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#lastSeq.clear();
+    this.#notices.clear();
+  }
+
+  /** The PUBLISH handler (one-way: returns nothing). */
+  readonly onPublish = (msg: Message, peer: PeerInfo): undefined => {
+    if (this.#stopped) return undefined;
+    this.#s.received++;
+    const topic = msg.tp as string;
+    const segs = this.#topic(topic);
+    if (segs === undefined) return undefined;
+    const from = peer.nodeIdHex;
+    const seq = msg.s as number;
+    const last = this.#lastSeq.get(from);
+    if (last !== undefined && seq <= last) {
+      this.#s.duplicates++;
+      return undefined;
+    }
+    this.#lastSeq.set(from, seq);
+    if (this.#c.local.deliver({ topic, data: msg.d, publisher: from, seq }, segs) === 0) this.#unmatched(topic, peer);
+    return undefined;
+  };
+
+  /** The UNSUBSCRIBED handler: the peer no longer wants `tp`. */
+  readonly onUnsubscribed = (msg: Message, peer: PeerInfo): undefined => {
+    if (this.#stopped) return undefined;
+    const topic = msg.tp as string;
+    const segs = this.#topic(topic);
+    if (segs === undefined) return undefined;
+    this.#s.unsubscribedReceived++;
+    this.#c.cache.unsubscribed(peer.nodeIdHex, topic, segs);
+    return undefined;
+  };
+
+  #topic(topic: string): string[] | undefined {
+    try {
+      return validateTopic(topic, this.#limits);
+    } catch {
+      this.#s.invalidReceived++;
+      return undefined;
+    }
+  }
+
+  #unmatched(topic: string, peer: PeerInfo): void {
+    this.#s.unmatchedReceived++;
+    // Expected when a prefix is announced as `<prefix>.#` (too many patterns for one record);
+    // a light client (port 0) cannot be sent to.
+    if (this.#c.announcer.coversBroadly(topic) || peer.address.port === 0) return;
+    const key = peer.nodeIdHex + topic; // node IDs have a fixed length: no separator needed
+    if (this.#notices.has(key)) return;
+    this.#notices.set(key, true);
+    this.#s.unsubscribedSent++;
+    this.#c.messenger.notify({ address: peer.address, nodeId: peer.nodeIdHex }, { t: UNSUBSCRIBED.type, tp: topic }).catch(() => undefined);
+  }
+}

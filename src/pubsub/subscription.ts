@@ -1,0 +1,228 @@
+/**
+ * One local subscription: a pattern, a handler and a bounded buffer between
+ * them.
+ *
+ * Messages are handed to the handler one at a time, in arrival order. A
+ * handler that returns a promise gets the next message only once it settles;
+ * meanwhile new messages wait in the buffer, and when the buffer is full they
+ * are dropped and counted here. A slow handler delays only its own
+ * subscription: the others drain independently.
+ *
+ * Handlers never run inside `push` (which is called while the topic trie is
+ * being walked): the owner's `schedule` runs `drain` later, on a microtask
+ * shared by every subscription that became ready in the same turn, rather
+ * than one microtask per subscription per message.
+ */
+import { RingQueue } from '../util/worker-pool.js';
+
+/** A message as subscribers see it. Treat it as read-only: it is shared by every matching subscription. */
+export interface PubSubMessage {
+  topic: string;
+  data: unknown;
+  /** Node ID (hex) of the publishing node, from its verified connection. */
+  publisher: string;
+  /** The publisher's sequence number: increasing per publisher, with gaps (see pubsub.ts). */
+  seq: number;
+}
+
+export type MessageHandler = (msg: PubSubMessage) => void | Promise<void>;
+
+export interface SubscriptionComponents {
+  handler: MessageHandler;
+  /** Arranges for `drain()` to be called soon (not synchronously). */
+  schedule: (sub: Subscription) => void;
+  /** Removes the subscription from the node; resolves once its announcement is updated. */
+  unsubscribe: (sub: Subscription) => Promise<void>;
+  /** Receives what a handler throws or rejects with. */
+  onHandlerError?: (err: unknown, sub: Subscription) => void;
+  /** Called once when the subscription closes (unsubscribe or stop). */
+  onClose?: () => void;
+}
+
+export interface SubscriptionInit {
+  id: number;
+  pattern: string;
+  /** Messages waiting for the handler before new ones are dropped. */
+  bufferSize: number;
+}
+
+export class Subscription {
+  readonly id: number;
+  readonly pattern: string;
+  /**
+   * Resolves once the DHT holds this node's record listing the pattern. A
+   * failed announcement is retried (and counted); stop() resolves it too.
+   */
+  ready: Promise<void> = Promise.resolve();
+  #delivered = 0;
+  #dropped = 0;
+  #errors = 0;
+
+  readonly #handler: MessageHandler;
+  readonly #schedule: (sub: Subscription) => void;
+  readonly #unsubscribe: (sub: Subscription) => Promise<void>;
+  readonly #onError: ((err: unknown, sub: Subscription) => void) | undefined;
+  readonly #onClose: (() => void) | undefined;
+  readonly #buffer = new RingQueue<PubSubMessage>();
+  readonly #max: number;
+  #busy = false;
+  #scheduled = false;
+  #closed = false;
+  #unsubscribing: Promise<void> | undefined;
+
+  constructor(components: SubscriptionComponents, init: SubscriptionInit) {
+    this.id = init.id;
+    this.pattern = init.pattern;
+    this.#handler = components.handler;
+    this.#schedule = components.schedule;
+    this.#unsubscribe = components.unsubscribe;
+    this.#onError = components.onHandlerError;
+    this.#onClose = components.onClose;
+    this.#max = init.bufferSize;
+  }
+
+  /** Messages handed to the handler. */
+  get delivered(): number {
+    return this.#delivered;
+  }
+
+  /** Messages dropped because the buffer was full. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /** Handler calls that threw or rejected. */
+  get errors(): number {
+    return this.#errors;
+  }
+
+  /** Messages waiting for the handler. */
+  get buffered(): number {
+    return this.#buffer.size;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Stops delivery at once (buffered messages are discarded) and withdraws the pattern if no other subscription uses it. */
+  unsubscribe(): Promise<void> {
+    this.#unsubscribing ??= this.#unsubscribe(this);
+    return this.#unsubscribing;
+  }
+
+  /** Queues a message for the handler; never blocks, drops (counted) when the buffer is full. */
+  push(msg: PubSubMessage): void {
+    if (this.#closed) return;
+    if (this.#buffer.size >= this.#max) {
+      this.#dropped++;
+      return;
+    }
+    this.#buffer.push(msg);
+    if (!this.#busy && !this.#scheduled) {
+      this.#scheduled = true;
+      this.#schedule(this);
+    }
+  }
+
+  /** Called by the owner on unsubscribe/stop. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#buffer.drainAll();
+    this.#onClose?.();
+  }
+
+  /** Hands buffered messages to the handler until it is busy (async) or the buffer is empty. */
+  drain(): void {
+    this.#scheduled = false;
+    while (!this.#busy && !this.#closed) {
+      const msg = this.#buffer.shift();
+      if (msg === undefined) return;
+      this.#delivered++;
+      let result: void | Promise<void>;
+      try {
+        result = this.#handler(msg);
+      } catch (err) {
+        this.#failed(err);
+        continue;
+      }
+      if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+        this.#busy = true;
+        (result as Promise<void>).then(this.#settled, this.#rejected);
+      }
+    }
+  }
+
+  readonly #settled = (): void => {
+    this.#busy = false;
+    this.drain();
+  };
+
+  readonly #rejected = (err: unknown): void => {
+    this.#failed(err);
+    this.#settled();
+  };
+
+  #failed(err: unknown): void {
+    this.#errors++;
+    try {
+      this.#onError?.(err, this);
+    } catch {
+      // an error reporter that throws must not stop delivery
+    }
+  }
+}
+
+/**
+ * Adapts a subscription to an async iterator: the handler resolves only when
+ * the consumer has taken the message, so a consumer that stops pulling makes
+ * the subscription buffer fill and drop (counted) rather than grow.
+ */
+export class SubscriptionIterator implements AsyncIterableIterator<PubSubMessage> {
+  subscription: Subscription | undefined;
+  #held: { msg: PubSubMessage; release: () => void } | undefined;
+  #waiting: ((r: IteratorResult<PubSubMessage>) => void) | undefined;
+  #done = false;
+
+  /** The handler to subscribe with. */
+  readonly handler: MessageHandler = (msg) => {
+    if (this.#waiting !== undefined) {
+      const wake = this.#waiting;
+      this.#waiting = undefined;
+      wake({ value: msg, done: false });
+      return undefined;
+    }
+    return new Promise<void>((release) => (this.#held = { msg, release }));
+  };
+
+  next(): Promise<IteratorResult<PubSubMessage>> {
+    if (this.#held !== undefined) {
+      const { msg, release } = this.#held;
+      this.#held = undefined;
+      release();
+      return Promise.resolve({ value: msg, done: false });
+    }
+    if (this.#done) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => (this.#waiting = resolve));
+  }
+
+  async return(): Promise<IteratorResult<PubSubMessage>> {
+    this.end();
+    await this.subscription?.unsubscribe();
+    return { value: undefined, done: true };
+  }
+
+  /** Ends the iteration (the subscription closed): a pending next() resolves as done. */
+  readonly end = (): void => {
+    this.#done = true;
+    this.#held?.release();
+    this.#held = undefined;
+    this.#waiting?.({ value: undefined, done: true });
+    this.#waiting = undefined;
+  };
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
