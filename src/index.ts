@@ -28,3 +28,11 @@ export {
   type RpcHandler,
   type Selection,
 } from './rpc/index.js';
+export { PubSub, Subscription, InvalidPayloadError, type PubSubInit, type PubSubMessage, type PublishResult, type PubSubStats } from './pubsub/index.js';
+export { InvalidTopicError, validateTopic, validatePattern } from './pubsub/topic.js';
+export { Gateway } from './gateway/index.js';
+export { MaculaClient, NodeUnreachableError, type MaculaClientInit, type ClientMessage, type ClientSubscription } from './client/index.js';
+export { AdminServer } from './metrics/admin-server.js';
+export { PrometheusMetrics } from './metrics/prometheus.js';
+export { instrumentNode } from './metrics/node-metrics.js';
+export { noopMetrics, type Metrics } from './metrics/metrics.js';

@@ -2,10 +2,22 @@
  * The `macula` command: commander with one file per command. Commands only
  * parse, call the library and print; errors become one line on stderr and a
  * non-zero exit code, never a stack trace.
+ *
+ * Exit codes: 0 success; 1 the command failed (node unreachable, refused,
+ * remote error, timeout, lost connection); 2 usage error (bad flag, bad
+ * argument, invalid JSON arguments).
  */
 import { Command, CommanderError } from 'commander';
 import { MaculaError } from '../util/errors.js';
+import { registerBench } from './commands/bench.js';
+import { registerCall } from './commands/call.js';
+import { registerLookup } from './commands/lookup.js';
+import { registerPeers } from './commands/peers.js';
+import { registerPub } from './commands/pub.js';
+import { registerServe } from './commands/serve.js';
 import { registerStart } from './commands/start.js';
+import { registerStats } from './commands/stats.js';
+import { registerSub } from './commands/sub.js';
 import { VERSION } from './version.js';
 
 export function buildProgram(): Command {
@@ -14,8 +26,22 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (str, write) => write(str) })
-    .exitOverride(); // before adding commands: subcommands copy it
+    .exitOverride() // before adding commands: subcommands copy it
+    .addHelpText(
+      'after',
+      '\nClient commands (pub, sub, call, serve, lookup, peers, stats, bench) reach a running node\n' +
+        'through --node (MACULA_NODE, default 127.0.0.1:9443).\n' +
+        'Exit codes: 0 success, 1 failure (message on stderr), 2 usage error.',
+    );
   registerStart(program);
+  registerPub(program);
+  registerSub(program);
+  registerCall(program);
+  registerServe(program);
+  registerLookup(program);
+  registerPeers(program);
+  registerStats(program);
+  registerBench(program);
   return program;
 }
 
@@ -31,7 +57,32 @@ export function reportError(err: unknown): number {
   return 1;
 }
 
-const program = buildProgram();
-program.parseAsync(process.argv).catch((err) => {
-  process.exitCode = reportError(err);
+/** Resolves once everything written to the stream has been handed to the OS. */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) return resolve();
+    stream.write('', () => resolve());
+  });
+}
+
+// A reader that goes away (`macula sub … | head -n 3`) is a normal end, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode === undefined ? 0 : Number(process.exitCode));
+  throw err;
 });
+
+async function main(): Promise<void> {
+  let code: number;
+  try {
+    await buildProgram().parseAsync(process.argv);
+    code = Number(process.exitCode ?? 0);
+  } catch (err) {
+    code = reportError(err);
+  }
+  // Exit explicitly once output is flushed: a native handle left open by a
+  // closed transport must not keep a finished command alive.
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
+
+void main();

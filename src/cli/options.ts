@@ -1,6 +1,10 @@
-/** Parsers shared by the commands: each rejects bad input with a message that says what is expected. */
-import { InvalidArgumentError } from 'commander';
-import { parseAddress, type PeerAddress } from '../transport/types.js';
+/** Parsers and options shared by the commands: each rejects bad input with a message that says what is expected. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { MaculaClient, DEFAULT_CLIENT_TIMEOUT_MS } from '../client/client.js';
+import { formatAddress, parseAddress, type PeerAddress } from '../transport/types.js';
+import { VERSION } from './version.js';
+
+export const DEFAULT_NODE_ADDRESS = '127.0.0.1:9443';
 
 export function parsePort(value: string): number {
   const n = Number(value);
@@ -10,10 +14,34 @@ export function parsePort(value: string): number {
   return n;
 }
 
+export function parseTcpPort(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new InvalidArgumentError('expected a TCP port number in 0..65535 (0 picks a free port).');
+  }
+  return n;
+}
+
 export function parsePositiveInt(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
     throw new InvalidArgumentError('expected a whole number greater than 0.');
+  }
+  return n;
+}
+
+export function parseNonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError('expected a whole number (0 or more).');
+  }
+  return n;
+}
+
+export function parsePositiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError('expected a number greater than 0.');
   }
   return n;
 }
@@ -31,4 +59,49 @@ export function collectHostPorts(value: string, previous: PeerAddress[] | undefi
   const list = previous ? [...previous] : [];
   for (const part of value.split(',')) if (part.trim()) list.push(parseHostPort(part));
   return list;
+}
+
+/** A JSON command-line argument; a parse failure is a usage error (exit 2) that shows the JSON problem. */
+export function parseJsonArgument(value: string): unknown {
+  try {
+    return JSON.parse(value) as unknown;
+  } catch (err) {
+    throw new InvalidArgumentError(
+      `it is not valid JSON (${(err as Error).message}). Quote it for the shell, e.g. '{"x": 1}' or '"text"'.`,
+    );
+  }
+}
+
+/** Options every client command takes. */
+export interface ClientOptions {
+  node: PeerAddress;
+  realm: string;
+  connectTimeout: number;
+}
+
+/** Adds --node, --realm and --connect-timeout (with their MACULA_* variables) to a client command. */
+export function addClientOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option('-n, --node <host:port>', 'the node to use as gateway').env('MACULA_NODE').default(parseAddress(DEFAULT_NODE_ADDRESS), DEFAULT_NODE_ADDRESS).argParser(parseHostPort),
+    )
+    .addOption(new Option('-r, --realm <name>', "the node's realm").env('MACULA_REALM').default('default'))
+    .addOption(
+      new Option('--connect-timeout <ms>', 'how long to wait for the node to answer').env('MACULA_CONNECT_TIMEOUT').default(DEFAULT_CLIENT_TIMEOUT_MS).argParser(parsePositiveInt),
+    );
+}
+
+/** Connects the light client a command uses; NodeUnreachableError carries the message users see. */
+export function connectClient(opts: ClientOptions, extra: { maxInFlight?: number } = {}): Promise<MaculaClient> {
+  return MaculaClient.connect({
+    node: opts.node,
+    realm: opts.realm,
+    timeoutMs: opts.connectTimeout,
+    software: `macula-cli/${VERSION}`,
+    ...extra,
+  });
+}
+
+export function describeNode(opts: ClientOptions): string {
+  return formatAddress(opts.node);
 }

@@ -19,6 +19,7 @@ import { RpcClient, RpcServer, type CallOptions, type RegisterOptions, type RpcC
 import { Messenger, DEFAULT_REALM, type MessengerInit } from './messenger.js';
 import type { PeerInfo } from './peer-session.js';
 import { Gateway, type GatewayInit } from '../gateway/index.js';
+import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
 
 export const DEFAULT_PORT = 9443;
 export const DEFAULT_HOST = '0.0.0.0';
@@ -66,6 +67,8 @@ export interface MeshNodeOptions extends TransportOptions, ConnectionPoolInit, M
   rpc?: RpcClientInit;
   /** RPC server limits (handler timeout, procedures, running calls); see src/rpc/server.ts. */
   rpcServer?: RpcServerInit;
+  /** Pub/sub tunables (fan-out pool, caches, limits); see src/pubsub/options.ts. */
+  pubsub?: PubSubInit;
   /** Light-client gateway limits (maxClients, per-client subscriptions, calls, served procedures); see src/gateway/gateway.ts. */
   gateway?: GatewayInit;
   /** How long stop() waits for records to be withdrawn from the mesh. Default 5000 ms. */
@@ -101,6 +104,7 @@ export class MeshNode extends EventEmitter {
   readonly registry: ServiceRegistry;
   readonly rpcServer: RpcServer;
   readonly rpc: RpcClient;
+  readonly pubsub: PubSub;
   readonly gateway: Gateway;
   readonly options: MeshNodeOptions;
   #state: 'new' | 'running' | 'stopped' = 'new';
@@ -151,7 +155,21 @@ export class MeshNode extends EventEmitter {
       { transport: this.messenger, registry: this.registry, server: this.rpcServer, observe: (ms, outcome) => this.emit('rpc-call', ms, outcome) },
       options.rpc,
     );
+    this.pubsub = new PubSub(
+      { identity, dht: this.dht, messenger: this.messenger, realm: this.messenger.realm, advertisedAddress: () => this.advertisedAddress },
+      options.pubsub,
+    );
     this.gateway = new Gateway({ node: this }, options.gateway);
+  }
+
+  /** Subscribes to a topic pattern (`*` one segment, `#` zero or more at the end). */
+  subscribe(pattern: string, handler: (msg: PubSubMessage) => void | Promise<void>): Subscription {
+    return this.pubsub.subscribe(pattern, handler);
+  }
+
+  /** Publishes to every subscriber node in the realm: one message per node; resolves once queued. */
+  publish(topic: string, data: unknown, options: { noWait?: boolean } = {}): Promise<PublishResult> {
+    return this.pubsub.publish(topic, data, options);
   }
 
   /** Advertises a service in the mesh registry (signed DHT record, re-announced until stop or unadvertise). */
@@ -274,6 +292,7 @@ export class MeshNode extends EventEmitter {
   async kill(): Promise<void> {
     if (this.#state === 'stopped') return;
     this.#state = 'stopped';
+    void this.pubsub.stop({ withdraw: false });
     this.dht.stop();
     this.messenger.stop();
     await this.transport.close();
@@ -288,11 +307,13 @@ export class MeshNode extends EventEmitter {
     if (wasRunning) {
       await withDeadline(
         (async () => {
-          await Promise.all([this.rpcServer.stop(), this.registry.withdrawAll()]);
+          await Promise.all([this.rpcServer.stop(), this.registry.withdrawAll(), this.pubsub.stop()]);
           await this.dht.withdrawAll(); // whatever else this node published
         })(),
         this.options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
       );
+    } else {
+      await this.pubsub.stop({ withdraw: false });
     }
     this.dht.stop();
     this.messenger.stop();

@@ -1,5 +1,6 @@
 /** Runs the real `macula` command (bin/macula.js) as a child process. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../../bin/macula.js', import.meta.url));
@@ -46,10 +47,32 @@ export class MaculaProcess {
   }
 
   /** Polls stdout until `pattern` matches or the deadline passes. */
-  async waitFor(pattern: RegExp, timeoutMs = 15000): Promise<RegExpMatchArray> {
+  waitFor(pattern: RegExp, timeoutMs = 15000): Promise<RegExpMatchArray> {
+    return this.#poll(() => this.stdout, pattern, timeoutMs);
+  }
+
+  /** Polls stderr until `pattern` matches or the deadline passes. */
+  waitForStderr(pattern: RegExp, timeoutMs = 15000): Promise<RegExpMatchArray> {
+    return this.#poll(() => this.stderr, pattern, timeoutMs);
+  }
+
+  /** The exit status, or a rejection if the process is still running after `timeoutMs`. */
+  async waitForExit(timeoutMs = 15000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms\nstdout: ${this.stdout}\nstderr: ${this.stderr}`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #poll(text: () => string, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const m = this.stdout.match(pattern);
+      const m = text().match(pattern);
       if (m) return m;
       if (this.child.exitCode !== null || Date.now() > deadline) {
         throw new Error(`no output matching ${pattern} (exit ${this.child.exitCode})\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
@@ -61,4 +84,29 @@ export class MaculaProcess {
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
     if (this.child.exitCode === null) this.child.kill(signal);
   }
+}
+
+/** A `macula start` process on 127.0.0.1 with a free port, once it printed its address. */
+export interface StartedNode {
+  proc: MaculaProcess;
+  nodeId: string;
+  port: number;
+  /** host:port, for --node and --bootstrap. */
+  address: string;
+}
+
+export async function startNode(dataDir: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<StartedNode> {
+  const proc = new MaculaProcess(['start', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, ...extra], env);
+  const [, nodeId] = await proc.waitFor(/macula node ([0-9a-f]{64})/);
+  const [, port] = await proc.waitFor(/listening 127\.0\.0\.1:(\d+)\/udp/);
+  return { proc, nodeId: nodeId!, port: Number(port), address: `127.0.0.1:${port}` };
+}
+
+/** A UDP port nothing listens on (bound, read and released). */
+export async function unusedUdpPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(resolve));
+  return port;
 }

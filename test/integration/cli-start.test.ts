@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { parsePrometheusText, sampleValue } from '../../src/metrics/exposition.js';
 import { MaculaProcess, runMacula } from '../helpers/cli.js';
 
 const dirs: string[] = [];
@@ -55,6 +56,28 @@ describe('macula start', () => {
     assert.match(lonely.stderr, /warning: .*127\.0\.0\.1:9/);
     for (const p of [a, b, c, lonely]) p.kill('SIGTERM');
     for (const p of [a, b, c, lonely]) assert.equal((await p.exited).code, 0);
+  });
+
+  it('serves /metrics, /health, /ready, /live and /stats on the admin port (127.0.0.1)', async () => {
+    const a = new MaculaProcess(['start', '--port', '0', '--host', '127.0.0.1', '--data-dir', await tempDir(), '--admin-port', '0']);
+    procs.push(a);
+    const [, url] = await a.waitFor(/admin\s+(http:\/\/127\.0\.0\.1:\d+)/);
+    const metrics = await fetch(`${url}/metrics`);
+    assert.equal(metrics.status, 200);
+    const families = parsePrometheusText(await metrics.text());
+    for (const name of ['macula_up', 'macula_pool_connections_open', 'macula_dht_routing_table_size', 'macula_rpc_calls_total', 'macula_pubsub_fanout_queue_depth', 'macula_protocol_errors_total', 'nodejs_eventloop_lag_seconds']) {
+      assert.ok(families.has(name), `${name} is exported`);
+    }
+    assert.equal(sampleValue(families, 'macula_up'), 1);
+    const health = (await (await fetch(`${url}/health`)).json()) as { status: string; checks: Record<string, unknown> };
+    assert.ok(['ok', 'degraded'].includes(health.status));
+    assert.ok(JSON.stringify(health.checks.queueSaturation).includes('"fanoutQueue"'), 'the fan-out queue is part of the saturation check');
+    assert.equal((await fetch(`${url}/ready`)).status, 200);
+    assert.equal((await fetch(`${url}/live`)).status, 200);
+    const stats = (await (await fetch(`${url}/stats`)).json()) as Record<string, unknown>;
+    for (const section of ['node', 'pool', 'dht', 'registry', 'rpc', 'pubsub', 'gateway']) assert.ok(section in stats, `/stats has ${section}`);
+    a.kill('SIGTERM');
+    assert.equal((await a.exited).code, 0);
   });
 
   it('rejects a bad port with a usage error (exit 2)', async () => {

@@ -1,0 +1,39 @@
+/**
+ * The admin HTTP server of `macula start`: Prometheus metrics, health and
+ * stats of the node, plus the gateway and pub/sub fan-out that the generic
+ * node metrics do not know about.
+ */
+import { AdminServer } from '../metrics/admin-server.js';
+import { instrumentNode } from '../metrics/node-metrics.js';
+import { PrometheusMetrics } from '../metrics/prometheus.js';
+import type { MeshNode } from '../node/mesh-node.js';
+
+export interface AdminHandle {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Instruments the node; call before node.start() so the join's lookups are counted. */
+export function prepareAdmin(node: MeshNode): (options: { host: string; port: number }) => Promise<AdminHandle> {
+  const metrics = new PrometheusMetrics();
+  const instrumentation = instrumentNode(node, metrics);
+  return async ({ host, port }) => {
+    const admin = new AdminServer({ node, metrics, instrumentation }, { host, port });
+    admin.addStatsSection('registry', () => node.registry.stats());
+    admin.addStatsSection('rpc', () => ({ client: node.rpc.stats(), server: node.rpcServer.stats() }));
+    admin.addStatsSection('pubsub', () => node.pubsub.stats());
+    admin.addStatsSection('gateway', () => node.gateway.stats());
+    admin.health.addSaturationSource('fanoutQueue', () => {
+      const f = node.pubsub.stats().fanout;
+      return { used: f.queued, limit: f.maxQueue };
+    });
+    await admin.listen();
+    return {
+      url: admin.url!,
+      async close() {
+        await admin.close();
+        instrumentation.close();
+      },
+    };
+  };
+}

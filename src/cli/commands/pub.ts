@@ -1,0 +1,99 @@
+import { createInterface } from 'node:readline';
+import { Command } from 'commander';
+import type { MaculaClient } from '../../client/client.js';
+import { addClientOptions, connectClient, parsePositiveInt, parsePositiveNumber, type ClientOptions } from '../options.js';
+import { writeErr, writeOut } from '../output.js';
+import { sleep } from '../signals.js';
+
+/** Publishes in flight at once: enough to fill a write batch, few enough to keep per-topic order and memory small. */
+const WINDOW = 64;
+
+interface PubOptions extends ClientOptions {
+  count: number;
+  rate?: number;
+  json?: boolean;
+}
+
+export function registerPub(program: Command): void {
+  const cmd = program
+    .command('pub')
+    .description('publish a message to a topic, or one message per line of stdin')
+    .argument('<topic>', 'dot-separated topic, e.g. sensors.kitchen.temp')
+    .argument('[message]', 'the message (a UTF-8 string); omitted: one message per line read from stdin')
+    .option('-c, --count <n>', 'publish each message n times', parsePositiveInt, 1)
+    .option('--rate <per-second>', 'publish at most this many messages per second', parsePositiveNumber)
+    .option('--json', 'parse each message as JSON and publish the value instead of the text');
+  addClientOptions(cmd).action(async (topic: string, message: string | undefined, opts: PubOptions) => {
+    const parse = (text: string, where: string): unknown => {
+      if (!opts.json) return text;
+      try {
+        return JSON.parse(text) as unknown;
+      } catch (err) {
+        return cmd.error(`error: ${where} is not valid JSON (${(err as Error).message})`, { exitCode: 2, code: 'macula.badJson' });
+      }
+    };
+    const first = message !== undefined ? parse(message, 'the message') : undefined;
+    const client = await connectClient(opts);
+    try {
+      const publisher = new Publisher(client, topic, opts.count, opts.rate);
+      if (message !== undefined) await publisher.send(first);
+      else {
+        if (process.stdin.isTTY) writeErr('reading messages from stdin, one per line (Ctrl-D ends)\n');
+        let line = 0;
+        for await (const text of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+          line++;
+          await publisher.send(parse(text, `line ${line} of stdin`));
+        }
+      }
+      const n = await publisher.finish();
+      await writeOut(`published ${n} message${n === 1 ? '' : 's'} to ${topic}\n`);
+    } finally {
+      await client.close();
+    }
+  });
+}
+
+/** Keeps up to WINDOW publishes in flight, paced to `rate`; the first failure stops it. */
+class Publisher {
+  #published = 0;
+  #sent = 0;
+  #failure: unknown;
+  readonly #inflight = new Set<Promise<void>>();
+  readonly #t0 = performance.now();
+
+  constructor(
+    readonly client: MaculaClient,
+    readonly topic: string,
+    readonly count: number,
+    readonly rate: number | undefined,
+  ) {}
+
+  async send(data: unknown): Promise<void> {
+    for (let i = 0; i < this.count; i++) {
+      if (this.#failure !== undefined) throw this.#failure;
+      if (this.rate !== undefined) {
+        const wait = this.#t0 + (this.#sent * 1000) / this.rate - performance.now();
+        if (wait > 1) await sleep(wait);
+      }
+      this.#sent++;
+      const p: Promise<void> = this.client.publish(this.topic, data).then(
+        () => {
+          this.#published++;
+          this.#inflight.delete(p);
+        },
+        (err: unknown) => {
+          this.#failure ??= err;
+          this.#inflight.delete(p);
+        },
+      );
+      this.#inflight.add(p);
+      if (this.#inflight.size >= WINDOW) await Promise.race(this.#inflight);
+    }
+  }
+
+  async finish(): Promise<number> {
+    await Promise.all(this.#inflight);
+    if (this.#failure !== undefined) throw this.#failure;
+    return this.#published;
+  }
+}

@@ -1,0 +1,27 @@
+/** Signal handling shared by the commands that run until interrupted. */
+
+/**
+ * Resolves on the first SIGINT or SIGTERM. Installing the listeners replaces
+ * Node's default (exit at once), so the command can close its connection and
+ * withdraw what it registered before it exits.
+ */
+export function waitForSignal(): { promise: Promise<NodeJS.Signals>; dispose(): void } {
+  let onSignal!: (sig: NodeJS.Signals) => void;
+  const promise = new Promise<NodeJS.Signals>((resolve) => {
+    onSignal = (sig) => {
+      dispose();
+      resolve(sig);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  const dispose = (): void => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  return { promise, dispose };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,310 @@
+/**
+ * MaculaClient: a light client of one mesh node. It is not a mesh member: it
+ * dials the node's QUIC port with a throwaway identity, says HELLO with role
+ * `client` and port 0 (nothing listens on its side), and uses the node as its
+ * gateway to publish, subscribe, call, serve procedures and read stats
+ * (see src/gateway/messages.ts for the protocol).
+ *
+ * It reuses the node's own layers (QuicTransport, ConnectionPool, Messenger),
+ * so framing, write coalescing, request ids, timeouts and the in-flight limit
+ * for calls the node sends it (INVOKE) behave exactly as between nodes. The
+ * pool's idle reaper is never started: the one connection must stay open
+ * however quiet the client is.
+ *
+ * No automatic reconnection: when the connection is lost, `closed` resolves,
+ * a 'disconnect' event carries the reason and every later request fails.
+ * Whoever owns the client decides whether to connect again.
+ */
+import { EventEmitter } from 'node:events';
+import { Identity } from '../identity/identity.js';
+import { DEFAULT_REALM, Messenger } from '../node/messenger.js';
+import { ConnectionPool } from '../transport/pool.js';
+import { QuicTransport } from '../transport/quic.js';
+import { formatAddress, type Connection, type PeerAddress, type Transport } from '../transport/types.js';
+import { ConnectionClosedError, DialError, MaculaError, StoppedError, TransportError } from '../util/errors.js';
+import type { OutboundMessage } from '../wire/framed-stream.js';
+import type { Message } from '../wire/messages.js';
+import { NoSuchProcedureError } from '../rpc/errors.js';
+import { GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../gateway/messages.js';
+import type { PeersSnapshot } from '../gateway/snapshot.js';
+import { udpRefused } from './probe.js';
+import type { AttachInfo, ClientMessage, ClientProvider, ClientSubscription, ServeHandler, ServedProcedure } from './types.js';
+
+export type { AttachInfo, ClientMessage, ClientProvider, ClientSubscription, ServeContext, ServeHandler, ServedProcedure } from './types.js';
+
+export const DEFAULT_NODE: PeerAddress = { host: '127.0.0.1', port: 9443 };
+export const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
+/** Extra time a request waits beyond the call timeout it carries, so the node's own timeout answers first. */
+const CALL_MARGIN_MS = 1000;
+/** How long close() waits for the node to withdraw what the client served. */
+const CLOSE_UNSERVE_MS = 3000;
+
+/** No node answered at the address (nothing listening, wrong port, firewall). */
+export class NodeUnreachableError extends MaculaError {
+  readonly address: PeerAddress;
+
+  constructor(address: PeerAddress, options?: { cause?: unknown }) {
+    super('MACULA_ERR_UNREACHABLE', `cannot reach a node at ${formatAddress(address)} — is \`macula start\` running?`, options);
+    this.address = address;
+  }
+}
+
+export interface MaculaClientInit {
+  /** The node to use as gateway. Default 127.0.0.1:9443. */
+  node?: PeerAddress;
+  /** The node's realm; a node of another realm refuses the connection. Default 'default'. */
+  realm?: string;
+  /** Connect deadline and the default timeout of requests and calls. Default 5000 ms. */
+  timeoutMs?: number;
+  /** Calls of served procedures handled at once; more are answered MACULA_ERR_BUSY. Default 1000. */
+  maxInFlight?: number;
+  /** Name and version of the software using the client, sent in GW_ATTACH (e.g. "macula-cli/0.1.0"). */
+  software?: string;
+}
+
+export interface MaculaClientComponents {
+  /** Default: QUIC with `identity`. Tests pass a memory transport. */
+  transport?: Transport;
+  /** Default: a fresh identity per client; clients need no stable ID. */
+  identity?: Identity;
+}
+
+export class MaculaClient extends EventEmitter {
+  readonly node: PeerAddress;
+  readonly realm: string;
+  readonly timeoutMs: number;
+  /** What the node said about itself when the client attached. */
+  info: AttachInfo | undefined;
+  /** Resolves once the connection is closed, by close() or because it was lost. */
+  readonly closed: Promise<void>;
+
+  readonly #transport: Transport;
+  readonly #pool: ConnectionPool;
+  readonly #messenger: Messenger;
+  readonly #software: string | undefined;
+  /** Over real UDP only: probe the port so a stopped node is reported at once (see udpRefused). */
+  readonly #probe: boolean;
+  readonly #subs = new Map<number, { pattern: string; onMessage: (msg: ClientMessage) => unknown }>();
+  readonly #served = new Map<string, ServeHandler>();
+  #nextSid = 1;
+  #conn: Connection | undefined;
+  #closing: Promise<void> | undefined;
+  #resolveClosed!: () => void;
+
+  /** Connects to a node and attaches to its gateway. @throws NodeUnreachableError, RemoteError (refused: realm, too many clients) */
+  static async connect(init: MaculaClientInit = {}, components: MaculaClientComponents = {}): Promise<MaculaClient> {
+    const client = new MaculaClient(components, init);
+    await client.open();
+    return client;
+  }
+
+  constructor(components: MaculaClientComponents = {}, init: MaculaClientInit = {}) {
+    super();
+    this.node = init.node ?? DEFAULT_NODE;
+    this.realm = init.realm ?? DEFAULT_REALM;
+    this.timeoutMs = init.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
+    this.#software = init.software;
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#probe = components.transport === undefined;
+    this.#transport = components.transport ?? new QuicTransport({ identity: components.identity ?? Identity.generate() });
+    this.#pool = new ConnectionPool({ transport: this.#transport }, { maxConnections: 4 });
+    this.#messenger = new Messenger(
+      { transport: this.#transport, pool: this.#pool },
+      { realm: this.realm, role: 'client', requestTimeoutMs: this.timeoutMs, ...(init.maxInFlight !== undefined && { maxInFlight: init.maxInFlight }) },
+    );
+    this.#messenger.handle(GW_MSG, (msg) => this.#onMsg(msg));
+    this.#messenger.handle(INVOKE, (msg) => this.#onInvoke(msg));
+  }
+
+  get connected(): boolean {
+    return this.#conn !== undefined && !this.#conn.isClosed && this.#closing === undefined;
+  }
+
+  /** Dials the node and attaches. Called by connect(). */
+  async open(): Promise<AttachInfo> {
+    if (this.#conn) throw new MaculaError('MACULA_ERR_CONFIG', 'this client is already connected');
+    let conn: Connection;
+    try {
+      const dial = this.#pool.get(this.node, undefined, this.timeoutMs);
+      if (!this.#probe) conn = await dial;
+      else {
+        dial.catch(() => undefined); // may lose the race below
+        const probe = new AbortController();
+        const refused = udpRefused(this.node, this.timeoutMs, probe.signal).then((yes) =>
+          yes ? Promise.reject(new DialError(formatAddress(this.node), 'port unreachable')) : dial,
+        );
+        try {
+          conn = await Promise.race([dial, refused]);
+        } finally {
+          probe.abort();
+        }
+      }
+    } catch (err) {
+      await this.#shutdown();
+      if (err instanceof DialError || err instanceof TransportError) throw new NodeUnreachableError(this.node, { cause: err });
+      throw err;
+    }
+    this.#conn = conn;
+    void conn.closed.then(() => this.#onConnectionClosed());
+    try {
+      this.info = (await this.#request({ t: GW_ATTACH.type, ...(this.#software !== undefined && { software: this.#software }) })) as AttachInfo;
+    } catch (err) {
+      await this.#shutdown();
+      throw err;
+    }
+    return this.info;
+  }
+
+  /** Publishes `data` (any CBOR value but undefined) to `topic`; resolves once the node has queued it for every subscriber node. */
+  async publish(topic: string, data: unknown, options: { timeoutMs?: number } = {}): Promise<{ nodes: number; local: number }> {
+    return (await this.#request({ t: GW_PUB.type, tp: topic, d: data }, options.timeoutMs)) as { nodes: number; local: number };
+  }
+
+  /**
+   * Subscribes to `pattern` (`*` one segment, final `#` any number). Resolves
+   * once the node has announced the subscription in the mesh. `onMessage`
+   * runs for each message in arrival order; what it throws is emitted as a
+   * 'handler-error' event.
+   */
+  async subscribe(pattern: string, onMessage: (msg: ClientMessage) => unknown): Promise<ClientSubscription> {
+    const sid = this.#nextSid++;
+    this.#subs.set(sid, { pattern, onMessage });
+    try {
+      await this.#request({ t: GW_SUB.type, pattern, sid });
+    } catch (err) {
+      this.#subs.delete(sid);
+      throw err;
+    }
+    return {
+      sid,
+      pattern,
+      unsubscribe: async () => {
+        if (!this.#subs.delete(sid) || !this.connected) return;
+        await this.#request({ t: GW_UNSUB.type, sid });
+      },
+    };
+  }
+
+  /** Calls a procedure in the mesh through the node. `timeoutMs` covers every attempt (default: the client's timeoutMs). */
+  async call(procedure: string, args?: unknown, options: { timeoutMs?: number } = {}): Promise<unknown> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const msg: OutboundMessage = { t: GW_CALL.type, p: procedure, timeoutMs };
+    if (args !== undefined) msg.a = args;
+    return this.#request(msg, timeoutMs + CALL_MARGIN_MS);
+  }
+
+  /**
+   * Serves `procedure` from this client: the node registers it in the mesh
+   * and forwards every call here. The registration ends with unserve(),
+   * close(), or at once when the connection is lost.
+   */
+  async serve(procedure: string, handler: ServeHandler, options: { timeoutMs?: number } = {}): Promise<ServedProcedure> {
+    if (this.#served.has(procedure)) throw new MaculaError('MACULA_ERR_CONFIG', `this client already serves "${procedure}"`);
+    // Installed first: calls may arrive as soon as the registration is stored, before the answer does.
+    this.#served.set(procedure, handler);
+    try {
+      await this.#request({ t: GW_SERVE.type, p: procedure, ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }) });
+    } catch (err) {
+      if (this.#served.get(procedure) === handler) this.#served.delete(procedure);
+      throw err;
+    }
+    return { procedure, unserve: () => this.#unserve(procedure, handler) };
+  }
+
+  /** Providers of a service name (procedures are `rpc:<procedure>`). `fresh` skips the node's registry cache. */
+  async lookup(name: string, options: { fresh?: boolean } = {}): Promise<ClientProvider[]> {
+    return (await this.#request({ t: GW_LOOKUP.type, name, ...(options.fresh && { fresh: true }) })) as ClientProvider[];
+  }
+
+  /** The node's statistics snapshot. */
+  async stats(): Promise<Record<string, unknown>> {
+    return (await this.#request({ t: GW_STATS.type })) as Record<string, unknown>;
+  }
+
+  /** The node's routing-table contacts and open connections. */
+  async peers(): Promise<PeersSnapshot> {
+    return (await this.#request({ t: GW_PEERS.type })) as PeersSnapshot;
+  }
+
+  /**
+   * Withdraws what this client serves (waiting up to 3 s for the node to
+   * confirm, so nobody finds it once close() resolves), then closes the
+   * connection. Subscriptions end with the connection.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#conn && !this.#conn.isClosed && this.#served.size > 0) {
+        const procedures = [...this.#served.keys()];
+        this.#served.clear();
+        await Promise.allSettled(procedures.map((p) => this.#request({ t: GW_SERVE.type, p, off: true }, CLOSE_UNSERVE_MS, true)));
+      }
+      await this.#shutdown();
+    })();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#conn?.close();
+    this.#pool.stop();
+    this.#messenger.stop();
+    await this.#transport.close();
+    this.#resolveClosed();
+  }
+
+  async #unserve(procedure: string, handler: ServeHandler): Promise<void> {
+    if (this.#served.get(procedure) !== handler) return;
+    this.#served.delete(procedure);
+    if (this.connected) await this.#request({ t: GW_SERVE.type, p: procedure, off: true });
+  }
+
+  async #request(msg: OutboundMessage, timeoutMs: number = this.timeoutMs, whileClosing = false): Promise<unknown> {
+    const conn = this.#conn;
+    if (!conn || (this.#closing !== undefined && !whileClosing)) throw new StoppedError('this client');
+    if (conn.isClosed) throw this.#lost();
+    try {
+      const res: Message = await this.#messenger.requestOn(conn, msg, { timeoutMs });
+      return res.r;
+    } catch (err) {
+      if (err instanceof ConnectionClosedError && this.#closing === undefined) throw this.#lost(err);
+      throw err;
+    }
+  }
+
+  #lost(cause?: unknown): ConnectionClosedError {
+    return new ConnectionClosedError(`lost the connection to the node at ${formatAddress(this.node)}`, cause === undefined ? undefined : { cause });
+  }
+
+  #onConnectionClosed(): void {
+    if (this.#closing === undefined) {
+      this.emit('disconnect', this.#lost());
+      void this.#shutdown();
+    }
+  }
+
+  #onMsg(msg: Message): undefined {
+    const sub = this.#subs.get(msg.sid as number);
+    if (!sub) return undefined; // unsubscribed meanwhile
+    try {
+      sub.onMessage({ topic: msg.tp as string, data: msg.d, publisher: msg.pub as string | undefined, seq: msg.s as number | undefined });
+    } catch (err) {
+      this.emit('handler-error', err);
+    }
+    return undefined;
+  }
+
+  async #onInvoke(msg: Message): Promise<OutboundMessage> {
+    const procedure = msg.p as string;
+    const handler = this.#served.get(procedure);
+    if (!handler) throw new NoSuchProcedureError(procedure, 'this client');
+    const timeoutMs = typeof msg.d === 'number' ? msg.d : undefined;
+    const controller = new AbortController();
+    const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new MaculaError('MACULA_ERR_TIMEOUT', `the caller of "${procedure}" stopped waiting`)), timeoutMs) : undefined;
+    try {
+      const r = await handler(msg.a, { procedure, timeoutMs, signal: controller.signal });
+      return { t: RESULT.type, r };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+

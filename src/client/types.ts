@@ -1,0 +1,47 @@
+/** What the light client hands to its users. */
+import type { PeerAddress } from '../transport/types.js';
+
+/** A message as a client subscriber sees it. */
+export interface ClientMessage {
+  topic: string;
+  data: unknown;
+  /** Node ID (hex) of the publishing node. */
+  publisher: string | undefined;
+  /** The publisher's sequence number. */
+  seq: number | undefined;
+}
+
+export interface ClientSubscription {
+  readonly sid: number;
+  readonly pattern: string;
+  unsubscribe(): Promise<void>;
+}
+
+export interface ServeContext {
+  readonly procedure: string;
+  /** Time the caller waits; the handler's signal aborts when it runs out. */
+  readonly timeoutMs: number | undefined;
+  readonly signal: AbortSignal;
+}
+
+export type ServeHandler = (args: unknown, ctx: ServeContext) => unknown;
+
+export interface ServedProcedure {
+  readonly procedure: string;
+  unserve(): Promise<void>;
+}
+
+/** A provider as the gateway reports it (`expires` null for the node's own registrations). */
+export interface ClientProvider {
+  nodeId: string;
+  address: PeerAddress;
+  metadata: Record<string, unknown>;
+  expires: number | null;
+  local: boolean;
+}
+
+export interface AttachInfo {
+  nodeId: string;
+  realm: string;
+  limits: { subscriptions: number; calls: number; served: number };
+}

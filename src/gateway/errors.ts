@@ -1,0 +1,37 @@
+/** Errors the gateway answers a client with; each has a stable code the client (and its user) can act on. */
+import { MaculaError } from '../util/errors.js';
+import { messageName } from '../wire/messages.js';
+
+/** The node already serves its maximum number of light clients. */
+export class TooManyClientsError extends MaculaError {
+  readonly limit: number;
+
+  constructor(limit: number) {
+    super('MACULA_ERR_TOO_MANY_CLIENTS', `this node serves its maximum of ${limit} clients; try another node or raise --max-clients`);
+    this.limit = limit;
+  }
+}
+
+/** A gateway request came from a mesh node, not from a light client. */
+export class NotAClientError extends MaculaError {
+  constructor(type: number) {
+    super('MACULA_ERR_NOT_A_CLIENT', `${messageName(type)} is a light-client request; this peer said HELLO as a mesh node, which talks to the mesh directly`);
+  }
+}
+
+/** The node has no pub/sub service, so it cannot publish or subscribe for its clients. */
+export class PubSubUnavailableError extends MaculaError {
+  constructor() {
+    super('MACULA_ERR_UNSUPPORTED', 'this node does not offer pub/sub; connect to a node that does');
+  }
+}
+
+/** A per-client limit (subscriptions, calls in flight, served procedures) is reached. */
+export class ClientLimitError extends MaculaError {
+  readonly limit: number;
+
+  constructor(code: string, what: string, limit: number, hint: string) {
+    super(code, `${what}: this client's limit of ${limit} is reached; ${hint}`);
+    this.limit = limit;
+  }
+}

@@ -1,0 +1,16 @@
+/** The gateway that lets light clients (the shell commands, MaculaClient) use a node. */
+export { Gateway, type ClientInfo } from './gateway.js';
+export {
+  DEFAULT_MAX_CLIENTS,
+  DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT,
+  DEFAULT_MAX_CALLS_PER_CLIENT,
+  DEFAULT_MAX_SERVED_PER_CLIENT,
+  DEFAULT_MAX_PENDING_FORWARDS,
+  DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS,
+  DEFAULT_REFUSAL_GRACE_MS,
+  type GatewayInit,
+  type GatewayStats,
+} from './options.js';
+export type { GatewayNode, GatewayPubSub, GatewaySubscription, PeersSnapshot } from './snapshot.js';
+export { ClientLimitError, NotAClientError, PubSubUnavailableError, TooManyClientsError } from './errors.js';
+export * from './messages.js';
