@@ -9,6 +9,7 @@ import type { Dht } from '../dht/dht.js';
 import { FIND_NODE, FIND_VALUE, STORE, type DhtMessage } from '../dht/messages.js';
 import type { DhtNetwork } from '../dht/network.js';
 import type { PeerAddress } from '../transport/types.js';
+import { PING } from '../wire/messages.js';
 import type { Messenger } from './messenger.js';
 import type { PeerInfo } from './peer-session.js';
 
@@ -24,14 +25,18 @@ export class MessengerDhtNetwork implements DhtNetwork {
   }
 
   async connect(address: PeerAddress, timeoutMs: number): Promise<Contact> {
+    const t0 = performance.now();
     const conn = await this.#messenger.pool.get(address, undefined, timeoutMs);
+    // A round trip proves the peer speaks our protocol in our realm (the
+    // HELLO exchange precedes it); a QUIC handshake alone does not.
+    await this.#messenger.requestOn(conn, { t: PING.type }, { timeoutMs: Math.max(1, timeoutMs - (performance.now() - t0)) });
     return { id: conn.remoteNodeId, host: address.host, port: address.port };
   }
 }
 
 /** The contact of a node peer as the DHT sees it, or undefined for light clients and unknown ports. */
 export function contactOf(peer: PeerInfo): Contact | undefined {
-  if (peer.role !== 'node' || peer.address.port === 0) return undefined;
+  if (!peer.greeted || peer.role !== 'node' || peer.address.port === 0) return undefined;
   return { id: peer.nodeId, host: peer.address.host, port: peer.address.port };
 }
 

@@ -23,6 +23,8 @@ export interface PeerInfo {
   role: Role;
   /** Where the peer listens: its observed host and the port from its HELLO (0 for clients). */
   address: PeerAddress;
+  /** True once a HELLO or HELLO_ACK of our realm came from the peer: only then is it a mesh contact. */
+  greeted: boolean;
   readonly connection: Connection;
 }
 
@@ -84,6 +86,7 @@ export class PeerSession {
       nodeIdHex: conn.remoteNodeIdHex ?? toHex(conn.remoteNodeId),
       role: 'node',
       address: { host: conn.remoteAddress.host, port: conn.direction === 'outbound' ? conn.remoteAddress.port : 0 },
+      greeted: false,
       connection: conn,
     };
     void conn.closed.then(() => this.#onClosed());
@@ -209,6 +212,7 @@ export class PeerSession {
   }
 
   #learn(msg: Message): void {
+    this.peer.greeted = true;
     this.peer.role = msg.role as Role;
     this.peer.address = { host: this.peer.connection.remoteAddress.host, port: msg.port as number };
     this.#host.onHello(this.peer);
