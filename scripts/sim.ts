@@ -11,6 +11,7 @@
  * - `rounds` counts the sequential waves of up to α requests until the
  *   lookup first had its answer; `roundsToTerminate` until it finished.
  */
+import { compareDistance } from '../src/dht/id.js';
 import { dhtKey } from '../src/dht/key.js';
 import { Identity } from '../src/identity/identity.js';
 import { MeshNode } from '../src/node/mesh-node.js';
@@ -71,18 +72,9 @@ function prng(seed: number): () => number {
   };
 }
 
-function compareDistance(target: Uint8Array, a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < 32; i++) {
-    const x = a[i]! ^ target[i]!;
-    const y = b[i]! ^ target[i]!;
-    if (x !== y) return x - y;
-  }
-  return 0;
-}
-
 function trueClosest(target: Uint8Array, nodes: MeshNode[]): MeshNode {
   let best = nodes[0]!;
-  for (const n of nodes) if (compareDistance(target, n.identity.nodeId, best.identity.nodeId) < 0) best = n;
+  for (const n of nodes) if (compareDistance(n.identity.nodeId, best.identity.nodeId, target) < 0) best = n;
   return best;
 }
 
@@ -115,9 +107,16 @@ async function main(): Promise<void> {
   // Background timers stay off: the simulation drives refresh itself, and
   // thousands of nodes' timers would only add noise.
   const dhtInit = { refreshIntervalMs: 0, replicationIntervalMs: 0 };
+  // The services' caches preallocate their capacity (lru-cache); the
+  // simulation does not use them, so keep them small to fit 10,000 nodes.
+  const smallCaches = {
+    registry: { cacheMaxEntries: 16 },
+    pubsub: { subscriberCacheMax: 16, maxPublishers: 16 },
+    rpc: { maxTrackedProcedures: 16, resultCache: { maxEntries: 16 } },
+  };
   const nodes: MeshNode[] = [];
   for (let i = 0; i < args.nodes; i++) {
-    const node = new MeshNode(Identity.generate(), { memoryNetwork: network, port: 0, logger: quiet, dht: dhtInit, stopTimeoutMs: 0 });
+    const node = new MeshNode(Identity.generate(), { memoryNetwork: network, port: 0, logger: quiet, dht: dhtInit, stopTimeoutMs: 0, ...smallCaches });
     await node.start();
     nodes.push(node);
   }

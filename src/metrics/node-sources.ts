@@ -4,37 +4,17 @@
  * MeshNode's internals.
  *
  * `trafficStats()` and `queueStats()` are read from the messenger when it
- * offers them (messages by type, send-queue depth, requests in flight);
- * until then the metrics and /stats sections built on them are left out
- * rather than reported as zeros that would look like real readings.
+ * offers them (messages by type, send-queue depth, requests in flight): a
+ * stand-in node without them gets no such metrics or /stats sections,
+ * rather than zeros that would look like real readings.
  */
 import type { DhtStats } from '../dht/metrics.js';
 import type { NodeStatus } from '../node/mesh-node.js';
 import type { PoolStats } from '../transport/pool.js';
+import type { QueueStats, TrafficStats } from '../node/messenger.js';
 import type { PeerAddress, TransportStats } from '../transport/types.js';
 
-/** Messages by type name (e.g. FIND_NODE), counted since the node started. */
-export interface TrafficStats {
-  received: Record<string, number>;
-  sent: Record<string, number>;
-}
-
-export interface QueueStats {
-  /** Bytes accepted for sending and not yet written, summed over every stream. */
-  sendQueuedBytes: number;
-  /** The fullest single stream's queued bytes: each stream is bounded on its own. */
-  sendQueueLargestBytes: number;
-  /** The bound of one stream's send queue; sends beyond it are refused. */
-  sendQueueLimitBytes: number;
-  /** Requests from peers being served now, summed over connections. */
-  requestsInFlight: number;
-  /** The busiest connection's requests in flight. */
-  requestsInFlightLargest: number;
-  /** Requests served at once per connection before answering BUSY. */
-  maxInFlight: number;
-  /** Requests this node sent that await their response. */
-  requestsPending: number;
-}
+export type { QueueStats, TrafficStats };
 
 /** The parts of MeshNode the metrics and the admin server read. */
 export interface ObservedNode {

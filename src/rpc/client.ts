@@ -123,7 +123,7 @@ export class RpcClient {
     this.#procs = new LRUCache({ max: tracked });
     this.suspectMs = init.suspectMs ?? DEFAULT_SUSPECT_MS;
     if (!(this.suspectMs >= 0)) throw new ConfigError(`suspectMs must be a non-negative number of ms, got ${this.suspectMs}`);
-    this.#suspects = new LRUCache({ max: 10_000, ttl: this.suspectMs > 0 ? this.suspectMs : undefined });
+    this.#suspects = new LRUCache({ max: tracked, ttl: this.suspectMs > 0 ? this.suspectMs : undefined });
     this.#results = new ResultCache({ clock: components.clock }, init.resultCache);
   }
 

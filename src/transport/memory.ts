@@ -23,6 +23,7 @@ import {
   type Transport,
   type TransportOptions,
   type TransportStats,
+  emptyTransportStats,
 } from './types.js';
 
 export const MEMORY_HOST = 'memory';
@@ -116,16 +117,7 @@ export class MemoryTransport implements Transport {
     this.#idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#keepAliveMs = init.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
     this.#incoming = new AcceptQueue(init.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS);
-    this.#stats = {
-      connectionsOpen: 0,
-      connectionsDialed: 0,
-      connectionsAccepted: 0,
-      dialFailures: 0,
-      streamsOpened: 0,
-      streamsAccepted: 0,
-      connectionsRefused: 0,
-      streamsRefused: 0,
-    };
+    this.#stats = emptyTransportStats();
     this.#owner = {
       stats: this.#stats,
       maxStreams: init.maxStreams ?? DEFAULT_MAX_STREAMS,

@@ -39,6 +39,7 @@ import {
   type Transport,
   type TransportOptions,
   type TransportStats,
+  emptyTransportStats,
 } from './types.js';
 
 export interface QuicTransportOptions extends TransportOptions {
@@ -103,16 +104,7 @@ export class QuicTransport implements Transport {
     this.#maxConnectionData = init.maxConnectionData ?? DEFAULT_MAX_CONNECTION_DATA;
     this.#socketBufferBytes = init.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES;
     this.#incoming = new AcceptQueue(init.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS);
-    this.#stats = {
-      connectionsOpen: 0,
-      connectionsDialed: 0,
-      connectionsAccepted: 0,
-      dialFailures: 0,
-      streamsOpened: 0,
-      streamsAccepted: 0,
-      connectionsRefused: 0,
-      streamsRefused: 0,
-    };
+    this.#stats = emptyTransportStats();
     this.#owner = {
       stats: this.#stats,
       readChunkBytes: init.readChunkBytes ?? DEFAULT_READ_CHUNK_BYTES,

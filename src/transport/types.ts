@@ -67,6 +67,20 @@ export interface TransportStats {
   streamsRefused?: number;
 }
 
+/** All counters at zero (both transports start from it). */
+export function emptyTransportStats(): Required<TransportStats> {
+  return {
+    connectionsOpen: 0,
+    connectionsDialed: 0,
+    connectionsAccepted: 0,
+    dialFailures: 0,
+    streamsOpened: 0,
+    streamsAccepted: 0,
+    connectionsRefused: 0,
+    streamsRefused: 0,
+  };
+}
+
 export interface Transport {
   /** Which implementation: 'quic' or 'memory'. */
   readonly kind: string;

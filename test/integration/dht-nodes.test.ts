@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { compareDistance } from '../../src/dht/id.js';
 import { dhtKey } from '../../src/dht/key.js';
 import { toHex } from '../../src/identity/identity.js';
 import type { MeshNode } from '../../src/node/mesh-node.js';
@@ -7,16 +8,6 @@ import { createTestnet, waitFor } from '../helpers/testnet.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-
-/** XOR distance comparison of two IDs to a target. */
-function closer(target: Uint8Array, a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < 32; i++) {
-    const x = a[i]! ^ target[i]!;
-    const y = b[i]! ^ target[i]!;
-    if (x !== y) return x - y;
-  }
-  return 0;
-}
 
 async function findFromAll(nodes: MeshNode[], key: Uint8Array, expected: string): Promise<number> {
   let found = 0;
@@ -41,7 +32,7 @@ describe('DHT over the memory transport (50 nodes)', () => {
 
       // FIND_NODE returns the node truly closest to a random target.
       const target = new Uint8Array(32).map(() => Math.floor(Math.random() * 256));
-      const truth = [...net.nodes].sort((a, b) => closer(target, a.identity.nodeId, b.identity.nodeId))[0]!;
+      const truth = [...net.nodes].sort((a, b) => compareDistance(a.identity.nodeId, b.identity.nodeId, target))[0]!;
       const lookup = await others[3]!.dht.findNode(target);
       const ids = lookup.closest.map((c) => toHex(c.id));
       assert.ok(ids.includes(truth.nodeId) || others[3] === truth, 'the closest node is in the result');
@@ -54,7 +45,7 @@ describe('DHT over the memory transport (50 nodes)', () => {
       const again = await findFromAll(survivors, key, 'world');
       assert.equal(again, survivors.length);
       const t2 = new Uint8Array(32).map(() => Math.floor(Math.random() * 256));
-      const truth2 = [...survivors].sort((a, b) => closer(t2, a.identity.nodeId, b.identity.nodeId))[0]!;
+      const truth2 = [...survivors].sort((a, b) => compareDistance(a.identity.nodeId, b.identity.nodeId, t2))[0]!;
       const asker = survivors.find((n) => n !== truth2)!;
       const res = await asker.dht.findNode(t2);
       assert.ok(res.closest.some((c) => toHex(c.id) === truth2.nodeId), 'closest live node found after churn');
