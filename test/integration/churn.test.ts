@@ -20,6 +20,10 @@ describe('churn: 30 nodes over QUIC, a third killed abruptly', () => {
       const nodes = net.nodes;
       const providers = nodes.slice(20, 26); // 6 providers, 4 of them will die
       for (const p of providers) await p.register('svc.echo', (a) => ({ by: p.nodeId, a }), { ttlMs: 10_000 });
+      // Subscribers spread over nodes that will live and nodes that will die.
+      const got = new Map<string, number>();
+      const subscribers = [nodes[3]!, nodes[12]!, nodes[17]!, nodes[28]!];
+      await Promise.all(subscribers.map((n) => n.subscribe('alerts.#', () => void got.set(n.nodeId, (got.get(n.nodeId) ?? 0) + 1)).ready));
       const key = dhtKey('test', 'survives');
       await nodes[2]!.dht.put(key, new TextEncoder().encode('still here'), { ttlMs: 120_000 });
       await waitFor(async () => (await nodes[5]!.lookup('rpc:svc.echo')).length === 6, 10_000, 'all providers visible');
@@ -50,6 +54,17 @@ describe('churn: 30 nodes over QUIC, a third killed abruptly', () => {
       // DHT: the value is still found from every survivor.
       const found = await Promise.all(survivors.map(async (s) => (await s.dht.findValue(key)).records.length > 0));
       assert.ok(found.every(Boolean), `found from ${found.filter(Boolean).length}/${survivors.length}`);
+      // Pub/sub: a survivor's publishes reach the surviving subscribers, and
+      // the dead ones do not stall it.
+      const liveSubs = subscribers.filter((n) => !dead.has(n.nodeId));
+      await waitFor(
+        async () => {
+          await survivors[4]!.publish('alerts.disk', 'full');
+          return liveSubs.every((n) => (got.get(n.nodeId) ?? 0) > 0);
+        },
+        20_000,
+        'surviving subscribers receive',
+      );
       // Registrations of the dead disappear within TTL (+ the cache TTL).
       const liveIds = providers.slice(4).map((p) => p.nodeId).sort();
       await waitFor(
