@@ -364,7 +364,14 @@ export class Dht {
     const outcomes = await Promise.all(closest.map((c) => this.#storeAt(c, record)));
     // Remember who holds our live records (bounded: one list of ≤ k per own record).
     if (record.value.length > 0 && this.#own.has(record.key)) {
-      this.#holders.set(idKey(record.key), closest.filter((_, i) => outcomes[i] === 'ok'));
+      const holders = closest.filter((_, i) => outcomes[i] === 'ok');
+      this.#holders.set(idKey(record.key), holders);
+      if (holders.length < this.options.k) {
+        this.#own.underReplicated(record.key);
+        this.#scheduleRepublish();
+      } else {
+        this.#own.wellReplicated(record.key);
+      }
     }
     const result: PutResult = { record, replicas: 0, storedLocally, refusals: {} };
     for (const o of outcomes) {

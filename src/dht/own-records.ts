@@ -15,7 +15,12 @@ interface Own {
   record: DhtRecord;
   ttlMs: number;
   republishAt: number;
+  /** Set while the record reached fewer than k nodes: the next early retry's delay. */
+  retryMs?: number;
 }
+
+/** First early re-announcement of a record that reached fewer than k nodes; doubles up to the normal schedule. */
+export const UNDER_REPLICATED_RETRY_MS = 5_000;
 
 export class OwnRecords {
   readonly #identity: Identity;
@@ -73,6 +78,25 @@ export class OwnRecords {
     const now = this.#clock.now();
     const ttlMs = Math.max(own.record.expires - now, MIN_TOMBSTONE_TTL_MS);
     return signRecord(this.#identity, { key, value: new Uint8Array(0), seq: this.#nextSeq(own.record.seq, now), ttlMs, now });
+  }
+
+  /**
+   * The record reached fewer than k nodes (a young or shrinking mesh): re-announce
+   * it early, backing off (5 s, 10 s, …) up to the normal schedule, so nodes
+   * that join later, or replace dead holders, get it within seconds rather
+   * than at the next regular re-announcement minutes later.
+   */
+  underReplicated(key: Uint8Array): void {
+    const own = this.#own.get(idKey(key));
+    if (!own) return;
+    const normal = this.#republishDelay(own.ttlMs);
+    own.retryMs = Math.min(normal, own.retryMs === undefined ? UNDER_REPLICATED_RETRY_MS : own.retryMs * 2);
+    own.republishAt = Math.min(own.republishAt, this.#clock.now() + own.retryMs);
+  }
+
+  wellReplicated(key: Uint8Array): void {
+    const own = this.#own.get(idKey(key));
+    if (own) own.retryMs = undefined;
   }
 
   has(key: Uint8Array): boolean {
