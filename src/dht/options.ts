@@ -10,7 +10,7 @@ import { DEFAULT_REPUBLISH_MARGIN_MS } from './own-records.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
 export const DEFAULT_LOOKUP_DEADLINE_MS = 10_000;
-export const DEFAULT_VALUE_PEERS = 20;
+export const DEFAULT_VALUE_PEERS = 8;
 export const DEFAULT_TTL_MS = 300_000;
 export { DEFAULT_REPUBLISH_MARGIN_MS } from './own-records.js';
 export const DEFAULT_REFRESH_INTERVAL_MS = 60 * 60 * 1000;
@@ -32,10 +32,12 @@ export interface DhtInit {
   lookupDeadlineMs?: number;
   /**
    * FIND_VALUE stops after this many holders answered with records (their
-   * records are merged). Default 20 (= k): keys hold many records (one per
+   * records are merged). Default 8: keys hold many records (one per
    * provider or subscriber) and holders can have different subsets (a node
    * that joined after a put lacks it until re-announcement or replication),
-   * so stopping at the first few holders can miss records.
+   * so stopping at the first holder or two can miss records; asking all k
+   * would make every lookup wait out the dead contacts a churning mesh
+   * still has in its routing tables.
    */
   valuePeers?: number;
   /** TTL of put() records unless given. Default 300 s. */

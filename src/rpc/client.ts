@@ -15,9 +15,9 @@
  * all of it.
  *
  * Providers that failed (other than busy) are remembered for suspectMs and
- * tried only when no other is left, and the registry entry of the procedure
- * is invalidated, so calls stop paying for a dead provider long before its
- * registration expires.
+ * tried only when no other is left, so calls stop paying for a dead provider
+ * long before its registration expires. The registry entry is invalidated
+ * only when a provider answers that it no longer serves the procedure.
  */
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
@@ -218,10 +218,12 @@ export class RpcClient {
         failed.push(provider.nodeId);
         failures.push({ nodeId: provider.nodeId, kind, code: failureCode(err), message: failureMessage(err) });
         // A busy provider is healthy, just loaded: neither suspect nor stale.
-        if (kind !== 'busy') {
-          if (this.suspectMs > 0) this.#suspects.set(provider.nodeId, true);
-          this.#registry.invalidate(state.service);
-        }
+        if (kind !== 'busy' && this.suspectMs > 0) this.#suspects.set(provider.nodeId, true);
+        // Only a provider that no longer serves the procedure proves the
+        // registry view stale. An unreachable one is merely suspect: throwing
+        // the cached list away would put a DHT lookup, slow while dead nodes
+        // are still in routing tables, in front of the next call.
+        if (kind === 'no_such_procedure') this.#registry.invalidate(state.service);
       }
     }
     throw finalError(procedure, timeoutMs, failures, performance.now() >= deadline, lastError);
