@@ -39,8 +39,10 @@ export class MaculaProcess {
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `wrapper` runs the command through another one, e.g. `['ip', 'netns', 'exec', ns]`. */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, wrapper: string[] = []) {
+    const [cmd, ...argv] = [...wrapper, process.execPath, BIN, ...args];
+    this.child = spawn(cmd!, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d) => (this.stdout += d));
     this.child.stderr!.on('data', (d) => (this.stderr += d));
     this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => resolve({ code, signal })));
@@ -82,7 +84,7 @@ export class MaculaProcess {
   }
 
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
-    if (this.child.exitCode === null) this.child.kill(signal);
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
   }
 }
 

@@ -21,6 +21,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { MaculaProcess } from './cli.js';
 
 const SELF = fileURLToPath(import.meta.url);
 /** Namespaces this file creates are named `mac-<role>-<pid of the creating process>`. */
@@ -357,53 +358,9 @@ export interface NsRunResult {
  * A `macula` process inside a namespace. `ip netns exec` replaces itself
  * with the command, so signals sent to the child reach node directly.
  */
-export class NsMacula {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(bin: string, ns: string, args: string[]) {
-    this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout!.on('data', (d) => (this.stdout += d));
-    this.child.stderr!.on('data', (d) => (this.stderr += d));
-    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => resolve({ code, signal })));
-  }
-
-  waitFor(pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
-    return this.#poll(() => this.stdout, pattern, timeoutMs);
-  }
-
-  waitForStderr(pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
-    return this.#poll(() => this.stderr, pattern, timeoutMs);
-  }
-
-  async waitForExit(timeoutMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms\nstdout: ${this.stdout}\nstderr: ${this.stderr}`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([this.exited, late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async #poll(text: () => string, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = text().match(pattern);
-      if (m) return m;
-      if (this.child.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`no output matching ${pattern} (exit ${this.child.exitCode})\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-
-  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+export class NsMacula extends MaculaProcess {
+  constructor(ns: string, args: string[]) {
+    super(args, {}, ['ip', 'netns', 'exec', ns]);
   }
 }
 

@@ -36,7 +36,7 @@ describe('RPC and pub/sub over an impaired link between network namespaces', { s
     const dir = await mkdtemp(join(tmpdir(), 'macula-netem-'));
     dirs.push(dir);
     const args = ['start', '--host', side.host, '--port', '0', '--announce-host', side.announceHost, '--data-dir', dir, '--status-interval', '0'];
-    const proc = new NsMacula(BIN, side.ns, bootstrap ? [...args, '--bootstrap', bootstrap] : args);
+    const proc = new NsMacula(side.ns, bootstrap ? [...args, '--bootstrap', bootstrap] : args);
     procs.push(proc);
     const [, nodeId] = await proc.waitFor(/macula node ([0-9a-f]{64})/);
     const [, port] = await proc.waitFor(/listening [\d.]+:(\d+)\/udp/);
@@ -44,7 +44,7 @@ describe('RPC and pub/sub over an impaired link between network namespaces', { s
   }
 
   function spawnIn(side: Side, args: string[]): NsMacula {
-    const p = new NsMacula(BIN, side.ns, args);
+    const p = new NsMacula(side.ns, args);
     procs.push(p);
     return p;
   }
