@@ -23,23 +23,25 @@ await_line() {
   echo "no '$2' in $1" >&2; cat "$1" >&2; exit 1
 }
 
+# Starts a node in the background (in this shell, so cleanup knows its pid) and sets $addr.
 start_node() { # name [bootstrap]
   local extra=()
   [ -n "${2:-}" ] && extra=(--bootstrap "$2")
-  macula start --host 127.0.0.1 --port 0 --data-dir "$dir/$1" --status-interval 0 "${extra[@]}" > "$dir/$1.log" &
+  # node itself in the background (not the shell function), so $! is the process to stop
+  node bin/macula.js start --host 127.0.0.1 --port 0 --data-dir "$dir/$1" --status-interval 0 "${extra[@]}" > "$dir/$1.log" &
   pids+=($!)
-  echo "127.0.0.1:$(await_line "$dir/$1.log" 'listening' '.*listening 127\.0\.0\.1:([0-9]+).*')"
+  addr="127.0.0.1:$(await_line "$dir/$1.log" 'listening' '.*listening 127\.0\.0\.1:([0-9]+).*')"
 }
 
-n1=$(start_node n1)
-n2=$(start_node n2 "$n1")
-n3=$(start_node n3 "$n1")
+start_node n1; n1=$addr
+start_node n2 "$n1"; n2=$addr
+start_node n3 "$n1"; n3=$addr
 await_line "$dir/n2.log" 'joined the mesh' '(.*)' > /dev/null
 await_line "$dir/n3.log" 'joined the mesh' '(.*)' > /dev/null
 echo "--- three nodes: $n1 $n2 $n3"
 
 echo "--- sub on node 1 (sensors.#), pub on node 3"
-macula sub 'sensors.#' --node "$n1" --count 2 > "$dir/sub.out" 2> "$dir/sub.err" &
+node bin/macula.js sub 'sensors.#' --node "$n1" --count 2 > "$dir/sub.out" 2> "$dir/sub.err" &
 sub=$!
 await_line "$dir/sub.err" 'subscribed' '(.*)' > /dev/null
 # A new subscription reaches other nodes' subscriber caches within 5 s: retry until delivered.
@@ -53,7 +55,7 @@ wait "$sub"
 cat "$dir/sub.out"
 
 echo "--- serve on node 2, call from node 3"
-macula serve text.upper --node "$n2" -- tr a-z A-Z 2> "$dir/serve.err" &
+node bin/macula.js serve text.upper --node "$n2" -- tr a-z A-Z 2> "$dir/serve.err" &
 pids+=($!)
 await_line "$dir/serve.err" 'serving' '(.*)' > /dev/null
 macula call text.upper '"hello mesh"' --node "$n3"
