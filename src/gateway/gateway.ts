@@ -16,6 +16,7 @@
  * not be reaped as idle or evicted to make room. `maxClients` bounds what
  * pinning holds; a dead client still goes away with its QUIC idle timeout.
  */
+import { settleWithin } from '../util/time.js';
 import { EventEmitter } from 'node:events';
 import type { PeerInfo } from '../node/peer-session.js';
 import type { Handler } from '../node/messenger.js';
@@ -343,9 +344,3 @@ function providerToWire(p: Provider): Record<string, unknown> {
 }
 
 
-/** Waits for `p` at most `ms` (its failure is ignored: announcement failures are counted by pub/sub). */
-async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
-}

@@ -10,6 +10,7 @@ import { QuicTransport } from '../transport/quic.js';
 import { MemoryNetwork, MemoryTransport } from '../transport/memory.js';
 import type { PeerAddress, Transport, TransportOptions } from '../transport/types.js';
 import { ConfigError, StoppedError } from '../util/errors.js';
+import { settleWithin } from '../util/time.js';
 import { PING, PONG } from '../wire/messages.js';
 import { Dht, type BootstrapResult, type DhtInit } from '../dht/dht.js';
 import type { DhtLogger } from '../dht/network.js';
@@ -33,12 +34,6 @@ function announceHostFor(bound: string): string {
   return '127.0.0.1';
 }
 
-/** Waits for `p` at most `ms`; failures and lateness are both ignored (best effort). */
-async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
-}
 
 export interface MeshNodeOptions extends TransportOptions, ConnectionPoolInit, MessengerInit {
   /** UDP port to listen on; 0 picks a free port. Default 9443. */
@@ -305,7 +300,7 @@ export class MeshNode extends EventEmitter {
     // Withdraw our records first (while connections are up), so that others
     // stop finding them at once instead of after their TTL.
     if (wasRunning) {
-      await withDeadline(
+      await settleWithin(
         (async () => {
           await Promise.all([this.rpcServer.stop(), this.registry.withdrawAll(), this.pubsub.stop()]);
           await this.dht.withdrawAll(); // whatever else this node published

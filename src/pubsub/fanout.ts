@@ -20,6 +20,7 @@
  * Order per node is kept: jobs start in FIFO order, and while a node has a
  * backlog every newer message joins the backlog behind it.
  */
+import { settleWithin } from '../util/time.js';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../dht/clock.js';
 import type { PeerAddress } from '../transport/types.js';
@@ -189,9 +190,7 @@ export class Fanout {
     this.#closed = true;
     clearInterval(this.#sweep);
     for (const p of this.#peers.values()) this.#dropBacklog(p);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.pool.close(), new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
-    clearTimeout(timer);
+    await settleWithin(this.pool.close(), CLOSE_WAIT_MS);
   }
 
   async #submitRest(peers: readonly Peer[], from: number, msg: OutboundMessage): Promise<void> {

@@ -8,6 +8,7 @@
  * loops into bounded queues, so nothing is lost or rejected unhandled while no
  * consumer is waiting, and a flood is aborted and counted instead of queued.
  */
+import { settleWithin } from '../util/time.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { nodeIdFromPublicKey, toHex, type Identity } from '../identity/identity.js';
@@ -330,16 +331,3 @@ async function resolveHost(host: string): Promise<{ ip: string; family: Family }
 }
 
 function noop(): void {}
-
-/** Runs `op` and waits for it to settle, at most `ms`; its failure does not matter. */
-function settleWithin(op: () => Promise<unknown> | unknown, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    timer.unref();
-    const done = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    Promise.resolve().then(op).then(done, done);
-  });
-}
