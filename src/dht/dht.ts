@@ -242,12 +242,9 @@ export class Dht {
     const holders = this.#holders.get(idKey(key));
     this.#holders.delete(idKey(key));
     if (holders) {
-      try {
-        this.store.put(tombstone);
-      } catch (err) {
-        if (!(err instanceof StoreRefusedError)) throw err;
-      }
-      await Promise.all(holders.map((c) => this.#storeAt(c, tombstone)));
+      this.#storeLocally(tombstone);
+      const outcomes = await Promise.all(holders.map((c) => this.#storeAt(c, tombstone)));
+      return this.#publish(tombstone, new Map(holders.map((c, i) => [idKey(c.id), outcomes[i]!])));
     }
     return this.#publish(tombstone);
   }
@@ -349,19 +346,23 @@ export class Dht {
   }
 
   /** Stores `record` on the k closest nodes of its key (found by a lookup), and locally when we are among them. */
-  async #publish(record: DhtRecord): Promise<PutResult> {
+  /** Our own store may refuse a record like any other node's (bounds); that is not an error here. */
+  #storeLocally(record: DhtRecord): boolean {
+    try {
+      this.store.put(record);
+      return true;
+    } catch (err) {
+      if (!(err instanceof StoreRefusedError)) throw err;
+      return false;
+    }
+  }
+
+  /** Stores `record` on the k closest nodes of its key; `done` holds outcomes of STOREs already sent, not repeated. */
+  async #publish(record: DhtRecord, done: ReadonlyMap<string, StoreAttempt> = new Map()): Promise<PutResult> {
     const { closest } = await this.findNode(record.key);
     const last = closest[this.options.k - 1];
-    let storedLocally = false;
-    if (!last || compareDistance(this.id, last.id, record.key) < 0) {
-      try {
-        this.store.put(record);
-        storedLocally = true;
-      } catch (err) {
-        if (!(err instanceof StoreRefusedError)) throw err;
-      }
-    }
-    const outcomes = await Promise.all(closest.map((c) => this.#storeAt(c, record)));
+    const storedLocally = (!last || compareDistance(this.id, last.id, record.key) < 0) && this.#storeLocally(record);
+    const outcomes = await Promise.all(closest.map((c) => done.get(idKey(c.id)) ?? this.#storeAt(c, record)));
     // Remember who holds our live records (bounded: one list of ≤ k per own record).
     if (record.value.length > 0 && this.#own.has(record.key)) {
       const holders = closest.filter((_, i) => outcomes[i] === 'ok');
