@@ -6,21 +6,18 @@ import { VERSION } from './version.js';
 
 export const DEFAULT_NODE_ADDRESS = '127.0.0.1:9443';
 
-export function parsePort(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new InvalidArgumentError('expected a UDP port number in 0..65535 (0 picks a free port).');
-  }
-  return n;
+function portParser(protocol: 'UDP' | 'TCP'): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < 0 || n > 65535) {
+      throw new InvalidArgumentError(`expected a ${protocol} port number in 0..65535 (0 picks a free port).`);
+    }
+    return n;
+  };
 }
 
-export function parseTcpPort(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new InvalidArgumentError('expected a TCP port number in 0..65535 (0 picks a free port).');
-  }
-  return n;
-}
+export const parsePort = portParser('UDP');
+export const parseTcpPort = portParser('TCP');
 
 export function parsePositiveInt(value: string): number {
   const n = Number(value);

@@ -34,7 +34,6 @@ export interface MessengerEvents {
   message(peer: PeerInfo): void;
   hello(peer: PeerInfo): void;
   protocolError(err: ProtocolError, peer: PeerInfo | undefined): void;
-  request(type: number): void;
 }
 
 /** Messages by type name (e.g. FIND_NODE) since the messenger was created. */
@@ -219,7 +218,6 @@ export class Messenger implements SessionHost {
   dispatch(msg: Message, peer: PeerInfo): Promise<OutboundMessage | undefined> | OutboundMessage | undefined {
     const handler = this.#handlers.get(msg.t);
     if (!handler) throw new UnsupportedMessageError(msg.t);
-    this.#events.request?.(msg.t);
     return handler(msg, peer);
   }
 

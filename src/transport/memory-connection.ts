@@ -12,7 +12,6 @@
  * write() copies the bytes before it returns, so a writer may reuse its buffer
  * at once and the reader owns every chunk it receives.
  */
-import { toHex } from '../identity/identity.js';
 import { ConnectionClosedError, TransportError } from '../util/errors.js';
 import { AcceptQueue } from './accept-queue.js';
 import type { Connection, Direction, PeerAddress, Stream, TransportStats } from './types.js';

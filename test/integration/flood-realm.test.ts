@@ -9,7 +9,6 @@ import { MeshNode } from '../../src/node/mesh-node.js';
 import { QueueFullError } from '../../src/util/errors.js';
 import { createTestnet, waitFor } from '../helpers/testnet.js';
 
-const quiet = { warn: () => {} };
 
 describe('flood', () => {
   it('keeps every queue within its limit, counts the drops, and keeps memory bounded', async () => {

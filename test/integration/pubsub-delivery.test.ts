@@ -3,7 +3,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { MeshNode } from '../../src/node/mesh-node.js';
 import type { PubSub } from '../../src/pubsub/pubsub.js';
 import type { PubSubMessage } from '../../src/pubsub/subscription.js';
 import { createTestnet, waitFor, type Testnet } from '../helpers/testnet.js';
