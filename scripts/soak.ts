@@ -27,6 +27,7 @@
  * Bounded in time; stops itself; its children exit with it (SIGINT and
  * SIGTERM included, and a worker exits when its parent goes away).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fork, type ChildProcess } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -473,7 +474,7 @@ class Soak {
     for (let k = 1; ; k++) {
       const at = this.t0 + k * a.intervalS * 1000;
       if (at > end + 1000) break;
-      await sleep(at - Date.now());
+      await sleep(Math.max(0, at - Date.now()));
       if (this.#stopping) break;
       await this.#sample();
     }
@@ -900,9 +901,6 @@ function formatTable(rows: string[][]): string {
   return rows.map((r) => '  ' + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
-}
 
 // ---------------------------------------------------------------- entry
 

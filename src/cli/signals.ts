@@ -22,6 +22,4 @@ export function waitForSignal(): { promise: Promise<NodeJS.Signals>; dispose(): 
   return { promise, dispose };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { setTimeout as sleep } from 'node:timers/promises';

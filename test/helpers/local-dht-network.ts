@@ -9,6 +9,7 @@
  * contact names, a request times out after `timeoutMs`, and the receiver
  * learns the sender's contact as the node would (onContact).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { PeerAddress } from '../../src/transport/types.js';
 import { formatAddress } from '../../src/transport/types.js';
 import { DialError, PeerIdMismatchError, TimeoutError } from '../../src/util/errors.js';
@@ -102,8 +103,4 @@ export class LocalDhtHub {
     if (this.validate) validateMessage({ v: PROTOCOL_VERSION, id: 1, ...res });
     return res;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -12,20 +12,13 @@ import { encodeBody } from '../../src/wire/codec.js';
 import { encodeFrame } from '../../src/wire/frame.js';
 import { f } from '../../src/wire/schema.js';
 import { defineMessage, HELLO, PING, PONG } from '../../src/wire/messages.js';
+import { waitFor } from '../helpers/testnet.js';
 
 const ECHO = defineMessage(250, 'TEST_ECHO', { d: f.bytes(0, 1 << 20) });
 const ECHO_R = defineMessage(251, 'TEST_ECHO_R', { d: f.bytes(0, 1 << 20) }, { response: true });
 const NOBODY = defineMessage(252, 'TEST_NOBODY', {});
 const HANG = defineMessage(253, 'TEST_HANG', {});
 const FAIL = defineMessage(254, 'TEST_FAIL', { kind: f.str(0, 10) });
-
-async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met before the deadline');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 interface TestPeer {
   transport: Transport;
@@ -78,7 +71,7 @@ for (const kind of ['memory', 'quic'] as const) {
       const reply = await a.messenger.request({ address: addr(b) }, { t: ECHO.type, d: new Uint8Array([1, 2, 3]) });
       assert.equal(reply.t, ECHO_R.type);
       assert.deepEqual([...(reply.d as Uint8Array)], [1, 2, 3]);
-      await waitUntil(() => b.messenger.sessions().some((s) => s.address.port === a.port));
+      await waitFor(() => b.messenger.sessions().some((s) => s.address.port === a.port));
       const seen = b.messenger.sessions()[0]!;
       assert.equal(seen.nodeIdHex, a.transport.localNodeId && Buffer.from(a.transport.localNodeId).toString('hex'));
       assert.equal(seen.role, 'node');
@@ -155,7 +148,7 @@ for (const kind of ['memory', 'quic'] as const) {
         const stream = await conn.openStream();
         await stream.write(bad.bytes());
         await stream.finishWrite();
-        await waitUntil(() => victim.protocolErrors.length > 0);
+        await waitFor(() => victim.protocolErrors.length > 0);
         assert.deepEqual(victim.protocolErrors, [bad.kind]);
         await Promise.race([conn.closed, new Promise((_, rej) => setTimeout(() => rej(new Error('rogue connection not closed')), 5000))]);
         const pong = await good.messenger.request({ address: addr(victim) }, { t: PING.type });

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { waitForSignal } from '../signals.js';
 import { prepareAdmin, type AdminHandle } from '../admin.js';
 import { DEFAULT_MAX_CLIENTS } from '../../gateway/options.js';
 import { defaultDataDir, loadOrCreateIdentity } from '../../identity/identity.js';
@@ -51,7 +52,7 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--status-interval <seconds>', 'print a one-line status this often (0: never)').env('MACULA_STATUS_INTERVAL').default(DEFAULT_STATUS_INTERVAL_S).argParser(parseNonNegativeInt))
     .action(async (opts: StartOptions) => {
       // Listen for signals before anything else, so a Ctrl-C during start-up still stops cleanly.
-      const signal = waitForSignal();
+      const signal = waitForSignal().promise;
       const logger = new Logger(opts.logLevel);
       if (opts.maxConnections !== undefined && opts.maxConnections <= opts.maxClients) {
         logger.warn(`--max-connections ${opts.maxConnections} leaves no room for mesh peers once --max-clients ${opts.maxClients} clients are connected; raise it above --max-clients`);
@@ -127,17 +128,5 @@ function watchClients(node: MeshNode, logger: Logger): void {
     const refused = node.gateway.stats().refused;
     logger.info(`refused ${refused - reported} client(s): this node serves its maximum of ${node.gateway.maxClients} clients (--max-clients)`);
     reported = refused;
-  });
-}
-
-function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (sig: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(sig);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
   });
 }
