@@ -5,7 +5,8 @@
  */
 
 /** Node IDs and record keys are SHA-256 digests. */
-export const ID_BYTES = 32;
+export { NODE_ID_BYTES as ID_BYTES } from '../identity/identity.js';
+import { NODE_ID_BYTES as ID_BYTES } from '../identity/identity.js';
 export const ID_BITS = ID_BYTES * 8;
 
 /** Kademlia bucket size and replication factor. */

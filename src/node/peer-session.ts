@@ -8,7 +8,7 @@
  * direction lets FramedStream coalesce many requests into one write, which
  * a stream per request cannot do.
  */
-import { toHex } from '../identity/identity.js';
+import { shortId } from '../identity/identity.js';
 import type { Connection, PeerAddress, Stream } from '../transport/types.js';
 import { ConnectionClosedError, MaculaError, ProtocolError, TimeoutError } from '../util/errors.js';
 import { FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
@@ -83,7 +83,7 @@ export class PeerSession {
     this.#host = host;
     this.peer = {
       nodeId: conn.remoteNodeId,
-      nodeIdHex: conn.remoteNodeIdHex ?? toHex(conn.remoteNodeId),
+      nodeIdHex: conn.remoteNodeIdHex,
       role: 'node',
       address: { host: conn.remoteAddress.host, port: conn.direction === 'outbound' ? conn.remoteAddress.port : 0 },
       greeted: false,
@@ -127,7 +127,7 @@ export class PeerSession {
   }
 
   #send(out: FramedStream, msg: OutboundMessage, timeoutMs: number): Promise<Message> {
-    if (this.#closed) return Promise.reject(new ConnectionClosedError(`the connection to ${this.peer.nodeIdHex.slice(0, 12)} is closed`));
+    if (this.#closed) return Promise.reject(new ConnectionClosedError(`the connection to ${shortId(this.peer.nodeIdHex)} is closed`));
     const id = this.#nextId;
     this.#nextId = id >= MAX_REQUEST_ID ? 1 : id + 1;
     msg.id = id;
@@ -136,7 +136,7 @@ export class PeerSession {
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
         pending.timer = setTimeout(() => {
           this.#pending.delete(id);
-          reject(new TimeoutError(`${messageName(msg.t)} to ${this.peer.nodeIdHex.slice(0, 12)}`, timeoutMs));
+          reject(new TimeoutError(`${messageName(msg.t)} to ${shortId(this.peer.nodeIdHex)}`, timeoutMs));
         }, timeoutMs);
       }
       this.#pending.set(id, pending);
@@ -203,7 +203,7 @@ export class PeerSession {
         if (msg.t === ERROR.type) pending.reject(new RemoteError(msg.code as string, msg.message as string));
         else pending.resolve(msg);
       }
-      this.#failAll(new ConnectionClosedError(`${this.peer.nodeIdHex.slice(0, 12)} ended the request stream`));
+      this.#failAll(new ConnectionClosedError(`${shortId(this.peer.nodeIdHex)} ended the request stream`));
       this.#out = undefined;
       this.#opening = undefined;
     } catch (err) {
@@ -319,6 +319,6 @@ export class PeerSession {
 
   #onClosed(): void {
     this.#closed = true;
-    this.#failAll(new ConnectionClosedError(`the connection to ${this.peer.nodeIdHex.slice(0, 12)} closed`));
+    this.#failAll(new ConnectionClosedError(`the connection to ${shortId(this.peer.nodeIdHex)} closed`));
   }
 }

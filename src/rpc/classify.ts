@@ -4,6 +4,7 @@
  * procedure) or stop (the handler ran and failed: running it elsewhere
  * would most likely fail the same way, and may repeat its side effects).
  */
+import { shortId } from '../identity/identity.js';
 import { RemoteError } from '../node/peer-session.js';
 import { ConfigError, type MaculaError } from '../util/errors.js';
 import {
@@ -77,7 +78,7 @@ export function finalError(procedure: string, timeoutMs: number, failures: Attem
   if (failures.length === 0) return new RpcTimeoutError(procedure, timeoutMs, failures);
   if (failures.every((f) => f.kind === 'busy')) return new TooManyInFlightError(procedure, failures);
   if (failures.every((f) => f.kind === 'no_such_procedure')) {
-    const where = failures.length === 1 ? `node ${failures[0]!.nodeId.slice(0, 12)}` : `each of the ${failures.length} nodes tried`;
+    const where = failures.length === 1 ? `node ${shortId(failures[0]!.nodeId)}` : `each of the ${failures.length} nodes tried`;
     return new NoSuchProcedureError(procedure, where, failures);
   }
   if (outOfTime || failures.some((f) => f.kind === 'timeout')) return new RpcTimeoutError(procedure, timeoutMs, failures);

@@ -19,6 +19,7 @@
  * long before its registration expires. The registry entry is invalidated
  * only when a provider answers that it no longer serves the procedure.
  */
+import { shortId } from '../identity/identity.js';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { Provider } from '../registry/types.js';
@@ -241,7 +242,7 @@ export class RpcClient {
       { timeoutMs },
     );
     if (res.t !== RPC_RESULT.type) {
-      throw new ProtocolError('unexpected_message', `${provider.nodeId.slice(0, 12)} answered RPC_CALL with ${messageName(res.t)}`);
+      throw new ProtocolError('unexpected_message', `${shortId(provider.nodeId)} answered RPC_CALL with ${messageName(res.t)}`);
     }
     return res.r;
   }

@@ -3,6 +3,7 @@
  * are stable; `RemoteCallError.code` is whatever the remote handler's error
  * carried (e.g. an application code), or MACULA_ERR_HANDLER.
  */
+import { shortId } from '../identity/identity.js';
 import { MaculaError, TimeoutError } from '../util/errors.js';
 
 export type FailureKind = 'timeout' | 'unavailable' | 'busy' | 'no_such_procedure';
@@ -17,7 +18,7 @@ export interface AttemptFailure {
 
 function describeAttempts(attempts: readonly AttemptFailure[]): string {
   if (attempts.length === 0) return '';
-  const parts = attempts.map((a) => `${a.nodeId.slice(0, 12)}: ${a.kind} (${a.code})`);
+  const parts = attempts.map((a) => `${shortId(a.nodeId)}: ${a.kind} (${a.code})`);
   return ` [${attempts.length} attempt${attempts.length === 1 ? '' : 's'}: ${parts.join('; ')}]`;
 }
 
