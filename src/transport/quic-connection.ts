@@ -12,10 +12,16 @@ import type { Connection, Direction, PeerAddress, Stream, TransportStats } from 
 /** What a connection needs from the transport that owns it. */
 export interface QuicConnectionOwner {
   readonly stats: Required<TransportStats>;
+  /** Largest read a stream grows to while data keeps filling its reads. */
   readonly readChunkBytes: number;
   readonly maxPendingStreams: number;
   connectionClosed(conn: QuicConnection): void;
 }
+
+/** The read size of an idle stream (and the smallest a stream shrinks to). */
+export const MIN_READ_CHUNK_BYTES = 4096;
+/** A chunk filling less than 1/COPY_BELOW_FRACTION of its read buffer is copied out of it. */
+const COPY_BELOW_FRACTION = 4;
 
 /** quinn messages that mean the whole connection is gone, not just one stream. */
 const CONNECTION_GONE = /^(connection lost|closed$|closed by peer|aborted by peer|reset by peer|timed out)/;
@@ -143,7 +149,9 @@ export class QuicStream implements Stream {
   readonly id: number;
   readonly #raw: QuinnStream;
   readonly #conn: QuicConnection;
-  readonly #chunkBytes: number;
+  readonly #maxChunkBytes: number;
+  /** Size of the next read: grows while reads come back full, shrinks when they do not (see read()). */
+  #chunkBytes = MIN_READ_CHUNK_BYTES;
   #readEnded = false;
   #writeEnded = false;
   #wasReset = false;
@@ -158,21 +166,36 @@ export class QuicStream implements Stream {
   constructor(raw: QuinnStream, conn: QuicConnection, openerBit: number, chunkBytes: number) {
     this.#raw = raw;
     this.#conn = conn;
-    this.#chunkBytes = chunkBytes;
+    this.#maxChunkBytes = Math.max(MIN_READ_CHUNK_BYTES, chunkBytes);
     this.id = Number(raw.id()) * 4 + openerBit;
   }
 
+  /**
+   * The binding allocates the whole requested size for every read, holds it
+   * while the read is pending, and hands back a view whose memory is that
+   * allocation, not the bytes received. So an idle stream reads with a small
+   * buffer, a stream whose reads come back full doubles it (up to
+   * readChunkBytes) for throughput, and a chunk much smaller than its buffer
+   * is copied out so that the buffer is not kept alive by a few bytes.
+   */
   read(): Promise<Uint8Array | null> {
     if (this.#readEnded) return Promise.resolve(null);
     if (this.#wakeReader) return Promise.reject(new TransportError('read() called while another read() is pending on the stream'));
+    const size = this.#chunkBytes;
     return new Promise((resolve) => {
       this.#wakeReader = resolve;
-      this.#raw.read(this.#chunkBytes).then(
+      this.#raw.read(size).then(
         (chunk) => {
           if (this.#wakeReader !== resolve) return;
           this.#wakeReader = undefined;
-          if (chunk === null) this.#readEnded = true;
-          resolve(chunk);
+          if (chunk === null) {
+            this.#readEnded = true;
+            resolve(null);
+            return;
+          }
+          if (chunk.length === size) this.#chunkBytes = Math.min(size * 2, this.#maxChunkBytes);
+          else if (chunk.length < size / 2) this.#chunkBytes = Math.max(size / 4, MIN_READ_CHUNK_BYTES);
+          resolve(chunk.length * COPY_BELOW_FRACTION < size ? chunk.slice() : chunk);
         },
         () => {
           // Reset by the peer or connection gone: both end the byte stream for this reader.

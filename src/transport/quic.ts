@@ -14,6 +14,8 @@ import { isIP } from 'node:net';
 import { nodeIdFromPublicKey, toHex, type Identity } from '../identity/identity.js';
 import { DialError, PeerIdMismatchError, TransportError } from '../util/errors.js';
 import { AcceptQueue } from './accept-queue.js';
+import { ConnectionAdmission, type AdmissionOptions, type AdmissionRefusal } from './admission.js';
+import { DEFAULT_GC_AFTER_CLOSED_CONNECTIONS, NativeMemoryReleaser } from './native-memory.js';
 import { parseRemoteMultiaddr } from './peer-id.js';
 import { QuicConnection, type QuicConnectionOwner } from './quic-connection.js';
 import {
@@ -43,19 +45,45 @@ import {
   emptyTransportStats,
 } from './types.js';
 
-export interface QuicTransportOptions extends TransportOptions {
-  /** Per-stream receive window: bytes the peer may send unacknowledged on one stream. Default 10 MB. */
+export interface QuicTransportOptions extends TransportOptions, AdmissionOptions {
+  /**
+   * Per-stream receive window: bytes the peer may send on one stream that we
+   * have not read yet. Default 2 MiB (a largest frame and then some).
+   */
   maxStreamData?: number;
-  /** Per-connection receive window across all streams. Default 15 MB. */
+  /**
+   * Per-connection receive window across all streams: the most unread bytes
+   * quinn buffers for one connection. Default 4 MiB (= the per-connection
+   * frame budget of the messenger).
+   */
   maxConnectionData?: number;
   /** UDP socket send and receive buffer size (clamped by the OS maximum). Default 4 MiB. */
   socketBufferBytes?: number;
-  /** Largest chunk one read() returns. Default 256 KiB. */
+  /** Largest chunk one read() returns; a stream starts reading with 4 KiB and grows towards it while reads come back full. Default 256 KiB. */
   readChunkBytes?: number;
+  /**
+   * Inbound handshakes awaited at once. The binding completes each accepted
+   * connection's handshake inside one inboundConnection() call, and a peer that
+   * stalls its handshake holds that call until the idle timeout, so several
+   * calls run side by side. Default 16.
+   */
+  maxHandshakes?: number;
+  /** Closed connections after which a garbage collection releases their native memory (see native-memory.ts); 0 never. Default 128. */
+  gcAfterClosedConnections?: number;
 }
 
-export const DEFAULT_MAX_STREAM_DATA = 10_000_000;
-export const DEFAULT_MAX_CONNECTION_DATA = 15_000_000;
+export interface QuicTransportStats extends TransportStats {
+  /** Inbound handshakes awaited at once (maxHandshakes). */
+  handshakeSlots: number;
+  /** Inbound connections closed right after their handshake for exceeding an admission rate, by reason. */
+  admissionRefusals: Record<AdmissionRefusal, number>;
+  /** Garbage collections run to release the native memory of closed connections. */
+  nativeCollections: number;
+}
+
+export const DEFAULT_MAX_STREAM_DATA = 2 * 1024 * 1024;
+export const DEFAULT_MAX_CONNECTION_DATA = 4 * 1024 * 1024;
+export const DEFAULT_MAX_HANDSHAKES = 16;
 export const DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_READ_CHUNK_BYTES = 256 * 1024;
 
@@ -82,6 +110,10 @@ export class QuicTransport implements Transport {
   readonly #incoming: AcceptQueue<QuicConnection>;
   readonly #connections = new Set<QuicConnection>();
   readonly #stats: Required<TransportStats>;
+  readonly #maxHandshakes: number;
+  readonly #admission: ConnectionAdmission;
+  readonly #admissionRefusals: Record<AdmissionRefusal, number> = { connection_rate: 0, connection_rate_per_source: 0 };
+  readonly #releaser: NativeMemoryReleaser;
   #config: QuinnConfig | undefined;
   #server: QuinnServer | undefined;
   #listenAddress: PeerAddress | undefined;
@@ -106,6 +138,9 @@ export class QuicTransport implements Transport {
     this.#socketBufferBytes = init.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES;
     this.#incoming = new AcceptQueue(init.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS);
     this.#stats = emptyTransportStats();
+    this.#maxHandshakes = Math.max(1, init.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES);
+    this.#admission = new ConnectionAdmission(init);
+    this.#releaser = new NativeMemoryReleaser(init.gcAfterClosedConnections ?? DEFAULT_GC_AFTER_CLOSED_CONNECTIONS);
     this.#owner = {
       stats: this.#stats,
       readChunkBytes: init.readChunkBytes ?? DEFAULT_READ_CHUNK_BYTES,
@@ -113,6 +148,7 @@ export class QuicTransport implements Transport {
       maxPendingStreams: this.#maxStreams,
       connectionClosed: (conn) => {
         if (this.#connections.delete(conn)) this.#stats.connectionsOpen--;
+        this.#releaser.connectionClosed();
         this.#updateLoopRef();
       },
     };
@@ -147,7 +183,7 @@ export class QuicTransport implements Transport {
     this.#server = server;
     this.#listenAddress = { host: ip, port: server.port() };
     this.#updateLoopRef();
-    void this.#acceptLoop(server);
+    for (let i = 0; i < this.#maxHandshakes; i++) void this.#acceptLoop(server);
     return { ...this.#listenAddress };
   }
 
@@ -226,10 +262,11 @@ export class QuicTransport implements Transport {
     if (server) await settleWithin(() => server.abort(), SERVER_ABORT_CAP_MS);
   }
 
-  stats(): TransportStats {
-    return { ...this.#stats };
+  stats(): QuicTransportStats {
+    return { ...this.#stats, handshakeSlots: this.#maxHandshakes, admissionRefusals: { ...this.#admissionRefusals }, nativeCollections: this.#releaser.collections };
   }
 
+  /** One of maxHandshakes loops: each awaits one handshake at a time. */
   async #acceptLoop(server: QuinnServer): Promise<void> {
     while (!this.#closed) {
       let raw: QuinnConnection;
@@ -247,6 +284,14 @@ export class QuicTransport implements Transport {
       let conn: QuicConnection;
       try {
         const remote = parseRemoteMultiaddr(raw.remoteMultiaddr());
+        const refusal = this.#admission.admit(remote.host);
+        if (refusal !== undefined) {
+          this.#admissionRefusals[refusal]++;
+          this.#stats.connectionsRefused++;
+          ignoreResult(() => raw.abort());
+          this.#releaser.connectionClosed();
+          continue;
+        }
         conn = this.#adopt(raw, remote, nodeIdFromPublicKey(remote.publicKey), 'inbound');
       } catch {
         // No verifiable identity (or a connection already torn down): nothing to hand out.

@@ -61,7 +61,7 @@ export interface TransportStats {
   dialFailures: number;
   streamsOpened: number;
   streamsAccepted: number;
-  /** Inbound connections aborted because too many were waiting in acceptConnection()'s queue. */
+  /** Inbound connections aborted because too many were waiting in acceptConnection()'s queue (QUIC: or over an admission rate). */
   connectionsRefused?: number;
   /** Inbound streams reset because too many were waiting in acceptStream()'s queue. */
   streamsRefused?: number;
@@ -104,7 +104,11 @@ export interface TransportOptions {
   idleTimeoutMs?: number;
   /** Keep-alive ping interval; 0 disables keep-alives. Default 10000 ms (less than idleTimeoutMs). */
   keepAliveMs?: number;
-  /** Max concurrent streams the peer may open on one connection. Default 4096. */
+  /**
+   * Max concurrent streams the peer may open on one connection. Default 64:
+   * the protocol uses one request stream per direction, and every open
+   * stream costs a pending read.
+   */
   maxStreams?: number;
   /** Inbound connections kept waiting for acceptConnection(); the excess is aborted and counted. Default 256. */
   maxPendingConnections?: number;
@@ -113,7 +117,7 @@ export interface TransportOptions {
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 export const DEFAULT_KEEPALIVE_MS = 10_000;
-export const DEFAULT_MAX_STREAMS = 4096;
+export const DEFAULT_MAX_STREAMS = 64;
 export const DEFAULT_MAX_PENDING_CONNECTIONS = 256;
 
 export function formatAddress(a: PeerAddress): string {
