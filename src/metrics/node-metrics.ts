@@ -18,6 +18,7 @@
  */
 import { instrumentServices, type ServiceNode } from './service-metrics.js';
 import { STORE_REFUSAL_REASONS } from '../dht/errors.js';
+import { BUDGET_REFUSAL_REASONS } from '../wire/budget.js';
 import type { LookupStats } from '../dht/lookup.js';
 import type { DhtStats } from '../dht/metrics.js';
 import type { PoolStats } from '../transport/pool.js';
@@ -67,7 +68,7 @@ export const TRANSPORT_METRICS: readonly StatsMetric<TransportStats>[] = [
   { type: 'counter', name: 'macula_transport_connections_dialed_total', help: 'Outbound connections established by the transport.', value: (s) => s.connectionsDialed },
   { type: 'counter', name: 'macula_transport_connections_accepted_total', help: 'Inbound connections established by the transport.', value: (s) => s.connectionsAccepted },
   { type: 'counter', name: 'macula_transport_dial_failures_total', help: 'Outbound connection attempts that failed at the transport.', value: (s) => s.dialFailures },
-  { type: 'counter', name: 'macula_transport_connections_refused_total', help: 'Inbound connections aborted because too many were waiting to be accepted.', value: (s) => s.connectionsRefused ?? 0 },
+  { type: 'counter', name: 'macula_transport_connections_refused_total', help: 'Inbound connections aborted because too many were waiting to be accepted or they came faster than the admission rate.', value: (s) => s.connectionsRefused ?? 0 },
   { type: 'counter', name: 'macula_transport_streams_opened_total', help: 'Streams this node opened.', value: (s) => s.streamsOpened },
   { type: 'counter', name: 'macula_transport_streams_accepted_total', help: 'Streams peers opened to this node.', value: (s) => s.streamsAccepted },
   { type: 'counter', name: 'macula_transport_streams_refused_total', help: 'Inbound streams reset because too many were waiting to be accepted.', value: (s) => s.streamsRefused ?? 0 },
@@ -122,7 +123,29 @@ export const QUEUE_METRICS: readonly StatsMetric<QueueStats>[] = [
   { type: 'gauge', name: 'macula_requests_in_flight_largest', help: 'Requests being served on the busiest connection.', value: (s) => s.requestsInFlightLargest },
   { type: 'gauge', name: 'macula_requests_in_flight_max', help: 'Requests served at once per connection before peers are answered BUSY.', value: (s) => s.maxInFlight },
   { type: 'gauge', name: 'macula_requests_pending', help: 'Requests this node sent that await their response.', value: (s) => s.requestsPending },
+  {
+    type: 'gauge',
+    name: 'macula_budget_used',
+    help: 'How much of each budget is in use now (frame_bytes: bytes of unfinished frames; pre_hello_connections: inbound connections not yet past HELLO).',
+    labelNames: ['budget'],
+    value: (s) => budgetSamples(s, 'used'),
+  },
+  { type: 'gauge', name: 'macula_budget_limit', help: 'The limit of each budget (see macula_budget_used).', labelNames: ['budget'], value: (s) => budgetSamples(s, 'limit') },
+  {
+    type: 'counter',
+    name: 'macula_budget_refusals_total',
+    help: `Frames, connections and handshakes refused by a budget, by reason (${BUDGET_REFUSAL_REASONS.join(', ')}).`,
+    labelNames: ['reason'],
+    value: (s) => BUDGET_REFUSAL_REASONS.map((reason): Sample => [{ reason }, s.budgetRefusals?.[reason] ?? 0]),
+  },
 ];
+
+const BUDGET_LABELS = { frameBytes: 'frame_bytes', preHelloConnections: 'pre_hello_connections' } as const;
+
+function budgetSamples(s: QueueStats, field: 'used' | 'limit'): Sample[] {
+  if (!s.budgets) return [];
+  return (Object.keys(BUDGET_LABELS) as (keyof typeof BUDGET_LABELS)[]).map((k): Sample => [{ budget: BUDGET_LABELS[k] }, s.budgets![k][field]]);
+}
 
 /** Every protocol error kind, so each series exists at 0 (the Record makes the compiler check the list is complete). */
 const PROTOCOL_ERROR_KINDS = Object.keys({

@@ -6,9 +6,9 @@ import { EventEmitter } from 'node:events';
 import { networkInterfaces } from 'node:os';
 import { Identity, loadOrCreateIdentity, defaultDataDir } from '../identity/identity.js';
 import { ConnectionPool, type ConnectionPoolInit } from '../transport/pool.js';
-import { QuicTransport } from '../transport/quic.js';
+import { QuicTransport, type QuicTransportOptions } from '../transport/quic.js';
 import { MemoryNetwork, MemoryTransport } from '../transport/memory.js';
-import type { PeerAddress, Transport, TransportOptions } from '../transport/types.js';
+import type { PeerAddress, Transport } from '../transport/types.js';
 import { ConfigError, StoppedError } from '../util/errors.js';
 import { settleWithin } from '../util/time.js';
 import { PING, PONG } from '../wire/messages.js';
@@ -17,7 +17,7 @@ import type { DhtLogger } from '../dht/network.js';
 import { contactOf, MessengerDhtNetwork, serveDht } from './dht-adapter.js';
 import { ServiceRegistry, type Provider, type ServiceRegistryInit } from '../registry/index.js';
 import { RpcClient, RpcServer, type CallOptions, type RegisterOptions, type RpcClientInit, type RpcHandler, type RpcServerInit } from '../rpc/index.js';
-import { Messenger, DEFAULT_REALM, type MessengerInit } from './messenger.js';
+import { Messenger, DEFAULT_REALM, type BudgetStats, type MessengerInit } from './messenger.js';
 import type { PeerInfo } from './peer-session.js';
 import { Gateway, type GatewayInit } from '../gateway/index.js';
 import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
@@ -35,7 +35,7 @@ function announceHostFor(bound: string): string {
 }
 
 
-export interface MeshNodeOptions extends TransportOptions, ConnectionPoolInit, MessengerInit {
+export interface MeshNodeOptions extends QuicTransportOptions, ConnectionPoolInit, MessengerInit {
   /** UDP port to listen on; 0 picks a free port. Default 9443. */
   port?: number;
   /** Address to bind. Default 0.0.0.0. */
@@ -260,6 +260,11 @@ export class MeshNode extends EventEmitter {
     const t0 = performance.now();
     await this.messenger.request({ address: target, ...(nodeId ? { nodeId } : {}) }, { t: PING.type });
     return performance.now() - t0;
+  }
+
+  /** Byte and admission budgets (used / limit) and refusals by reason; also in the messenger's queueStats() read by /stats and `macula stats`. */
+  budgets(): BudgetStats {
+    return this.messenger.budgetStats();
   }
 
   peers(): PeerInfo[] {

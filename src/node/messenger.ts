@@ -6,6 +6,7 @@
 import { ConnectionPool } from '../transport/pool.js';
 import type { Connection, PeerAddress, Transport } from '../transport/types.js';
 import { MaculaError, ProtocolError } from '../util/errors.js';
+import { FrameBudget, type BudgetRefusalReason, type FrameBudgetOptions } from '../wire/budget.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { DEFAULT_MAX_QUEUED_BYTES, type OutboundMessage } from '../wire/framed-stream.js';
 import { messageName, type Message, type MessageDef } from '../wire/messages.js';
@@ -13,7 +14,13 @@ import { PeerSession, type PeerInfo, type Role, type SessionHost } from './peer-
 
 export type Handler = (msg: Message, peer: PeerInfo) => Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
 
-export interface MessengerInit {
+export interface MessengerInit extends FrameBudgetOptions {
+  /** Inbound connections whose peer has not had a HELLO accepted, in total; more are closed at once. Default 256. */
+  maxPreHelloConnections?: number;
+  /** The same, from one source address. Default 64. */
+  maxPreHelloPerSource?: number;
+  /** An inbound connection whose peer sends no acceptable HELLO within this time is closed. Default 10 s. */
+  helloTimeoutMs?: number;
   realm?: string;
   role?: Role;
   /** Default per-request timeout. Default 5000 ms. */
@@ -58,6 +65,22 @@ export interface QueueStats {
   maxInFlight: number;
   /** Requests this node sent that await their response. */
   requestsPending: number;
+  /** Every byte and admission budget as used / limit (see budgetStats()). */
+  budgets?: BudgetStats['budgets'];
+  /** Refusals by budget reason since start (see budgetStats()). */
+  budgetRefusals?: BudgetStats['refusals'];
+}
+
+/** How full each budget is, and how often each refused; the pairs share one shape so a health check can read them all alike. */
+export interface BudgetStats {
+  budgets: {
+    /** Bytes of unfinished frames buffered by the node. */
+    frameBytes: { used: number; limit: number };
+    /** Inbound connections not yet past HELLO. */
+    preHelloConnections: { used: number; limit: number };
+  };
+  /** Refusals by reason: frame budgets and connections before HELLO (here), admission rates (the transport's). */
+  refusals: Record<BudgetRefusalReason, number>;
 }
 
 export interface Target {
@@ -68,6 +91,9 @@ export interface Target {
 export const DEFAULT_REALM = 'default';
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 export const DEFAULT_MAX_IN_FLIGHT = 1000;
+export const DEFAULT_MAX_PRE_HELLO_CONNECTIONS = 256;
+export const DEFAULT_MAX_PRE_HELLO_PER_SOURCE = 64;
+export const DEFAULT_HELLO_TIMEOUT_MS = 10_000;
 
 /** A request arrived for a type that has no handler on this node. */
 export class UnsupportedMessageError extends MaculaError {
@@ -92,6 +118,13 @@ export class Messenger implements SessionHost {
   // Float64 so that the counts stay exact far beyond 2^32.
   readonly #received = new Float64Array(256);
   readonly #sent = new Float64Array(256);
+  readonly frameBudget: FrameBudget;
+  readonly maxPreHelloConnections: number;
+  readonly maxPreHelloPerSource: number;
+  readonly helloTimeoutMs: number;
+  /** Inbound connections not yet past HELLO, with the timer that closes them if none comes. */
+  readonly #preHello = new Map<Connection, NodeJS.Timeout>();
+  readonly #preHelloBySource = new Map<string, number>();
   #running = false;
 
   constructor(components: MessengerComponents, init: MessengerInit = {}) {
@@ -103,6 +136,10 @@ export class Messenger implements SessionHost {
     this.requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.maxInFlight = init.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.maxFrameSize = init.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    this.frameBudget = new FrameBudget(init);
+    this.maxPreHelloConnections = init.maxPreHelloConnections ?? DEFAULT_MAX_PRE_HELLO_CONNECTIONS;
+    this.maxPreHelloPerSource = init.maxPreHelloPerSource ?? DEFAULT_MAX_PRE_HELLO_PER_SOURCE;
+    this.helloTimeoutMs = init.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
     this.pool.onConnection = (conn) => this.#attach(conn);
   }
 
@@ -134,6 +171,9 @@ export class Messenger implements SessionHost {
     this.#running = false;
     this.pool.stop();
     this.#sessions.clear();
+    for (const timer of this.#preHello.values()) clearTimeout(timer);
+    this.#preHello.clear();
+    this.#preHelloBySource.clear();
   }
 
   /** Sends a request to the node at `target` and resolves with its response. */
@@ -184,6 +224,7 @@ export class Messenger implements SessionHost {
       if (session.inFlight > requestsInFlightLargest) requestsInFlightLargest = session.inFlight;
       requestsPending += session.pendingRequests;
     }
+    const budgets = this.budgetStats();
     return {
       sendQueuedBytes,
       sendQueueLargestBytes,
@@ -192,6 +233,22 @@ export class Messenger implements SessionHost {
       requestsInFlightLargest,
       maxInFlight: this.maxInFlight,
       requestsPending,
+      budgets: budgets.budgets,
+      budgetRefusals: budgets.refusals,
+    };
+  }
+
+  /** The byte and admission budgets and their refusals (the transport's admission refusals included). O(1). */
+  budgetStats(): BudgetStats {
+    const refusals = { ...this.frameBudget.refusals };
+    const admission = (this.#transport.stats() as { admissionRefusals?: Partial<Record<BudgetRefusalReason, number>> }).admissionRefusals ?? {};
+    for (const [reason, n] of Object.entries(admission)) refusals[reason as BudgetRefusalReason] += n ?? 0;
+    return {
+      budgets: {
+        frameBytes: { used: this.frameBudget.used, limit: this.frameBudget.nodeLimit },
+        preHelloConnections: { used: this.#preHello.size, limit: this.maxPreHelloConnections },
+      },
+      refusals,
     };
   }
 
@@ -206,11 +263,52 @@ export class Messenger implements SessionHost {
   #attach(conn: Connection): PeerSession {
     let session = this.#sessions.get(conn);
     if (!session) {
+      if (conn.direction === 'inbound') this.#admitPreHello(conn);
       session = new PeerSession(conn, this);
       this.#sessions.set(conn, session);
-      void conn.closed.then(() => this.#sessions.delete(conn));
+      void conn.closed.then(() => {
+        this.#sessions.delete(conn);
+        this.#passedHello(conn);
+      });
     }
     return session;
+  }
+
+  /**
+   * An inbound connection counts as "before HELLO" until its peer's HELLO is
+   * accepted: bounded in total and per source address, and closed if no HELLO
+   * comes within helloTimeoutMs. Refusals close the connection at once.
+   */
+  #admitPreHello(conn: Connection): void {
+    const source = conn.remoteAddress.host;
+    const fromSource = this.#preHelloBySource.get(source) ?? 0;
+    let refusal: BudgetRefusalReason | undefined;
+    if (this.#preHello.size >= this.maxPreHelloConnections) refusal = 'pre_hello_connections';
+    else if (fromSource >= this.maxPreHelloPerSource) refusal = 'pre_hello_per_source';
+    if (refusal !== undefined) {
+      this.frameBudget.refusals[refusal]++;
+      conn.close();
+      return;
+    }
+    this.#preHelloBySource.set(source, fromSource + 1);
+    const timer = setTimeout(() => {
+      if (!this.#preHello.has(conn)) return;
+      this.frameBudget.refusals.hello_timeout++;
+      conn.close();
+    }, this.helloTimeoutMs);
+    timer.unref();
+    this.#preHello.set(conn, timer);
+  }
+
+  #passedHello(conn: Connection): void {
+    const timer = this.#preHello.get(conn);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#preHello.delete(conn);
+    const source = conn.remoteAddress.host;
+    const left = (this.#preHelloBySource.get(source) ?? 1) - 1;
+    if (left > 0) this.#preHelloBySource.set(source, left);
+    else this.#preHelloBySource.delete(source);
   }
 
   // ---- SessionHost ----------------------------------------------------------
@@ -227,6 +325,7 @@ export class Messenger implements SessionHost {
   }
 
   onHello(peer: PeerInfo): void {
+    this.#passedHello(peer.connection);
     this.#events.hello?.(peer);
   }
 

@@ -11,6 +11,7 @@
 import { shortId } from '../identity/identity.js';
 import type { Connection, PeerAddress, Stream } from '../transport/types.js';
 import { ConnectionClosedError, MaculaError, ProtocolError, TimeoutError } from '../util/errors.js';
+import { BudgetExceededError, type BudgetAccount, type FrameBudget } from '../wire/budget.js';
 import { FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
 import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, messageDef, messageName, type Message } from '../wire/messages.js';
 
@@ -42,6 +43,8 @@ export interface SessionHost {
   readonly listenPort: number;
   readonly maxFrameSize: number;
   readonly maxInFlight: number;
+  /** The node's budget for unfinished frames; each session draws on it through its own account. */
+  readonly frameBudget?: FrameBudget;
   /** Answers one request; returns the response (without v/id) or undefined for one-way messages. */
   dispatch(msg: Message, peer: PeerInfo): Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
   onMessage(peer: PeerInfo): void;
@@ -78,9 +81,11 @@ export class PeerSession {
   #nextId = 1;
   #inFlight = 0;
   #closed = false;
+  readonly #budget: BudgetAccount | undefined;
 
   constructor(conn: Connection, host: SessionHost) {
     this.#host = host;
+    this.#budget = host.frameBudget?.account();
     this.peer = {
       nodeId: conn.remoteNodeId,
       nodeIdHex: conn.remoteNodeIdHex,
@@ -183,6 +188,7 @@ export class PeerSession {
       maxFrameSize: this.#host.maxFrameSize,
       onProtocolError: (err) => this.#host.onProtocolError(err, this.peer),
       onMessage: (direction, type) => this.#host.onTraffic(direction, type),
+      ...(this.#budget && { budget: this.#budget }),
     });
   }
 
@@ -212,6 +218,7 @@ export class PeerSession {
   }
 
   #learn(msg: Message): void {
+    this.#budget?.greet();
     this.peer.greeted = true;
     this.peer.role = msg.role as Role;
     this.peer.address = { host: this.peer.connection.remoteAddress.host, port: msg.port as number };
@@ -300,9 +307,10 @@ export class PeerSession {
   }
 
   #protocolFailure(err: unknown, stream: FramedStream): void {
-    if (err instanceof ProtocolError) {
+    if (err instanceof ProtocolError || (err instanceof BudgetExceededError && err.closesConnection)) {
       // The FramedStream already counted it and reset the stream; a peer that
-      // breaks the protocol loses its connection, everyone else is unaffected.
+      // breaks the protocol or its connection's budget loses its connection,
+      // everyone else is unaffected.
       this.peer.connection.close();
     } else {
       stream.reset();

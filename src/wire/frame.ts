@@ -43,6 +43,11 @@ export class FrameDecoder {
     return this.#pendingBytes;
   }
 
+  /** The whole size (header + body) of the frame being received once its header is in, else the bytes held. */
+  get pendingFrameBytes(): number {
+    return this.#needed > 0 ? this.#needed : this.#pendingBytes;
+  }
+
   /**
    * Feeds a chunk and returns the complete frame bodies it finishes (views,
    * not copies, in the common case). Throws FrameTooLargeError as soon as a

@@ -7,6 +7,7 @@
  */
 import type { Stream } from '../transport/types.js';
 import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueFullError } from '../util/errors.js';
+import { BudgetExceededError, DEFAULT_FRAME_TIMEOUT_MS, type BudgetAccount } from './budget.js';
 import { decodeMessage, encodeBody } from './codec.js';
 import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_BYTES, FrameDecoder, writeFrameHeader } from './frame.js';
 import { PROTOCOL_VERSION, type Message } from './messages.js';
@@ -23,6 +24,14 @@ export interface FramedStreamOptions {
   onProtocolError?: (err: ProtocolError) => void;
   /** Called for every message read ('in') and every message accepted by send() ('out'), with its type (for the metrics). */
   onMessage?: (direction: 'in' | 'out', type: number) => void;
+  /**
+   * The connection's byte budget for unfinished frames (see budget.ts): a
+   * frame that does not fit is refused before more of it is read. Without
+   * one only maxFrameSize bounds a frame.
+   */
+  budget?: BudgetAccount;
+  /** A frame begun must be complete within this time, else the stream is refused. Default: the budget's, else 30 s. */
+  frameTimeoutMs?: number;
 }
 
 export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
@@ -48,9 +57,14 @@ export class FramedStream {
   #failed: unknown;
   #ended: Promise<void> | undefined;
   #drained: (() => void)[] = [];
-  /** The protocol violation that ended the reading side, rethrown by later reads. */
-  #violationError: ProtocolError | undefined;
+  /** The protocol violation (or budget refusal) that ended the reading side, rethrown by later reads. */
+  #violationError: ProtocolError | BudgetExceededError | undefined;
   #isReset = false;
+  readonly #budget: BudgetAccount | undefined;
+  readonly #frameTimeoutMs: number;
+  /** Bytes reserved in the budget for the frame being received. */
+  #reserved = 0;
+  #frameTimer: NodeJS.Timeout | undefined;
 
   constructor(stream: Stream, options: FramedStreamOptions = {}) {
     this.stream = stream;
@@ -59,6 +73,8 @@ export class FramedStream {
     this.#onProtocolError = options.onProtocolError;
     this.#onMessage = options.onMessage;
     this.#decoder = new FrameDecoder(this.maxFrameSize);
+    this.#budget = options.budget;
+    this.#frameTimeoutMs = options.frameTimeoutMs ?? options.budget?.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS;
   }
 
   /** Bytes accepted by send() and not yet handed to the transport. */
@@ -162,10 +178,16 @@ export class FramedStream {
         this.#onMessage?.('in', msg.t);
         return msg;
       }
+      try {
+        this.#holdPendingFrame();
+      } catch (err) {
+        throw this.#violation(err);
+      }
       const chunk = await this.stream.read();
       if (this.#violationError !== undefined) throw this.#violationError;
       if (this.#isReset) return null;
       if (chunk === null) {
+        this.#releaseFrame();
         try {
           this.#decoder.end();
         } catch (err) {
@@ -178,6 +200,8 @@ export class FramedStream {
       } catch (err) {
         throw this.#violation(err);
       }
+      // A frame completed: what is left is a new frame, with its own reservation and deadline.
+      if (this.#frames.length > 0) this.#releaseFrame();
       this.#frameIdx = 0;
     }
   }
@@ -203,7 +227,42 @@ export class FramedStream {
     if (this.#failed === undefined) await this.stream.finishWrite().catch(() => undefined);
   }
 
+  /**
+   * Before reading more: the frame held partially must fit the budget (its
+   * announced size is reserved, or refused before its body is read) and must
+   * not have been pending for longer than frameTimeoutMs.
+   */
+  #holdPendingFrame(): void {
+    const want = this.#decoder.pendingFrameBytes;
+    if (want === 0) {
+      this.#releaseFrame();
+      return;
+    }
+    if (this.#budget !== undefined && want !== this.#reserved) {
+      this.#budget.release(this.#reserved);
+      this.#reserved = 0;
+      this.#budget.reserve(want);
+      this.#reserved = want;
+    }
+    this.#frameTimer ??= setTimeout(() => {
+      const message = `a frame begun on this stream was not complete after ${this.#frameTimeoutMs} ms`;
+      this.#violation(this.#budget ? this.#budget.refuse('frame_timeout', message) : new BudgetExceededError('frame_timeout', message));
+    }, this.#frameTimeoutMs).unref();
+  }
+
+  #releaseFrame(): void {
+    if (this.#reserved > 0) {
+      this.#budget?.release(this.#reserved);
+      this.#reserved = 0;
+    }
+    if (this.#frameTimer !== undefined) {
+      clearTimeout(this.#frameTimer);
+      this.#frameTimer = undefined;
+    }
+  }
+
   reset(): void {
+    this.#releaseFrame();
     this.#failed ??= new ConnectionClosedError('the stream was reset');
     this.#isReset = true;
     this.#frames = [];
@@ -212,10 +271,10 @@ export class FramedStream {
   }
 
   #violation(err: unknown): unknown {
-    if (err instanceof ProtocolError && this.#violationError === undefined) {
+    if ((err instanceof ProtocolError || err instanceof BudgetExceededError) && this.#violationError === undefined) {
       this.#violationError = err;
       this.reset();
-      this.#onProtocolError?.(err);
+      if (err instanceof ProtocolError) this.#onProtocolError?.(err);
     }
     return err;
   }

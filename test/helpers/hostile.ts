@@ -103,8 +103,8 @@ export async function unfinishedFrames(
     writeFrameHeader(header, 0, announce);
     const chunk = new Uint8Array(64 * 1024).fill(7);
     for (let i = 0; i < opts.streams && Date.now() < deadline && !conn.isClosed; i++) {
-      const opened = await withDeadline(conn.openStream(), Math.max(1, deadline - Date.now()));
-      if (opened === undefined) break; // the victim grants no more streams
+      const opened = await withDeadline(conn.openStream().catch(() => undefined), Math.max(1, deadline - Date.now()));
+      if (opened === undefined) break; // the victim grants no more streams, or closed the connection
       result.opened++;
       writes.push(feed(opened, header, chunk, body, result));
     }
