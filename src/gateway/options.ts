@@ -8,6 +8,14 @@ export const DEFAULT_MAX_SERVED_PER_CLIENT = 100;
 export const DEFAULT_MAX_PENDING_FORWARDS = 1024;
 export const DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS = 5000;
 export const DEFAULT_REFUSAL_GRACE_MS = 1000;
+/**
+ * Distinct DHT keys (subscription prefixes, served procedures) one client may
+ * make the node publish under, and all clients together. The node is one
+ * publisher to the mesh, whose stores hold at most 1000 records (1 MiB) of it
+ * (record-store.ts): 768 for clients leaves 232 to the node's own records.
+ */
+export const DEFAULT_MAX_DHT_KEYS_PER_CLIENT = 64;
+export const DEFAULT_MAX_CLIENT_DHT_KEYS = 768;
 
 export interface GatewayInit {
   /** Most light clients connected at once; more are refused with MACULA_ERR_TOO_MANY_CLIENTS. Default 10,000. */
@@ -28,6 +36,10 @@ export interface GatewayInit {
   subscribeReadyTimeoutMs?: number;
   /** How long a refused client's connection stays open so the refusal reaches it. Default 1000 ms. */
   refusalGraceMs?: number;
+  /** Distinct DHT keys (subscription prefixes + served procedures) one client may cause. Default 64. */
+  maxDhtKeysPerClient?: number;
+  /** Distinct DHT keys all clients together may cause (a shared key counts once). Default 768. */
+  maxClientDhtKeys?: number;
 }
 
 export interface GatewayStats {
@@ -42,6 +54,13 @@ export interface GatewayStats {
   notClient: number;
   subscriptions: number;
   served: number;
+  /** Distinct DHT keys the clients cause now, and their bound. */
+  dhtKeys: number;
+  maxClientDhtKeys: number;
+  /** Subscriptions and serves refused by those bounds. */
+  dhtKeysRefused: number;
+  /** Subscriptions and serves the mesh refused to store (MACULA_ERR_NOT_STORED answered). */
+  notStored: number;
   callsInFlight: number;
   /** GW_MSG messages sent to clients / that could not be sent. */
   forwarded: number;
