@@ -77,7 +77,7 @@ export class NotStoredError extends MaculaError {
     const first = Object.keys(refusals)[0] as StoreRefusalReason | 'failed' | undefined;
     super(
       'MACULA_ERR_NOT_STORED',
-      `${what} was not stored in the mesh: accepted by ${accepted} node(s), refused: ${reasons || 'none'}` +
+      `${what} was not stored in the mesh (MACULA_ERR_NOT_STORED): accepted by ${accepted} node(s), refused: ${reasons || 'none'}` +
         (first ? ` (${refusalHint(first)})` : '') +
         '; retry later, or use fewer or smaller records',
     );
