@@ -28,7 +28,7 @@ import { ConfigError, ConnectionClosedError, StoppedError } from '../util/errors
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { Message, MessageDef } from '../wire/messages.js';
 import { ClientLimitError, NotAClientError, PubSubUnavailableError, TooManyClientsError } from './errors.js';
-import { ClientKeyQuota, servedKey, subscriptionKey, type HeldKeys } from './key-quota.js';
+import { ClientKeyQuota, patternBytes, registrationBytes, servedKey, subscriptionKey, type HeldKeys } from './key-quota.js';
 import { NotStoredError } from '../dht/errors.js';
 import { literalPrefix } from '../pubsub/topic.js';
 import {
@@ -50,7 +50,9 @@ import {
   checkLimit,
   DEFAULT_MAX_CALLS_PER_CLIENT,
   DEFAULT_MAX_CLIENTS,
+  DEFAULT_MAX_CLIENT_DHT_BYTES,
   DEFAULT_MAX_CLIENT_DHT_KEYS,
+  DEFAULT_MAX_DHT_BYTES_PER_CLIENT,
   DEFAULT_MAX_DHT_KEYS_PER_CLIENT,
   DEFAULT_MAX_PENDING_FORWARDS,
   DEFAULT_MAX_SERVED_PER_CLIENT,
@@ -70,14 +72,20 @@ interface ClientState {
   readonly nodeIdHex: string;
   /** Where messages to the client go: the pool finds its connection by node ID. */
   readonly target: { address: PeerAddress; nodeId: string };
-  readonly subs: Map<number, { sub: GatewaySubscription; key: string }>;
+  readonly subs: Map<number, ClientSub>;
   /** The DHT keys this client's subscriptions and served procedures use (see key-quota.ts). */
   readonly keys: HeldKeys;
-  /** Served procedure → its registration (settled or not). */
-  readonly served: Map<string, Promise<void>>;
+  /** Served procedure → its registration (settled or not) and what it was charged (key-quota.ts). */
+  readonly served: Map<string, { registered: Promise<void>; charge: number }>;
   calls: number;
   pendingForwards: number;
   closed: boolean;
+}
+
+interface ClientSub {
+  readonly sub: GatewaySubscription;
+  readonly key: string;
+  readonly charge: number;
 }
 
 export interface ClientInfo {
@@ -114,10 +122,12 @@ export class Gateway extends EventEmitter {
     this.maxPendingForwards = checkLimit('maxPendingForwards', init.maxPendingForwards ?? DEFAULT_MAX_PENDING_FORWARDS, 1);
     this.subscribeReadyTimeoutMs = checkLimit('subscribeReadyTimeoutMs', init.subscribeReadyTimeoutMs ?? DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS, 0);
     this.refusalGraceMs = checkLimit('refusalGraceMs', init.refusalGraceMs ?? DEFAULT_REFUSAL_GRACE_MS, 0);
-    this.#keys = new ClientKeyQuota(
-      checkLimit('maxDhtKeysPerClient', init.maxDhtKeysPerClient ?? DEFAULT_MAX_DHT_KEYS_PER_CLIENT, 0),
-      checkLimit('maxClientDhtKeys', init.maxClientDhtKeys ?? DEFAULT_MAX_CLIENT_DHT_KEYS, 0),
-    );
+    this.#keys = new ClientKeyQuota({
+      maxKeys: checkLimit('maxDhtKeysPerClient', init.maxDhtKeysPerClient ?? DEFAULT_MAX_DHT_KEYS_PER_CLIENT, 0),
+      maxBytes: checkLimit('maxDhtBytesPerClient', init.maxDhtBytesPerClient ?? DEFAULT_MAX_DHT_BYTES_PER_CLIENT, 0),
+      allKeys: checkLimit('maxClientDhtKeys', init.maxClientDhtKeys ?? DEFAULT_MAX_CLIENT_DHT_KEYS, 0),
+      allBytes: checkLimit('maxClientDhtBytes', init.maxClientDhtBytes ?? DEFAULT_MAX_CLIENT_DHT_BYTES, 0),
+    });
     for (const def of GATEWAY_REQUESTS) this.#requests[def.name] = 0;
     this.#on(GW_ATTACH, () => this.#attach());
     this.#on(GW_PUB, (msg) => this.#pub(msg));
@@ -140,8 +150,10 @@ export class Gateway extends EventEmitter {
       clients: this.#clients.size,
       maxClients: this.maxClients,
       ...this.#n,
-      dhtKeys: this.#keys.size,
-      maxClientDhtKeys: this.#keys.allClients,
+      dhtKeys: this.#keys.keys,
+      maxClientDhtKeys: this.#keys.limits.allKeys,
+      dhtBytes: this.#keys.bytes,
+      maxClientDhtBytes: this.#keys.limits.allBytes,
       dhtKeysRefused: this.#keys.refused,
       requests: { ...this.#requests },
     };
@@ -185,7 +197,7 @@ export class Gateway extends EventEmitter {
       nodeIdHex: peer.nodeIdHex,
       target: { address: peer.address, nodeId: peer.nodeIdHex },
       subs: new Map(),
-      keys: new Map(),
+      keys: ClientKeyQuota.empty(),
       served: new Map(),
       calls: 0,
       pendingForwards: 0,
@@ -211,7 +223,7 @@ export class Gateway extends EventEmitter {
     for (const { sub } of c.subs.values()) sub.unsubscribe().catch(() => undefined);
     c.subs.clear();
     this.#keys.releaseAll(c.keys);
-    for (const [procedure, registered] of c.served) {
+    for (const [procedure, { registered }] of c.served) {
       // A registration still being stored is withdrawn once stored, so the withdrawal cannot overtake it.
       void registered.then(() => this.#node.unregister(procedure)).catch(() => undefined);
     }
@@ -249,15 +261,15 @@ export class Gateway extends EventEmitter {
     }
     const pattern = msg.pattern as string;
     const key = subscriptionKey(literalPrefix(pattern));
-    this.#keys.take(c.keys, key);
+    const charge = this.#keys.take(c.keys, key, patternBytes(pattern));
     let sub: GatewaySubscription;
     try {
       sub = ps.subscribe(pattern, (m) => this.#forward(c, sid, m));
     } catch (err) {
-      this.#keys.release(c.keys, key);
+      this.#keys.release(c.keys, key, charge);
       throw err;
     }
-    const entry = { sub, key };
+    const entry: ClientSub = { sub, key, charge };
     c.subs.set(sid, entry);
     this.#n.subscriptions++;
     // Answer once remote publishers can find the subscription, so "subscribed" means it;
@@ -275,10 +287,10 @@ export class Gateway extends EventEmitter {
     return ok({ sid });
   }
 
-  #endSub(c: ClientState, sid: number, entry: { sub: GatewaySubscription; key: string }): Promise<void> {
+  #endSub(c: ClientState, sid: number, entry: ClientSub): Promise<void> {
     c.subs.delete(sid);
     this.#n.subscriptions--;
-    this.#keys.release(c.keys, entry.key);
+    this.#keys.release(c.keys, entry.key, entry.charge);
     return entry.sub.unsubscribe();
   }
 
@@ -327,12 +339,12 @@ export class Gateway extends EventEmitter {
   async #serve(msg: Message, c: ClientState): Promise<OutboundMessage> {
     const procedure = msg.p as string;
     if (msg.off === true) {
-      const registered = c.served.get(procedure);
-      if (!registered) return ok(false);
+      const served = c.served.get(procedure);
+      if (!served) return ok(false);
       c.served.delete(procedure);
       this.#n.served--;
-      this.#keys.release(c.keys, servedKey(procedure));
-      await registered.catch(() => undefined);
+      this.#keys.release(c.keys, servedKey(procedure), served.charge);
+      await served.registered.catch(() => undefined);
       await this.#node.unregister(procedure);
       return ok(true);
     }
@@ -343,18 +355,18 @@ export class Gateway extends EventEmitter {
     const options: RegisterOptions = {};
     if (typeof msg.timeoutMs === 'number' && msg.timeoutMs > 0) options.timeoutMs = msg.timeoutMs;
     const handler: RpcHandler = (args, ctx) => this.#invoke(c, procedure, args, ctx);
-    this.#keys.take(c.keys, servedKey(procedure));
-    const registered = this.#node.register(procedure, handler, options);
-    c.served.set(procedure, registered);
+    const charge = this.#keys.take(c.keys, servedKey(procedure), registrationBytes(procedure));
+    const served = { registered: this.#node.register(procedure, handler, options), charge };
+    c.served.set(procedure, served);
     this.#n.served++;
     try {
-      await registered;
+      await served.registered;
     } catch (err) {
       if (err instanceof NotStoredError) this.#n.notStored++;
-      if (c.served.get(procedure) === registered) {
+      if (c.served.get(procedure) === served) {
         c.served.delete(procedure);
         this.#n.served--;
-        this.#keys.release(c.keys, servedKey(procedure));
+        this.#keys.release(c.keys, servedKey(procedure), charge);
       }
       throw err;
     }

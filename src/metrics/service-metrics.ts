@@ -76,7 +76,9 @@ export const PUBSUB_METRICS: readonly StatsMetric<P>[] = [
 export const GATEWAY_STORE_METRICS: readonly StatsMetric<GatewayStats>[] = [
   { type: 'gauge', name: 'macula_gateway_client_dht_keys', help: 'Distinct DHT keys (subscription prefixes, served procedures) light clients make this node publish under.', value: (s) => s.dhtKeys },
   { type: 'gauge', name: 'macula_gateway_client_dht_keys_max', help: 'Bound of macula_gateway_client_dht_keys (maxClientDhtKeys).', value: (s) => s.maxClientDhtKeys },
-  { type: 'counter', name: 'macula_gateway_dht_keys_refused_total', help: 'Client subscriptions and serves refused by the per-client or all-client DHT key bound.', value: (s) => s.dhtKeysRefused },
+  { type: 'gauge', name: 'macula_gateway_client_dht_bytes', help: 'Bytes of DHT records light clients make this node publish (patterns, registrations, 160 B per key).', value: (s) => s.dhtBytes },
+  { type: 'gauge', name: 'macula_gateway_client_dht_bytes_max', help: 'Bound of macula_gateway_client_dht_bytes (maxClientDhtBytes).', value: (s) => s.maxClientDhtBytes },
+  { type: 'counter', name: 'macula_gateway_dht_keys_refused_total', help: 'Client subscriptions and serves refused by the per-client or all-client DHT key or byte bounds.', value: (s) => s.dhtKeysRefused },
   { type: 'counter', name: 'macula_gateway_not_stored_total', help: 'Client subscriptions and serves answered MACULA_ERR_NOT_STORED (the mesh refused the record).', value: (s) => s.notStored },
 ];
 
