@@ -309,9 +309,9 @@ export class RecordStore {
         if (victims.length === 0) return this.#refuse('key_full', `${bucket.live} records, ${bucket.bytes} bytes under this key`);
       }
     }
-    const usage = this.#perPublisher.get(pubStr);
-    if (usage && (usage.records + adds > this.maxRecordsPerPublisher || usage.bytes - freed + cost > this.maxBytesPerPublisher)) {
-      return this.#refuse('publisher_full', `${usage.records} records, ${usage.bytes} bytes of this publisher`);
+    const { records = 0, bytes = 0 } = this.#perPublisher.get(pubStr) ?? {};
+    if (records + adds > this.maxRecordsPerPublisher || bytes - freed + cost > this.maxBytesPerPublisher) {
+      return this.#refuse('publisher_full', `${records} records, ${bytes} bytes of this publisher`);
     }
     const victimBytes = victims.reduce((sum, v) => sum + bucket!.entries.get(v)!.cost, 0);
     if (this.#records - victims.length + adds > this.maxRecords || this.#bytes - victimBytes - freed + cost > this.maxBytes) {
