@@ -14,7 +14,7 @@ import { messageName } from '../wire/messages.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Contact } from './contact.js';
-import { DhtRemoteError, StoreRefusedError, type StoreRefusalReason } from './errors.js';
+import { DhtRemoteError, NotStoredError, StoreRefusedError, type StoreRefusalReason } from './errors.js';
 import { backoffDelay, dialBootstrap } from './join.js';
 import { storeAt, type StoreAttempt } from './store-client.js';
 import { handlers, type HandlerContext } from './handlers/index.js';
@@ -26,7 +26,8 @@ import { DhtCounters } from './counters.js';
 import { silentLogger, type DhtLogger, type DhtNetwork } from './network.js';
 import { OwnRecords } from './own-records.js';
 import { verifyRecord, type DhtRecord } from './record.js';
-import { RecordStore } from './record-store.js';
+import { RecordStore, SELF_ORIGIN, type StoreOrigin } from './record-store.js';
+import { nodeIdFromPublicKey } from '../identity/identity.js';
 import { RoutingTable } from './routing-table.js';
 import { resolveDhtOptions, type DhtInit, type DhtOptions } from './options.js';
 
@@ -48,6 +49,26 @@ export interface PutResult {
   storedLocally: boolean;
   /** Peers that refused it, by reason, or did not answer ('failed'). */
   refusals: Partial<Record<StoreRefusalReason | 'failed', number>>;
+}
+
+/** Nodes (this one included) that accepted the record of a put. */
+export function accepted(r: PutResult): number {
+  return r.replicas + (r.storedLocally ? 1 : 0);
+}
+
+/**
+ * Whether a put took effect: at least one node accepted the record and at
+ * least as many of the nodes that answered accepted it as refused it.
+ * Nodes that did not answer count neither way (they are down; the record is
+ * re-announced to whoever replaces them). A lone node storing its own record
+ * has taken it; records refused by most of the k closest nodes are not
+ * findable reliably and the put fails.
+ */
+export function stored(r: PutResult): boolean {
+  let refused = 0;
+  for (const [reason, n] of Object.entries(r.refusals)) if (reason !== 'failed') refused += n;
+  const ok = accepted(r);
+  return ok >= 1 && ok >= refused;
 }
 
 export interface BootstrapResult {
@@ -105,6 +126,7 @@ export class Dht {
           expired: (n) => metrics.recordsExpired?.(n),
           refused: (reason) => metrics.storeRefused?.(reason),
         },
+        isPresent: (pk) => this.#network.isConnected?.(nodeIdFromPublicKey(pk)) ?? false,
       },
       init.recordStore,
     );
@@ -151,13 +173,17 @@ export class Dht {
     this.table.add(contact);
   }
 
-  /** Answers a DHT request (PING, FIND_NODE, FIND_VALUE, STORE) with the response message (`t` + fields). */
-  async handleRequest(msg: DhtMessage, from: Contact): Promise<DhtMessage> {
+  /**
+   * Answers a DHT request (PING, FIND_NODE, FIND_VALUE, STORE) with the
+   * response message (`t` + fields). `origin`: the sender's HELLO role and the
+   * address of its verified connection; default a node at `from.host`.
+   */
+  async handleRequest(msg: DhtMessage, from: Contact, origin: StoreOrigin = { role: 'node', source: from.host }): Promise<DhtMessage> {
     const handler = handlers.get(msg.t);
     if (!handler) throw new ProtocolError('unexpected_message', `${messageName(msg.t)} is not a DHT request`);
     const name = messageName(msg.t);
     this.#counters.received(name);
-    return handler(this.#ctx, msg, from);
+    return handler(this.#ctx, msg, from, origin);
   }
 
   /**
@@ -210,6 +236,11 @@ export class Dht {
    * Signs `value` under `key` and stores it on the k closest nodes to the key,
    * and locally when we are one of them. Re-announced before expiry until
    * withdraw(key). A new put() for the same key replaces our previous value.
+   *
+   * Resolves only when enough nodes accepted the record (see `stored()`);
+   * otherwise rejects with NotStoredError naming the refusals. The record
+   * stays ours and is re-announced early (5 s, 10 s, …) either way: a full
+   * store may have room later; withdraw(key) gives up.
    */
   async put(key: Uint8Array, value: Uint8Array, options: { ttlMs?: number } = {}): Promise<PutResult> {
     if (this.#stopped) throw new StoppedError('the DHT');
@@ -224,7 +255,9 @@ export class Dht {
     }
     const record = this.#own.publish(key, value, ttlMs);
     this.#scheduleRepublish();
-    return this.#publish(record);
+    const result = await this.#publish(record);
+    if (!stored(result)) throw new NotStoredError('the record', accepted(result), result.refusals);
+    return result;
   }
 
   /**
@@ -313,6 +346,11 @@ export class Dht {
       evictions: this.table.evictions,
       records: s.records,
       keys: s.keys,
+      bytes: s.bytes,
+      maxBytes: s.maxBytes,
+      maxPublisherBytes: s.maxPublisherBytes,
+      tombstones: s.tombstones,
+      recordsEvicted: s.evicted + s.tombstonesDropped,
       ownRecords: this.#own.size,
       recordsStored: s.stored,
       recordsExpired: s.expired,
@@ -345,15 +383,14 @@ export class Dht {
     return r.expires > now && r.expires <= now + this.store.maxTtlMs + this.store.maxClockSkewMs && verifyRecord(r);
   }
 
-  /** Stores `record` on the k closest nodes of its key (found by a lookup), and locally when we are among them. */
-  /** Our own store may refuse a record like any other node's (bounds); that is not an error here. */
-  #storeLocally(record: DhtRecord): boolean {
+  /** Our own store may refuse a record like any other node's (bounds); that is an answer here, not an error. */
+  #storeLocally(record: DhtRecord): StoreAttempt {
     try {
-      this.store.put(record);
-      return true;
+      this.store.put(record, SELF_ORIGIN);
+      return 'ok';
     } catch (err) {
       if (!(err instanceof StoreRefusedError)) throw err;
-      return false;
+      return err.reason;
     }
   }
 
@@ -361,7 +398,7 @@ export class Dht {
   async #publish(record: DhtRecord, done: ReadonlyMap<string, StoreAttempt> = new Map()): Promise<PutResult> {
     const { closest } = await this.findNode(record.key);
     const last = closest[this.options.k - 1];
-    const storedLocally = (!last || compareDistance(this.id, last.id, record.key) < 0) && this.#storeLocally(record);
+    const local = !last || compareDistance(this.id, last.id, record.key) < 0 ? this.#storeLocally(record) : undefined;
     const outcomes = await Promise.all(closest.map((c) => done.get(idKey(c.id)) ?? this.#storeAt(c, record)));
     // Remember who holds our live records (bounded: one list of ≤ k per own record).
     if (record.value.length > 0 && this.#own.has(record.key)) {
@@ -374,7 +411,8 @@ export class Dht {
         this.#own.wellReplicated(record.key);
       }
     }
-    const result: PutResult = { record, replicas: 0, storedLocally, refusals: {} };
+    const result: PutResult = { record, replicas: 0, storedLocally: local === 'ok', refusals: {} };
+    if (local !== undefined && local !== 'ok') result.refusals[local] = 1;
     for (const o of outcomes) {
       if (o === 'ok') result.replicas++;
       else result.refusals[o] = (result.refusals[o] ?? 0) + 1;

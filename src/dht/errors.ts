@@ -9,7 +9,8 @@ export type StoreRefusalReason =
   | 'too_large'
   | 'key_full'
   | 'publisher_full'
-  | 'store_full';
+  | 'store_full'
+  | 'not_a_node';
 
 export const STORE_REFUSAL_REASONS: readonly StoreRefusalReason[] = [
   'bad_signature',
@@ -20,6 +21,7 @@ export const STORE_REFUSAL_REASONS: readonly StoreRefusalReason[] = [
   'key_full',
   'publisher_full',
   'store_full',
+  'not_a_node',
 ];
 
 const HINTS: Record<StoreRefusalReason, string> = {
@@ -28,9 +30,10 @@ const HINTS: Record<StoreRefusalReason, string> = {
   expired: 'the record expiry is in the past; check the publisher clock or re-publish',
   ttl_too_long: 'the record expiry is further ahead than the store allows; use a shorter TTL',
   too_large: 'the record value exceeds the maximum record size; store a smaller value',
-  key_full: 'this key holds the maximum number of records; retry later or use another key',
-  publisher_full: 'this publisher holds the maximum number of records here; withdraw some first',
-  store_full: 'the store holds its maximum number of records; retry later',
+  key_full: 'this key holds the maximum number or bytes of records; retry later or use another key',
+  publisher_full: 'this publisher holds the maximum number or bytes of records here; withdraw some first',
+  store_full: 'the store holds its maximum number or bytes of records; retry later',
+  not_a_node: 'only mesh nodes may STORE; light clients publish through their node (subscribe, serve)',
 };
 
 /** A record store refused a record; `reason` says which bound or check refused it. */
@@ -50,5 +53,40 @@ export class DhtRemoteError extends MaculaError {
   constructor(remoteCode: string, message: string) {
     super('MACULA_ERR_DHT_REMOTE', message);
     this.remoteCode = remoteCode;
+  }
+}
+
+/** What a refusal reason means, for messages that name it. */
+export function refusalHint(reason: StoreRefusalReason | 'failed'): string {
+  return reason === 'failed' ? 'no answer' : HINTS[reason];
+}
+
+/**
+ * A record was not accepted by enough of the k closest nodes of its key
+ * (see `Dht.put`): subscribing, serving or advertising did not take effect
+ * in the mesh. `refusals` counts the answers by reason.
+ */
+export class NotStoredError extends MaculaError {
+  readonly accepted: number;
+  readonly refusals: Partial<Record<StoreRefusalReason | 'failed', number>>;
+
+  constructor(what: string, accepted: number, refusals: Partial<Record<StoreRefusalReason | 'failed', number>>) {
+    const reasons = Object.entries(refusals)
+      .map(([r, n]) => `${r} ×${n}`)
+      .join(', ');
+    const first = Object.keys(refusals)[0] as StoreRefusalReason | 'failed' | undefined;
+    super(
+      'MACULA_ERR_NOT_STORED',
+      `${what} was not stored in the mesh (MACULA_ERR_NOT_STORED): accepted by ${accepted} node(s), refused: ${reasons || 'none'}` +
+        (first ? ` (${refusalHint(first)})` : '') +
+        '; retry later, or use fewer or smaller records',
+    );
+    this.accepted = accepted;
+    this.refusals = refusals;
+  }
+
+  /** The same refusal, naming what was being stored. */
+  about(what: string): NotStoredError {
+    return new NotStoredError(what, this.accepted, this.refusals);
   }
 }

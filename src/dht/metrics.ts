@@ -25,8 +25,17 @@ export interface DhtStats {
   routingTableSize: number;
   /** Contacts evicted by ping-then-evict. */
   evictions: number;
+  /** Live records in the store (tombstones not included). */
   records: number;
   keys: number;
+  /** Accounted bytes of the store's live records, and their bound (see record-store.ts). */
+  bytes: number;
+  maxBytes: number;
+  /** Bytes of the publisher holding the most here. */
+  maxPublisherBytes: number;
+  tombstones: number;
+  /** Records evicted to make room (full key for a present publisher; tombstones past their bounds). */
+  recordsEvicted: number;
   /** Records this node publishes and re-announces. */
   ownRecords: number;
   recordsStored: number;

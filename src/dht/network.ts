@@ -28,6 +28,13 @@ export interface DhtNetwork {
    * with the contact: the ID from the verified handshake, the address as given.
    */
   connect(address: PeerAddress, timeoutMs: number): Promise<Contact>;
+
+  /**
+   * Whether the node with this ID holds a verified connection to us now
+   * (the record store lets present publishers make room under a full key).
+   * Absent: nobody counts as present.
+   */
+  isConnected?(id: Uint8Array): boolean;
 }
 
 /** Minimal logger; the node passes its own. */

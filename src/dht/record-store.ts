@@ -17,10 +17,29 @@ export const DEFAULT_MAX_RECORD_SIZE = 16 * 1024;
 export const DEFAULT_MAX_RECORDS_PER_KEY = 1000;
 export const DEFAULT_MAX_RECORDS_PER_PUBLISHER = 1000;
 export const DEFAULT_MAX_RECORDS = 100_000;
+/** Accounted bytes of all live records (values plus RECORD_OVERHEAD_BYTES each). */
+export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
+/** Accounted bytes of one publisher's live records. */
+export const DEFAULT_MAX_BYTES_PER_PUBLISHER = 1024 * 1024;
+/** Accounted bytes under one key: what one VALUE answer carries, so every stored record can be returned. */
+export const DEFAULT_MAX_BYTES_PER_KEY = 256 * 1024;
+/** Tombstones held in total, and per publisher; past either the oldest is dropped. */
+export const DEFAULT_MAX_TOMBSTONES = 100_000;
+export const DEFAULT_MAX_TOMBSTONES_PER_PUBLISHER = 1000;
 export const DEFAULT_MAX_TTL_MS = 60 * 60 * 1000;
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 30_000;
 export const DEFAULT_SWEEP_INTERVAL_MS = 60_000;
 export const DEFAULT_SWEEP_BATCH = 10_000;
+/**
+ * Bytes a record costs besides its value: key, public key, signature, seq,
+ * expiry and their CBOR framing (what a VALUE answer carries per record).
+ */
+export const RECORD_OVERHEAD_BYTES = 160;
+
+/** The accounted size of a record. */
+export function recordCost(r: DhtRecord): number {
+  return r.value.length + RECORD_OVERHEAD_BYTES;
+}
 
 export interface RecordStoreEvents {
   stored?(record: DhtRecord): void;
@@ -31,17 +50,47 @@ export interface RecordStoreEvents {
 export interface RecordStoreComponents {
   clock?: Clock;
   events?: RecordStoreEvents;
+  /**
+   * Whether the publisher with this public key is present: holds a verified
+   * connection to this node now. Records of absent publishers are the first
+   * to make room under a full key (see put()). Default: nobody is.
+   */
+  isPresent?(publisher: Uint8Array): boolean;
 }
+
+/**
+ * Who handed a record to the store. `source` is the address of the verified
+ * connection it came over (never a field the peer claims), or `self` for
+ * this node's own records.
+ */
+export interface StoreOrigin {
+  role: 'node' | 'client';
+  source: string;
+}
+
+export const SELF_ORIGIN: StoreOrigin = Object.freeze({ role: 'node', source: 'self' });
+/** Origin of records put without one (tests, tools): may not evict anything. */
+const UNKNOWN_ORIGIN: StoreOrigin = Object.freeze({ role: 'node', source: '' });
 
 export interface RecordStoreInit {
   /** Largest record value accepted, in bytes. Default 16 KiB; at most 64 KiB (the wire limit). */
   maxRecordSize?: number;
-  /** Most records (distinct publishers) under one key. Default 1000. */
+  /** Most live records (distinct publishers) under one key. Default 1000. */
   maxRecordsPerKey?: number;
-  /** Most records one publisher may hold in this store. Default 1000. */
+  /** Most accounted bytes of live records under one key. Default 256 KiB. */
+  maxBytesPerKey?: number;
+  /** Most live records one publisher may hold in this store. Default 1000. */
   maxRecordsPerPublisher?: number;
-  /** Most records in total. Default 100,000. */
+  /** Most accounted bytes of one publisher's live records. Default 1 MiB. */
+  maxBytesPerPublisher?: number;
+  /** Most live records in total. Default 100,000. */
   maxRecords?: number;
+  /** Most accounted bytes of live records in total. Default 64 MiB. */
+  maxBytes?: number;
+  /** Most tombstones held (the oldest is dropped past it). Default 100,000. */
+  maxTombstones?: number;
+  /** Most tombstones of one publisher (its oldest is dropped past it). Default 1000. */
+  maxTombstonesPerPublisher?: number;
   /** Longest remaining lifetime a record may have when stored. Default 1 h. */
   maxTtlMs?: number;
   /** Tolerance added to maxTtlMs for publishers whose clock runs ahead of ours. Default 30 s. */
@@ -60,21 +109,57 @@ interface Entry {
   touchedAt: number;
   /** Wire form, built on first read: popular records are served many times. */
   wire?: WireRecord;
+  /** recordCost(record). */
+  cost: number;
+  /** StoreOrigin.source of the copy held. */
+  source: string;
+}
+
+/** The records under one key, and the live ones' count and bytes. */
+interface Bucket {
+  entries: Map<string, Entry>;
+  live: number;
+  bytes: number;
+}
+
+interface PublisherUsage {
+  records: number;
+  bytes: number;
+  /** This publisher's tombstones (`key/publisher`), oldest first. */
+  tombstones: Set<string>;
 }
 
 export interface RecordStoreStats {
+  /** Live records (tombstones not included). */
   records: number;
   keys: number;
+  /** Accounted bytes of live records, and their bound. */
+  bytes: number;
+  maxBytes: number;
+  /** Publishers with records here, and the largest one's bytes. */
+  publishers: number;
+  maxPublisherBytes: number;
+  tombstones: number;
   stored: number;
   expired: number;
+  /** Records removed to make room: under a full key for a present publisher, and tombstones past their bounds. */
+  evicted: number;
+  tombstonesDropped: number;
   refused: Record<StoreRefusalReason, number>;
 }
+
+const isTombstone = (r: DhtRecord): boolean => r.value.length === 0;
 
 export class RecordStore {
   readonly maxRecordSize: number;
   readonly maxRecordsPerKey: number;
+  readonly maxBytesPerKey: number;
   readonly maxRecordsPerPublisher: number;
+  readonly maxBytesPerPublisher: number;
   readonly maxRecords: number;
+  readonly maxBytes: number;
+  readonly maxTombstones: number;
+  readonly maxTombstonesPerPublisher: number;
   readonly maxTtlMs: number;
   readonly maxClockSkewMs: number;
   readonly sweepIntervalMs: number;
@@ -82,29 +167,45 @@ export class RecordStore {
 
   readonly #clock: Clock;
   readonly #events: RecordStoreEvents;
-  readonly #byKey = new Map<string, Map<string, Entry>>();
-  readonly #perPublisher = new Map<string, number>();
+  readonly #isPresent: (publisher: Uint8Array) => boolean;
+  readonly #byKey = new Map<string, Bucket>();
+  readonly #perPublisher = new Map<string, PublisherUsage>();
+  /** Every tombstone (`key/publisher` → its key and publisher), oldest first. */
+  readonly #tombstones = new Map<string, [string, string]>();
   #records = 0;
+  #bytes = 0;
   #stored = 0;
   #expired = 0;
+  #evicted = 0;
+  #tombstonesDropped = 0;
   readonly #refused = Object.fromEntries(STORE_REFUSAL_REASONS.map((r) => [r, 0])) as Record<StoreRefusalReason, number>;
-  #sweepCursor: Iterator<[string, Map<string, Entry>]> | undefined;
-  #replicationCursor: Iterator<Map<string, Entry>> | undefined;
+  #sweepCursor: Iterator<[string, Bucket]> | undefined;
+  #replicationCursor: Iterator<Bucket> | undefined;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(components: RecordStoreComponents = {}, init: RecordStoreInit = {}) {
     this.#clock = components.clock ?? systemClock;
     this.#events = components.events ?? {};
+    this.#isPresent = components.isPresent ?? (() => false);
     this.maxRecordSize = init.maxRecordSize ?? DEFAULT_MAX_RECORD_SIZE;
     this.maxRecordsPerKey = init.maxRecordsPerKey ?? DEFAULT_MAX_RECORDS_PER_KEY;
+    this.maxBytesPerKey = init.maxBytesPerKey ?? DEFAULT_MAX_BYTES_PER_KEY;
     this.maxRecordsPerPublisher = init.maxRecordsPerPublisher ?? DEFAULT_MAX_RECORDS_PER_PUBLISHER;
+    this.maxBytesPerPublisher = init.maxBytesPerPublisher ?? DEFAULT_MAX_BYTES_PER_PUBLISHER;
     this.maxRecords = init.maxRecords ?? DEFAULT_MAX_RECORDS;
+    this.maxBytes = init.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.maxTombstones = init.maxTombstones ?? DEFAULT_MAX_TOMBSTONES;
+    this.maxTombstonesPerPublisher = init.maxTombstonesPerPublisher ?? DEFAULT_MAX_TOMBSTONES_PER_PUBLISHER;
     this.maxTtlMs = init.maxTtlMs ?? DEFAULT_MAX_TTL_MS;
     this.maxClockSkewMs = init.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
     this.sweepIntervalMs = init.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
     this.sweepBatch = init.sweepBatch ?? DEFAULT_SWEEP_BATCH;
     if (this.maxRecordSize > MAX_WIRE_VALUE_BYTES) {
       throw new ConfigError(`maxRecordSize ${this.maxRecordSize} exceeds the wire limit of ${MAX_WIRE_VALUE_BYTES} bytes`);
+    }
+    const largest = this.maxRecordSize + RECORD_OVERHEAD_BYTES;
+    for (const [name, v] of [['maxBytesPerKey', this.maxBytesPerKey], ['maxBytesPerPublisher', this.maxBytesPerPublisher], ['maxBytes', this.maxBytes]] as const) {
+      if (!(v >= largest)) throw new ConfigError(`record store ${name} must hold at least one record of maxRecordSize (${largest} bytes), got ${v}`);
     }
   }
 
@@ -119,6 +220,7 @@ export class RecordStore {
     this.#timer = undefined;
   }
 
+  /** Live records held (tombstones not included). */
   get size(): number {
     return this.#records;
   }
@@ -127,8 +229,22 @@ export class RecordStore {
    * Stores a record or throws StoreRefusedError. Checks run cheapest first;
    * the signature is verified only when the record would actually change the
    * store, so re-sent copies (replication) cost a map lookup, not a verify.
+   *
+   * Live records count against every bound (records and bytes, per key, per
+   * publisher, in total); tombstones against their own bounds only, where the
+   * oldest makes room, so withdrawing never costs a publisher its quota.
+   *
+   * A full key makes room for a newcomer only when the newcomer's publisher
+   * is present (this node's own record, or a publisher with a verified
+   * connection here now): first by evicting a record whose publisher is not
+   * present (a record relayed for an identity nobody runs, or one whose
+   * publisher is gone), else by evicting a record of the source address
+   * holding the most records under the key, when the newcomer's source holds
+   * fewer. So a flood of records for made-up identities, or from one address,
+   * cannot close a popular key to a node that is really there.
    */
-  put(record: DhtRecord): StoreOutcome {
+  put(record: DhtRecord, origin: StoreOrigin = UNKNOWN_ORIGIN): StoreOutcome {
+    if (origin.role !== 'node') return this.#refuse('not_a_node');
     if (record.value.length > this.maxRecordSize) {
       return this.#refuse('too_large', `${record.value.length} bytes > ${this.maxRecordSize}`);
     }
@@ -139,13 +255,12 @@ export class RecordStore {
     }
     const keyStr = idKey(record.key);
     const pubStr = idKey(record.publisher);
-    let records = this.#byKey.get(keyStr);
-    let existing = records?.get(pubStr);
+    let bucket = this.#byKey.get(keyStr);
+    let existing = bucket?.entries.get(pubStr);
     if (existing && existing.record.expires <= now) {
-      this.#delete(keyStr, records!, pubStr);
-      this.#expired++;
-      this.#events.expired?.(1);
-      records = this.#byKey.get(keyStr);
+      this.#delete(keyStr, bucket!, pubStr);
+      this.#countExpired(1);
+      bucket = this.#byKey.get(keyStr);
       existing = undefined;
     }
     if (existing) {
@@ -156,37 +271,96 @@ export class RecordStore {
         if (bytesEqual(old.signature, record.signature)) existing.touchedAt = now;
         return 'unchanged';
       }
-      if (!verifyRecord(record)) return this.#refuse('bad_signature');
-      existing.record = record;
-      existing.touchedAt = now;
-      existing.wire = undefined;
-      this.#accepted(record);
-      return 'replaced';
     }
-    if (records && records.size >= this.maxRecordsPerKey && this.#purgeExpired(keyStr, records, now) === 0) {
-      return this.#refuse('key_full', `${records.size} records under this key`);
-    }
-    if ((this.#perPublisher.get(pubStr) ?? 0) >= this.maxRecordsPerPublisher) return this.#refuse('publisher_full');
-    if (this.#records >= this.maxRecords) return this.#refuse('store_full');
+    const cost = recordCost(record);
+    const victims = isTombstone(record) ? [] : this.#admitLive(keyStr, bucket, pubStr, existing, record, cost, origin, now);
     if (!verifyRecord(record)) return this.#refuse('bad_signature');
-    if (!records) {
-      records = new Map();
-      this.#byKey.set(keyStr, records);
-    }
-    records.set(pubStr, { record, touchedAt: now });
-    this.#perPublisher.set(pubStr, (this.#perPublisher.get(pubStr) ?? 0) + 1);
-    this.#records++;
+    for (const victim of victims) this.#delete(keyStr, bucket!, victim);
+    this.#evicted += victims.length;
+    if (existing) this.#delete(keyStr, bucket!, pubStr);
+    this.#insert(keyStr, pubStr, { record, touchedAt: now, cost, source: origin.source });
     this.#accepted(record);
-    return 'stored';
+    return existing ? 'replaced' : 'stored';
   }
 
-  /** The live records under `key`. */
+  /**
+   * Checks the live-record bounds for `record` (replacing `existing`, if
+   * any) and returns the publishers whose records under the key must be
+   * evicted to make room; throws the refusal when there is no room.
+   */
+  #admitLive(
+    keyStr: string,
+    bucket: Bucket | undefined,
+    pubStr: string,
+    existing: Entry | undefined,
+    record: DhtRecord,
+    cost: number,
+    origin: StoreOrigin,
+    now: number,
+  ): string[] {
+    const freed = existing && !isTombstone(existing.record) ? existing.cost : 0;
+    const adds = freed > 0 ? 0 : 1;
+    let victims: string[] = [];
+    if (bucket && (bucket.live + adds > this.maxRecordsPerKey || bucket.bytes - freed + cost > this.maxBytesPerKey)) {
+      this.#purgeExpired(keyStr, bucket, now);
+      const fits = (b: number, n: number): boolean => n + adds <= this.maxRecordsPerKey && b - freed + cost <= this.maxBytesPerKey;
+      if (!fits(bucket.bytes, bucket.live)) {
+        victims = this.#makeRoom(bucket, pubStr, record, origin, fits);
+        if (victims.length === 0) return this.#refuse('key_full', `${bucket.live} records, ${bucket.bytes} bytes under this key`);
+      }
+    }
+    const { records = 0, bytes = 0 } = this.#perPublisher.get(pubStr) ?? {};
+    if (records + adds > this.maxRecordsPerPublisher || bytes - freed + cost > this.maxBytesPerPublisher) {
+      return this.#refuse('publisher_full', `${records} records, ${bytes} bytes of this publisher`);
+    }
+    const victimBytes = victims.reduce((sum, v) => sum + bucket!.entries.get(v)!.cost, 0);
+    if (this.#records - victims.length + adds > this.maxRecords || this.#bytes - victimBytes - freed + cost > this.maxBytes) {
+      return this.#refuse('store_full', `${this.#records} records, ${this.#bytes} bytes`);
+    }
+    return victims;
+  }
+
+  /** Victims that make `record` fit a full key (see put()), or none when it may not evict. */
+  #makeRoom(bucket: Bucket, pubStr: string, record: DhtRecord, origin: StoreOrigin, fits: (bytes: number, live: number) => boolean): string[] {
+    if (origin.source === '' || (origin.source !== SELF_ORIGIN.source && !this.#isPresent(record.publisher))) return [];
+    const victims: string[] = [];
+    let bytes = bucket.bytes;
+    let live = bucket.live;
+    const take = (p: string, e: Entry): boolean => {
+      victims.push(p);
+      bytes -= e.cost;
+      live--;
+      return fits(bytes, live);
+    };
+    const candidates = [...bucket.entries].filter(([p, e]) => p !== pubStr && !isTombstone(e.record) && e.source !== SELF_ORIGIN.source);
+    for (const [p, e] of candidates) {
+      if (!this.#isPresent(e.record.publisher) && take(p, e)) return victims;
+    }
+    // Everyone left is present: the source holding the most records gives way, while it holds more than the newcomer's.
+    const bySource = new Map<string, Array<[string, Entry]>>();
+    for (const c of candidates) {
+      if (victims.includes(c[0])) continue;
+      const list = bySource.get(c[1].source);
+      if (list) list.push(c);
+      else bySource.set(c[1].source, [c]);
+    }
+    for (;;) {
+      let largest: Array<[string, Entry]> | undefined;
+      for (const list of bySource.values()) if (!largest || list.length > largest.length) largest = list;
+      const own = bySource.get(origin.source)?.length ?? 0;
+      if (!largest || largest.length <= own + 1) return [];
+      const [p, e] = largest.shift()!;
+      if (take(p, e)) return victims;
+    }
+  }
+
+  /** The live records under `key` (tombstones included: they supersede older records of their publisher). */
   get(key: Uint8Array): DhtRecord[] {
-    const records = this.#byKey.get(idKey(key));
-    if (!records) return [];
+    const bucket = this.#byKey.get(idKey(key));
+    if (!bucket) return [];
     const now = this.#clock.now();
     const out: DhtRecord[] = [];
-    for (const e of records.values()) if (e.record.expires > now) out.push(e.record);
+    for (const e of bucket.entries.values()) if (e.record.expires > now) out.push(e.record);
     return out;
   }
 
@@ -196,14 +370,14 @@ export class RecordStore {
    * is always reachable).
    */
   getWire(key: Uint8Array, maxBytes: number): WireRecord[] {
-    const records = this.#byKey.get(idKey(key));
-    if (!records) return [];
+    const bucket = this.#byKey.get(idKey(key));
+    if (!bucket) return [];
     const now = this.#clock.now();
     const out: WireRecord[] = [];
     let bytes = 0;
-    for (const e of records.values()) {
+    for (const e of bucket.entries.values()) {
       if (e.record.expires <= now) continue;
-      bytes += e.record.value.length + 150;
+      bytes += e.cost;
       if (bytes > maxBytes && out.length > 0) break;
       out.push((e.wire ??= toWireRecord(e.record)));
     }
@@ -213,9 +387,9 @@ export class RecordStore {
   /** Removes the record of `publisher` under `key` (local only). */
   remove(key: Uint8Array, publisher: Uint8Array): boolean {
     const keyStr = idKey(key);
-    const records = this.#byKey.get(keyStr);
-    if (!records) return false;
-    return this.#delete(keyStr, records, idKey(publisher));
+    const bucket = this.#byKey.get(keyStr);
+    if (!bucket) return false;
+    return this.#delete(keyStr, bucket, idKey(publisher));
   }
 
   /**
@@ -239,9 +413,9 @@ export class RecordStore {
         restarted = true;
         continue;
       }
-      const [keyStr, records] = next.value;
-      examined += records.size;
-      removed += this.#purgeExpired(keyStr, records, now);
+      const [keyStr, bucket] = next.value;
+      examined += bucket.entries.size;
+      removed += this.#purgeExpired(keyStr, bucket, now);
     }
     return removed;
   }
@@ -266,7 +440,7 @@ export class RecordStore {
         restarted = true;
         continue;
       }
-      for (const e of next.value.values()) {
+      for (const e of next.value.entries.values()) {
         if (out.length >= max) break;
         scanned++;
         if (e.record.expires - now <= minRemainingMs || now - e.touchedAt < quietMs) continue;
@@ -278,11 +452,20 @@ export class RecordStore {
   }
 
   stats(): RecordStoreStats {
+    let maxPublisherBytes = 0;
+    for (const u of this.#perPublisher.values()) if (u.bytes > maxPublisherBytes) maxPublisherBytes = u.bytes;
     return {
       records: this.#records,
       keys: this.#byKey.size,
+      bytes: this.#bytes,
+      maxBytes: this.maxBytes,
+      publishers: this.#perPublisher.size,
+      maxPublisherBytes,
+      tombstones: this.#tombstones.size,
       stored: this.#stored,
       expired: this.#expired,
+      evicted: this.#evicted,
+      tombstonesDropped: this.#tombstonesDropped,
       refused: { ...this.#refused },
     };
   }
@@ -298,28 +481,82 @@ export class RecordStore {
     throw new StoreRefusedError(reason, detail);
   }
 
-  #purgeExpired(keyStr: string, records: Map<string, Entry>, now: number): number {
+  #countExpired(n: number): void {
+    this.#expired += n;
+    this.#events.expired?.(n);
+  }
+
+  #purgeExpired(keyStr: string, bucket: Bucket, now: number): number {
     let removed = 0;
-    for (const [pubStr, e] of records) {
+    for (const [pubStr, e] of bucket.entries) {
       if (e.record.expires <= now) {
-        this.#delete(keyStr, records, pubStr);
+        this.#delete(keyStr, bucket, pubStr);
         removed++;
       }
     }
-    if (removed > 0) {
-      this.#expired += removed;
-      this.#events.expired?.(removed);
-    }
+    if (removed > 0) this.#countExpired(removed);
     return removed;
   }
 
-  #delete(keyStr: string, records: Map<string, Entry>, pubStr: string): boolean {
-    if (!records.delete(pubStr)) return false;
-    this.#records--;
-    const n = (this.#perPublisher.get(pubStr) ?? 1) - 1;
-    if (n <= 0) this.#perPublisher.delete(pubStr);
-    else this.#perPublisher.set(pubStr, n);
-    if (records.size === 0) this.#byKey.delete(keyStr);
+  #usage(pubStr: string): PublisherUsage {
+    let u = this.#perPublisher.get(pubStr);
+    if (!u) {
+      u = { records: 0, bytes: 0, tombstones: new Set() };
+      this.#perPublisher.set(pubStr, u);
+    }
+    return u;
+  }
+
+  #insert(keyStr: string, pubStr: string, entry: Entry): void {
+    let bucket = this.#byKey.get(keyStr);
+    if (!bucket) {
+      bucket = { entries: new Map(), live: 0, bytes: 0 };
+      this.#byKey.set(keyStr, bucket);
+    }
+    bucket.entries.set(pubStr, entry);
+    const usage = this.#usage(pubStr);
+    if (isTombstone(entry.record)) {
+      const id = `${keyStr}/${pubStr}`;
+      this.#tombstones.set(id, [keyStr, pubStr]);
+      usage.tombstones.add(id);
+      // Over a bound, the oldest tombstone (of this publisher, or of all) goes.
+      if (usage.tombstones.size > this.maxTombstonesPerPublisher) this.#dropTombstone(usage.tombstones.values().next().value!);
+      if (this.#tombstones.size > this.maxTombstones) this.#dropTombstone(this.#tombstones.keys().next().value!);
+      return;
+    }
+    bucket.live++;
+    bucket.bytes += entry.cost;
+    usage.records++;
+    usage.bytes += entry.cost;
+    this.#records++;
+    this.#bytes += entry.cost;
+  }
+
+  #dropTombstone(id: string): void {
+    const [keyStr, pubStr] = this.#tombstones.get(id)!;
+    this.#delete(keyStr, this.#byKey.get(keyStr)!, pubStr);
+    this.#tombstonesDropped++;
+  }
+
+  #delete(keyStr: string, bucket: Bucket, pubStr: string): boolean {
+    const entry = bucket.entries.get(pubStr);
+    if (!entry) return false;
+    bucket.entries.delete(pubStr);
+    const usage = this.#perPublisher.get(pubStr)!;
+    if (isTombstone(entry.record)) {
+      const id = `${keyStr}/${pubStr}`;
+      this.#tombstones.delete(id);
+      usage.tombstones.delete(id);
+    } else {
+      bucket.live--;
+      bucket.bytes -= entry.cost;
+      usage.records--;
+      usage.bytes -= entry.cost;
+      this.#records--;
+      this.#bytes -= entry.cost;
+    }
+    if (usage.records === 0 && usage.tombstones.size === 0) this.#perPublisher.delete(pubStr);
+    if (bucket.entries.size === 0) this.#byKey.delete(keyStr);
     return true;
   }
 }

@@ -16,7 +16,6 @@
  * not be reaped as idle or evicted to make room. `maxClients` bounds what
  * pinning holds; a dead client still goes away with its QUIC idle timeout.
  */
-import { settleWithin } from '../util/time.js';
 import { EventEmitter } from 'node:events';
 import type { PeerInfo } from '../node/peer-session.js';
 import type { Handler } from '../node/messenger.js';
@@ -29,6 +28,9 @@ import { ConfigError, ConnectionClosedError, StoppedError } from '../util/errors
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { Message, MessageDef } from '../wire/messages.js';
 import { ClientLimitError, NotAClientError, PubSubUnavailableError, TooManyClientsError } from './errors.js';
+import { ClientKeyQuota, patternBytes, registrationBytes, servedKey, subscriptionKey, type HeldKeys } from './key-quota.js';
+import { NotStoredError } from '../dht/errors.js';
+import { literalPrefix } from '../pubsub/topic.js';
 import {
   GATEWAY_REQUESTS,
   GW_ATTACH,
@@ -48,6 +50,10 @@ import {
   checkLimit,
   DEFAULT_MAX_CALLS_PER_CLIENT,
   DEFAULT_MAX_CLIENTS,
+  DEFAULT_MAX_CLIENT_DHT_BYTES,
+  DEFAULT_MAX_CLIENT_DHT_KEYS,
+  DEFAULT_MAX_DHT_BYTES_PER_CLIENT,
+  DEFAULT_MAX_DHT_KEYS_PER_CLIENT,
   DEFAULT_MAX_PENDING_FORWARDS,
   DEFAULT_MAX_SERVED_PER_CLIENT,
   DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT,
@@ -66,12 +72,20 @@ interface ClientState {
   readonly nodeIdHex: string;
   /** Where messages to the client go: the pool finds its connection by node ID. */
   readonly target: { address: PeerAddress; nodeId: string };
-  readonly subs: Map<number, GatewaySubscription>;
-  /** Served procedure → its registration (settled or not). */
-  readonly served: Map<string, Promise<void>>;
+  readonly subs: Map<number, ClientSub>;
+  /** The DHT keys this client's subscriptions and served procedures use (see key-quota.ts). */
+  readonly keys: HeldKeys;
+  /** Served procedure → its registration (settled or not) and what it was charged (key-quota.ts). */
+  readonly served: Map<string, { registered: Promise<void>; charge: number }>;
   calls: number;
   pendingForwards: number;
   closed: boolean;
+}
+
+interface ClientSub {
+  readonly sub: GatewaySubscription;
+  readonly key: string;
+  readonly charge: number;
 }
 
 export interface ClientInfo {
@@ -90,12 +104,13 @@ export class Gateway extends EventEmitter {
   readonly maxPendingForwards: number;
   readonly subscribeReadyTimeoutMs: number;
   readonly refusalGraceMs: number;
+  readonly #keys: ClientKeyQuota;
   readonly #node: GatewayNode;
   readonly #clients = new Map<Connection, ClientState>();
   /** Connections already refused and counted, until they close (weak: nothing to clean up). */
   readonly #refusedConns = new WeakSet<Connection>();
   readonly #requests: Record<string, number> = {};
-  #n = { admitted: 0, refused: 0, disconnected: 0, notClient: 0, subscriptions: 0, served: 0, callsInFlight: 0, forwarded: 0, forwardFailures: 0 };
+  #n = { admitted: 0, refused: 0, disconnected: 0, notClient: 0, subscriptions: 0, served: 0, callsInFlight: 0, forwarded: 0, forwardFailures: 0, notStored: 0 };
 
   constructor(components: { node: GatewayNode }, init: GatewayInit = {}) {
     super();
@@ -107,6 +122,12 @@ export class Gateway extends EventEmitter {
     this.maxPendingForwards = checkLimit('maxPendingForwards', init.maxPendingForwards ?? DEFAULT_MAX_PENDING_FORWARDS, 1);
     this.subscribeReadyTimeoutMs = checkLimit('subscribeReadyTimeoutMs', init.subscribeReadyTimeoutMs ?? DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS, 0);
     this.refusalGraceMs = checkLimit('refusalGraceMs', init.refusalGraceMs ?? DEFAULT_REFUSAL_GRACE_MS, 0);
+    this.#keys = new ClientKeyQuota({
+      maxKeys: checkLimit('maxDhtKeysPerClient', init.maxDhtKeysPerClient ?? DEFAULT_MAX_DHT_KEYS_PER_CLIENT, 0),
+      maxBytes: checkLimit('maxDhtBytesPerClient', init.maxDhtBytesPerClient ?? DEFAULT_MAX_DHT_BYTES_PER_CLIENT, 0),
+      allKeys: checkLimit('maxClientDhtKeys', init.maxClientDhtKeys ?? DEFAULT_MAX_CLIENT_DHT_KEYS, 0),
+      allBytes: checkLimit('maxClientDhtBytes', init.maxClientDhtBytes ?? DEFAULT_MAX_CLIENT_DHT_BYTES, 0),
+    });
     for (const def of GATEWAY_REQUESTS) this.#requests[def.name] = 0;
     this.#on(GW_ATTACH, () => this.#attach());
     this.#on(GW_PUB, (msg) => this.#pub(msg));
@@ -125,7 +146,17 @@ export class Gateway extends EventEmitter {
   }
 
   stats(): GatewayStats {
-    return { clients: this.#clients.size, maxClients: this.maxClients, ...this.#n, requests: { ...this.#requests } };
+    return {
+      clients: this.#clients.size,
+      maxClients: this.maxClients,
+      ...this.#n,
+      dhtKeys: this.#keys.keys,
+      maxClientDhtKeys: this.#keys.limits.allKeys,
+      dhtBytes: this.#keys.bytes,
+      maxClientDhtBytes: this.#keys.limits.allBytes,
+      dhtKeysRefused: this.#keys.refused,
+      requests: { ...this.#requests },
+    };
   }
 
   /** Disconnects every client (their state is dropped as their connections close). */
@@ -166,6 +197,7 @@ export class Gateway extends EventEmitter {
       nodeIdHex: peer.nodeIdHex,
       target: { address: peer.address, nodeId: peer.nodeIdHex },
       subs: new Map(),
+      keys: ClientKeyQuota.empty(),
       served: new Map(),
       calls: 0,
       pendingForwards: 0,
@@ -188,9 +220,10 @@ export class Gateway extends EventEmitter {
     this.#n.disconnected++;
     this.#n.subscriptions -= c.subs.size;
     this.#n.served -= c.served.size;
-    for (const sub of c.subs.values()) sub.unsubscribe().catch(() => undefined);
+    for (const { sub } of c.subs.values()) sub.unsubscribe().catch(() => undefined);
     c.subs.clear();
-    for (const [procedure, registered] of c.served) {
+    this.#keys.releaseAll(c.keys);
+    for (const [procedure, { registered }] of c.served) {
       // A registration still being stored is withdrawn once stored, so the withdrawal cannot overtake it.
       void registered.then(() => this.#node.unregister(procedure)).catch(() => undefined);
     }
@@ -226,12 +259,39 @@ export class Gateway extends EventEmitter {
     if (c.subs.size >= this.maxSubscriptionsPerClient) {
       throw new ClientLimitError('MACULA_ERR_LIMIT', 'subscriptions', this.maxSubscriptionsPerClient, 'unsubscribe some, or connect another client');
     }
-    const sub = ps.subscribe(msg.pattern as string, (m) => this.#forward(c, sid, m));
-    c.subs.set(sid, sub);
+    const pattern = msg.pattern as string;
+    const key = subscriptionKey(literalPrefix(pattern));
+    const charge = this.#keys.take(c.keys, key, patternBytes(pattern));
+    let sub: GatewaySubscription;
+    try {
+      sub = ps.subscribe(pattern, (m) => this.#forward(c, sid, m));
+    } catch (err) {
+      this.#keys.release(c.keys, key, charge);
+      throw err;
+    }
+    const entry: ClientSub = { sub, key, charge };
+    c.subs.set(sid, entry);
     this.#n.subscriptions++;
-    // Answer once remote publishers can find the subscription, so "subscribed" means it.
-    await settleWithin(sub.ready, this.subscribeReadyTimeoutMs);
+    // Answer once remote publishers can find the subscription, so "subscribed" means it;
+    // when the mesh refused the record, the client gets that refusal and no subscription.
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([sub.ready, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.subscribeReadyTimeoutMs)))]);
+    } catch (err) {
+      if (err instanceof NotStoredError) this.#n.notStored++;
+      if (c.subs.get(sid) === entry) this.#endSub(c, sid, entry);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
     return ok({ sid });
+  }
+
+  #endSub(c: ClientState, sid: number, entry: ClientSub): Promise<void> {
+    c.subs.delete(sid);
+    this.#n.subscriptions--;
+    this.#keys.release(c.keys, entry.key, entry.charge);
+    return entry.sub.unsubscribe();
   }
 
   /** Sends one message to the client; returns a promise only to slow its subscriptions down (see maxPendingForwards). */
@@ -255,11 +315,9 @@ export class Gateway extends EventEmitter {
 
   async #unsub(msg: Message, c: ClientState): Promise<OutboundMessage> {
     const sid = msg.sid as number;
-    const sub = c.subs.get(sid);
-    if (!sub) return ok(false);
-    c.subs.delete(sid);
-    this.#n.subscriptions--;
-    await sub.unsubscribe();
+    const entry = c.subs.get(sid);
+    if (!entry) return ok(false);
+    await this.#endSub(c, sid, entry);
     return ok(true);
   }
 
@@ -281,11 +339,12 @@ export class Gateway extends EventEmitter {
   async #serve(msg: Message, c: ClientState): Promise<OutboundMessage> {
     const procedure = msg.p as string;
     if (msg.off === true) {
-      const registered = c.served.get(procedure);
-      if (!registered) return ok(false);
+      const served = c.served.get(procedure);
+      if (!served) return ok(false);
       c.served.delete(procedure);
       this.#n.served--;
-      await registered.catch(() => undefined);
+      this.#keys.release(c.keys, servedKey(procedure), served.charge);
+      await served.registered.catch(() => undefined);
       await this.#node.unregister(procedure);
       return ok(true);
     }
@@ -296,15 +355,18 @@ export class Gateway extends EventEmitter {
     const options: RegisterOptions = {};
     if (typeof msg.timeoutMs === 'number' && msg.timeoutMs > 0) options.timeoutMs = msg.timeoutMs;
     const handler: RpcHandler = (args, ctx) => this.#invoke(c, procedure, args, ctx);
-    const registered = this.#node.register(procedure, handler, options);
-    c.served.set(procedure, registered);
+    const charge = this.#keys.take(c.keys, servedKey(procedure), registrationBytes(procedure));
+    const served = { registered: this.#node.register(procedure, handler, options), charge };
+    c.served.set(procedure, served);
     this.#n.served++;
     try {
-      await registered;
+      await served.registered;
     } catch (err) {
-      if (c.served.get(procedure) === registered) {
+      if (err instanceof NotStoredError) this.#n.notStored++;
+      if (c.served.get(procedure) === served) {
         c.served.delete(procedure);
         this.#n.served--;
+        this.#keys.release(c.keys, servedKey(procedure), charge);
       }
       throw err;
     }

@@ -8,6 +8,17 @@ export const DEFAULT_MAX_SERVED_PER_CLIENT = 100;
 export const DEFAULT_MAX_PENDING_FORWARDS = 1024;
 export const DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS = 5000;
 export const DEFAULT_REFUSAL_GRACE_MS = 1000;
+/**
+ * Distinct DHT keys (subscription prefixes, served procedures) and bytes of
+ * records one client may make the node publish, and all clients together
+ * (see key-quota.ts). The node is one publisher to the mesh, whose stores
+ * hold at most 1000 records and 1 MiB of it (record-store.ts): 768 keys and
+ * 768 KiB for clients leave 232 records and 256 KiB to the node's own.
+ */
+export const DEFAULT_MAX_DHT_KEYS_PER_CLIENT = 64;
+export const DEFAULT_MAX_DHT_BYTES_PER_CLIENT = 64 * 1024;
+export const DEFAULT_MAX_CLIENT_DHT_KEYS = 768;
+export const DEFAULT_MAX_CLIENT_DHT_BYTES = 768 * 1024;
 
 export interface GatewayInit {
   /** Most light clients connected at once; more are refused with MACULA_ERR_TOO_MANY_CLIENTS. Default 10,000. */
@@ -28,6 +39,14 @@ export interface GatewayInit {
   subscribeReadyTimeoutMs?: number;
   /** How long a refused client's connection stays open so the refusal reaches it. Default 1000 ms. */
   refusalGraceMs?: number;
+  /** Distinct DHT keys (subscription prefixes + served procedures) one client may cause. Default 64. */
+  maxDhtKeysPerClient?: number;
+  /** Bytes of DHT records (patterns, registrations, 160 B per key) one client may cause. Default 64 KiB. */
+  maxDhtBytesPerClient?: number;
+  /** Distinct DHT keys all clients together may cause (a shared key counts once). Default 768. */
+  maxClientDhtKeys?: number;
+  /** Bytes of DHT records all clients together may cause. Default 768 KiB. */
+  maxClientDhtBytes?: number;
 }
 
 export interface GatewayStats {
@@ -42,6 +61,15 @@ export interface GatewayStats {
   notClient: number;
   subscriptions: number;
   served: number;
+  /** Distinct DHT keys and bytes of records the clients cause now, and their bounds. */
+  dhtKeys: number;
+  maxClientDhtKeys: number;
+  dhtBytes: number;
+  maxClientDhtBytes: number;
+  /** Subscriptions and serves refused by those bounds. */
+  dhtKeysRefused: number;
+  /** Subscriptions and serves the mesh refused to store (MACULA_ERR_NOT_STORED answered). */
+  notStored: number;
   callsInFlight: number;
   /** GW_MSG messages sent to clients / that could not be sent. */
   forwarded: number;

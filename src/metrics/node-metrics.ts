@@ -80,7 +80,12 @@ const LOOKUP_OUTCOMES = { node: ['ok', 'empty', 'deadline'], value: ['found', 'n
 export const DHT_METRICS: readonly StatsMetric<DhtStats>[] = [
   { type: 'gauge', name: 'macula_dht_routing_table_size', help: 'Contacts in the routing table.', value: (s) => s.routingTableSize },
   { type: 'counter', name: 'macula_dht_routing_table_evictions_total', help: 'Contacts evicted from the routing table by ping-then-evict.', value: (s) => s.evictions },
-  { type: 'gauge', name: 'macula_dht_records', help: 'Records held in the local store, every key and publisher.', value: (s) => s.records },
+  { type: 'gauge', name: 'macula_dht_records', help: 'Live records held in the local store, every key and publisher (tombstones not included).', value: (s) => s.records },
+  { type: 'gauge', name: 'macula_dht_store_bytes', help: 'Accounted bytes of the live records in the local store (value + 160 B each).', value: (s) => s.bytes },
+  { type: 'gauge', name: 'macula_dht_store_max_bytes', help: 'Bound of macula_dht_store_bytes; records past it are refused (store_full).', value: (s) => s.maxBytes },
+  { type: 'gauge', name: 'macula_dht_store_publisher_largest_bytes', help: 'Accounted bytes of the publisher holding the most in the local store.', value: (s) => s.maxPublisherBytes },
+  { type: 'gauge', name: 'macula_dht_tombstones', help: 'Tombstones (withdrawn records) held in the local store; bounded on their own.', value: (s) => s.tombstones },
+  { type: 'counter', name: 'macula_dht_records_evicted_total', help: 'Records evicted to make room: under a full key for a present publisher, and tombstones past their bounds.', value: (s) => s.recordsEvicted },
   { type: 'gauge', name: 'macula_dht_record_keys', help: 'Distinct keys in the local store.', value: (s) => s.keys },
   { type: 'gauge', name: 'macula_dht_own_records', help: 'Records this node publishes and re-announces.', value: (s) => s.ownRecords },
   { type: 'counter', name: 'macula_dht_records_stored_total', help: 'Records stored or replaced in the local store.', value: (s) => s.recordsStored },
@@ -88,7 +93,7 @@ export const DHT_METRICS: readonly StatsMetric<DhtStats>[] = [
   {
     type: 'counter',
     name: 'macula_dht_stores_refused_total',
-    help: 'Records the local store refused, by reason (bad_signature, stale, expired, ttl_too_long, too_large, key_full, publisher_full, store_full).',
+    help: 'Records the local store refused, by reason (bad_signature, stale, expired, ttl_too_long, too_large, key_full, publisher_full, store_full, not_a_node).',
     labelNames: ['reason'],
     value: (s) => STORE_REFUSAL_REASONS.map((reason): Sample => [{ reason }, s.storesRefused[reason] ?? 0]),
   },

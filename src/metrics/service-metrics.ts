@@ -6,6 +6,7 @@ import type { RegistryStats } from '../registry/types.js';
 import type { RpcClientStats } from '../rpc/client.js';
 import type { RpcServerStats } from '../rpc/server.js';
 import type { PubSubStats } from '../pubsub/pubsub.js';
+import type { GatewayStats } from '../gateway/options.js';
 import { samplesByLabel, type Metrics } from './metrics.js';
 import { registerStatsMetrics, type StatsMetric } from './node-metrics.js';
 
@@ -71,6 +72,16 @@ export const PUBSUB_METRICS: readonly StatsMetric<P>[] = [
   { type: 'counter', name: 'macula_pubsub_dht_lookups_total', help: 'DHT lookups made to resolve subscribers.', value: (s: P) => s.cache.dhtLookups },
 ];
 
+/** What the gateway's light clients make this node store in the mesh (see src/gateway/key-quota.ts). */
+export const GATEWAY_STORE_METRICS: readonly StatsMetric<GatewayStats>[] = [
+  { type: 'gauge', name: 'macula_gateway_client_dht_keys', help: 'Distinct DHT keys (subscription prefixes, served procedures) light clients make this node publish under.', value: (s) => s.dhtKeys },
+  { type: 'gauge', name: 'macula_gateway_client_dht_keys_max', help: 'Bound of macula_gateway_client_dht_keys (maxClientDhtKeys).', value: (s) => s.maxClientDhtKeys },
+  { type: 'gauge', name: 'macula_gateway_client_dht_bytes', help: 'Bytes of DHT records light clients make this node publish (patterns, registrations, 160 B per key).', value: (s) => s.dhtBytes },
+  { type: 'gauge', name: 'macula_gateway_client_dht_bytes_max', help: 'Bound of macula_gateway_client_dht_bytes (maxClientDhtBytes).', value: (s) => s.maxClientDhtBytes },
+  { type: 'counter', name: 'macula_gateway_dht_keys_refused_total', help: 'Client subscriptions and serves refused by the per-client or all-client DHT key or byte bounds.', value: (s) => s.dhtKeysRefused },
+  { type: 'counter', name: 'macula_gateway_not_stored_total', help: 'Client subscriptions and serves answered MACULA_ERR_NOT_STORED (the mesh refused the record).', value: (s) => s.notStored },
+];
+
 const RPC_LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export interface ServiceNode {
@@ -78,6 +89,7 @@ export interface ServiceNode {
   readonly rpc: { stats(): RpcClientStats };
   readonly rpcServer: { stats(): RpcServerStats };
   readonly pubsub: { stats(): PubSubStats };
+  readonly gateway?: { stats(): GatewayStats };
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter listener shape
   on(event: string, listener: (...args: any[]) => void): unknown;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -90,6 +102,8 @@ export function instrumentServices(node: ServiceNode, metrics: Metrics): () => v
   registerStatsMetrics(metrics, () => node.rpc.stats(), RPC_CLIENT_METRICS);
   registerStatsMetrics(metrics, () => node.rpcServer.stats(), RPC_SERVER_METRICS);
   registerStatsMetrics(metrics, () => node.pubsub.stats(), PUBSUB_METRICS);
+  const gateway = node.gateway;
+  if (gateway) registerStatsMetrics(metrics, () => gateway.stats(), GATEWAY_STORE_METRICS);
   const latency = metrics.histogram({
     name: 'macula_rpc_call_duration_seconds',
     help: 'Duration of RPC calls made by this node, by outcome.',

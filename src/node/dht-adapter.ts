@@ -32,6 +32,11 @@ export class MessengerDhtNetwork implements DhtNetwork {
     await this.#messenger.requestOn(conn, { t: PING.type }, { timeoutMs: Math.max(1, timeoutMs - (performance.now() - t0)) });
     return { id: conn.remoteNodeId, host: address.host, port: address.port };
   }
+
+  isConnected(id: Uint8Array): boolean {
+    const conn = this.#messenger.pool.connectionTo(Buffer.from(id).toString('hex'));
+    return conn !== undefined && !conn.isClosed;
+  }
 }
 
 /** The contact of a node peer as the DHT sees it, or undefined for light clients and unknown ports. */
@@ -45,7 +50,8 @@ export function serveDht(messenger: Messenger, dht: Dht): void {
   for (const def of [FIND_NODE, FIND_VALUE, STORE]) {
     messenger.handle(def, (msg, peer) => {
       const from = contactOf(peer) ?? { id: peer.nodeId, host: peer.address.host, port: 0 };
-      return dht.handleRequest(msg as DhtMessage, from);
+      // The source is the verified connection's address; the role is what the peer said in HELLO.
+      return dht.handleRequest(msg as DhtMessage, from, { role: peer.role, source: peer.connection.remoteAddress.host });
     });
   }
 }

@@ -12,7 +12,11 @@
  *
  * A failed update (the node not listening yet, the DHT stopped) is retried
  * with backoff (1 s doubling to 30 s); the promises of the changes it carried
- * resolve only once an update succeeds, or on stop().
+ * resolve only once an update succeeds, or on stop(). An update the mesh
+ * refused (NotStoredError: the nodes that answered mostly refused the
+ * record) rejects them with that error at once: the record stays ours and
+ * the DHT keeps re-announcing it early, so it may still get in later, but
+ * "subscribed" must not be claimed meanwhile.
  *
  * A prefix whose patterns do not fit one record (`maxAnnounceBytes`) is
  * announced as `<prefix>.#` instead: publishers then send every topic under
@@ -21,6 +25,7 @@
  */
 import type { PeerAddress } from '../transport/types.js';
 import { dhtKey } from '../dht/key.js';
+import { NotStoredError } from '../dht/errors.js';
 import { announcementKeyNamespace, encodeAnnouncement } from './announcement.js';
 import { literalPrefix, prefixesOf } from './topic.js';
 
@@ -61,8 +66,15 @@ interface KeyState {
   /** A record (not a tombstone) of ours is in the DHT. */
   announced: boolean;
   broadened: boolean;
-  waiters: Array<() => void>;
+  /** Why the mesh refused the last put of this key, if it did. */
+  refused: NotStoredError | undefined;
+  waiters: Waiter[];
   retryMs: number;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(err: unknown): void;
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -96,7 +108,7 @@ export class Announcer {
     const s = this.#state(literalPrefix(pattern));
     const n = s.patterns.get(pattern) ?? 0;
     s.patterns.set(pattern, n + 1);
-    return n === 0 ? this.#schedule(s) : this.#settled(s);
+    return n === 0 || s.refused ? this.#schedule(s) : this.#settled(s);
   }
 
   /** One subscription with `pattern` fewer; resolves once the DHT no longer lists it (if it was the last). */
@@ -153,6 +165,7 @@ export class Announcer {
         running: false,
         announced: false,
         broadened: false,
+        refused: undefined,
         waiters: [],
         retryMs: 0,
       };
@@ -163,7 +176,7 @@ export class Announcer {
 
   #schedule(s: KeyState): Promise<void> {
     if (this.#stopped) return RESOLVED;
-    const done = new Promise<void>((resolve) => s.waiters.push(resolve));
+    const done = new Promise<void>((resolve, reject) => s.waiters.push({ resolve, reject }));
     this.#kick(s);
     return done;
   }
@@ -179,7 +192,7 @@ export class Announcer {
   /** Resolves when the state in flight (which already includes this pattern) is settled. */
   #settled(s: KeyState): Promise<void> {
     if (this.#stopped || (!s.running && s.waiters.length === 0)) return RESOLVED;
-    return new Promise<void>((resolve) => s.waiters.push(resolve));
+    return new Promise<void>((resolve, reject) => s.waiters.push({ resolve, reject }));
   }
 
   async #run(s: KeyState): Promise<void> {
@@ -194,17 +207,23 @@ export class Announcer {
           this.#setBroadened(s, false);
           await this.#dht.withdraw(s.key);
           s.announced = false;
+          s.refused = undefined;
           this.#withdrawals++;
         }
-      } catch {
+      } catch (err) {
         this.#failures++;
+        if (err instanceof NotStoredError) {
+          s.refused = err.about(`the subscription record of prefix "${s.prefix}"`);
+          for (const w of waiters) w.reject(s.refused);
+          continue;
+        }
         s.waiters = waiters.concat(s.waiters);
         this.#retry(s);
         failed = true;
         break;
       }
       s.retryMs = 0;
-      for (const resolve of waiters) resolve();
+      for (const w of waiters) w.resolve();
     }
     s.running = false;
     // Left: waiters of `#settled`, for the state just stored (or of a failed one, kept for the retry).
@@ -231,6 +250,7 @@ export class Announcer {
     this.#setBroadened(s, broadened);
     s.announced = true;
     await this.#dht.put(s.key, value, { ttlMs: this.#ttlMs });
+    s.refused = undefined;
     this.#puts++;
   }
 
@@ -243,6 +263,10 @@ export class Announcer {
   #release(s: KeyState): void {
     const waiters = s.waiters;
     s.waiters = [];
-    for (const resolve of waiters) resolve();
+    const refused = this.#stopped ? undefined : s.refused;
+    for (const w of waiters) {
+      if (refused) w.reject(refused);
+      else w.resolve();
+    }
   }
 }

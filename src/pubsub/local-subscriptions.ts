@@ -82,6 +82,8 @@ export class LocalSubscriptions {
     this.#trie.add(pattern, sub);
     this.#subs.add(sub);
     sub.ready = this.#announcer.add(pattern);
+    // A refusal by the mesh reaches whoever awaits `ready`; nobody awaiting it is not an error.
+    sub.ready.catch(() => undefined);
     return sub;
   }
 

@@ -52,6 +52,8 @@ export class Subscription {
   /**
    * Resolves once the DHT holds this node's record listing the pattern. A
    * failed announcement is retried (and counted); stop() resolves it too.
+   * Rejects with NotStoredError (MACULA_ERR_NOT_STORED) when the mesh
+   * refused the record; the subscription still receives local publishes.
    */
   ready: Promise<void> = Promise.resolve();
   #delivered = 0;

@@ -16,6 +16,7 @@
  */
 import { nodeIdFromPublicKey, toHex } from '../identity/identity.js';
 import { dhtKey } from '../dht/key.js';
+import { NotStoredError } from '../dht/errors.js';
 import { ConfigError } from '../util/errors.js';
 import { InvalidServiceNameError, RegistryLookupError } from './errors.js';
 import { NO_PROVIDERS, ProviderCache } from './provider-cache.js';
@@ -96,7 +97,8 @@ export class ServiceRegistry {
   /**
    * Advertises that this node provides `name`. Replaces an earlier
    * advertisement of the same name (e.g. new metadata). Resolves once the
-   * record has been stored; on failure nothing stays advertised.
+   * record has been stored by enough of the k closest nodes; on failure
+   * (NotStoredError when the mesh refused it) nothing stays advertised.
    */
   async advertise(name: string, metadata: Record<string, unknown> = {}, options: AdvertiseOptions = {}): Promise<void> {
     validateServiceName(name);
@@ -125,7 +127,10 @@ export class ServiceRegistry {
         this.#local.delete(name);
         this.invalidate(name);
       }
-      throw err;
+      if (!(err instanceof NotStoredError)) throw err;
+      // The few nodes that took it must not keep it, nor the DHT re-announce it.
+      if (!this.#local.has(name)) await this.#dht.withdraw(key).catch(() => undefined);
+      throw err.about(`the registration of service "${name}"`);
     }
   }
 

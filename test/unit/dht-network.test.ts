@@ -9,6 +9,7 @@ import { LocalDhtHub } from '../helpers/local-dht-network.js';
 import { FIND_NODE, STORE } from '../../src/dht/messages.js';
 import { signRecord, toWireRecord } from '../../src/dht/record.js';
 import { ProtocolError } from '../../src/util/errors.js';
+import { NotStoredError } from '../../src/dht/errors.js';
 
 interface Mesh {
   hub: LocalDhtHub;
@@ -161,6 +162,34 @@ describe('Dht over an in-process network', () => {
     assert.equal(b.stats().storesRefused.too_large, 1);
     await assert.rejects(b.handleRequest({ t: 99 }, from), ProtocolError);
     stopAll(mesh);
+  });
+
+  it('put() resolves once enough of the closest nodes accepted, and rejects with NOT_STORED naming the refusals otherwise', async () => {
+    const lone = createMesh(1);
+    assert.equal((await lone.nodes[0]!.put(dhtKey('t', 'lone'), new Uint8Array([1]))).storedLocally, true, 'a lone node stores its own record');
+    stopAll(lone);
+
+    const mesh = createMesh(4, { recordStore: { maxRecordsPerPublisher: 1 } });
+    await bootstrapAll(mesh);
+    const a = mesh.nodes[1]!;
+    await a.put(dhtKey('t', 'first'), new Uint8Array([1]));
+    await assert.rejects(a.put(dhtKey('t', 'second'), new Uint8Array([1])), (err: unknown) => {
+      assert.ok(err instanceof NotStoredError);
+      assert.equal(err.code, 'MACULA_ERR_NOT_STORED');
+      assert.deepEqual(err.refusals, { publisher_full: 4 });
+      assert.match(err.message, /publisher_full ×4/);
+      return true;
+    });
+    stopAll(mesh);
+
+    // One refusing node among accepting ones does not fail the put.
+    const mixed = createMesh(3);
+    mixed.nodes.push(addNode(mixed.hub, mixed.clock, 20_003, mixed.warnings, { recordStore: { maxRecordsPerPublisher: 0 } }));
+    await bootstrapAll(mixed);
+    const put = await mixed.nodes[0]!.put(dhtKey('t', 'mixed'), new Uint8Array([1]));
+    assert.deepEqual(put.refusals, { publisher_full: 1 });
+    assert.equal(put.replicas + (put.storedLocally ? 1 : 0), 3);
+    stopAll(mixed);
   });
 
   it('lookups finish when a node falls silent, and the silent node is dropped after repeated failures', async () => {

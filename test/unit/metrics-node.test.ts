@@ -25,10 +25,15 @@ class FakeNode extends EventEmitter implements ObservedNode {
     evictions: 0,
     records: 3,
     keys: 2,
+    bytes: 700,
+    maxBytes: 64 * 1024 * 1024,
+    maxPublisherBytes: 400,
+    tombstones: 1,
+    recordsEvicted: 0,
     ownRecords: 1,
     recordsStored: 5,
     recordsExpired: 2,
-    storesRefused: { bad_signature: 1, stale: 0, expired: 0, ttl_too_long: 0, too_large: 0, key_full: 0, publisher_full: 0, store_full: 0 },
+    storesRefused: { bad_signature: 1, stale: 0, expired: 0, ttl_too_long: 0, too_large: 0, key_full: 0, publisher_full: 0, store_full: 0, not_a_node: 0 },
     lookups: { node: { ok: 4 }, value: { found: 1, not_found: 2 } },
     lookupRoundsSum: { node: 8, value: 6 },
     rpcSent: { FIND_NODE: 10, PING: 2 },
@@ -90,6 +95,8 @@ describe('instrumentNode', () => {
     assert.equal(sampleValue(f, 'macula_dht_routing_table_size'), 12);
     assert.equal(sampleValue(f, 'macula_dht_stores_refused_total', { reason: 'bad_signature' }), 1);
     assert.equal(sampleValue(f, 'macula_dht_stores_refused_total', { reason: 'store_full' }), 0);
+    assert.equal(sampleValue(f, 'macula_dht_store_bytes'), 700);
+    assert.equal(sampleValue(f, 'macula_dht_store_max_bytes'), 64 * 1024 * 1024);
     assert.equal(sampleValue(f, 'macula_dht_lookups_total', { kind: 'node', outcome: 'ok' }), 4);
     // outcomes not seen yet exist at 0, so rate() works from the first one
     assert.equal(sampleValue(f, 'macula_dht_lookups_total', { kind: 'node', outcome: 'deadline' }), 0);

@@ -1,6 +1,6 @@
 import type { Contact } from '../contact.js';
 import type { DhtMessage } from '../messages.js';
-import type { RecordStore } from '../record-store.js';
+import type { RecordStore, StoreOrigin } from '../record-store.js';
 import type { RoutingTable } from '../routing-table.js';
 
 /** What request handlers may read and change. */
@@ -12,5 +12,5 @@ export interface HandlerContext {
   readonly maxValueResponseBytes: number;
 }
 
-/** Answers one request type; `msg` has passed wire validation for its type. */
-export type RequestHandler = (ctx: HandlerContext, msg: DhtMessage, from: Contact) => DhtMessage;
+/** Answers one request type; `msg` has passed wire validation for its type; `origin` says who sent it (role, source address). */
+export type RequestHandler = (ctx: HandlerContext, msg: DhtMessage, from: Contact, origin: StoreOrigin) => DhtMessage;
