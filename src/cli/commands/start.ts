@@ -1,12 +1,12 @@
 import { Command, Option } from 'commander';
-import { waitForSignal } from '../signals.js';
+import { DEFAULT_STOP_GRACE_MS, waitForSignal } from '../signals.js';
 import { prepareAdmin, type AdminHandle } from '../admin.js';
 import { DEFAULT_MAX_CLIENTS } from '../../gateway/options.js';
 import { defaultDataDir, loadOrCreateIdentity } from '../../identity/identity.js';
 import { DEFAULT_PORT, MeshNode } from '../../node/mesh-node.js';
 import { formatAddress, type PeerAddress } from '../../transport/types.js';
 import { LOG_LEVELS, Logger, type LogLevel } from '../logger.js';
-import { collectHostPorts, parseNonNegativeInt, parsePort, parsePositiveInt, parseTcpPort } from '../options.js';
+import { collectHostPorts, intParser, MAX_NODE_LIMIT, parsePort, parseRealm, parseTcpPort } from '../options.js';
 import { shortNodeId } from '../output.js';
 
 /**
@@ -16,6 +16,7 @@ import { shortNodeId } from '../output.js';
  */
 export const MESH_CONNECTION_MARGIN = 1000;
 export const DEFAULT_STATUS_INTERVAL_S = 60;
+const INTERRUPTED: unique symbol = Symbol('interrupted');
 
 interface StartOptions {
   port: number;
@@ -40,24 +41,29 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--host <address>', 'address to bind').env('MACULA_HOST').default('0.0.0.0'))
     .addOption(new Option('-d, --data-dir <dir>', 'where the node key is kept').env('MACULA_DATA_DIR').default(defaultDataDir(), 'per-user data dir'))
     .addOption(new Option('-b, --bootstrap <host:port>', 'join the mesh through this node (repeatable, or comma-separated)').env('MACULA_BOOTSTRAP').argParser(collectHostPorts))
-    .addOption(new Option('-r, --realm <name>', 'mesh realm: nodes only talk within one realm').env('MACULA_REALM').default('default'))
+    .addOption(new Option('-r, --realm <name>', 'mesh realm: nodes only talk within one realm').env('MACULA_REALM').default('default').argParser(parseRealm))
     .addOption(new Option('--announce-host <host>', 'host other nodes should use to reach this one (default: the bound address, or the first non-loopback IPv4 address)').env('MACULA_ANNOUNCE_HOST'))
     .addOption(new Option('--admin-port <port>', 'serve /metrics, /health, /ready, /live and /stats over HTTP on <admin-host>:<port> (0 picks a free port)').env('MACULA_ADMIN_PORT').argParser(parseTcpPort))
     .addOption(new Option('--admin-host <address>', 'address the admin HTTP server binds (keep it on loopback unless it is firewalled)').env('MACULA_ADMIN_HOST').default('127.0.0.1'))
-    .addOption(new Option('--max-clients <n>', 'most light clients (pub, sub, call, … commands) connected at once').env('MACULA_MAX_CLIENTS').default(DEFAULT_MAX_CLIENTS).argParser(parseNonNegativeInt))
+    .addOption(new Option('--max-clients <n>', 'most light clients (pub, sub, call, … commands) connected at once').env('MACULA_MAX_CLIENTS').default(DEFAULT_MAX_CLIENTS).argParser(intParser(0, MAX_NODE_LIMIT)))
     .addOption(
-      new Option('--max-connections <n>', `most open QUIC connections, clients included (default: --max-clients + ${MESH_CONNECTION_MARGIN})`).env('MACULA_MAX_CONNECTIONS').argParser(parsePositiveInt),
+      new Option('--max-connections <n>', `most open QUIC connections, clients included (default: --max-clients + ${MESH_CONNECTION_MARGIN})`).env('MACULA_MAX_CONNECTIONS').argParser(intParser(1, MAX_NODE_LIMIT)),
     )
     .addOption(new Option('--log-level <level>', 'diagnostics written to stderr').env('MACULA_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
-    .addOption(new Option('--status-interval <seconds>', 'print a one-line status this often (0: never)').env('MACULA_STATUS_INTERVAL').default(DEFAULT_STATUS_INTERVAL_S).argParser(parseNonNegativeInt))
+    .addOption(new Option('--status-interval <seconds>', 'print a one-line status this often (0: never)').env('MACULA_STATUS_INTERVAL').default(DEFAULT_STATUS_INTERVAL_S).argParser(intParser(0, 86_400, 's')))
     .action(async (opts: StartOptions) => {
-      // Listen for signals before anything else, so a Ctrl-C during start-up still stops cleanly.
-      const signal = waitForSignal().promise;
+      // Listen for signals before anything else: a Ctrl-C or SIGTERM stops the process at any point of start-up too.
+      const signal = waitForSignal({ graceMs: DEFAULT_STOP_GRACE_MS });
+      const interrupted = signal.promise.then((): typeof INTERRUPTED => INTERRUPTED);
+      const untilSignal = <T>(step: Promise<T>): Promise<T | typeof INTERRUPTED> => Promise.race([step, interrupted]);
       const logger = new Logger(opts.logLevel);
+      const out = process.stdout;
       if (opts.maxConnections !== undefined && opts.maxConnections <= opts.maxClients) {
         logger.warn(`--max-connections ${opts.maxConnections} leaves no room for mesh peers once --max-clients ${opts.maxClients} clients are connected; raise it above --max-clients`);
       }
-      const { identity, created } = await loadOrCreateIdentity(opts.dataDir);
+      const loaded = await untilSignal(loadOrCreateIdentity(opts.dataDir));
+      if (loaded === INTERRUPTED) return;
+      const { identity, created } = loaded;
       const node = new MeshNode(identity, {
         port: opts.port,
         host: opts.host,
@@ -70,16 +76,24 @@ export function registerStart(program: Command): void {
       });
       watchClients(node, logger);
       const startAdmin = opts.adminPort !== undefined ? prepareAdmin(node) : undefined;
-      await node.start();
       let admin: AdminHandle | undefined;
-      try {
+      const startup = (async () => {
+        await node.start();
         admin = await startAdmin?.({ host: opts.adminHost, port: opts.adminPort! });
+      })();
+      try {
+        if ((await untilSignal(startup)) === INTERRUPTED) {
+          // The node may be half started: let that step end (the grace timer bounds it), then stop what runs.
+          await startup.catch(() => undefined);
+          await admin?.close();
+          await node.stop();
+          return;
+        }
       } catch (err) {
         await node.stop();
         throw err;
       }
       const listen = node.listenAddress!;
-      const out = process.stdout;
       out.write(`macula node ${node.nodeId}${created ? ' (new identity)' : ''}\n`);
       out.write(`  realm     ${node.realm}\n`);
       out.write(`  listening ${formatAddress(listen)}/udp (QUIC)\n`);
@@ -87,8 +101,8 @@ export function registerStart(program: Command): void {
       if (admin) out.write(`  admin     ${admin.url}\n`);
       out.write(`  data dir  ${opts.dataDir}\n`);
       if (opts.bootstrap?.length) {
-        const joined = await Promise.race([node.joined(), signal.then(() => undefined)]);
-        if (joined === undefined) {
+        const joined = await untilSignal(node.joined());
+        if (joined === INTERRUPTED) {
           // interrupted while joining: fall through to the clean stop
         } else if (joined.reached > 0) out.write(`joined the mesh: ${joined.routingTableSize} nodes in the routing table\n`);
         else out.write('no bootstrap node answered yet; retrying in the background\n');
@@ -97,7 +111,7 @@ export function registerStart(program: Command): void {
       }
       const status = opts.statusInterval > 0 ? setInterval(() => out.write(`${statusLine(node)}\n`), opts.statusInterval * 1000) : undefined;
       status?.unref();
-      await signal;
+      await signal.promise;
       clearInterval(status);
       out.write('stopping…\n');
       await admin?.close();
