@@ -4,7 +4,8 @@
  * node metrics do not know about.
  */
 import { AdminServer } from '../metrics/admin-server.js';
-import { instrumentNode } from '../metrics/node-metrics.js';
+import { GATEWAY_METRICS } from '../metrics/gateway-metrics.js';
+import { instrumentNode, registerStatsMetrics } from '../metrics/node-metrics.js';
 import { PrometheusMetrics } from '../metrics/prometheus.js';
 import type { MeshNode } from '../node/mesh-node.js';
 
@@ -17,6 +18,7 @@ export interface AdminHandle {
 export function prepareAdmin(node: MeshNode): (options: { host: string; port: number }) => Promise<AdminHandle> {
   const metrics = new PrometheusMetrics();
   const instrumentation = instrumentNode(node, metrics);
+  registerStatsMetrics(metrics, () => node.gateway.stats(), GATEWAY_METRICS);
   return async ({ host, port }) => {
     const admin = new AdminServer({ node, metrics, instrumentation }, { host, port });
     admin.addStatsSection('registry', () => node.registry.stats());

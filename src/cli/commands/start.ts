@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_STOP_GRACE_MS, waitForSignal } from '../signals.js';
 import { prepareAdmin, type AdminHandle } from '../admin.js';
-import { DEFAULT_MAX_CLIENTS } from '../../gateway/options.js';
+import type { AdmissionRefusal } from '../../gateway/admission.js';
+import { DEFAULT_MAX_CLIENTS, MIN_DEFAULT_CLIENTS_PER_ADDRESS } from '../../gateway/options.js';
 import { defaultDataDir, loadOrCreateIdentity } from '../../identity/identity.js';
 import { DEFAULT_PORT, MeshNode } from '../../node/mesh-node.js';
 import { formatAddress, type PeerAddress } from '../../transport/types.js';
@@ -28,6 +29,7 @@ interface StartOptions {
   adminPort?: number;
   adminHost: string;
   maxClients: number;
+  maxClientsPerAddress?: number;
   maxConnections?: number;
   logLevel: LogLevel;
   statusInterval: number;
@@ -46,6 +48,11 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--admin-port <port>', 'serve /metrics, /health, /ready, /live and /stats over HTTP on <admin-host>:<port> (0 picks a free port)').env('MACULA_ADMIN_PORT').argParser(parseTcpPort))
     .addOption(new Option('--admin-host <address>', 'address the admin HTTP server binds (keep it on loopback unless it is firewalled)').env('MACULA_ADMIN_HOST').default('127.0.0.1'))
     .addOption(new Option('--max-clients <n>', 'most light clients (pub, sub, call, … commands) connected at once').env('MACULA_MAX_CLIENTS').default(DEFAULT_MAX_CLIENTS).argParser(intParser(0, MAX_NODE_LIMIT)))
+    .addOption(
+      new Option('--max-clients-per-address <n>', `most light clients from one IP address (an IPv6 /64) (default: a quarter of --max-clients, at least ${MIN_DEFAULT_CLIENTS_PER_ADDRESS})`)
+        .env('MACULA_MAX_CLIENTS_PER_ADDRESS')
+        .argParser(intParser(0, MAX_NODE_LIMIT)),
+    )
     .addOption(
       new Option('--max-connections <n>', `most open QUIC connections, clients included (default: --max-clients + ${MESH_CONNECTION_MARGIN})`).env('MACULA_MAX_CONNECTIONS').argParser(intParser(1, MAX_NODE_LIMIT)),
     )
@@ -70,7 +77,7 @@ export function registerStart(program: Command): void {
         realm: opts.realm,
         bootstrap: opts.bootstrap ?? [],
         maxConnections: opts.maxConnections ?? opts.maxClients + MESH_CONNECTION_MARGIN,
-        gateway: { maxClients: opts.maxClients },
+        gateway: { maxClients: opts.maxClients, ...(opts.maxClientsPerAddress !== undefined && { maxClientsPerAddress: opts.maxClientsPerAddress }) },
         logger: { warn: (m) => logger.warn(m) },
         ...(opts.announceHost !== undefined && { announceHost: opts.announceHost }),
       });
@@ -135,12 +142,16 @@ function watchClients(node: MeshNode, logger: Logger): void {
   // Refusals are counted in the status line and `macula stats`; log at most one line per 10 s.
   let last = 0;
   let reported = 0;
-  node.gateway.on('client-refused', () => {
+  node.gateway.on('client-refused', (c: { address: PeerAddress }, reason: AdmissionRefusal) => {
     const now = Date.now();
     if (now - last < 10_000) return;
     last = now;
     const refused = node.gateway.stats().refused;
-    logger.info(`refused ${refused - reported} client(s): this node serves its maximum of ${node.gateway.maxClients} clients (--max-clients)`);
+    const limit =
+      reason === 'max_clients_per_address'
+        ? `${node.gateway.maxClientsPerAddress} clients from ${c.address.host} (--max-clients-per-address)`
+        : `${node.gateway.maxClients} clients (--max-clients)`;
+    logger.info(`refused ${refused - reported} client(s); the last one because this node serves its maximum of ${limit}`);
     reported = refused;
   });
 }
