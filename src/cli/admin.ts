@@ -3,7 +3,7 @@
  * stats of the node, plus the gateway and pub/sub fan-out that the generic
  * node metrics do not know about.
  */
-import { AdminServer } from '../metrics/admin-server.js';
+import { ADMIN_METRICS, AdminServer } from '../metrics/admin-server.js';
 import { GATEWAY_METRICS } from '../metrics/gateway-metrics.js';
 import { instrumentNode, registerStatsMetrics } from '../metrics/node-metrics.js';
 import { PrometheusMetrics } from '../metrics/prometheus.js';
@@ -21,6 +21,7 @@ export function prepareAdmin(node: MeshNode): (options: { host: string; port: nu
   registerStatsMetrics(metrics, () => node.gateway.stats(), GATEWAY_METRICS);
   return async ({ host, port }) => {
     const admin = new AdminServer({ node, metrics, instrumentation }, { host, port });
+    registerStatsMetrics(metrics, () => admin.connectionStats(), ADMIN_METRICS);
     admin.addStatsSection('registry', () => node.registry.stats());
     admin.addStatsSection('rpc', () => ({ client: node.rpc.stats(), server: node.rpcServer.stats() }));
     admin.addStatsSection('pubsub', () => node.pubsub.stats());
