@@ -15,12 +15,12 @@ export interface AdminHandle {
 }
 
 /** Instruments the node; call before node.start() so the join's lookups are counted. */
-export function prepareAdmin(node: MeshNode): (options: { host: string; port: number }) => Promise<AdminHandle> {
+export function prepareAdmin(node: MeshNode): (options: { host: string; port: number; maxRssBytes?: number }) => Promise<AdminHandle> {
   const metrics = new PrometheusMetrics();
   const instrumentation = instrumentNode(node, metrics);
   registerStatsMetrics(metrics, () => node.gateway.stats(), GATEWAY_METRICS);
-  return async ({ host, port }) => {
-    const admin = new AdminServer({ node, metrics, instrumentation }, { host, port });
+  return async ({ host, port, maxRssBytes }) => {
+    const admin = new AdminServer({ node, metrics, instrumentation }, { host, port, ...(maxRssBytes !== undefined && { maxRssBytes }) });
     registerStatsMetrics(metrics, () => admin.connectionStats(), ADMIN_METRICS);
     admin.addStatsSection('registry', () => node.registry.stats());
     admin.addStatsSection('rpc', () => ({ client: node.rpc.stats(), server: node.rpcServer.stats() }));
@@ -29,6 +29,11 @@ export function prepareAdmin(node: MeshNode): (options: { host: string; port: nu
     admin.health.addSaturationSource('fanoutQueue', () => {
       const f = node.pubsub.stats().fanout;
       return { used: f.queued, limit: f.maxQueue };
+    });
+    // A node at its client limit refuses newcomers but serves the others: it degrades, never fails.
+    admin.health.addBudgets(() => {
+      const g = node.gateway.stats();
+      return [{ name: 'gatewayClients', used: g.clients, limit: g.maxClients, failAt: Infinity }];
     });
     await admin.listen();
     return {

@@ -64,6 +64,16 @@ export function parseRate(value: string): number {
   return n;
 }
 
+const BYTE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** A size in bytes, with an optional binary unit: 1073741824, 512M, 2G, 1.5GiB. */
+export function parseBytes(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(value);
+  const n = m ? Math.floor(Number(m[1]) * BYTE_UNITS[m[2]!.toLowerCase()]!) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a size in bytes greater than 0, e.g. 1073741824, 512M or 2G.');
+  return n;
+}
+
 /** A topic to publish to, checked by the pub/sub rules before anything connects. */
 export function parseTopic(value: string): string {
   return asUsageError(() => validateTopic(value), value);

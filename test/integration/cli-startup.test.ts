@@ -71,4 +71,33 @@ describe('macula start: start-up', { timeout: 90_000 }, () => {
     assert.equal((await p.waitForExit(10_000)).code, 0, p.stderr);
     assert.match(p.stdout, /stopped\n$/);
   });
+
+  it('reports RSS against --max-rss in /health: 503 past it, usage error for a bad size', async () => {
+    const p = start(['--data-dir', await tempDir(), '--admin-port', '0', '--max-rss', '1M']);
+    const [, url] = await p.waitFor(/admin\s+(http:\/\/127\.0\.0\.1:\d+)/);
+    const res = await fetch(`${url}/health`);
+    assert.equal(res.status, 503);
+    const health = (await res.json()) as { status: string; checks: { budgets: { status: string; fullest: string; budgets: { rss: { limit: number } } } } };
+    assert.equal(health.status, 'fail');
+    assert.equal(health.checks.budgets.status, 'fail');
+    assert.equal(health.checks.budgets.fullest, 'rss');
+    assert.equal(health.checks.budgets.budgets.rss.limit, 1024 * 1024);
+    assert.equal((await fetch(`${url}/live`)).status, 200, 'alive, if not healthy');
+    p.kill('SIGTERM');
+    assert.equal((await p.waitForExit()).code, 0, p.stderr);
+
+    const big = start(['--data-dir', await tempDir(), '--admin-port', '0', '--max-rss', '64G']);
+    const [, bigUrl] = await big.waitFor(/admin\s+(http:\/\/127\.0\.0\.1:\d+)/);
+    const ok = (await (await fetch(`${bigUrl}/health`)).json()) as { checks: { budgets: { status: string; budgets: Record<string, unknown> } } };
+    assert.equal(ok.checks.budgets.status, 'ok');
+    assert.deepEqual(Object.keys(ok.checks.budgets.budgets).sort(), ['dhtStoreRecords', 'gatewayClients', 'rss']);
+    big.kill('SIGTERM');
+    assert.equal((await big.waitForExit()).code, 0, big.stderr);
+
+    for (const bad of ['0', 'lots', '-5', '1X']) {
+      const r = start(['--data-dir', await tempDir(), '--max-rss', bad]);
+      assert.equal((await r.waitForExit()).code, 2, `${bad}: ${r.stderr}`);
+      assert.match(r.stderr, /expected a size in bytes greater than 0/);
+    }
+  });
 });

@@ -7,7 +7,7 @@ import { defaultDataDir, loadOrCreateIdentity } from '../../identity/identity.js
 import { DEFAULT_PORT, MeshNode } from '../../node/mesh-node.js';
 import { formatAddress, type PeerAddress } from '../../transport/types.js';
 import { LOG_LEVELS, Logger, type LogLevel } from '../logger.js';
-import { collectHostPorts, intParser, MAX_NODE_LIMIT, parsePort, parseRealm, parseTcpPort } from '../options.js';
+import { collectHostPorts, intParser, MAX_NODE_LIMIT, parseBytes, parsePort, parseRealm, parseTcpPort } from '../options.js';
 import { shortNodeId } from '../output.js';
 
 /**
@@ -28,6 +28,7 @@ interface StartOptions {
   announceHost?: string;
   adminPort?: number;
   adminHost: string;
+  maxRss?: number;
   maxClients: number;
   maxClientsPerAddress?: number;
   maxConnections?: number;
@@ -47,6 +48,11 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--announce-host <host>', 'host other nodes should use to reach this one (default: the bound address, or the first non-loopback IPv4 address)').env('MACULA_ANNOUNCE_HOST'))
     .addOption(new Option('--admin-port <port>', 'serve /metrics, /health, /ready, /live and /stats over HTTP on <admin-host>:<port> (0 picks a free port)').env('MACULA_ADMIN_PORT').argParser(parseTcpPort))
     .addOption(new Option('--admin-host <address>', 'address the admin HTTP server binds (keep it on loopback unless it is firewalled)').env('MACULA_ADMIN_HOST').default('127.0.0.1'))
+    .addOption(
+      new Option('--max-rss <bytes>', '/health degrades at 80 % of this resident memory and fails at it, e.g. 2G (default: the cgroup memory limit, else total memory)')
+        .env('MACULA_MAX_RSS')
+        .argParser(parseBytes),
+    )
     .addOption(new Option('--max-clients <n>', 'most light clients (pub, sub, call, … commands) connected at once').env('MACULA_MAX_CLIENTS').default(DEFAULT_MAX_CLIENTS).argParser(intParser(0, MAX_NODE_LIMIT)))
     .addOption(
       new Option('--max-clients-per-address <n>', `most light clients from one IP address (an IPv6 /64) (default: a quarter of --max-clients, at least ${MIN_DEFAULT_CLIENTS_PER_ADDRESS})`)
@@ -86,7 +92,7 @@ export function registerStart(program: Command): void {
       let admin: AdminHandle | undefined;
       const startup = (async () => {
         await node.start();
-        admin = await startAdmin?.({ host: opts.adminHost, port: opts.adminPort! });
+        admin = await startAdmin?.({ host: opts.adminHost, port: opts.adminPort!, ...(opts.maxRss !== undefined && { maxRssBytes: opts.maxRss }) });
       })();
       try {
         if ((await untilSignal(startup)) === INTERRUPTED) {
