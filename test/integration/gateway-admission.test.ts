@@ -9,6 +9,7 @@ import { MaculaClient } from '../../src/client/client.js';
 import { Identity } from '../../src/identity/identity.js';
 import { MeshNode, type MeshNodeOptions } from '../../src/node/mesh-node.js';
 import { waitFor } from '../helpers/testnet.js';
+import { GW_SUB } from '../../src/gateway/messages.js';
 
 const nodes: MeshNode[] = [];
 const clients: MaculaClient[] = [];
@@ -65,5 +66,19 @@ describe('gateway admission over QUIC', { timeout: 60_000 }, () => {
     const stats = (await client.stats()) as { gateway: { maxClientsPerAddress: number; sources: number } };
     assert.equal(stats.gateway.maxClientsPerAddress, 2500);
     assert.equal(stats.gateway.sources, 1);
+  });
+
+  it('checks a pattern and the realm in the client, before anything is sent', async () => {
+    const node = await startNode({});
+    assert.throws(() => new MaculaClient({}, { node: node.listenAddress!, realm: 'r'.repeat(65) }), {
+      code: 'MACULA_ERR_CONFIG',
+      message: 'invalid realm: a realm name is 1..64 characters long, got 65',
+    });
+    const client = await connect(node);
+    const before = node.gateway.stats().requests[GW_SUB.name];
+    await assert.rejects(client.subscribe('', () => undefined), { code: 'MACULA_ERR_INVALID_TOPIC', rule: 'empty' });
+    await assert.rejects(client.subscribe(`a.${'b'.repeat(300)}`, () => undefined), { code: 'MACULA_ERR_INVALID_TOPIC', rule: 'too_long' });
+    assert.equal(node.gateway.stats().requests[GW_SUB.name], before, 'no GW_SUB reached the node');
+    assert.ok(client.connected, 'the connection is unaffected');
   });
 });
