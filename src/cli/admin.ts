@@ -3,8 +3,9 @@
  * stats of the node, plus the gateway and pub/sub fan-out that the generic
  * node metrics do not know about.
  */
-import { AdminServer } from '../metrics/admin-server.js';
-import { instrumentNode } from '../metrics/node-metrics.js';
+import { ADMIN_METRICS, AdminServer } from '../metrics/admin-server.js';
+import { GATEWAY_METRICS } from '../metrics/gateway-metrics.js';
+import { instrumentNode, registerStatsMetrics } from '../metrics/node-metrics.js';
 import { PrometheusMetrics } from '../metrics/prometheus.js';
 import type { MeshNode } from '../node/mesh-node.js';
 
@@ -14,11 +15,13 @@ export interface AdminHandle {
 }
 
 /** Instruments the node; call before node.start() so the join's lookups are counted. */
-export function prepareAdmin(node: MeshNode): (options: { host: string; port: number }) => Promise<AdminHandle> {
+export function prepareAdmin(node: MeshNode): (options: { host: string; port: number; maxRssBytes?: number }) => Promise<AdminHandle> {
   const metrics = new PrometheusMetrics();
   const instrumentation = instrumentNode(node, metrics);
-  return async ({ host, port }) => {
-    const admin = new AdminServer({ node, metrics, instrumentation }, { host, port });
+  registerStatsMetrics(metrics, () => node.gateway.stats(), GATEWAY_METRICS);
+  return async ({ host, port, maxRssBytes }) => {
+    const admin = new AdminServer({ node, metrics, instrumentation }, { host, port, ...(maxRssBytes !== undefined && { maxRssBytes }) });
+    registerStatsMetrics(metrics, () => admin.connectionStats(), ADMIN_METRICS);
     admin.addStatsSection('registry', () => node.registry.stats());
     admin.addStatsSection('rpc', () => ({ client: node.rpc.stats(), server: node.rpcServer.stats() }));
     admin.addStatsSection('pubsub', () => node.pubsub.stats());
@@ -26,6 +29,11 @@ export function prepareAdmin(node: MeshNode): (options: { host: string; port: nu
     admin.health.addSaturationSource('fanoutQueue', () => {
       const f = node.pubsub.stats().fanout;
       return { used: f.queued, limit: f.maxQueue };
+    });
+    // A node at its client limit refuses newcomers but serves the others: it degrades, never fails.
+    admin.health.addBudgets(() => {
+      const g = node.gateway.stats();
+      return [{ name: 'gatewayClients', used: g.clients, limit: g.maxClients, failAt: Infinity }];
     });
     await admin.listen();
     return {

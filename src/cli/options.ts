@@ -1,6 +1,8 @@
 /** Parsers and options shared by the commands: each rejects bad input with a message that says what is expected. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { MaculaClient, DEFAULT_CLIENT_TIMEOUT_MS } from '../client/client.js';
+import { MaculaClient, DEFAULT_CLIENT_TIMEOUT_MS, validateRealm } from '../client/client.js';
+import { validatePattern, validateTopic } from '../pubsub/topic.js';
+import { MAX_CALL_BUDGET_MS } from '../rpc/messages.js';
 import { formatAddress, parseAddress, type PeerAddress } from '../transport/types.js';
 import { VERSION } from './version.js';
 
@@ -19,28 +21,81 @@ function portParser(protocol: 'UDP' | 'TCP'): (value: string) => number {
 export const parsePort = portParser('UDP');
 export const parseTcpPort = portParser('TCP');
 
-export function parsePositiveInt(value: string): number {
+/**
+ * Largest time a command waits or lets something run, in ms: the longest
+ * call budget the wire carries (24 h). Larger values mean nothing sensible
+ * and past about 24.8 days would overflow Node's timers.
+ */
+export const MAX_TIMEOUT_MS = MAX_CALL_BUDGET_MS;
+/** Largest message or repeat count a command takes. */
+export const MAX_COUNT = 1_000_000_000;
+/** Most commands `serve` runs at once, or requests `bench` keeps in flight. */
+export const MAX_CONCURRENCY = 10_000;
+/** Largest number of clients or connections a node can be told to hold. */
+export const MAX_NODE_LIMIT = 1_000_000;
+
+/** A parser of whole numbers in min..max; `unit` is shown in the message (e.g. "ms"). */
+export function intParser(min: number, max: number, unit = ''): (value: string) => number {
+  const range = `${min}..${max}${unit ? ` ${unit}` : ''}`;
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a whole number in ${range}.`);
+    }
+    return n;
+  };
+}
+
+/** A timeout in ms: 1..MAX_TIMEOUT_MS. */
+export const parseTimeoutMs = intParser(1, MAX_TIMEOUT_MS, 'ms');
+/** An interval in ms where 0 means "none": 0..MAX_TIMEOUT_MS. */
+export const parseIntervalMs = intParser(0, MAX_TIMEOUT_MS, 'ms');
+/** A message or repeat count: 1..MAX_COUNT. */
+export const parseCount = intParser(1, MAX_COUNT);
+/** Things running at once: 1..MAX_CONCURRENCY. */
+export const parseConcurrency = intParser(1, MAX_CONCURRENCY);
+
+/** A rate per second: at least one per 1000 s (so pacing never waits longer), at most MAX_COUNT. */
+export function parseRate(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
-    throw new InvalidArgumentError('expected a whole number greater than 0.');
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0.001 || n > MAX_COUNT) {
+    throw new InvalidArgumentError(`expected a number of messages per second in 0.001..${MAX_COUNT}.`);
   }
   return n;
 }
 
-export function parseNonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) {
-    throw new InvalidArgumentError('expected a whole number (0 or more).');
-  }
+const BYTE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** A size in bytes, with an optional binary unit: 1073741824, 512M, 2G, 1.5GiB. */
+export function parseBytes(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(value);
+  const n = m ? Math.floor(Number(m[1]) * BYTE_UNITS[m[2]!.toLowerCase()]!) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a size in bytes greater than 0, e.g. 1073741824, 512M or 2G.');
   return n;
 }
 
-export function parsePositiveNumber(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
-    throw new InvalidArgumentError('expected a number greater than 0.');
+/** A topic to publish to, checked by the pub/sub rules before anything connects. */
+export function parseTopic(value: string): string {
+  return asUsageError(() => validateTopic(value), value);
+}
+
+/** A subscription pattern, checked by the pub/sub rules before anything connects. */
+export function parsePattern(value: string): string {
+  return asUsageError(() => validatePattern(value), value);
+}
+
+/** A realm name, checked by the rule of the HELLO message every connection starts with. */
+export function parseRealm(value: string): string {
+  return asUsageError(() => validateRealm(value), value);
+}
+
+function asUsageError(check: () => unknown, value: string): string {
+  try {
+    check();
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
   }
-  return n;
+  return value;
 }
 
 export function parseHostPort(value: string): PeerAddress {
@@ -82,9 +137,9 @@ export function addClientOptions(cmd: Command): Command {
     .addOption(
       new Option('-n, --node <host:port>', 'the node to use as gateway').env('MACULA_NODE').default(parseAddress(DEFAULT_NODE_ADDRESS), DEFAULT_NODE_ADDRESS).argParser(parseHostPort),
     )
-    .addOption(new Option('-r, --realm <name>', "the node's realm").env('MACULA_REALM').default('default'))
+    .addOption(new Option('-r, --realm <name>', "the node's realm").env('MACULA_REALM').default('default').argParser(parseRealm))
     .addOption(
-      new Option('--connect-timeout <ms>', 'how long to wait for the node to answer').env('MACULA_CONNECT_TIMEOUT').default(DEFAULT_CLIENT_TIMEOUT_MS).argParser(parsePositiveInt),
+      new Option('--connect-timeout <ms>', 'how long to wait for the node to answer').env('MACULA_CONNECT_TIMEOUT').default(DEFAULT_CLIENT_TIMEOUT_MS).argParser(parseTimeoutMs),
     );
 }
 

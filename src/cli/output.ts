@@ -9,6 +9,10 @@
  *   `base64:<data>`;
  * - anything else (numbers, maps, arrays, …): JSON, with bytes inside as
  *   `{"base64": "…"}` and big integers as strings.
+ *
+ * Topics come from other publishers too: one holding control characters is
+ * shown as a JSON string literal as well, so it cannot forge extra lines or
+ * drive the terminal.
  */
 
 const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/;
@@ -32,6 +36,11 @@ export function toJson(value: unknown, indent?: number): string {
       indent,
     ) ?? 'null'
   );
+}
+
+/** A topic or pattern on one line: as is, or as a JSON string literal when it holds control characters. */
+export function formatTopic(topic: string): string {
+  return CONTROL.test(topic) ? JSON.stringify(topic) : topic;
 }
 
 /** One payload on one line (see the module comment). */

@@ -1,15 +1,33 @@
 /** Signal handling shared by the commands that run until interrupted. */
 
+/** After the first signal, the longest a clean stop may take before the process exits anyway. */
+export const DEFAULT_STOP_GRACE_MS = 15_000;
+
+const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 2, SIGTERM: 15 };
+
 /**
  * Resolves on the first SIGINT or SIGTERM. Installing the listeners replaces
  * Node's default (exit at once), so the command can close its connection and
- * withdraw what it registered before it exits.
+ * withdraw what it registered before it exits. Once it has resolved, the
+ * listeners are removed: a second signal ends the process at once.
+ *
+ * With `graceMs`, a clean stop that has not ended the process that long
+ * after the signal is cut short: one line on stderr and exit 128 + the
+ * signal number, as a shell reports a process killed by it. A stop can
+ * wait on the network or the disk; the signal must stop the process anyway.
  */
-export function waitForSignal(): { promise: Promise<NodeJS.Signals>; dispose(): void } {
+export function waitForSignal(options: { graceMs?: number } = {}): { promise: Promise<NodeJS.Signals>; dispose(): void } {
   let onSignal!: (sig: NodeJS.Signals) => void;
   const promise = new Promise<NodeJS.Signals>((resolve) => {
     onSignal = (sig) => {
       dispose();
+      if (options.graceMs !== undefined) {
+        const graceMs = options.graceMs;
+        setTimeout(() => {
+          process.stderr.write(`macula: did not stop within ${graceMs} ms of ${sig}; exiting now\n`);
+          process.exit(128 + (SIGNAL_NUMBERS[sig] ?? 0));
+        }, graceMs).unref();
+      }
       resolve(sig);
     };
     process.on('SIGINT', onSignal);

@@ -21,10 +21,12 @@ import { DEFAULT_REALM, Messenger } from '../node/messenger.js';
 import { ConnectionPool } from '../transport/pool.js';
 import { QuicTransport } from '../transport/quic.js';
 import { formatAddress, type Connection, type PeerAddress, type Transport } from '../transport/types.js';
-import { ConnectionClosedError, DialError, MaculaError, StoppedError, TransportError } from '../util/errors.js';
+import { ConfigError, ConnectionClosedError, DialError, MaculaError, StoppedError, TransportError } from '../util/errors.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { Message } from '../wire/messages.js';
 import { NoSuchProcedureError } from '../rpc/errors.js';
+import { validatePattern } from '../pubsub/topic.js';
+import { HELLO } from '../wire/messages.js';
 import { GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../gateway/messages.js';
 import type { PeersSnapshot } from '../gateway/snapshot.js';
 import { udpRefused } from './probe.js';
@@ -46,6 +48,19 @@ export class NodeUnreachableError extends MaculaError {
   constructor(address: PeerAddress, options?: { cause?: unknown }) {
     super('MACULA_ERR_UNREACHABLE', `cannot reach a node at ${formatAddress(address)} — is \`macula start\` running?`, options);
     this.address = address;
+  }
+}
+
+const REALM_RULE = HELLO.fields.realm as { min: number; max: number };
+
+/**
+ * Checks a realm name by the rule of the HELLO message (its length), so a
+ * bad one is refused here rather than by the node closing the connection.
+ * @throws ConfigError saying what is allowed
+ */
+export function validateRealm(realm: string): void {
+  if (realm.length < REALM_RULE.min || realm.length > REALM_RULE.max) {
+    throw new ConfigError(`invalid realm: a realm name is ${REALM_RULE.min}..${REALM_RULE.max} characters long, got ${realm.length}`);
   }
 }
 
@@ -102,6 +117,7 @@ export class MaculaClient extends EventEmitter {
     super();
     this.node = init.node ?? DEFAULT_NODE;
     this.realm = init.realm ?? DEFAULT_REALM;
+    validateRealm(this.realm);
     this.timeoutMs = init.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
     this.#software = init.software;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
@@ -165,8 +181,10 @@ export class MaculaClient extends EventEmitter {
    * once the node has announced the subscription in the mesh. `onMessage`
    * runs for each message in arrival order; what it throws is emitted as a
    * 'handler-error' event.
+   * @throws InvalidTopicError (before anything is sent) for a pattern that breaks a rule of src/pubsub/topic.ts
    */
   async subscribe(pattern: string, onMessage: (msg: ClientMessage) => unknown): Promise<ClientSubscription> {
+    validatePattern(pattern);
     const sid = this.#nextSid++;
     this.#subs.set(sid, { pattern, onMessage });
     try {

@@ -12,6 +12,19 @@ export class TooManyClientsError extends MaculaError {
   }
 }
 
+/** The node already serves its maximum number of light clients from the client's source address. */
+export class TooManyClientsFromAddressError extends MaculaError {
+  readonly limit: number;
+
+  constructor(limit: number, source: string) {
+    super(
+      'MACULA_ERR_TOO_MANY_CLIENTS_FROM_ADDRESS',
+      `this node serves its maximum of ${limit} clients from one address (${source}); close some of them, or use another node (the node's limit is --max-clients-per-address)`,
+    );
+    this.limit = limit;
+  }
+}
+
 /** A gateway request came from a mesh node, not from a light client. */
 export class NotAClientError extends MaculaError {
   constructor(type: number) {

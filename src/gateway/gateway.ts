@@ -10,6 +10,8 @@
  * procedures, calls in flight) is bounded per client and dropped the moment
  * its connection closes: subscriptions end, served procedures are
  * unregistered (withdrawn from the registry at once, not after their TTL).
+ * One source address holds at most `maxClientsPerAddress` of the slots
+ * (admission.ts), so a single machine cannot lock everybody else out.
  *
  * Admitted clients are pinned in the connection pool (acquired for the
  * connection's lifetime): a `macula sub` that waits quietly for hours must
@@ -27,7 +29,8 @@ import type { Connection, PeerAddress } from '../transport/types.js';
 import { ConfigError, ConnectionClosedError, StoppedError } from '../util/errors.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { Message, MessageDef } from '../wire/messages.js';
-import { ClientLimitError, NotAClientError, PubSubUnavailableError, TooManyClientsError } from './errors.js';
+import { ClientAdmission, sourceOf } from './admission.js';
+import { ClientLimitError, NotAClientError, PubSubUnavailableError, TooManyClientsError, TooManyClientsFromAddressError } from './errors.js';
 import { ClientKeyQuota, patternBytes, registrationBytes, servedKey, subscriptionKey, type HeldKeys } from './key-quota.js';
 import { NotStoredError } from '../dht/errors.js';
 import { literalPrefix } from '../pubsub/topic.js';
@@ -59,6 +62,7 @@ import {
   DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT,
   DEFAULT_REFUSAL_GRACE_MS,
   DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS,
+  defaultMaxClientsPerAddress,
   type GatewayInit,
   type GatewayStats,
 } from './options.js';
@@ -69,6 +73,8 @@ export type { GatewayNode, GatewayPubSub, GatewaySubscription } from './snapshot
 /** What a connected client looks like to the gateway. */
 interface ClientState {
   readonly conn: Connection;
+  /** The host its slot was counted against (see admission.ts). */
+  readonly host: string;
   readonly nodeIdHex: string;
   /** Where messages to the client go: the pool finds its connection by node ID. */
   readonly target: { address: PeerAddress; nodeId: string };
@@ -95,9 +101,14 @@ export interface ClientInfo {
 
 const ok = (r: unknown): OutboundMessage => ({ t: RESULT.type, r });
 
-/** Events: 'client' and 'client-closed' (ClientInfo) as clients come and go, 'client-refused' (ClientInfo) at maxClients. */
+/**
+ * Events: 'client' and 'client-closed' (ClientInfo) as clients come and go,
+ * 'client-refused' (ClientInfo and the reason, 'max_clients' or
+ * 'max_clients_per_address') when admission refuses one.
+ */
 export class Gateway extends EventEmitter {
   readonly maxClients: number;
+  readonly maxClientsPerAddress: number;
   readonly maxSubscriptionsPerClient: number;
   readonly maxCallsPerClient: number;
   readonly maxServedPerClient: number;
@@ -107,15 +118,18 @@ export class Gateway extends EventEmitter {
   readonly #keys: ClientKeyQuota;
   readonly #node: GatewayNode;
   readonly #clients = new Map<Connection, ClientState>();
+  readonly #admission: ClientAdmission;
   /** Connections already refused and counted, until they close (weak: nothing to clean up). */
   readonly #refusedConns = new WeakSet<Connection>();
   readonly #requests: Record<string, number> = {};
-  #n = { admitted: 0, refused: 0, disconnected: 0, notClient: 0, subscriptions: 0, served: 0, callsInFlight: 0, forwarded: 0, forwardFailures: 0, notStored: 0 };
+  #n = { admitted: 0, disconnected: 0, notClient: 0, subscriptions: 0, served: 0, callsInFlight: 0, forwarded: 0, forwardFailures: 0, notStored: 0 };
 
   constructor(components: { node: GatewayNode }, init: GatewayInit = {}) {
     super();
     this.#node = components.node;
     this.maxClients = checkLimit('maxClients', init.maxClients ?? DEFAULT_MAX_CLIENTS, 0);
+    this.maxClientsPerAddress = checkLimit('maxClientsPerAddress', init.maxClientsPerAddress ?? defaultMaxClientsPerAddress(this.maxClients), 0);
+    this.#admission = new ClientAdmission(this.maxClients, this.maxClientsPerAddress);
     this.maxSubscriptionsPerClient = checkLimit('maxSubscriptionsPerClient', init.maxSubscriptionsPerClient ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT, 0);
     this.maxCallsPerClient = checkLimit('maxCallsPerClient', init.maxCallsPerClient ?? DEFAULT_MAX_CALLS_PER_CLIENT, 1);
     this.maxServedPerClient = checkLimit('maxServedPerClient', init.maxServedPerClient ?? DEFAULT_MAX_SERVED_PER_CLIENT, 0);
@@ -146,9 +160,14 @@ export class Gateway extends EventEmitter {
   }
 
   stats(): GatewayStats {
+    const { clients, ...admission } = this.#admission.stats();
+    const refused = admission.refusedByReason.max_clients + admission.refusedByReason.max_clients_per_address;
     return {
-      clients: this.#clients.size,
+      clients,
       maxClients: this.maxClients,
+      maxClientsPerAddress: this.maxClientsPerAddress,
+      ...admission,
+      refused,
       ...this.#n,
       dhtKeys: this.#keys.keys,
       maxClientDhtKeys: this.#keys.limits.allKeys,
@@ -182,18 +201,21 @@ export class Gateway extends EventEmitter {
     const known = this.#clients.get(conn);
     if (known) return known;
     if (conn.isClosed) throw new ConnectionClosedError('the client connection closed');
-    if (this.#clients.size >= this.maxClients) {
+    const host = conn.remoteAddress.host;
+    // A refused connection is refused once and counted once; its later requests get the same answer.
+    const refusal = this.#refusedConns.has(conn) ? (this.#admission.refusalFor(host) ?? 'max_clients') : this.#admission.admit(host);
+    if (refusal !== undefined) {
       if (!this.#refusedConns.has(conn)) {
         this.#refusedConns.add(conn);
-        this.#n.refused++;
         // Closing frees the connection slot; the delay lets the refusal reach the client first.
         setTimeout(() => conn.close(), this.refusalGraceMs).unref();
-        this.emit('client-refused', { nodeId: peer.nodeIdHex, address: { ...conn.remoteAddress } } satisfies ClientInfo);
+        this.emit('client-refused', { nodeId: peer.nodeIdHex, address: { ...conn.remoteAddress } } satisfies ClientInfo, refusal);
       }
-      throw new TooManyClientsError(this.maxClients);
+      throw refusal === 'max_clients_per_address' ? new TooManyClientsFromAddressError(this.maxClientsPerAddress, sourceOf(host)) : new TooManyClientsError(this.maxClients);
     }
     const client: ClientState = {
       conn,
+      host,
       nodeIdHex: peer.nodeIdHex,
       target: { address: peer.address, nodeId: peer.nodeIdHex },
       subs: new Map(),
@@ -216,6 +238,7 @@ export class Gateway extends EventEmitter {
     if (c.closed) return;
     c.closed = true;
     this.#clients.delete(c.conn);
+    this.#admission.release(c.host);
     this.#node.pool.release(c.conn);
     this.#n.disconnected++;
     this.#n.subscriptions -= c.subs.size;

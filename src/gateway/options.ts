@@ -1,7 +1,26 @@
 /** Gateway limits and their defaults, and the statistics it keeps. */
 import { ConfigError } from '../util/errors.js';
 
+import type { AdmissionStats } from './admission.js';
+
 export const DEFAULT_MAX_CLIENTS = 10_000;
+/**
+ * Share of maxClients one source address may hold by default: a quarter, so
+ * at least four sources are needed to fill a node, while a NAT gateway or a
+ * busy host still gets thousands of slots (2,500 of the default 10,000).
+ */
+export const DEFAULT_CLIENTS_PER_ADDRESS_SHARE = 0.25;
+/**
+ * The default per-address limit is never below this (nor above maxClients):
+ * a small node shared by a few machines would otherwise refuse the second
+ * command run on one of them.
+ */
+export const MIN_DEFAULT_CLIENTS_PER_ADDRESS = 64;
+
+/** The per-address limit used when none is given: a quarter of maxClients, at least 64, at most maxClients. */
+export function defaultMaxClientsPerAddress(maxClients: number): number {
+  return Math.min(maxClients, Math.max(MIN_DEFAULT_CLIENTS_PER_ADDRESS, Math.ceil(maxClients * DEFAULT_CLIENTS_PER_ADDRESS_SHARE)));
+}
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT = 1000;
 export const DEFAULT_MAX_CALLS_PER_CLIENT = 100;
 export const DEFAULT_MAX_SERVED_PER_CLIENT = 100;
@@ -23,6 +42,12 @@ export const DEFAULT_MAX_CLIENT_DHT_BYTES = 768 * 1024;
 export interface GatewayInit {
   /** Most light clients connected at once; more are refused with MACULA_ERR_TOO_MANY_CLIENTS. Default 10,000. */
   maxClients?: number;
+  /**
+   * Most light clients from one source address (an IPv4 address or an IPv6
+   * /64); more are refused with MACULA_ERR_TOO_MANY_CLIENTS_FROM_ADDRESS.
+   * Default: defaultMaxClientsPerAddress(maxClients), 2,500 for 10,000.
+   */
+  maxClientsPerAddress?: number;
   /** Most subscriptions one client holds. Default 1000. */
   maxSubscriptionsPerClient?: number;
   /** Most GW_CALL requests of one client in flight; more are refused with MACULA_ERR_BUSY. Default 100. */
@@ -49,12 +74,13 @@ export interface GatewayInit {
   maxClientDhtBytes?: number;
 }
 
-export interface GatewayStats {
+export interface GatewayStats extends Omit<AdmissionStats, 'clients'> {
   clients: number;
   maxClients: number;
+  maxClientsPerAddress: number;
   /** Clients admitted since start. */
   admitted: number;
-  /** Connections refused because maxClients clients were connected. */
+  /** Connections refused by admission, every reason (refusedByReason splits them). */
   refused: number;
   disconnected: number;
   /** Gateway requests from peers that said HELLO as mesh nodes (refused). */

@@ -7,9 +7,9 @@ import {
   verify as edVerify,
   type KeyObject,
 } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { IdentityError } from '../util/errors.js';
 
 export const NODE_ID_BYTES = 32;
@@ -121,7 +121,11 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
  * A key file that exists but cannot be read or parsed is an error: replacing
  * it would silently change the node's identity.
  */
-export async function loadOrCreateIdentity(dataDir: string): Promise<{ identity: Identity; created: boolean }> {
+export function loadOrCreateIdentity(dataDir: string): Promise<{ identity: Identity; created: boolean }> {
+  return loadOrCreate(dataDir, true);
+}
+
+async function loadOrCreate(dataDir: string, retry: boolean): Promise<{ identity: Identity; created: boolean }> {
   const file = join(dataDir, KEY_FILE_NAME);
   let pem: string | undefined;
   try {
@@ -143,13 +147,39 @@ export async function loadOrCreateIdentity(dataDir: string): Promise<{ identity:
   }
   const identity = Identity.generate();
   try {
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    await makeDirectory(dataDir, 0o700);
     // 'wx' fails if another process created the file meanwhile: never overwrite a key.
     await writeFile(file, identity.toPem(), { mode: 0o600, flag: 'wx' });
     await chmod(file, 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return loadOrCreateIdentity(dataDir);
-    throw new IdentityError(`cannot create the node key ${file}: ${(err as Error).message}; check that --data-dir is writable`, { cause: err });
+    // Another process created the key meanwhile: read it, once (a key that keeps vanishing is an error, not a loop).
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST' && retry) return loadOrCreate(dataDir, false);
+    throw new IdentityError(`cannot create the node key ${file}: ${(err as Error).message}; check that --data-dir is a writable directory`, { cause: err });
   }
   return { identity, created: true };
+}
+
+/**
+ * `mkdir -p`, one level at a time. Not `mkdir(…, { recursive: true })`:
+ * Node 20's recursive mkdir retries for ever (100 % CPU in a libuv thread)
+ * where a parent exists but refuses children with ENOENT, as /proc does;
+ * here each level is tried at most twice, so the depth bounds the work.
+ */
+async function makeDirectory(dir: string, mode: number): Promise<void> {
+  try {
+    await mkdir(dir, { mode });
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if ((await stat(dir)).isDirectory()) return;
+      throw err;
+    }
+    const parent = dirname(dir);
+    if (code !== 'ENOENT' || parent === dir) throw err;
+  }
+  await makeDirectory(dirname(dir), mode);
+  await mkdir(dir, { mode }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
 }

@@ -16,12 +16,23 @@
  * Bounded: request bodies are never read (a request announcing one gets
  * its answer and the connection closed), header size, header and request
  * time, keep-alive idle time and the number of sockets are all capped.
+ *
+ * Slow clients cannot starve it (slowloris): the header and request
+ * timeouts are checked every `timeoutCheckMs`, not Node's default 30 s, and
+ * a socket that arrives when every slot is taken (in all, or for its source
+ * address) takes the place of the oldest socket that is not in the middle
+ * of a request: one still sending its headers, or idle between requests.
+ * A prober sends its request at once, so it always gets a slot and an
+ * answer, however many sockets trickle headers. Only when every slot holds
+ * a request being answered is the newcomer refused. Each of these is
+ * counted by reason (connectionStats()).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { ConfigError } from '../util/errors.js';
 import { HealthMonitor, type HealthMonitorInit } from './health.js';
-import type { NodeInstrumentation } from './node-metrics.js';
+import type { Sample } from './metrics.js';
+import type { NodeInstrumentation, StatsMetric } from './node-metrics.js';
 import { queueSource, trafficSource, type ObservedNode } from './node-sources.js';
 
 /** What /metrics serves: the prom-client adapter, or anything else producing the text format. */
@@ -43,10 +54,14 @@ export interface AdminServerInit extends HealthMonitorInit {
   host?: string;
   /** TCP port; 0 picks a free one (read it from `address` after listen()). Default 0. */
   port?: number;
-  /** Most sockets open at once; further ones are closed as they arrive. Default 64. */
+  /** Most sockets open at once (see the module comment for who gets a slot). Default 64. */
   maxConnections?: number;
+  /** Most sockets open at once from one source address. Default 16. */
+  maxConnectionsPerSource?: number;
   /** Time to receive a request's headers. Default 5 s. */
   headersTimeoutMs?: number;
+  /** How often the header and request timeouts are checked. Default 1 s. */
+  timeoutCheckMs?: number;
   /** Time to receive a whole request. Default 10 s. */
   requestTimeoutMs?: number;
   /** An idle keep-alive socket is closed after this. Default 5 s. */
@@ -57,15 +72,63 @@ export interface AdminServerInit extends HealthMonitorInit {
 
 export const DEFAULT_ADMIN_HOST = '127.0.0.1';
 export const DEFAULT_ADMIN_MAX_CONNECTIONS = 64;
+/** A quarter of the sockets: a monitoring system needs a few; one source cannot crowd out the others. */
+export const DEFAULT_ADMIN_MAX_CONNECTIONS_PER_SOURCE = 16;
+export const DEFAULT_ADMIN_TIMEOUT_CHECK_MS = 1_000;
 export const DEFAULT_ADMIN_HEADERS_TIMEOUT_MS = 5_000;
 export const DEFAULT_ADMIN_REQUEST_TIMEOUT_MS = 10_000;
 export const DEFAULT_ADMIN_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 export const DEFAULT_ADMIN_MAX_HEADER_BYTES = 8 * 1024;
 
 /** Names the built-in /stats sections use; addStatsSection() cannot take them. */
-const BUILT_IN_SECTIONS = new Set(['generatedAt', 'node', 'health', 'pool', 'transport', 'dht', 'traffic', 'queues', 'protocolErrors', 'process']);
+const BUILT_IN_SECTIONS = new Set(['generatedAt', 'node', 'health', 'pool', 'transport', 'dht', 'traffic', 'queues', 'protocolErrors', 'process', 'admin']);
 
 type Section = () => unknown;
+
+/** Why a socket of the admin server was closed early or refused. */
+export type AdminConnectionRefusal =
+  /** Closed to make room: it was still sending its headers, or idle, when all slots were taken. */
+  | 'evicted'
+  /** Refused: every slot held a request being answered. */
+  | 'full'
+  /** Refused: every slot of its source address held a request being answered. */
+  | 'source_full'
+  /** Closed: its headers or its request took longer than the timeouts. */
+  | 'timeout'
+  /** Closed: not HTTP, or headers too large. */
+  | 'bad_request';
+
+export const ADMIN_CONNECTION_REFUSALS: readonly AdminConnectionRefusal[] = ['evicted', 'full', 'source_full', 'timeout', 'bad_request'];
+
+export interface AdminConnectionStats {
+  /** Sockets open now. */
+  open: number;
+  maxConnections: number;
+  maxConnectionsPerSource: number;
+  /** Sockets accepted since listen(). */
+  accepted: number;
+  /** Sockets closed early or refused, by reason. */
+  refused: Record<AdminConnectionRefusal, number>;
+}
+
+/** Metrics of the admin server's own sockets (register with registerStatsMetrics and connectionStats()). */
+export const ADMIN_METRICS: readonly StatsMetric<AdminConnectionStats>[] = [
+  { type: 'gauge', name: 'macula_admin_connections', help: 'Sockets open on the admin HTTP server.', value: (s) => s.open },
+  { type: 'counter', name: 'macula_admin_connections_accepted_total', help: 'Sockets the admin HTTP server accepted.', value: (s) => s.accepted },
+  {
+    type: 'counter',
+    name: 'macula_admin_connections_refused_total',
+    help: 'Admin sockets closed early or refused, by reason (evicted, full, source_full, timeout, bad_request).',
+    labelNames: ['reason'],
+    value: (s) => ADMIN_CONNECTION_REFUSALS.map((reason): Sample => [{ reason }, s.refused[reason]]),
+  },
+];
+
+interface Tracked {
+  readonly source: string;
+  /** True while a request is being answered on it: it is never evicted then. */
+  busy: boolean;
+}
 
 interface Reply {
   status: number;
@@ -90,6 +153,13 @@ export class AdminServer {
   readonly #instrumentation: Pick<NodeInstrumentation, 'protocolErrors'> | undefined;
   readonly #sections = new Map<string, Section>();
   readonly #server: Server;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerSource: number;
+  /** Open sockets, oldest first (Map keeps insertion order). */
+  readonly #sockets = new Map<Socket, Tracked>();
+  readonly #perSource = new Map<string, number>();
+  #accepted = 0;
+  readonly #refused: Record<AdminConnectionRefusal, number> = { evicted: 0, full: 0, source_full: 0, timeout: 0, bad_request: 0 };
   #address: { host: string; port: number } | undefined;
   #closing: Promise<void> | undefined;
 
@@ -103,18 +173,86 @@ export class AdminServer {
       throw new ConfigError(`the admin port must be an integer in 0..65535, got ${this.port}`);
     }
     this.health = new HealthMonitor({ node: this.#node }, init);
+    this.maxConnections = init.maxConnections ?? DEFAULT_ADMIN_MAX_CONNECTIONS;
+    this.maxConnectionsPerSource = init.maxConnectionsPerSource ?? DEFAULT_ADMIN_MAX_CONNECTIONS_PER_SOURCE;
+    for (const [name, value] of [['maxConnections', this.maxConnections], ['maxConnectionsPerSource', this.maxConnectionsPerSource]] as const) {
+      if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`the admin server's ${name} must be an integer ≥ 1, got ${value}`);
+    }
     this.#server = createServer(
       {
         headersTimeout: init.headersTimeoutMs ?? DEFAULT_ADMIN_HEADERS_TIMEOUT_MS,
         requestTimeout: init.requestTimeoutMs ?? DEFAULT_ADMIN_REQUEST_TIMEOUT_MS,
         keepAliveTimeout: init.keepAliveTimeoutMs ?? DEFAULT_ADMIN_KEEP_ALIVE_TIMEOUT_MS,
         maxHeaderSize: init.maxHeaderBytes ?? DEFAULT_ADMIN_MAX_HEADER_BYTES,
+        connectionsCheckingInterval: init.timeoutCheckMs ?? DEFAULT_ADMIN_TIMEOUT_CHECK_MS,
       },
       (req, res) => void this.#handle(req, res),
     );
-    this.#server.maxConnections = init.maxConnections ?? DEFAULT_ADMIN_MAX_CONNECTIONS;
+    this.#server.on('connection', (socket: Socket) => this.#admit(socket));
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#clientError(err, socket));
     // A socket with no traffic at all (not even headers) is dropped too.
     this.#server.setTimeout(init.requestTimeoutMs ?? DEFAULT_ADMIN_REQUEST_TIMEOUT_MS);
+  }
+
+  /** Sockets open, accepted, and closed early or refused by reason. */
+  connectionStats(): AdminConnectionStats {
+    return {
+      open: this.#sockets.size,
+      maxConnections: this.maxConnections,
+      maxConnectionsPerSource: this.maxConnectionsPerSource,
+      accepted: this.#accepted,
+      refused: { ...this.#refused },
+    };
+  }
+
+  /** A new socket: admitted, if need be in place of the oldest one not answering a request. */
+  #admit(socket: Socket): void {
+    const source = socket.remoteAddress ?? '?';
+    const fromSource = this.#perSource.get(source) ?? 0;
+    if (fromSource >= this.maxConnectionsPerSource && !this.#evictIdle(source)) return this.#refuse(socket, 'source_full');
+    if (this.#sockets.size >= this.maxConnections && !this.#evictIdle()) return this.#refuse(socket, 'full');
+    this.#accepted++;
+    this.#sockets.set(socket, { source, busy: false });
+    this.#perSource.set(source, (this.#perSource.get(source) ?? 0) + 1);
+    socket.once('close', () => {
+      if (this.#sockets.delete(socket)) this.#release(source);
+    });
+  }
+
+  #release(source: string): void {
+    const n = (this.#perSource.get(source) ?? 1) - 1;
+    if (n > 0) this.#perSource.set(source, n);
+    else this.#perSource.delete(source);
+  }
+
+  /** Closes the oldest socket (of `source`, if given) that is not answering a request; false if there is none. */
+  #evictIdle(source?: string): boolean {
+    for (const [socket, t] of this.#sockets) {
+      if (t.busy || (source !== undefined && t.source !== source)) continue;
+      // Its slot is free now, before 'close' arrives (which then finds nothing to release).
+      this.#sockets.delete(socket);
+      this.#release(t.source);
+      this.#refused.evicted++;
+      socket.destroy();
+      return true;
+    }
+    return false;
+  }
+
+  #refuse(socket: Socket, reason: AdminConnectionRefusal): void {
+    this.#refused[reason]++;
+    socket.destroy();
+  }
+
+  /** Bad HTTP, headers too large, or too slow: answered if the socket can still take it, then closed. */
+  #clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    this.#refused[timeout ? 'timeout' : 'bad_request']++;
+    if (socket.writable && !socket.writableEnded && err.code !== 'ECONNRESET') {
+      const status = timeout ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    }
+    socket.destroy();
   }
 
   /** The bound address once listening. */
@@ -190,6 +328,7 @@ export class AdminServer {
         memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external, arrayBuffersBytes: mem.arrayBuffers },
         eventLoopLag: this.health.eventLoopLag(),
       },
+      admin: this.connectionStats(),
     };
     for (const [name, read] of this.#sections) {
       try {
@@ -214,6 +353,12 @@ export class AdminServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const tracked = this.#sockets.get(req.socket);
+    if (tracked) {
+      tracked.busy = true;
+      // Idle again (evictable) once the answer is written, until the next request on it.
+      res.once('close', () => (tracked.busy = false));
+    }
     const head = req.method === 'HEAD';
     let reply: Reply;
     try {

@@ -10,12 +10,20 @@
  *   messenger reports them; more sources, e.g. the pub/sub fan-out pool,
  *   are added with addSaturationSource()). The connection pool is reported
  *   but can only degrade: a full pool evicts idle connections by design.
+ * - budgets: the fullest of the node's memory budgets, as used / limit:
+ *   the process RSS against maxRssBytes and every reading of
+ *   nodeBudgets() (the DHT store, …), plus what addBudgets() adds. A node
+ *   near a budget is degraded (≥ 80 %), at it fails: past it the node
+ *   refuses work or the kernel kills it, and /health must say so first.
  * - joinedMesh: the node runs and has joined (its routing table has a
  *   contact when it was given bootstrap nodes).
  */
+import { totalmem } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { ConfigError } from '../util/errors.js';
-import { queueSource, type ObservedNode } from './node-sources.js';
+import { nodeBudgets, queueSource, type BudgetReading, type ObservedNode } from './node-sources.js';
+
+export type { BudgetReading };
 
 export type HealthStatus = 'ok' | 'degraded' | 'fail';
 
@@ -46,10 +54,24 @@ export interface HealthMonitorInit {
   lagResolutionMs?: number;
   /** Length of one lag window; the check reads the worse of the last full window and the current one. Default 10 s. */
   lagWindowMs?: number;
-  /** used / limit of a queue at which the node is degraded. Default 0.8. */
+  /** used / limit of a queue or budget at which the node is degraded. Default 0.8. */
   saturationDegradedRatio?: number;
-  /** used / limit at which the node fails (a full queue refuses work). Default 1. */
+  /** used / limit of a queue or budget at which the node fails (a full queue refuses work). Default 1. */
   saturationFailRatio?: number;
+  /** Resident memory (RSS) the process may use: the `rss` budget. Default defaultMaxRssBytes(). */
+  maxRssBytes?: number;
+}
+
+/**
+ * The memory this process may use: the cgroup memory limit when one is set
+ * (a container's limit is where the kernel kills it), else the machine's
+ * total memory (past it the machine swaps and every node on it stalls).
+ */
+export function defaultMaxRssBytes(): number {
+  const total = totalmem();
+  const constrained = process.constrainedMemory?.() ?? 0;
+  // No limit reads as 0 or as a huge number (2^64): either way, the machine is the limit.
+  return constrained > 0 && constrained < total ? constrained : total;
 }
 
 export const DEFAULT_LAG_DEGRADED_MS = 100;
@@ -88,8 +110,10 @@ export class HealthMonitor {
   readonly lagWindowMs: number;
   readonly saturationDegradedRatio: number;
   readonly saturationFailRatio: number;
+  readonly maxRssBytes: number;
 
   readonly #node: ObservedNode;
+  readonly #budgets: (() => readonly BudgetReading[])[] = [];
   readonly #checks = new Map<string, () => HealthCheckResult>();
   readonly #saturation = new Map<string, () => Saturation | undefined>();
   #histogram: IntervalHistogram | undefined;
@@ -104,7 +128,9 @@ export class HealthMonitor {
     this.lagWindowMs = init.lagWindowMs ?? DEFAULT_LAG_WINDOW_MS;
     this.saturationDegradedRatio = init.saturationDegradedRatio ?? DEFAULT_SATURATION_DEGRADED_RATIO;
     this.saturationFailRatio = init.saturationFailRatio ?? DEFAULT_SATURATION_FAIL_RATIO;
+    this.maxRssBytes = init.maxRssBytes ?? defaultMaxRssBytes();
     if (!(this.lagResolutionMs >= 1) || !(this.lagWindowMs > 0)) throw new ConfigError('lagResolutionMs must be ≥ 1 and lagWindowMs > 0');
+    if (!(this.maxRssBytes > 0)) throw new ConfigError(`maxRssBytes must be a number of bytes > 0, got ${this.maxRssBytes}`);
 
     this.addSaturationSource('connectionPool', () => {
       const s = this.#node.pool.stats();
@@ -122,7 +148,10 @@ export class HealthMonitor {
       });
     }
     this.addCheck('eventLoopLag', () => this.#lagCheck());
+    this.addBudgets(() => [{ name: 'rss', used: process.memoryUsage.rss(), limit: this.maxRssBytes }]);
+    this.addBudgets(() => nodeBudgets(this.#node));
     this.addCheck('queueSaturation', () => this.#saturationCheck());
+    this.addCheck('budgets', () => this.#budgetCheck());
     this.addCheck('joinedMesh', () => this.#joinedCheck());
   }
 
@@ -154,6 +183,15 @@ export class HealthMonitor {
   /** Adds a bounded queue to the queueSaturation check; returning undefined leaves it out. */
   addSaturationSource(name: string, read: () => Saturation | undefined): void {
     this.#saturation.set(name, read);
+  }
+
+  /**
+   * Adds budgets to the budgets check: a function returning readings
+   * `{ name, used, limit }` (`failAt: Infinity` for a budget whose being
+   * full is normal operation), read at every report().
+   */
+  addBudgets(read: () => readonly BudgetReading[]): void {
+    this.#budgets.push(read);
   }
 
   /** Event-loop lag over the last full window or the current one, whichever is worse (zeros before start()). */
@@ -196,15 +234,23 @@ export class HealthMonitor {
   }
 
   #saturationCheck(): HealthCheckResult {
+    return this.#ratioCheck('queues', [...this.#saturation].map(([name, read]): [string, Saturation | undefined] => [name, read()]));
+  }
+
+  #budgetCheck(): HealthCheckResult {
+    return this.#ratioCheck('budgets', this.#budgets.flatMap((read) => read().map((b): [string, Saturation] => [b.name, b])));
+  }
+
+  /** The worst of used / limit over `readings`, against the degraded and fail ratios. */
+  #ratioCheck(label: string, readings: [string, Saturation | undefined][]): HealthCheckResult {
     let status: HealthStatus = 'ok';
     let worstRatio = 0;
     let worstName: string | undefined;
-    const queues: Record<string, { used: number; limit: number; ratio: number }> = {};
-    for (const [name, read] of this.#saturation) {
-      const s = read();
+    const entries: Record<string, { used: number; limit: number; ratio: number }> = {};
+    for (const [name, s] of readings) {
       if (!s) continue;
       const ratio = s.limit > 0 ? s.used / s.limit : 0;
-      queues[name] = { used: s.used, limit: s.limit, ratio: round(ratio) };
+      entries[name] = { used: s.used, limit: s.limit, ratio: round(ratio) };
       const failAt = s.failAt ?? this.saturationFailRatio;
       const own: HealthStatus = ratio >= failAt ? 'fail' : ratio >= this.saturationDegradedRatio ? 'degraded' : 'ok';
       status = worst(status, own);
@@ -219,7 +265,7 @@ export class HealthMonitor {
       fullest: worstName,
       thresholdRatio: this.saturationDegradedRatio,
       failThresholdRatio: this.saturationFailRatio,
-      queues,
+      [label]: entries,
     };
   }
 

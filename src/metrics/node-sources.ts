@@ -24,12 +24,37 @@ export interface ObservedNode {
   status(): NodeStatus;
   readonly pool: { stats(): PoolStats };
   readonly transport: { readonly kind: string; stats(): TransportStats };
-  readonly dht: { stats(): DhtStats };
+  readonly dht: {
+    stats(): DhtStats;
+    /** The record store, when the node has one: its size and bounds feed nodeBudgets(). */
+    readonly store?: { readonly size: number; readonly maxRecords: number };
+  };
   readonly messenger: object;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter listener shape
   on(event: string, listener: (...args: any[]) => void): unknown;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   off(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/** How full one budget of the node is (a count or bytes against its limit). */
+export interface BudgetReading {
+  name: string;
+  used: number;
+  limit: number;
+  /** Ratio at which this budget fails the health check. Default: the monitor's fail ratio (1). */
+  failAt?: number;
+}
+
+/**
+ * The node's budgets, read from its components at every health report:
+ * one line per budget. Add new budgets (bytes buffered, store bytes, …)
+ * here as their components expose them.
+ */
+export function nodeBudgets(node: Pick<ObservedNode, 'dht'>): BudgetReading[] {
+  const budgets: BudgetReading[] = [];
+  const store = node.dht.store;
+  if (store) budgets.push({ name: 'dhtStoreRecords', used: store.size, limit: store.maxRecords });
+  return budgets;
 }
 
 interface MessengerProbes {

@@ -202,7 +202,7 @@ describe('HealthMonitor', () => {
     const health = new HealthMonitor({ node });
     let r = health.report();
     assert.equal(r.status, 'ok');
-    assert.deepEqual(Object.keys(r.checks), ['eventLoopLag', 'queueSaturation', 'joinedMesh']);
+    assert.deepEqual(Object.keys(r.checks), ['eventLoopLag', 'queueSaturation', 'budgets', 'joinedMesh']);
     assert.equal(r.checks.eventLoopLag!.status, 'ok');
     assert.equal(r.checks.eventLoopLag!.thresholdMs, 100);
 

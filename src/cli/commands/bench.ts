@@ -2,7 +2,7 @@ import { Argument, Command, Option } from 'commander';
 import type { MaculaClient } from '../../client/client.js';
 import { formatAddress, type PeerAddress } from '../../transport/types.js';
 import { benchPubSub, benchRpc, type BenchFigure, type BenchParams } from '../bench-scenarios.js';
-import { addClientOptions, connectClient, parseHostPort, parsePositiveInt, type ClientOptions } from '../options.js';
+import { addClientOptions, connectClient, intParser, parseConcurrency, parseCount, parseHostPort, type ClientOptions } from '../options.js';
 import { formatCount, table, writeOut } from '../output.js';
 
 interface BenchOptions extends ClientOptions {
@@ -20,9 +20,9 @@ export function registerBench(program: Command): void {
     .command('bench')
     .description('measure pub/sub and RPC throughput and latency against a running mesh')
     .addArgument(new Argument('<scenario>', 'what to measure').choices(SCENARIOS))
-    .addOption(new Option('-c, --count <n>', 'messages to publish, or calls to make').default(10_000).argParser(parsePositiveInt))
-    .addOption(new Option('-s, --size <bytes>', 'payload size (at least 8: the send time)').default(100).argParser(parsePositiveInt))
-    .addOption(new Option('--concurrency <n>', 'publishes or calls in flight at once').default(64).argParser(parsePositiveInt))
+    .addOption(new Option('-c, --count <n>', 'messages to publish, or calls to make').default(10_000).argParser(parseCount))
+    .addOption(new Option('-s, --size <bytes>', 'payload size (at least 8: the send time)').default(100).argParser(intParser(1, 1024 * 1024, 'bytes')))
+    .addOption(new Option('--concurrency <n>', 'publishes or calls in flight at once').default(64).argParser(parseConcurrency))
     .addOption(new Option('--remote <host:port>', 'node of the subscriber (pubsub) or of the serving client (rpc); default: --node').argParser(parseHostPort))
     .option('--json', 'one JSON object per line: {"scenario", "metric", "value", "unit"}')
     .addHelpText(

@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import type { MaculaClient } from '../../client/client.js';
-import { addClientOptions, connectClient, parsePositiveInt, parsePositiveNumber, type ClientOptions } from '../options.js';
-import { writeErr, writeOut } from '../output.js';
+import { addClientOptions, connectClient, parseCount, parseRate, parseTopic, type ClientOptions } from '../options.js';
+import { formatTopic, writeErr, writeOut } from '../output.js';
 import { sleep } from '../signals.js';
 
 /** Publishes in flight at once: enough to fill a write batch, few enough to keep per-topic order and memory small. */
@@ -18,10 +18,10 @@ export function registerPub(program: Command): void {
   const cmd = program
     .command('pub')
     .description('publish a message to a topic, or one message per line of stdin')
-    .argument('<topic>', 'dot-separated topic, e.g. sensors.kitchen.temp')
+    .argument('<topic>', 'dot-separated topic, e.g. sensors.kitchen.temp', parseTopic)
     .argument('[message]', 'the message (a UTF-8 string); omitted: one message per line read from stdin')
-    .option('-c, --count <n>', 'publish each message n times', parsePositiveInt, 1)
-    .option('--rate <per-second>', 'publish at most this many messages per second', parsePositiveNumber)
+    .option('-c, --count <n>', 'publish each message n times', parseCount, 1)
+    .option('--rate <per-second>', 'publish at most this many messages per second', parseRate)
     .option('--json', 'parse each message as JSON and publish the value instead of the text');
   addClientOptions(cmd).action(async (topic: string, message: string | undefined, opts: PubOptions) => {
     const parse = (text: string, where: string): unknown => {
@@ -46,7 +46,7 @@ export function registerPub(program: Command): void {
         }
       }
       const n = await publisher.finish();
-      await writeOut(`published ${n} message${n === 1 ? '' : 's'} to ${topic}\n`);
+      await writeOut(`published ${n} message${n === 1 ? '' : 's'} to ${formatTopic(topic)}\n`);
     } finally {
       await client.close();
     }

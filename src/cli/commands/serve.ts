@@ -4,7 +4,7 @@ import type { ServeContext } from '../../client/client.js';
 import { DEFAULT_HANDLER_TIMEOUT_MS } from '../../rpc/server.js';
 import { ConnectionClosedError, MaculaError } from '../../util/errors.js';
 import { Semaphore } from '../../util/semaphore.js';
-import { addClientOptions, connectClient, describeNode, parsePositiveInt, type ClientOptions } from '../options.js';
+import { addClientOptions, connectClient, describeNode, parseConcurrency, parseTimeoutMs, type ClientOptions } from '../options.js';
 import { toJson, writeErr } from '../output.js';
 import { waitForSignal } from '../signals.js';
 
@@ -27,9 +27,9 @@ export function registerServe(program: Command): void {
     .description('answer calls of a procedure by running a command (until Ctrl-C)')
     .argument('<procedure>', 'procedure name to serve, e.g. text.upper')
     .argument('<command...>', 'the command to run for each call, after "--" (run directly, not through a shell)')
-    .addOption(new Option('--concurrency <n>', 'commands running at once; further calls wait their turn').default(DEFAULT_SERVE_CONCURRENCY).argParser(parsePositiveInt))
+    .addOption(new Option('--concurrency <n>', 'commands running at once; further calls wait their turn').default(DEFAULT_SERVE_CONCURRENCY).argParser(parseConcurrency))
     .addOption(
-      new Option('-t, --timeout <ms>', 'time limit of one call; the command is stopped (SIGTERM) when it or the caller runs out').env('MACULA_SERVE_TIMEOUT').default(DEFAULT_HANDLER_TIMEOUT_MS).argParser(parsePositiveInt),
+      new Option('-t, --timeout <ms>', 'time limit of one call; the command is stopped (SIGTERM) when it or the caller runs out').env('MACULA_SERVE_TIMEOUT').default(DEFAULT_HANDLER_TIMEOUT_MS).argParser(parseTimeoutMs),
     )
     .addHelpText(
       'after',

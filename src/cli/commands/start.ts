@@ -1,12 +1,13 @@
 import { Command, Option } from 'commander';
-import { waitForSignal } from '../signals.js';
+import { DEFAULT_STOP_GRACE_MS, waitForSignal } from '../signals.js';
 import { prepareAdmin, type AdminHandle } from '../admin.js';
-import { DEFAULT_MAX_CLIENTS } from '../../gateway/options.js';
+import type { AdmissionRefusal } from '../../gateway/admission.js';
+import { DEFAULT_MAX_CLIENTS, MIN_DEFAULT_CLIENTS_PER_ADDRESS } from '../../gateway/options.js';
 import { defaultDataDir, loadOrCreateIdentity } from '../../identity/identity.js';
 import { DEFAULT_PORT, MeshNode } from '../../node/mesh-node.js';
 import { formatAddress, type PeerAddress } from '../../transport/types.js';
 import { LOG_LEVELS, Logger, type LogLevel } from '../logger.js';
-import { collectHostPorts, parseNonNegativeInt, parsePort, parsePositiveInt, parseTcpPort } from '../options.js';
+import { collectHostPorts, intParser, MAX_NODE_LIMIT, parseBytes, parsePort, parseRealm, parseTcpPort } from '../options.js';
 import { shortNodeId } from '../output.js';
 
 /**
@@ -16,6 +17,7 @@ import { shortNodeId } from '../output.js';
  */
 export const MESH_CONNECTION_MARGIN = 1000;
 export const DEFAULT_STATUS_INTERVAL_S = 60;
+const INTERRUPTED: unique symbol = Symbol('interrupted');
 
 interface StartOptions {
   port: number;
@@ -26,7 +28,9 @@ interface StartOptions {
   announceHost?: string;
   adminPort?: number;
   adminHost: string;
+  maxRss?: number;
   maxClients: number;
+  maxClientsPerAddress?: number;
   maxConnections?: number;
   logLevel: LogLevel;
   statusInterval: number;
@@ -40,46 +44,69 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--host <address>', 'address to bind').env('MACULA_HOST').default('0.0.0.0'))
     .addOption(new Option('-d, --data-dir <dir>', 'where the node key is kept').env('MACULA_DATA_DIR').default(defaultDataDir(), 'per-user data dir'))
     .addOption(new Option('-b, --bootstrap <host:port>', 'join the mesh through this node (repeatable, or comma-separated)').env('MACULA_BOOTSTRAP').argParser(collectHostPorts))
-    .addOption(new Option('-r, --realm <name>', 'mesh realm: nodes only talk within one realm').env('MACULA_REALM').default('default'))
+    .addOption(new Option('-r, --realm <name>', 'mesh realm: nodes only talk within one realm').env('MACULA_REALM').default('default').argParser(parseRealm))
     .addOption(new Option('--announce-host <host>', 'host other nodes should use to reach this one (default: the bound address, or the first non-loopback IPv4 address)').env('MACULA_ANNOUNCE_HOST'))
     .addOption(new Option('--admin-port <port>', 'serve /metrics, /health, /ready, /live and /stats over HTTP on <admin-host>:<port> (0 picks a free port)').env('MACULA_ADMIN_PORT').argParser(parseTcpPort))
     .addOption(new Option('--admin-host <address>', 'address the admin HTTP server binds (keep it on loopback unless it is firewalled)').env('MACULA_ADMIN_HOST').default('127.0.0.1'))
-    .addOption(new Option('--max-clients <n>', 'most light clients (pub, sub, call, … commands) connected at once').env('MACULA_MAX_CLIENTS').default(DEFAULT_MAX_CLIENTS).argParser(parseNonNegativeInt))
     .addOption(
-      new Option('--max-connections <n>', `most open QUIC connections, clients included (default: --max-clients + ${MESH_CONNECTION_MARGIN})`).env('MACULA_MAX_CONNECTIONS').argParser(parsePositiveInt),
+      new Option('--max-rss <bytes>', '/health degrades at 80 % of this resident memory and fails at it, e.g. 2G (default: the cgroup memory limit, else total memory)')
+        .env('MACULA_MAX_RSS')
+        .argParser(parseBytes),
+    )
+    .addOption(new Option('--max-clients <n>', 'most light clients (pub, sub, call, … commands) connected at once').env('MACULA_MAX_CLIENTS').default(DEFAULT_MAX_CLIENTS).argParser(intParser(0, MAX_NODE_LIMIT)))
+    .addOption(
+      new Option('--max-clients-per-address <n>', `most light clients from one IP address (an IPv6 /64) (default: a quarter of --max-clients, at least ${MIN_DEFAULT_CLIENTS_PER_ADDRESS})`)
+        .env('MACULA_MAX_CLIENTS_PER_ADDRESS')
+        .argParser(intParser(0, MAX_NODE_LIMIT)),
+    )
+    .addOption(
+      new Option('--max-connections <n>', `most open QUIC connections, clients included (default: --max-clients + ${MESH_CONNECTION_MARGIN})`).env('MACULA_MAX_CONNECTIONS').argParser(intParser(1, MAX_NODE_LIMIT)),
     )
     .addOption(new Option('--log-level <level>', 'diagnostics written to stderr').env('MACULA_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
-    .addOption(new Option('--status-interval <seconds>', 'print a one-line status this often (0: never)').env('MACULA_STATUS_INTERVAL').default(DEFAULT_STATUS_INTERVAL_S).argParser(parseNonNegativeInt))
+    .addOption(new Option('--status-interval <seconds>', 'print a one-line status this often (0: never)').env('MACULA_STATUS_INTERVAL').default(DEFAULT_STATUS_INTERVAL_S).argParser(intParser(0, 86_400, 's')))
     .action(async (opts: StartOptions) => {
-      // Listen for signals before anything else, so a Ctrl-C during start-up still stops cleanly.
-      const signal = waitForSignal().promise;
+      // Listen for signals before anything else: a Ctrl-C or SIGTERM stops the process at any point of start-up too.
+      const signal = waitForSignal({ graceMs: DEFAULT_STOP_GRACE_MS });
+      const interrupted = signal.promise.then((): typeof INTERRUPTED => INTERRUPTED);
+      const untilSignal = <T>(step: Promise<T>): Promise<T | typeof INTERRUPTED> => Promise.race([step, interrupted]);
       const logger = new Logger(opts.logLevel);
+      const out = process.stdout;
       if (opts.maxConnections !== undefined && opts.maxConnections <= opts.maxClients) {
         logger.warn(`--max-connections ${opts.maxConnections} leaves no room for mesh peers once --max-clients ${opts.maxClients} clients are connected; raise it above --max-clients`);
       }
-      const { identity, created } = await loadOrCreateIdentity(opts.dataDir);
+      const loaded = await untilSignal(loadOrCreateIdentity(opts.dataDir));
+      if (loaded === INTERRUPTED) return;
+      const { identity, created } = loaded;
       const node = new MeshNode(identity, {
         port: opts.port,
         host: opts.host,
         realm: opts.realm,
         bootstrap: opts.bootstrap ?? [],
         maxConnections: opts.maxConnections ?? opts.maxClients + MESH_CONNECTION_MARGIN,
-        gateway: { maxClients: opts.maxClients },
+        gateway: { maxClients: opts.maxClients, ...(opts.maxClientsPerAddress !== undefined && { maxClientsPerAddress: opts.maxClientsPerAddress }) },
         logger: { warn: (m) => logger.warn(m) },
         ...(opts.announceHost !== undefined && { announceHost: opts.announceHost }),
       });
       watchClients(node, logger);
       const startAdmin = opts.adminPort !== undefined ? prepareAdmin(node) : undefined;
-      await node.start();
       let admin: AdminHandle | undefined;
+      const startup = (async () => {
+        await node.start();
+        admin = await startAdmin?.({ host: opts.adminHost, port: opts.adminPort!, ...(opts.maxRss !== undefined && { maxRssBytes: opts.maxRss }) });
+      })();
       try {
-        admin = await startAdmin?.({ host: opts.adminHost, port: opts.adminPort! });
+        if ((await untilSignal(startup)) === INTERRUPTED) {
+          // The node may be half started: let that step end (the grace timer bounds it), then stop what runs.
+          await startup.catch(() => undefined);
+          await admin?.close();
+          await node.stop();
+          return;
+        }
       } catch (err) {
         await node.stop();
         throw err;
       }
       const listen = node.listenAddress!;
-      const out = process.stdout;
       out.write(`macula node ${node.nodeId}${created ? ' (new identity)' : ''}\n`);
       out.write(`  realm     ${node.realm}\n`);
       out.write(`  listening ${formatAddress(listen)}/udp (QUIC)\n`);
@@ -87,8 +114,8 @@ export function registerStart(program: Command): void {
       if (admin) out.write(`  admin     ${admin.url}\n`);
       out.write(`  data dir  ${opts.dataDir}\n`);
       if (opts.bootstrap?.length) {
-        const joined = await Promise.race([node.joined(), signal.then(() => undefined)]);
-        if (joined === undefined) {
+        const joined = await untilSignal(node.joined());
+        if (joined === INTERRUPTED) {
           // interrupted while joining: fall through to the clean stop
         } else if (joined.reached > 0) out.write(`joined the mesh: ${joined.routingTableSize} nodes in the routing table\n`);
         else out.write('no bootstrap node answered yet; retrying in the background\n');
@@ -97,7 +124,7 @@ export function registerStart(program: Command): void {
       }
       const status = opts.statusInterval > 0 ? setInterval(() => out.write(`${statusLine(node)}\n`), opts.statusInterval * 1000) : undefined;
       status?.unref();
-      await signal;
+      await signal.promise;
       clearInterval(status);
       out.write('stopping…\n');
       await admin?.close();
@@ -121,12 +148,16 @@ function watchClients(node: MeshNode, logger: Logger): void {
   // Refusals are counted in the status line and `macula stats`; log at most one line per 10 s.
   let last = 0;
   let reported = 0;
-  node.gateway.on('client-refused', () => {
+  node.gateway.on('client-refused', (c: { address: PeerAddress }, reason: AdmissionRefusal) => {
     const now = Date.now();
     if (now - last < 10_000) return;
     last = now;
     const refused = node.gateway.stats().refused;
-    logger.info(`refused ${refused - reported} client(s): this node serves its maximum of ${node.gateway.maxClients} clients (--max-clients)`);
+    const limit =
+      reason === 'max_clients_per_address'
+        ? `${node.gateway.maxClientsPerAddress} clients from ${c.address.host} (--max-clients-per-address)`
+        : `${node.gateway.maxClients} clients (--max-clients)`;
+    logger.info(`refused ${refused - reported} client(s); the last one because this node serves its maximum of ${limit}`);
     reported = refused;
   });
 }

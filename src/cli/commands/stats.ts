@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { addClientOptions, connectClient, parseNonNegativeInt, type ClientOptions } from '../options.js';
+import { addClientOptions, connectClient, parseIntervalMs, type ClientOptions } from '../options.js';
 import { toJson, writeOut } from '../output.js';
 import { sleep } from '../signals.js';
 import { renderStats } from '../stats-view.js';
@@ -14,7 +14,7 @@ export function registerStats(program: Command): void {
     .command('stats')
     .description("show a node's throughput, queue depths, cache hit rates and connection use")
     .option('--json', 'print the raw snapshot as JSON (at once, no rates)')
-    .option('-i, --interval <ms>', 'measure rates over this long (two snapshots; 0: totals only)', parseNonNegativeInt, 1000);
+    .option('-i, --interval <ms>', 'measure rates over this long (two snapshots; 0: totals only)', parseIntervalMs, 1000);
   addClientOptions(cmd).action(async (opts: StatsOptions) => {
     const client = await connectClient(opts);
     try {

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
 import type { ClientMessage } from '../../client/client.js';
 import { ConnectionClosedError } from '../../util/errors.js';
-import { addClientOptions, connectClient, describeNode, parsePositiveInt, type ClientOptions } from '../options.js';
-import { formatPayload, toJson, writeErr, writeOut } from '../output.js';
+import { addClientOptions, connectClient, describeNode, parseCount, parsePattern, type ClientOptions } from '../options.js';
+import { formatPayload, formatTopic, toJson, writeErr, writeOut } from '../output.js';
 import { waitForSignal } from '../signals.js';
 
 interface SubOptions extends ClientOptions {
@@ -14,13 +14,13 @@ export function registerSub(program: Command): void {
   const cmd = program
     .command('sub')
     .description('print the messages published to topics matching a pattern (until Ctrl-C, or --count)')
-    .argument('<pattern>', 'topic pattern: "*" matches one segment, a final "#" any number (e.g. sensors.*.temp, sensors.#)')
-    .option('-c, --count <n>', 'exit (code 0) after n messages', parsePositiveInt)
+    .argument('<pattern>', 'topic pattern: "*" matches one segment, a final "#" any number (e.g. sensors.*.temp, sensors.#)', parsePattern)
+    .option('-c, --count <n>', 'exit (code 0) after n messages', parseCount)
     .option('--json', 'print one JSON object per line: {"topic", "data", "publisher", "seq"}')
     .addHelpText(
       'after',
       '\nEach message is printed as "<topic> <payload>". A text payload is printed as is (as a JSON string\n' +
-        'if it holds control characters such as newlines); bytes as UTF-8 text when printable, else as\n' +
+        'if it holds control characters such as newlines; so is a topic); bytes as UTF-8 text when printable, else as\n' +
         '"base64:<data>"; other values as JSON (bytes inside as {"base64": "..."}).',
     );
   addClientOptions(cmd).action(async (pattern: string, opts: SubOptions) => {
@@ -34,14 +34,14 @@ export function registerSub(program: Command): void {
       seen++;
       const line = opts.json
         ? toJson({ topic: m.topic, data: m.data, publisher: m.publisher ?? null, seq: m.seq ?? null })
-        : `${m.topic} ${formatPayload(m.data)}`;
+        : `${formatTopic(m.topic)} ${formatPayload(m.data)}`;
       process.stdout.write(`${line}\n`);
       if (opts.count !== undefined && seen >= opts.count) reachedCount();
     };
     try {
       await client.subscribe(pattern, print);
       // stderr: stdout carries only messages, so it can be piped as is.
-      writeErr(`subscribed to ${pattern} on ${describeNode(opts)}${opts.count !== undefined ? `, exiting after ${opts.count} message${opts.count === 1 ? '' : 's'}` : ''} (Ctrl-C stops)\n`);
+      writeErr(`subscribed to ${formatTopic(pattern)} on ${describeNode(opts)}${opts.count !== undefined ? `, exiting after ${opts.count} message${opts.count === 1 ? '' : 's'}` : ''} (Ctrl-C stops)\n`);
       const lost = client.closed.then(() => 'lost' as const);
       const outcome = await Promise.race([done.then(() => 'done' as const), signal.promise.then(() => 'signal' as const), lost]);
       if (outcome === 'lost' && !(opts.count !== undefined && seen >= opts.count)) {

@@ -1,0 +1,21 @@
+/** Metrics of the light-client gateway, read from its stats() at scrape time like the rest. */
+import { ADMISSION_REFUSALS } from '../gateway/admission.js';
+import type { GatewayStats } from '../gateway/options.js';
+import type { Sample } from './metrics.js';
+import type { StatsMetric } from './node-metrics.js';
+
+export const GATEWAY_METRICS: readonly StatsMetric<GatewayStats>[] = [
+  { type: 'gauge', name: 'macula_gateway_clients', help: 'Light clients connected.', value: (s) => s.clients },
+  { type: 'gauge', name: 'macula_gateway_clients_limit', help: 'Most light clients connected at once (maxClients).', value: (s) => s.maxClients },
+  { type: 'gauge', name: 'macula_gateway_clients_per_address_limit', help: 'Most light clients from one source address (maxClientsPerAddress).', value: (s) => s.maxClientsPerAddress },
+  { type: 'gauge', name: 'macula_gateway_client_sources', help: 'Distinct source addresses (IPv4, IPv6 /64) with connected clients.', value: (s) => s.sources },
+  { type: 'gauge', name: 'macula_gateway_largest_source_clients', help: 'Clients of the source address holding the most.', value: (s) => s.largestSourceClients },
+  { type: 'counter', name: 'macula_gateway_clients_admitted_total', help: 'Light clients admitted.', value: (s) => s.admitted },
+  {
+    type: 'counter',
+    name: 'macula_gateway_clients_refused_total',
+    help: 'Light clients refused by admission, by the limit hit (max_clients, max_clients_per_address).',
+    labelNames: ['reason'],
+    value: (s) => ADMISSION_REFUSALS.map((reason): Sample => [{ reason }, s.refusedByReason[reason]]),
+  },
+];
