@@ -9,6 +9,7 @@ import { transportScenario } from './bench/transport.js';
 import { trieScenario } from './bench/trie.js';
 import { rpcScenario } from './bench/rpc.js';
 import { pubsubScenario } from './bench/pubsub.js';
+import { authScenario } from './bench/auth.js';
 
 export interface Figure {
   metric: string;
@@ -30,6 +31,7 @@ const scenarios: Record<string, Scenario> = {
   trie: trieScenario,
   rpc: rpcScenario,
   pubsub: pubsubScenario,
+  auth: authScenario,
 };
 
 function usage(): never {

@@ -11,9 +11,12 @@ import { Command, CommanderError } from 'commander';
 import { MaculaError } from '../util/errors.js';
 import { registerBench } from './commands/bench.js';
 import { registerCall } from './commands/call.js';
+import { registerCred } from './commands/cred.js';
+import { registerId } from './commands/id.js';
 import { registerLookup } from './commands/lookup.js';
 import { registerPeers } from './commands/peers.js';
 import { registerPub } from './commands/pub.js';
+import { registerRealm } from './commands/realm.js';
 import { registerServe } from './commands/serve.js';
 import { registerStart } from './commands/start.js';
 import { registerStats } from './commands/stats.js';
@@ -42,6 +45,9 @@ export function buildProgram(): Command {
   registerPeers(program);
   registerStats(program);
   registerBench(program);
+  registerId(program);
+  registerRealm(program);
+  registerCred(program);
   return program;
 }
 

@@ -5,6 +5,11 @@ import { validatePattern, validateTopic } from '../pubsub/topic.js';
 import { MAX_CALL_BUDGET_MS } from '../rpc/messages.js';
 import { formatAddress, parseAddress, type PeerAddress } from '../transport/types.js';
 import { VERSION } from './version.js';
+import { inspectCredential } from '../auth/credential.js';
+import { readCredentialFile } from '../auth/files.js';
+import { DEFAULT_REALM } from '../node/messenger.js';
+import type { Identity } from '../identity/identity.js';
+import { ConfigError } from '../util/errors.js';
 
 export const DEFAULT_NODE_ADDRESS = '127.0.0.1:9443';
 
@@ -127,8 +132,9 @@ export function parseJsonArgument(value: string): unknown {
 /** Options every client command takes. */
 export interface ClientOptions {
   node: PeerAddress;
-  realm: string;
+  realm?: string;
   connectTimeout: number;
+  credential?: string;
 }
 
 /** Adds --node, --realm and --connect-timeout (with their MACULA_* variables) to a client command. */
@@ -137,21 +143,33 @@ export function addClientOptions(cmd: Command): Command {
     .addOption(
       new Option('-n, --node <host:port>', 'the node to use as gateway').env('MACULA_NODE').default(parseAddress(DEFAULT_NODE_ADDRESS), DEFAULT_NODE_ADDRESS).argParser(parseHostPort),
     )
-    .addOption(new Option('-r, --realm <name>', "the node's realm").env('MACULA_REALM').default('default').argParser(parseRealm))
+    .addOption(new Option('-r, --realm <name>', "the node's realm (default: the credential's realm, else default)").env('MACULA_REALM').argParser(parseRealm))
     .addOption(
       new Option('--connect-timeout <ms>', 'how long to wait for the node to answer').env('MACULA_CONNECT_TIMEOUT').default(DEFAULT_CLIENT_TIMEOUT_MS).argParser(parseTimeoutMs),
-    );
+    )
+    .addOption(new Option('--credential <file>', 'client credential file for a secured realm (`macula cred issue --role client`)').env('MACULA_CREDENTIAL'));
 }
 
 /** Connects the light client a command uses; NodeUnreachableError carries the message users see. */
-export function connectClient(opts: ClientOptions, extra: { maxInFlight?: number } = {}): Promise<MaculaClient> {
-  return MaculaClient.connect({
-    node: opts.node,
-    realm: opts.realm,
-    timeoutMs: opts.connectTimeout,
-    software: `macula-cli/${VERSION}`,
-    ...extra,
-  });
+export async function connectClient(opts: ClientOptions, extra: { maxInFlight?: number } = {}): Promise<MaculaClient> {
+  let credential: { chain: string[]; key: Identity | undefined } | undefined;
+  if (opts.credential !== undefined) {
+    credential = await readCredentialFile(opts.credential);
+    if (credential.key === undefined) {
+      throw new ConfigError(`${opts.credential} holds no private key: a client needs a creds file made by \`macula cred issue --role client\` without --subject`);
+    }
+  }
+  return MaculaClient.connect(
+    {
+      node: opts.node,
+      realm: opts.realm ?? (credential ? inspectCredential(credential.chain[credential.chain.length - 1]!).realm : DEFAULT_REALM),
+      timeoutMs: opts.connectTimeout,
+      software: `macula-cli/${VERSION}`,
+      ...(credential && { credential: credential.chain }),
+      ...extra,
+    },
+    credential ? { identity: credential.key } : {},
+  );
 }
 
 export function describeNode(opts: ClientOptions): string {

@@ -59,6 +59,9 @@ const LOSSES: Counter[] = [
   { label: 'messages to clients not sent', read: (s) => num(s, 'gateway.forwardFailures') },
   { label: 'rpc calls failed', read: (s) => failedCalls(s) },
   { label: 'dht request timeouts', read: (s) => num(s, 'dht.timeouts') },
+  { label: 'peers refused (secured realm)', read: (s) => sumOf(s, 'auth.refusals') },
+  { label: 'requests forbidden (secured realm)', read: (s) => sumOf(s, 'auth.forbidden') },
+  { label: 'records refused (secured realm)', read: (s) => num(s, 'auth.recordsRefused') },
 ];
 
 function add(a: number | undefined, b: number | undefined): number | undefined {

@@ -16,6 +16,7 @@
  * Whoever owns the client decides whether to connect again.
  */
 import { EventEmitter } from 'node:events';
+import { REVOKE } from '../auth/messages.js';
 import { Identity } from '../identity/identity.js';
 import { DEFAULT_REALM, Messenger } from '../node/messenger.js';
 import { ConnectionPool } from '../transport/pool.js';
@@ -75,6 +76,12 @@ export interface MaculaClientInit {
   maxInFlight?: number;
   /** Name and version of the software using the client, sent in GW_ATTACH (e.g. "macula-cli/0.1.0"). */
   software?: string;
+  /**
+   * For a secured realm: the client's credential chain, sent in HELLO. Its
+   * subject must be the key of `identity` (components): a creds file from
+   * `macula cred issue --role client` holds both (see readCredentialFile).
+   */
+  credential?: readonly string[];
 }
 
 export interface MaculaClientComponents {
@@ -126,7 +133,13 @@ export class MaculaClient extends EventEmitter {
     this.#pool = new ConnectionPool({ transport: this.#transport }, { maxConnections: 4 });
     this.#messenger = new Messenger(
       { transport: this.#transport, pool: this.#pool },
-      { realm: this.realm, role: 'client', requestTimeoutMs: this.timeoutMs, ...(init.maxInFlight !== undefined && { maxInFlight: init.maxInFlight }) },
+      {
+        realm: this.realm,
+        role: 'client',
+        requestTimeoutMs: this.timeoutMs,
+        ...(init.maxInFlight !== undefined && { maxInFlight: init.maxInFlight }),
+        ...(init.credential !== undefined && { credential: init.credential }),
+      },
     );
     this.#messenger.handle(GW_MSG, (msg) => this.#onMsg(msg));
     this.#messenger.handle(INVOKE, (msg) => this.#onInvoke(msg));
@@ -201,6 +214,15 @@ export class MaculaClient extends EventEmitter {
         await this.#request({ t: GW_UNSUB.type, sid });
       },
     };
+  }
+
+  /**
+   * Hands the node a revocation list signed by the realm authority (see
+   * `macula cred revoke`); the node adopts it if it is newer than its own,
+   * closes the sessions it revokes and spreads it through the DHT.
+   */
+  async revoke(list: string): Promise<{ seq: number; adopted: boolean }> {
+    return (await this.#request({ t: REVOKE.type, rl: list })) as { seq: number; adopted: boolean };
   }
 
   /** Calls a procedure in the mesh through the node. `timeoutMs` covers every attempt (default: the client's timeoutMs). */
@@ -303,7 +325,7 @@ export class MaculaClient extends EventEmitter {
     const sub = this.#subs.get(msg.sid as number);
     if (!sub) return undefined; // unsubscribed meanwhile
     try {
-      sub.onMessage({ topic: msg.tp as string, data: msg.d, publisher: msg.pub as string | undefined, seq: msg.s as number | undefined });
+      sub.onMessage({ topic: msg.tp as string, data: msg.d, publisher: msg.pub as string | undefined, seq: msg.s as number | undefined, origin: msg.o as string | undefined });
     } catch (err) {
       this.emit('handler-error', err);
     }

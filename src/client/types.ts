@@ -9,6 +9,8 @@ export interface ClientMessage {
   publisher: string | undefined;
   /** The publisher's sequence number. */
   seq: number | undefined;
+  /** Node ID (hex) of the light client that published it through the publishing node, if one did. */
+  origin: string | undefined;
 }
 
 export interface ClientSubscription {

@@ -19,6 +19,7 @@
  * pinning holds; a dead client still goes away with its QUIC idle timeout.
  */
 import { EventEmitter } from 'node:events';
+import type { Credential } from '../auth/credential.js';
 import type { PeerInfo } from '../node/peer-session.js';
 import type { Handler } from '../node/messenger.js';
 import type { PubSubMessage } from '../pubsub/subscription.js';
@@ -83,6 +84,8 @@ interface ClientState {
   readonly keys: HeldKeys;
   /** Served procedure → its registration (settled or not) and what it was charged (key-quota.ts). */
   readonly served: Map<string, { registered: Promise<void>; charge: number }>;
+  /** In a secured realm: the client's verified credential (its sub deny list filters what it receives). */
+  readonly credential: Credential | undefined;
   calls: number;
   pendingForwards: number;
   closed: boolean;
@@ -122,7 +125,7 @@ export class Gateway extends EventEmitter {
   /** Connections already refused and counted, until they close (weak: nothing to clean up). */
   readonly #refusedConns = new WeakSet<Connection>();
   readonly #requests: Record<string, number> = {};
-  #n = { admitted: 0, disconnected: 0, notClient: 0, subscriptions: 0, served: 0, callsInFlight: 0, forwarded: 0, forwardFailures: 0, notStored: 0 };
+  #n = { admitted: 0, disconnected: 0, notClient: 0, subscriptions: 0, served: 0, callsInFlight: 0, forwarded: 0, forwardFailures: 0, notStored: 0, forwardsDenied: 0 };
 
   constructor(components: { node: GatewayNode }, init: GatewayInit = {}) {
     super();
@@ -144,7 +147,7 @@ export class Gateway extends EventEmitter {
     });
     for (const def of GATEWAY_REQUESTS) this.#requests[def.name] = 0;
     this.#on(GW_ATTACH, () => this.#attach());
-    this.#on(GW_PUB, (msg) => this.#pub(msg));
+    this.#on(GW_PUB, (msg, c) => this.#pub(msg, c));
     this.#on(GW_SUB, (msg, c) => this.#sub(msg, c));
     this.#on(GW_UNSUB, (msg, c) => this.#unsub(msg, c));
     this.#on(GW_CALL, (msg, c) => this.#call(msg, c));
@@ -221,6 +224,7 @@ export class Gateway extends EventEmitter {
       subs: new Map(),
       keys: ClientKeyQuota.empty(),
       served: new Map(),
+      credential: peer.credential,
       calls: 0,
       pendingForwards: 0,
       closed: false,
@@ -269,10 +273,11 @@ export class Gateway extends EventEmitter {
     });
   }
 
-  #pub(msg: Message): Promise<OutboundMessage> {
+  #pub(msg: Message, c: ClientState): Promise<OutboundMessage> {
     // publish() is called before any await: requests of one client reach
     // pub/sub in arrival order, which keeps its per-publisher ordering.
-    return this.#pubsub().publish(msg.tp as string, msg.d).then(ok);
+    // The client's node ID travels with the message, so subscribers can tell the clients of one node apart.
+    return this.#pubsub().publish(msg.tp as string, msg.d, { origin: c.nodeIdHex }).then(ok);
   }
 
   async #sub(msg: Message, c: ClientState): Promise<OutboundMessage> {
@@ -320,10 +325,14 @@ export class Gateway extends EventEmitter {
   /** Sends one message to the client; returns a promise only to slow its subscriptions down (see maxPendingForwards). */
   #forward(c: ClientState, sid: number, m: PubSubMessage): Promise<void> | undefined {
     if (c.closed || c.conn.isClosed) return undefined;
+    if (c.credential !== undefined && !c.credential.permissions.deliverable(m.topic)) {
+      this.#n.forwardsDenied++;
+      return undefined;
+    }
     c.pendingForwards++;
     this.#n.forwarded++;
     const sent = this.#node.messenger
-      .notify(c.target, { t: GW_MSG.type, sid, tp: m.topic, d: m.data, pub: m.publisher, s: m.seq })
+      .notify(c.target, { t: GW_MSG.type, sid, tp: m.topic, d: m.data, pub: m.publisher, s: m.seq, ...(m.origin !== undefined && { o: m.origin }) })
       .then(
         () => {
           c.pendingForwards--;

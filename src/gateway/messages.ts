@@ -96,6 +96,8 @@ export const GW_MSG = defineMessage(49, 'GW_MSG', {
   d: f.any(),
   pub: f.opt(f.str(0, 64)),
   s: f.opt(f.uint()),
+  /** The publishing client's node ID (hex), when a client published it. */
+  o: f.opt(f.str(0, 64)),
 });
 
 /** Node → client: run a procedure the client serves (an RPC_CALL). */

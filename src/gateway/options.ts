@@ -100,6 +100,8 @@ export interface GatewayStats extends Omit<AdmissionStats, 'clients'> {
   /** GW_MSG messages sent to clients / that could not be sent. */
   forwarded: number;
   forwardFailures: number;
+  /** Messages not forwarded because the client's credential denies their topic. */
+  forwardsDenied: number;
   /** Requests received, by message type name. */
   requests: Record<string, number>;
 }

@@ -28,7 +28,7 @@ export interface GatewaySubscription {
 /** The node's pub/sub service, as the gateway uses it. */
 export interface GatewayPubSub {
   subscribe(pattern: string, handler: (msg: PubSubMessage) => void | Promise<void>): GatewaySubscription;
-  publish(topic: string, data: unknown): Promise<unknown>;
+  publish(topic: string, data: unknown, options?: { origin?: string }): Promise<unknown>;
   stats(): unknown;
 }
 
@@ -63,6 +63,7 @@ export const MAX_LISTED = 2000;
 interface MessengerProbes {
   trafficStats?: () => unknown;
   queueStats?: () => unknown;
+  guard?: { stats(): unknown };
 }
 
 export function statsSnapshot(node: GatewayNode, gateway: GatewayStats): Record<string, unknown> {
@@ -83,6 +84,8 @@ export function statsSnapshot(node: GatewayNode, gateway: GatewayStats): Record<
   // Message counters and send-queue depths, when the messenger keeps them.
   if (typeof probes.trafficStats === 'function') snapshot.traffic = probes.trafficStats();
   if (typeof probes.queueStats === 'function') snapshot.queues = probes.queueStats();
+  // A secured realm's admission and permission counters.
+  if (probes.guard) snapshot.auth = probes.guard.stats();
   return snapshot;
 }
 

@@ -92,6 +92,11 @@ export class Identity {
     return this.#privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
   }
 
+  /** The private key as a KeyObject, for libraries that sign with it (credential tokens). */
+  privateKeyObject(): KeyObject {
+    return this.#privateKey;
+  }
+
   sign(data: Uint8Array): Uint8Array {
     return new Uint8Array(edSign(null, data, this.#privateKey));
   }

@@ -17,6 +17,7 @@
  * error kinds, refusal reasons), never peer IDs or addresses.
  */
 import { instrumentServices, type ServiceNode } from './service-metrics.js';
+import type { RealmGuardStats } from '../auth/realm-guard.js';
 import { STORE_REFUSAL_REASONS } from '../dht/errors.js';
 import { BUDGET_REFUSAL_REASONS } from '../wire/budget.js';
 import type { LookupStats } from '../dht/lookup.js';
@@ -25,7 +26,7 @@ import type { PoolStats } from '../transport/pool.js';
 import type { TransportStats } from '../transport/types.js';
 import type { ProtocolErrorKind } from '../util/errors.js';
 import { samplesByLabel, type Metrics, type Sample } from './metrics.js';
-import { queueSource, trafficSource, type ObservedNode, type QueueStats, type TrafficStats } from './node-sources.js';
+import { authSource, queueSource, trafficSource, type ObservedNode, type QueueStats, type TrafficStats } from './node-sources.js';
 
 /** A metric read from a stats snapshot at scrape time. */
 export interface StatsMetric<T> {
@@ -152,6 +153,38 @@ function budgetSamples(s: QueueStats, field: 'used' | 'limit'): Sample[] {
   return (Object.keys(BUDGET_LABELS) as (keyof typeof BUDGET_LABELS)[]).map((k): Sample => [{ budget: BUDGET_LABELS[k] }, s.budgets![k][field]]);
 }
 
+export const AUTH_METRICS: readonly StatsMetric<RealmGuardStats>[] = [
+  {
+    type: 'counter',
+    name: 'macula_auth_refusals_total',
+    help: 'Peers refused at HELLO, or dropped later (expired, revoked), in a secured realm, by reason.',
+    labelNames: ['reason'],
+    value: (s) => samplesByLabel('reason', s.refusals),
+  },
+  {
+    type: 'counter',
+    name: 'macula_auth_forbidden_total',
+    help: 'Requests refused because the sender\'s credential lacks the permission, by action.',
+    labelNames: ['action'],
+    value: (s) => samplesByLabel('action', s.forbidden),
+  },
+  { type: 'counter', name: 'macula_auth_admitted_total', help: 'Peers admitted with a valid credential.', value: (s) => s.admitted },
+  {
+    type: 'counter',
+    name: 'macula_auth_records_refused_total',
+    help: "DHT records refused or skipped because the publisher's credential does not permit what they claim.",
+    value: (s) => s.recordsRefused,
+  },
+  { type: 'gauge', name: 'macula_auth_verified_cache_entries', help: 'Verified credential chains cached.', value: (s) => s.verifiedCached },
+  { type: 'gauge', name: 'macula_auth_revoked_entries', help: 'Entries of the revocation list in force.', value: (s) => s.revokedEntries },
+  {
+    type: 'gauge',
+    name: 'macula_auth_credential_expiry_seconds',
+    help: "When this node's own credential expires, in seconds since the Unix epoch.",
+    value: (s) => s.ownExpiresAt / 1000,
+  },
+];
+
 /** Every protocol error kind, so each series exists at 0 (the Record makes the compiler check the list is complete). */
 const PROTOCOL_ERROR_KINDS = Object.keys({
   frame_too_large: true,
@@ -205,6 +238,8 @@ export function instrumentNode(node: ObservedNode, metrics: Metrics): NodeInstru
   if (traffic) registerStatsMetrics(metrics, traffic, TRAFFIC_METRICS);
   const queues = queueSource(node);
   if (queues) registerStatsMetrics(metrics, queues, QUEUE_METRICS);
+  const auth = authSource(node);
+  if (auth) registerStatsMetrics(metrics, auth, AUTH_METRICS);
 
   const protocolErrors: Record<string, number> = Object.fromEntries(PROTOCOL_ERROR_KINDS.map((k) => [k, 0]));
   metrics.counter({

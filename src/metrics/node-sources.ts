@@ -8,6 +8,7 @@
  * stand-in node without them gets no such metrics or /stats sections,
  * rather than zeros that would look like real readings.
  */
+import type { RealmGuardStats } from '../auth/realm-guard.js';
 import type { DhtStats } from '../dht/metrics.js';
 import type { NodeStatus } from '../node/mesh-node.js';
 import type { PoolStats } from '../transport/pool.js';
@@ -60,6 +61,13 @@ export function nodeBudgets(node: Pick<ObservedNode, 'dht'>): BudgetReading[] {
 interface MessengerProbes {
   trafficStats?: () => TrafficStats;
   queueStats?: () => QueueStats;
+  guard?: { stats(): RealmGuardStats };
+}
+
+/** A secured realm's admission and permission counters; undefined in an open realm. */
+export function authSource(node: Pick<ObservedNode, 'messenger'>): (() => RealmGuardStats) | undefined {
+  const guard = (node.messenger as MessengerProbes).guard;
+  return guard ? () => guard.stats() : undefined;
 }
 
 /** The messenger's message counters, when it keeps them. */

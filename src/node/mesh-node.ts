@@ -4,7 +4,10 @@
  */
 import { EventEmitter } from 'node:events';
 import { networkInterfaces } from 'node:os';
-import { Identity, loadOrCreateIdentity, defaultDataDir } from '../identity/identity.js';
+import type { Action } from '../auth/permissions.js';
+import { serveSubject } from '../auth/record-auth.js';
+import { RealmGuard } from '../auth/realm-guard.js';
+import { fromHex, Identity, loadOrCreateIdentity, defaultDataDir } from '../identity/identity.js';
 import { ConnectionPool, type ConnectionPoolInit } from '../transport/pool.js';
 import { QuicTransport, type QuicTransportOptions } from '../transport/quic.js';
 import { MemoryNetwork, MemoryTransport } from '../transport/memory.js';
@@ -19,6 +22,8 @@ import { ServiceRegistry, type Provider, type ServiceRegistryInit } from '../reg
 import { RpcClient, RpcServer, type CallOptions, type RegisterOptions, type RpcClientInit, type RpcHandler, type RpcServerInit } from '../rpc/index.js';
 import { Messenger, DEFAULT_REALM, type BudgetStats, type MessengerInit } from './messenger.js';
 import type { PeerInfo } from './peer-session.js';
+import { DEFAULT_CREDENTIAL_SWEEP_MS, realmAuthorizer, sweepSessions } from './realm-security.js';
+import { RevocationSync } from './revocation-sync.js';
 import { Gateway, type GatewayInit } from '../gateway/index.js';
 import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
 
@@ -70,6 +75,18 @@ export interface MeshNodeOptions extends QuicTransportOptions, ConnectionPoolIni
   stopTimeoutMs?: number;
   /** Where warnings go (unreachable bootstrap, …). Default: stderr. */
   logger?: DhtLogger;
+  /**
+   * The realm authority's Ed25519 public key (hex or raw 32 bytes): makes the
+   * realm secured. Every peer must then present a credential it signed;
+   * without it the realm is open (anyone who knows its name may join).
+   */
+  realmKey?: string | Uint8Array;
+  /** This node's credential chain (issuer first) for a secured realm; see `macula cred issue`. */
+  credential?: readonly string[];
+  /** How often connected peers' credentials are checked for expiry and revocation. Default 5000 ms. */
+  credentialSweepMs?: number;
+  /** How often the DHT is asked for a newer revocation list. Default 30 s. */
+  revocationPollMs?: number;
 }
 
 export interface NodeStatus {
@@ -102,7 +119,12 @@ export class MeshNode extends EventEmitter {
   readonly pubsub: PubSub;
   readonly gateway: Gateway;
   readonly options: MeshNodeOptions;
+  /** A secured realm's guard (undefined in an open realm). */
+  readonly guard: RealmGuard | undefined;
+  /** A secured realm's revocation list upkeep (undefined in an open realm). */
+  readonly revocations: RevocationSync | undefined;
   #state: 'new' | 'running' | 'stopped' = 'new';
+  #sweep: NodeJS.Timeout | undefined;
   #startedAt = 0;
 
   constructor(identity: Identity, options: MeshNodeOptions = {}) {
@@ -113,10 +135,12 @@ export class MeshNode extends EventEmitter {
       ? new MemoryTransport({ identity, network: options.memoryNetwork }, options)
       : new QuicTransport({ identity }, options);
     this.pool = new ConnectionPool({ transport: this.transport }, options);
+    this.guard = realmGuardFor(identity, options);
     this.messenger = new Messenger(
       {
         transport: this.transport,
         pool: this.pool,
+        guard: this.guard,
         events: {
           hello: (peer) => this.emit('peer', peer),
           message: (peer) => {
@@ -142,7 +166,7 @@ export class MeshNode extends EventEmitter {
     serveDht(this.messenger, this.dht);
     const node = this;
     this.registry = new ServiceRegistry(
-      { dht: this.dht, localNode: { nodeId: identity.nodeIdHex, get address() { return node.advertisedAddress; } } },
+      { dht: this.dht, localNode: { nodeId: identity.nodeIdHex, get address() { return node.advertisedAddress; } }, auth: this.guard },
       { ...options.registry, realm: this.messenger.realm },
     );
     this.rpcServer = new RpcServer({ transport: this.messenger, registry: this.registry }, options.rpcServer);
@@ -151,25 +175,44 @@ export class MeshNode extends EventEmitter {
       options.rpc,
     );
     this.pubsub = new PubSub(
-      { identity, dht: this.dht, messenger: this.messenger, realm: this.messenger.realm, advertisedAddress: () => this.advertisedAddress },
+      { identity, dht: this.dht, messenger: this.messenger, realm: this.messenger.realm, advertisedAddress: () => this.advertisedAddress, auth: this.guard },
       options.pubsub,
     );
     this.gateway = new Gateway({ node: this }, options.gateway);
+    if (this.guard) {
+      this.messenger.authorize = realmAuthorizer(this.guard);
+      this.revocations = new RevocationSync({ guard: this.guard, dht: this.dht, messenger: this.messenger });
+    }
+  }
+
+  /**
+   * Replaces this node's credential (e.g. after `macula cred issue` wrote a
+   * new one; the CLI calls it on SIGHUP). New HELLOs carry it; the old one
+   * stays in force when the new one does not verify.
+   */
+  async reloadCredential(chain: readonly string[]): Promise<void> {
+    if (!this.guard) throw new ConfigError('this realm is open: there is no credential to reload (start with --realm-key to secure it)');
+    await this.guard.reload(chain);
   }
 
   /** Subscribes to a topic pattern (`*` one segment, `#` zero or more at the end). */
   subscribe(pattern: string, handler: (msg: PubSubMessage) => void | Promise<void>): Subscription {
+    this.#permit('sub', pattern);
     return this.pubsub.subscribe(pattern, handler);
   }
 
   /** Publishes to every subscriber node in the realm: one message per node; resolves once queued. */
   publish(topic: string, data: unknown, options: { noWait?: boolean } = {}): Promise<PublishResult> {
+    const refused = this.#refused('pub', topic);
+    if (refused) return refused;
     return this.pubsub.publish(topic, data, options);
   }
 
   /** Advertises a service in the mesh registry (signed DHT record, re-announced until stop or unadvertise). */
   advertise(name: string, metadata: Record<string, unknown> = {}, options: { ttlMs?: number; ttl?: number } = {}): Promise<void> {
     const ttlMs = options.ttlMs ?? (options.ttl !== undefined ? options.ttl * 1000 : undefined);
+    const refused = this.#refused('serve', serveSubject(name));
+    if (refused) return refused;
     return this.registry.advertise(name, metadata, ttlMs === undefined ? {} : { ttlMs });
   }
 
@@ -184,6 +227,8 @@ export class MeshNode extends EventEmitter {
 
   /** Serves a procedure and advertises it; calls run concurrently. */
   register(procedure: string, handler: RpcHandler, options: RegisterOptions = {}): Promise<void> {
+    const refused = this.#refused('serve', procedure);
+    if (refused) return refused;
     return this.rpcServer.register(procedure, handler, options);
   }
 
@@ -197,7 +242,24 @@ export class MeshNode extends EventEmitter {
    */
   call(procedure: string, args?: unknown, options: CallOptions & { timeout?: number } = {}): Promise<unknown> {
     const { timeout, ...rest } = options;
+    const refused = this.#refused('call', procedure);
+    if (refused) return refused;
     return this.rpc.call(procedure, args, timeout !== undefined && rest.timeoutMs === undefined ? { ...rest, timeoutMs: timeout } : rest);
+  }
+
+  /** In a secured realm, what this node does itself must be within its own credential (ForbiddenError otherwise). */
+  #permit(action: Action, subject: string): void {
+    if (this.guard) this.guard.check(this.guard.own, action, subject);
+  }
+
+  /** #permit for the methods that return a promise: the refusal as a rejected promise, or undefined. */
+  #refused(action: Action, subject: string): Promise<never> | undefined {
+    try {
+      this.#permit(action, subject);
+      return undefined;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   get nodeId(): string {
@@ -227,11 +289,18 @@ export class MeshNode extends EventEmitter {
     if (this.#state !== 'new') throw new StoppedError('this node was already started once; create a new MeshNode');
     const port = this.options.port ?? DEFAULT_PORT;
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port must be an integer in 0..65535, got ${port}`);
+    if (this.guard) {
+      await this.guard.verifyOwn();
+      const guard = this.guard;
+      this.#sweep = setInterval(() => sweepSessions(this.messenger, guard), this.options.credentialSweepMs ?? DEFAULT_CREDENTIAL_SWEEP_MS);
+      this.#sweep.unref();
+    }
     await this.transport.listen({ host: this.options.host ?? DEFAULT_HOST, port });
     this.messenger.start();
     this.dht.start();
     this.#state = 'running';
     this.#startedAt = Date.now();
+    this.revocations?.start(this.options.revocationPollMs);
     const bootstrap = this.options.bootstrap ?? [];
     if (bootstrap.length > 0) this.#joined = this.dht.bootstrap(bootstrap);
     return this;
@@ -292,6 +361,8 @@ export class MeshNode extends EventEmitter {
   async kill(): Promise<void> {
     if (this.#state === 'stopped') return;
     this.#state = 'stopped';
+    clearInterval(this.#sweep);
+    this.revocations?.stop();
     void this.pubsub.stop({ withdraw: false });
     this.dht.stop();
     this.messenger.stop();
@@ -302,6 +373,8 @@ export class MeshNode extends EventEmitter {
     if (this.#state === 'stopped') return;
     const wasRunning = this.#state === 'running';
     this.#state = 'stopped';
+    clearInterval(this.#sweep);
+    this.revocations?.stop();
     // Withdraw our records first (while connections are up), so that others
     // stop finding them at once instead of after their TTL.
     if (wasRunning) {
@@ -319,6 +392,20 @@ export class MeshNode extends EventEmitter {
     this.messenger.stop();
     await this.transport.close();
   }
+}
+
+function realmGuardFor(identity: Identity, options: MeshNodeOptions): RealmGuard | undefined {
+  const { realmKey, credential } = options;
+  if (realmKey === undefined) {
+    if (credential !== undefined) throw new ConfigError('a credential was given but no realm key: add --realm-key <authority public key> to secure the realm');
+    return undefined;
+  }
+  const authority = typeof realmKey === 'string' ? (/^[0-9a-fA-F]{64}$/.test(realmKey) ? fromHex(realmKey.toLowerCase()) : undefined) : realmKey;
+  if (authority === undefined || authority.length !== 32) throw new ConfigError('the realm key is the authority\'s Ed25519 public key: 64 hex digits, as `macula realm create` printed it');
+  if (credential === undefined || credential.length === 0) {
+    throw new ConfigError('a secured realm needs this node\'s credential: pass --credential <file> (issue one with `macula cred issue --role node`)');
+  }
+  return new RealmGuard({ realm: options.realm ?? DEFAULT_REALM, authority, credential, identity, role: options.role ?? 'node' });
 }
 
 /** Creates and starts a node: loads (or creates) the key in the data dir unless an identity is given. */

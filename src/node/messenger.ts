@@ -3,6 +3,7 @@
  * connection (through the pool), keeps one PeerSession per connection, and
  * dispatches incoming requests to one handler per message type.
  */
+import type { RealmGuard } from '../auth/realm-guard.js';
 import { ConnectionPool } from '../transport/pool.js';
 import type { Connection, PeerAddress, Transport } from '../transport/types.js';
 import { MaculaError, ProtocolError } from '../util/errors.js';
@@ -28,6 +29,8 @@ export interface MessengerInit extends FrameBudgetOptions {
   /** Requests served concurrently per connection before answering MACULA_ERR_BUSY. Default 1000. */
   maxInFlight?: number;
   maxFrameSize?: number;
+  /** The credential chain to send in HELLO when there is no guard (a light client of a secured realm). */
+  credential?: readonly string[];
 }
 
 export interface MessengerComponents {
@@ -35,7 +38,16 @@ export interface MessengerComponents {
   pool: ConnectionPool;
   /** Observers (metrics, the DHT's contact updates). */
   events?: Partial<MessengerEvents>;
+  /** A secured realm's guard: every HELLO must carry a credential it admits. */
+  guard?: RealmGuard;
 }
+
+/**
+ * Checked before a request reaches its handler, with the peer that sent it
+ * (its verified credential in a secured realm); throws to refuse the request
+ * (the error is the answer). The composition root sets it.
+ */
+export type Authorizer = (msg: Message, peer: PeerInfo) => void | Promise<void>;
 
 export interface MessengerEvents {
   message(peer: PeerInfo): void;
@@ -113,6 +125,12 @@ export class Messenger implements SessionHost {
   readonly #handlers = new Map<number, Handler>();
   readonly #sessions = new Map<Connection, PeerSession>();
   readonly #events: Partial<MessengerEvents>;
+  readonly guard: RealmGuard | undefined;
+  readonly #credential: readonly string[] | undefined;
+  /** See Authorizer; undefined in an open realm. */
+  authorize: Authorizer | undefined;
+  /** Set only in a secured realm (SessionHost.admit). */
+  readonly admit: ((peer: PeerInfo, hello: Message) => Promise<void>) | undefined;
   // Indexed by message type (1..255). A plain array increment on the hot
   // path; names are looked up only when someone reads trafficStats().
   // Float64 so that the counts stay exact far beyond 2^32.
@@ -131,6 +149,13 @@ export class Messenger implements SessionHost {
     this.#transport = components.transport;
     this.pool = components.pool;
     this.#events = components.events ?? {};
+    this.#credential = init.credential;
+    const guard = (this.guard = components.guard);
+    this.admit = guard
+      ? async (peer, hello) => {
+          peer.credential = await guard.admit(peer.nodeId, hello.role as Role, hello.cred as string[] | undefined);
+        }
+      : undefined;
     this.realm = init.realm ?? DEFAULT_REALM;
     this.role = init.role ?? 'node';
     this.requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
@@ -316,7 +341,13 @@ export class Messenger implements SessionHost {
   dispatch(msg: Message, peer: PeerInfo): Promise<OutboundMessage | undefined> | OutboundMessage | undefined {
     const handler = this.#handlers.get(msg.t);
     if (!handler) throw new UnsupportedMessageError(msg.t);
-    return handler(msg, peer);
+    if (this.authorize === undefined) return handler(msg, peer);
+    const pending = this.authorize(msg, peer);
+    return pending === undefined ? handler(msg, peer) : pending.then(() => handler(msg, peer));
+  }
+
+  get credential(): readonly string[] | undefined {
+    return this.guard?.credential ?? this.#credential;
   }
 
   onMessage(peer: PeerInfo): void {

@@ -8,6 +8,7 @@
  * direction lets FramedStream coalesce many requests into one write, which
  * a stream per request cannot do.
  */
+import type { Credential } from '../auth/credential.js';
 import { shortId } from '../identity/identity.js';
 import type { Connection, PeerAddress, Stream } from '../transport/types.js';
 import { ConnectionClosedError, MaculaError, ProtocolError, TimeoutError } from '../util/errors.js';
@@ -24,8 +25,10 @@ export interface PeerInfo {
   role: Role;
   /** Where the peer listens: its observed host and the port from its HELLO (0 for clients). */
   address: PeerAddress;
-  /** True once a HELLO or HELLO_ACK of our realm came from the peer: only then is it a mesh contact. */
+  /** True once a HELLO or HELLO_ACK of our realm came from the peer (and, in a secured realm, was admitted): only then is it a mesh contact. */
   greeted: boolean;
+  /** In a secured realm: the peer's verified credential, set when its HELLO was admitted. */
+  credential?: Credential;
   readonly connection: Connection;
 }
 
@@ -50,6 +53,14 @@ export interface SessionHost {
   onMessage(peer: PeerInfo): void;
   onProtocolError(err: ProtocolError, peer: PeerInfo): void;
   onHello(peer: PeerInfo): void;
+  /** In a secured realm: this side's credential chain, sent in HELLO and HELLO_ACK. */
+  readonly credential?: readonly string[];
+  /**
+   * In a secured realm: verifies the credential in the peer's HELLO or
+   * HELLO_ACK against the identity its handshake proved and sets
+   * `peer.credential`; throws (UnauthorizedError) to refuse the peer.
+   */
+  admit?(peer: PeerInfo, hello: Message): Promise<void>;
   /** A message of `type` was read from ('in') or queued to ('out') one of this session's streams. */
   onTraffic(direction: 'in' | 'out', type: number): void;
 }
@@ -170,7 +181,10 @@ export class PeerSession {
     void this.#readResponses(out);
     const h = this.#host;
     // HELLO is pipelined: requests queued behind it go out in the same write.
-    const hello = this.#send(out, { t: HELLO.type, realm: h.realm, role: h.role, port: h.listenPort }, 10_000);
+    const hello = this.#send(out, this.#hello(HELLO.type), 10_000).then(async (ack) => {
+      await h.admit?.(this.peer, ack);
+      return ack;
+    });
     this.#out = out;
     hello.then(
       (ack) => this.#learn(ack),
@@ -242,18 +256,20 @@ export class PeerSession {
       if (first === null) return;
       if (first.t !== HELLO.type) throw this.#violation(`the first message on a stream must be HELLO, got ${messageName(first.t)}`);
       if (first.realm !== host.realm) {
-        await stream.send({
-          t: ERROR.type,
-          id: first.id,
-          code: 'MACULA_ERR_REALM',
-          message: `this node serves realm "${host.realm}", not "${String(first.realm)}"; use the same --realm on every node`,
-        });
-        await stream.end();
-        setTimeout(() => this.peer.connection.close(), 200).unref();
-        return;
+        // Name only what the peer said: a refusal must not tell a stranger which realm this node serves.
+        const message = `this node does not serve realm "${String(first.realm)}"; use the same --realm on every node`;
+        return await this.#refuse(stream, first, 'MACULA_ERR_REALM', message);
+      }
+      if (host.admit) {
+        try {
+          await host.admit(this.peer, first);
+        } catch (err) {
+          const e = err as { code?: string; message?: string };
+          return await this.#refuse(stream, first, e.code ?? 'MACULA_ERR_UNAUTHORIZED', e.message ?? String(err));
+        }
       }
       this.#learn(first);
-      void stream.send({ t: HELLO_ACK.type, id: first.id, realm: host.realm, role: host.role, port: host.listenPort }).catch(() => undefined);
+      void stream.send({ ...this.#hello(HELLO_ACK.type), id: first.id }).catch(() => undefined);
       for (;;) {
         const msg = await stream.read();
         if (msg === null) break;
@@ -266,6 +282,20 @@ export class PeerSession {
     } finally {
       this.#served.delete(stream);
     }
+  }
+
+  #hello(type: number): OutboundMessage {
+    const h = this.#host;
+    const msg: OutboundMessage = { t: type, realm: h.realm, role: h.role, port: h.listenPort };
+    if (h.credential) msg.cred = h.credential;
+    return msg;
+  }
+
+  /** Answers a HELLO with an error, then closes the connection (a little later, so the answer arrives). */
+  async #refuse(stream: FramedStream, hello: Message, code: string, message: string): Promise<void> {
+    await stream.send({ t: ERROR.type, id: hello.id, code, message: message.slice(0, 1024) }).catch(() => undefined);
+    await stream.end();
+    setTimeout(() => this.peer.connection.close(), 200).unref();
   }
 
   async #answer(stream: FramedStream, msg: Message): Promise<void> {

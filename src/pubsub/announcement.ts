@@ -3,12 +3,14 @@
  *
  * Key: `dhtKey('pubsub/' + realm, prefix)`, where prefix is the literal
  * prefix of the patterns (the segments before the first wildcard, see
- * `literalPrefix`). Value, CBOR: `{ a: { h, p }, ps: [pattern, ...] }`: where
+ * `literalPrefix`). Value, CBOR: `{ a: { h, p }, ps: [pattern, ...], c? }`: where
  * the node takes PUBLISH messages and every distinct pattern it subscribes
  * with under that prefix. One record per node per key; the DHT keeps one
  * record per publisher under a key, so a node's newer put replaces its older
  * one. The node ID is not in the value: it is SHA-256 of the record's signing
- * key, so nobody can announce on behalf of another node.
+ * key, so nobody can announce on behalf of another node. In a secured realm
+ * `c` carries the node's credential chain, which must permit subscribing
+ * every pattern (see RecordAuth).
  */
 import { encodeBody, decodeBody } from '../wire/codec.js';
 import { isPlainMap } from '../wire/schema.js';
@@ -19,6 +21,8 @@ export interface Announcement {
   address: PeerAddress;
   /** Each pattern already split into segments, ready for `matchSegments`. */
   patterns: string[][];
+  /** The publisher's credential chain as found in the value (unverified; secured realms). */
+  credential: unknown;
 }
 
 /** More patterns than any honest record of `maxAnnounceBytes` can hold is a malformed record. */
@@ -29,8 +33,10 @@ export function announcementKeyNamespace(realm: string): string {
   return `pubsub/${realm}`;
 }
 
-export function encodeAnnouncement(address: PeerAddress, patterns: readonly string[]): Uint8Array {
-  return encodeBody({ a: { h: address.host, p: address.port }, ps: patterns });
+export function encodeAnnouncement(address: PeerAddress, patterns: readonly string[], credential?: readonly string[]): Uint8Array {
+  const value: Record<string, unknown> = { a: { h: address.host, p: address.port }, ps: patterns };
+  if (credential) value.c = credential;
+  return encodeBody(value);
 }
 
 /**
@@ -73,7 +79,7 @@ export function decodeAnnouncement(value: Uint8Array, prefix: string, limits: To
     if (!hasLiteralPrefix(segs, prefix)) return undefined;
     patterns.push(segs);
   }
-  return { address: { host: h, port: p }, patterns };
+  return { address: { host: h, port: p }, patterns, credential: v.c };
 }
 
 function hasLiteralPrefix(segs: readonly string[], prefix: string): boolean {

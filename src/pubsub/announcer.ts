@@ -25,6 +25,7 @@
  */
 import type { PeerAddress } from '../transport/types.js';
 import { dhtKey } from '../dht/key.js';
+import type { RecordAuth } from '../auth/record-auth.js';
 import { NotStoredError } from '../dht/errors.js';
 import { announcementKeyNamespace, encodeAnnouncement } from './announcement.js';
 import { literalPrefix, prefixesOf } from './topic.js';
@@ -39,6 +40,8 @@ export interface AnnouncerComponents {
   dht: AnnouncerDht;
   realm: string;
   advertisedAddress: () => PeerAddress;
+  /** In a secured realm: the credential put into every announcement. */
+  auth?: RecordAuth;
 }
 
 export interface AnnouncerInit {
@@ -85,6 +88,7 @@ export class Announcer {
   readonly #dht: AnnouncerDht;
   readonly #namespace: string;
   readonly #address: () => PeerAddress;
+  readonly #auth: RecordAuth | undefined;
   readonly #ttlMs: number;
   readonly #maxBytes: number;
   readonly #keys = new Map<string, KeyState>();
@@ -99,6 +103,7 @@ export class Announcer {
     this.#dht = components.dht;
     this.#namespace = announcementKeyNamespace(components.realm);
     this.#address = components.advertisedAddress;
+    this.#auth = components.auth;
     this.#ttlMs = init.ttlMs;
     this.#maxBytes = init.maxAnnounceBytes;
   }
@@ -243,9 +248,10 @@ export class Announcer {
 
   async #put(s: KeyState): Promise<void> {
     const address = this.#address();
-    let value = encodeAnnouncement(address, [...s.patterns.keys()]);
+    const credential = this.#auth?.credential;
+    let value = encodeAnnouncement(address, [...s.patterns.keys()], credential);
     const broadened = value.length > this.#maxBytes;
-    if (broadened) value = encodeAnnouncement(address, [s.prefix === '' ? '#' : `${s.prefix}.#`]);
+    if (broadened) value = encodeAnnouncement(address, [s.prefix === '' ? '#' : `${s.prefix}.#`], credential);
     // Marked before the put: a PUBLISH answering the broad record may arrive before the put returns.
     this.#setBroadened(s, broadened);
     s.announced = true;

@@ -14,14 +14,16 @@ export const MAX_WIRE_TOPIC_CHARS = 256;
 
 /**
  * One published message for one subscriber node: `tp` topic, `d` payload
- * (any CBOR value), `s` the publisher's sequence number (see pubsub.ts).
- * The publisher is not in the message: it is the verified peer of the
- * connection it arrived on.
+ * (any CBOR value), `s` the publisher's sequence number (see pubsub.ts),
+ * `o` the node ID of the light client the publishing node published for
+ * (as that node authenticated it). The publisher is not in the message: it
+ * is the verified peer of the connection it arrived on.
  */
 export const PUBLISH = defineMessage(30, 'PUBLISH', {
   tp: f.str(1, MAX_WIRE_TOPIC_CHARS),
   d: f.any(),
   s: f.uint(),
+  o: f.opt(f.bytes(32, 32)),
 });
 
 /**

@@ -65,6 +65,8 @@ import { Receiver, type ReceiverStats } from './receiver.js';
 import { SubscriberCache, type SubscriberCacheDht, type SubscriberCacheStats } from './subscriber-cache.js';
 import { SubscriptionIterator, type MessageHandler, type Subscription } from './subscription.js';
 import { validateTopic, type TopicLimits } from './topic.js';
+import type { RecordAuth } from '../auth/record-auth.js';
+import { fromHex } from '../identity/identity.js';
 
 export interface PubSubComponents {
   identity: { readonly nodeIdHex: string };
@@ -78,11 +80,15 @@ export interface PubSubComponents {
   clock?: Clock;
   /** Receives what subscription handlers throw (they are counted either way). */
   onHandlerError?: (err: unknown, sub: Subscription) => void;
+  /** In a secured realm: credentials in announcements (see RecordAuth). */
+  auth?: RecordAuth;
 }
 
 export interface PublishOptions {
   /** Fail at once with QueueFullError (nothing sent, drop counted) instead of waiting when the fan-out queue is full. */
   noWait?: boolean;
+  /** Node ID (hex) of the light client this node publishes for (the gateway sets it); subscribers see it as `origin`. */
+  origin?: string;
 }
 
 export interface PublishResult {
@@ -143,7 +149,7 @@ export class PubSub {
       },
     );
     this.#cache = new SubscriberCache(
-      { dht: components.dht, realm: components.realm, selfId: this.#selfId, clock: components.clock, peer: (id, a) => this.#fanout.peer(id, a) },
+      { dht: components.dht, realm: components.realm, selfId: this.#selfId, clock: components.clock, peer: (id, a) => this.#fanout.peer(id, a), auth: components.auth },
       { ttlMs: o.subscriberCacheTtlMs, max: o.subscriberCacheMax, limits: relaxedLimits(this.#limits) },
     );
     this.#receiver = new Receiver(
@@ -188,10 +194,9 @@ export class PubSub {
     } catch (err) {
       return Promise.reject(err);
     }
-    const noWait = options.noWait === true;
     const peers = this.#cache.lookup(topic, segs);
-    if (Array.isArray(peers)) return this.#send(topic, segs, data, peers as readonly Peer[], noWait);
-    return (peers as Promise<readonly Peer[]>).then((p) => this.#send(topic, segs, data, p, noWait));
+    if (Array.isArray(peers)) return this.#send(topic, segs, data, peers as readonly Peer[], options);
+    return (peers as Promise<readonly Peer[]>).then((p) => this.#send(topic, segs, data, p, options));
   }
 
   /** The fan-out worker pool (its depth, for metrics and tests). */
@@ -227,10 +232,12 @@ export class PubSub {
     this.#cache.clear();
   }
 
-  #send(topic: string, segs: readonly string[], data: unknown, peers: readonly Peer[], noWait: boolean): Promise<PublishResult> {
+  #send(topic: string, segs: readonly string[], data: unknown, peers: readonly Peer[], options: PublishOptions): Promise<PublishResult> {
     if (this.#stopped) return Promise.reject(new StoppedError('pub/sub'));
+    const noWait = options.noWait === true;
     const seq = this.#seq;
-    const msg = { t: PUBLISH.type, tp: topic, d: data, s: seq };
+    const msg: { t: number; tp: string; d: unknown; s: number; o?: Uint8Array } = { t: PUBLISH.type, tp: topic, d: data, s: seq };
+    if (options.origin !== undefined) msg.o = fromHex(options.origin);
     if (noWait && peers.length > 0 && !this.#fanout.trySubmitAll(peers, msg)) {
       this.#n.publishesDropped++;
       const what = `the pub/sub fan-out queue (no room for ${peers.length} sends; nothing was sent)`;
@@ -239,7 +246,7 @@ export class PubSub {
     // Numbered only once accepted: a refused publish leaves no gap to be mistaken for a loss.
     this.#seq = seq + 1;
     this.#n.published++;
-    const local = this.#local.deliver({ topic, data, publisher: this.#selfId, seq }, segs);
+    const local = this.#local.deliver({ topic, data, publisher: this.#selfId, seq, ...(options.origin !== undefined && { origin: options.origin }) }, segs);
     this.#n.localDeliveries += local;
     const result: PublishResult = { nodes: peers.length, local };
     if (peers.length === 0) {

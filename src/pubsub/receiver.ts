@@ -11,6 +11,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../dht/clock.js';
+import { toHex } from '../identity/identity.js';
 import type { PeerInfo } from '../node/peer-session.js';
 import type { Message } from '../wire/messages.js';
 import type { Announcer } from './announcer.js';
@@ -18,6 +19,7 @@ import type { FanoutMessenger } from './fanout.js';
 import type { LocalSubscriptions } from './local-subscriptions.js';
 import { UNSUBSCRIBED } from './messages.js';
 import type { SubscriberCache } from './subscriber-cache.js';
+import type { PubSubMessage } from './subscription.js';
 import { validateTopic, type TopicLimits } from './topic.js';
 
 export interface ReceiverComponents {
@@ -91,7 +93,9 @@ export class Receiver {
       return undefined;
     }
     this.#lastSeq.set(from, seq);
-    if (this.#c.local.deliver({ topic, data: msg.d, publisher: from, seq }, segs) === 0) this.#unmatched(topic, peer);
+    const delivered: PubSubMessage = { topic, data: msg.d, publisher: from, seq };
+    if (msg.o instanceof Uint8Array) delivered.origin = toHex(msg.o);
+    if (this.#c.local.deliver(delivered, segs) === 0) this.#unmatched(topic, peer);
     return undefined;
   };
 

@@ -24,6 +24,7 @@ import { dhtKey } from '../dht/key.js';
 import { recordPublisherId, type DhtRecord } from '../dht/record.js';
 import { toHex } from '../identity/identity.js';
 import type { PeerAddress } from '../transport/types.js';
+import type { RecordAuth } from '../auth/record-auth.js';
 import { announcementKeyNamespace, decodeAnnouncement } from './announcement.js';
 import type { Peer } from './fanout.js';
 import { matchSegments, prefixesOf, type TopicLimits } from './topic.js';
@@ -42,6 +43,8 @@ export interface SubscriberCacheComponents {
   clock?: Clock;
   /** The shared Peer object of a node. */
   peer: (nodeId: string, address: PeerAddress) => Peer;
+  /** In a secured realm: announcements whose publisher may not subscribe their patterns are skipped. */
+  auth?: RecordAuth;
 }
 
 export interface SubscriberCacheInit {
@@ -84,6 +87,7 @@ function matchesAny(patterns: readonly string[][], segs: readonly string[]): boo
 
 export class SubscriberCache {
   readonly #dht: SubscriberCacheDht;
+  readonly #auth: RecordAuth | undefined;
   readonly #namespace: string;
   readonly #selfId: string;
   readonly #clock: Clock;
@@ -100,6 +104,7 @@ export class SubscriberCache {
 
   constructor(components: SubscriberCacheComponents, init: SubscriberCacheInit) {
     this.#dht = components.dht;
+    this.#auth = components.auth;
     this.#namespace = announcementKeyNamespace(components.realm);
     this.#selfId = components.selfId;
     this.#clock = components.clock ?? systemClock;
@@ -236,6 +241,8 @@ export class SubscriberCache {
           this.#s.malformed++;
           continue;
         }
+        const subjects = this.#auth && a.patterns.map((p) => p.join('.'));
+        if (subjects && !(await this.#auth!.permits(record.publisher, a.credential, 'sub', subjects))) continue;
         subs.push({ peer: this.#peer(nodeId, a.address), patterns: a.patterns });
       }
     } catch {

@@ -23,6 +23,8 @@ export interface PubSubMessage {
   publisher: string;
   /** The publisher's sequence number: increasing per publisher, with gaps (see pubsub.ts). */
   seq: number;
+  /** Node ID (hex) of the light client the publishing node published for, as that node authenticated it. */
+  origin?: string;
 }
 
 export type MessageHandler = (msg: PubSubMessage) => void | Promise<void>;

@@ -1,5 +1,6 @@
 /**
- * The value of a registry record: CBOR `{ n: name, a: { h: host, p: port }, m: metadata }`.
+ * The value of a registry record: CBOR `{ n: name, a: { h: host, p: port }, m: metadata, c?: credential }`
+ * (`c`, the publisher's credential chain, in a secured realm).
  *
  * The provider's node ID is not in it: it is the SHA-256 of the record's
  * publisher key, which the DHT has checked the signature of. A value is
@@ -8,24 +9,34 @@
  */
 import type { PeerAddress } from '../transport/types.js';
 import { decodeBody, encodeBody } from '../wire/codec.js';
+import { MAX_CREDENTIAL_CHAIN, MAX_CREDENTIAL_TOKEN_BYTES } from '../wire/messages.js';
 import { isPlainMap } from '../wire/schema.js';
 import { RegistryMetadataError } from './errors.js';
 
 export const DEFAULT_MAX_METADATA_BYTES = 4096;
+
+/** The DHT namespace of a realm's registrations: a registration of `name` lives under dhtKey(namespace, name). */
+export function registryNamespace(realm: string): string {
+  return `registry/${realm}`;
+}
 /** Room for the name (≤ 128 UTF-16 units, ≤ 512 bytes), the host (≤ 253) and the CBOR framing. */
 const VALUE_OVERHEAD_BYTES = 1024;
+/** Room for a credential chain, in a secured realm. */
+const CREDENTIAL_BYTES = MAX_CREDENTIAL_CHAIN * MAX_CREDENTIAL_TOKEN_BYTES;
 const MAX_HOST_LENGTH = 253;
 
 export interface Registration {
   name: string;
   address: PeerAddress;
   metadata: Readonly<Record<string, unknown>>;
+  /** The publisher's credential chain as found in the value (unverified). */
+  credential: unknown;
 }
 
 const EMPTY_METADATA: Readonly<Record<string, unknown>> = Object.freeze({});
 
 /** Checks the metadata (a plain map, CBOR-encodable, at most `maxBytes` encoded) and encodes the registration. */
-export function encodeRegistration(name: string, address: PeerAddress, metadata: unknown, maxBytes: number): Uint8Array {
+export function encodeRegistration(name: string, address: PeerAddress, metadata: unknown, maxBytes: number, credential?: readonly string[]): Uint8Array {
   if (!isPlainMap(metadata)) throw new RegistryMetadataError(name, 'must be a plain object (a CBOR map)');
   let size: number;
   try {
@@ -34,12 +45,14 @@ export function encodeRegistration(name: string, address: PeerAddress, metadata:
     throw new RegistryMetadataError(name, 'cannot be encoded as CBOR (functions, symbols and cycles are not allowed)', { cause: err });
   }
   if (size > maxBytes) throw new RegistryMetadataError(name, `is ${size} bytes encoded, at most ${maxBytes} allowed; keep metadata small`);
-  return encodeBody({ n: name, a: { h: address.host, p: address.port }, m: metadata });
+  const value: Record<string, unknown> = { n: name, a: { h: address.host, p: address.port }, m: metadata };
+  if (credential) value.c = credential;
+  return encodeBody(value);
 }
 
 /** Largest record value a registration with `maxMetadataBytes` of metadata can have. */
-export function maxRegistrationBytes(maxMetadataBytes: number): number {
-  return maxMetadataBytes + VALUE_OVERHEAD_BYTES;
+export function maxRegistrationBytes(maxMetadataBytes: number, withCredential = false): number {
+  return maxMetadataBytes + VALUE_OVERHEAD_BYTES + (withCredential ? CREDENTIAL_BYTES : 0);
 }
 
 /** The registration in `value` if it is a valid one for `name`, else undefined. */
@@ -66,5 +79,6 @@ export function decodeRegistration(value: Uint8Array, name: string, maxValueByte
     name,
     address: Object.freeze({ host: h, port: p }),
     metadata: m ? Object.freeze(m) : EMPTY_METADATA,
+    credential: v.c,
   };
 }

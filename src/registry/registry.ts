@@ -15,12 +15,13 @@
  * single DHT lookup.
  */
 import { nodeIdFromPublicKey, toHex } from '../identity/identity.js';
+import { serveSubject, type RecordAuth } from '../auth/record-auth.js';
 import { dhtKey } from '../dht/key.js';
 import { NotStoredError } from '../dht/errors.js';
 import { ConfigError } from '../util/errors.js';
 import { InvalidServiceNameError, RegistryLookupError } from './errors.js';
 import { NO_PROVIDERS, ProviderCache } from './provider-cache.js';
-import { decodeRegistration, DEFAULT_MAX_METADATA_BYTES, encodeRegistration, maxRegistrationBytes } from './registration.js';
+import { decodeRegistration, DEFAULT_MAX_METADATA_BYTES, encodeRegistration, maxRegistrationBytes, registryNamespace } from './registration.js';
 import { isValidServiceName, MAX_SERVICE_NAME_LENGTH, validateServiceName } from './service-name.js';
 import type { AdvertiseOptions, LocalNode, Provider, RegistryClock, RegistryDht, RegistryStats } from './types.js';
 
@@ -33,6 +34,8 @@ export interface ServiceRegistryComponents {
   localNode: LocalNode;
   /** Default: the system clock (Date.now). */
   clock?: RegistryClock;
+  /** In a secured realm: puts this node's credential into its records, and skips records whose publisher may not serve the name. */
+  auth?: RecordAuth;
 }
 
 export interface ServiceRegistryInit {
@@ -74,20 +77,22 @@ export class ServiceRegistry {
   #dhtLookups = 0;
   #dhtErrors = 0;
   #malformed = 0;
+  readonly #auth: RecordAuth | undefined;
   #expired = 0;
 
   constructor(components: ServiceRegistryComponents, init: ServiceRegistryInit = {}) {
     this.#dht = components.dht;
     this.#self = components.localNode;
+    this.#auth = components.auth;
     this.#clock = components.clock ?? Date;
     this.realm = init.realm ?? DEFAULT_REGISTRY_REALM;
     if (this.realm.length === 0 || this.realm.includes(':')) {
       throw new ConfigError(`realm "${this.realm}" is invalid: it must be non-empty and may not contain ':'`);
     }
-    this.#namespace = `registry/${this.realm}`;
+    this.#namespace = registryNamespace(this.realm);
     this.defaultTtlMs = init.defaultTtlMs ?? DEFAULT_ADVERTISE_TTL_MS;
     this.maxMetadataBytes = init.maxMetadataBytes ?? DEFAULT_MAX_METADATA_BYTES;
-    this.#maxValueBytes = maxRegistrationBytes(this.maxMetadataBytes);
+    this.#maxValueBytes = maxRegistrationBytes(this.maxMetadataBytes, components.auth !== undefined);
     this.#cache = new ProviderCache(
       { clock: components.clock },
       { maxEntries: init.cacheMaxEntries, ttlMs: init.cacheTtlMs, negativeTtlMs: init.negativeCacheTtlMs },
@@ -108,7 +113,7 @@ export class ServiceRegistry {
     if (!Number.isInteger(address.port) || address.port < 1 || address.port > 65535) {
       throw new ConfigError(`cannot advertise "${name}": this node has no listening port yet (got ${address.port}); advertise after the node has started`);
     }
-    const value = encodeRegistration(name, address, metadata, this.maxMetadataBytes);
+    const value = encodeRegistration(name, address, metadata, this.maxMetadataBytes, this.#auth?.credential);
     const key = dhtKey(this.#namespace, name);
     const provider: Provider = Object.freeze({
       nodeId: this.#self.nodeId,
@@ -261,6 +266,8 @@ export class ServiceRegistry {
         this.#malformed++;
         continue;
       }
+      // No squatting: in a secured realm only a publisher permitted to serve the name is a provider.
+      if (this.#auth && !(await this.#auth.permits(r.publisher, reg.credential, 'serve', [serveSubject(name)]))) continue;
       seen.add(nodeId);
       providers.push(Object.freeze({ nodeId, address: reg.address, metadata: reg.metadata, expires: r.expires, local: false }));
     }

@@ -97,6 +97,11 @@ export function validateMessage(value: unknown): Message {
 
 // ---- Core messages (types 1..9) ---------------------------------------------
 
+/** Largest credential token in a HELLO (a JWT with its permissions). */
+export const MAX_CREDENTIAL_TOKEN_BYTES = 8 * 1024;
+/** Most tokens in a credential chain: the credential and one delegated issuer's. */
+export const MAX_CREDENTIAL_CHAIN = 2;
+
 /**
  * First message on a connection's first stream, in both directions: the
  * peer's realm, its role and the UDP port it listens on (0 for light
@@ -108,12 +113,15 @@ export const HELLO = defineMessage(1, 'HELLO', {
   role: f.enum('node', 'client'),
   port: f.uint(65535),
   agent: f.opt(f.str(0, 64)),
+  /** The sender's credential chain (issuer first) in a secured realm. */
+  cred: f.opt(f.arr(f.str(1, MAX_CREDENTIAL_TOKEN_BYTES), MAX_CREDENTIAL_CHAIN)),
 });
 export const HELLO_ACK = defineMessage(2, 'HELLO_ACK', {
   realm: f.str(1, 64),
   role: f.enum('node', 'client'),
   port: f.uint(65535),
   agent: f.opt(f.str(0, 64)),
+  cred: f.opt(f.arr(f.str(1, MAX_CREDENTIAL_TOKEN_BYTES), MAX_CREDENTIAL_CHAIN)),
 }, { response: true });
 export const PING = defineMessage(3, 'PING', {});
 export const PONG = defineMessage(4, 'PONG', {}, { response: true });

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_STOP_GRACE_MS, waitForSignal } from '../signals.js';
+import { readCredentialFile } from '../../auth/files.js';
 import { prepareAdmin, type AdminHandle } from '../admin.js';
 import type { AdmissionRefusal } from '../../gateway/admission.js';
 import { DEFAULT_MAX_CLIENTS, MIN_DEFAULT_CLIENTS_PER_ADDRESS } from '../../gateway/options.js';
@@ -34,6 +35,8 @@ interface StartOptions {
   maxConnections?: number;
   logLevel: LogLevel;
   statusInterval: number;
+  realmKey?: string;
+  credential?: string;
 }
 
 export function registerStart(program: Command): void {
@@ -45,6 +48,8 @@ export function registerStart(program: Command): void {
     .addOption(new Option('-d, --data-dir <dir>', 'where the node key is kept').env('MACULA_DATA_DIR').default(defaultDataDir(), 'per-user data dir'))
     .addOption(new Option('-b, --bootstrap <host:port>', 'join the mesh through this node (repeatable, or comma-separated)').env('MACULA_BOOTSTRAP').argParser(collectHostPorts))
     .addOption(new Option('-r, --realm <name>', 'mesh realm: nodes only talk within one realm').env('MACULA_REALM').default('default').argParser(parseRealm))
+    .addOption(new Option('--realm-key <hex>', "the realm authority's public key (printed by `macula realm create`): secures the realm").env('MACULA_REALM_KEY'))
+    .addOption(new Option('--credential <file>', "this node's credential for a secured realm (`macula cred issue --role node`); re-read on SIGHUP").env('MACULA_CREDENTIAL'))
     .addOption(new Option('--announce-host <host>', 'host other nodes should use to reach this one (default: the bound address, or the first non-loopback IPv4 address)').env('MACULA_ANNOUNCE_HOST'))
     .addOption(new Option('--admin-port <port>', 'serve /metrics, /health, /ready, /live and /stats over HTTP on <admin-host>:<port> (0 picks a free port)').env('MACULA_ADMIN_PORT').argParser(parseTcpPort))
     .addOption(new Option('--admin-host <address>', 'address the admin HTTP server binds (keep it on loopback unless it is firewalled)').env('MACULA_ADMIN_HOST').default('127.0.0.1'))
@@ -77,6 +82,10 @@ export function registerStart(program: Command): void {
       const loaded = await untilSignal(loadOrCreateIdentity(opts.dataDir));
       if (loaded === INTERRUPTED) return;
       const { identity, created } = loaded;
+      const credential = opts.credential !== undefined ? (await readCredentialFile(opts.credential)).chain : undefined;
+      if (opts.realmKey === undefined) {
+        logger.warn(`realm "${opts.realm}" is open: anyone who can reach this node may join it; secure it with --realm-key and --credential`);
+      }
       const node = new MeshNode(identity, {
         port: opts.port,
         host: opts.host,
@@ -86,6 +95,8 @@ export function registerStart(program: Command): void {
         gateway: { maxClients: opts.maxClients, ...(opts.maxClientsPerAddress !== undefined && { maxClientsPerAddress: opts.maxClientsPerAddress }) },
         logger: { warn: (m) => logger.warn(m) },
         ...(opts.announceHost !== undefined && { announceHost: opts.announceHost }),
+        ...(opts.realmKey !== undefined && { realmKey: opts.realmKey }),
+        ...(credential !== undefined && { credential }),
       });
       watchClients(node, logger);
       const startAdmin = opts.adminPort !== undefined ? prepareAdmin(node) : undefined;
@@ -108,7 +119,8 @@ export function registerStart(program: Command): void {
       }
       const listen = node.listenAddress!;
       out.write(`macula node ${node.nodeId}${created ? ' (new identity)' : ''}\n`);
-      out.write(`  realm     ${node.realm}\n`);
+      out.write(`  realm     ${node.realm}${node.guard ? ` (secured by ${shortNodeId(node.guard.verifier.authorityHex)}; credential valid until ${new Date(node.guard.own.expiresAt).toISOString()})` : ' (open)'}\n`);
+      if (node.guard && opts.credential !== undefined) reloadOnHangup(node, opts.credential, logger);
       out.write(`  listening ${formatAddress(listen)}/udp (QUIC)\n`);
       if (opts.announceHost !== undefined) out.write(`  announce  ${formatAddress(node.advertisedAddress)}\n`);
       if (admin) out.write(`  admin     ${admin.url}\n`);
@@ -131,6 +143,20 @@ export function registerStart(program: Command): void {
       await node.stop();
       out.write('stopped\n');
     });
+}
+
+/** SIGHUP re-reads the credential file: a renewed credential takes effect without a restart. */
+function reloadOnHangup(node: MeshNode, file: string, logger: Logger): void {
+  process.on('SIGHUP', () => {
+    void (async () => {
+      try {
+        await node.reloadCredential((await readCredentialFile(file)).chain);
+        logger.info(`credential reloaded from ${file}; valid until ${new Date(node.guard!.own.expiresAt).toISOString()}`);
+      } catch (err) {
+        logger.warn(`credential not reloaded, the previous one stays in force: ${(err as Error).message}`);
+      }
+    })();
+  });
 }
 
 /** One line for the running log: who we talk to and how busy we are. */

@@ -16,7 +16,7 @@ export function registerSub(program: Command): void {
     .description('print the messages published to topics matching a pattern (until Ctrl-C, or --count)')
     .argument('<pattern>', 'topic pattern: "*" matches one segment, a final "#" any number (e.g. sensors.*.temp, sensors.#)', parsePattern)
     .option('-c, --count <n>', 'exit (code 0) after n messages', parseCount)
-    .option('--json', 'print one JSON object per line: {"topic", "data", "publisher", "seq"}')
+    .option('--json', 'print one JSON object per line: {"topic", "data", "publisher", "seq", "origin"}')
     .addHelpText(
       'after',
       '\nEach message is printed as "<topic> <payload>". A text payload is printed as is (as a JSON string\n' +
@@ -33,7 +33,7 @@ export function registerSub(program: Command): void {
       if (opts.count !== undefined && seen >= opts.count) return;
       seen++;
       const line = opts.json
-        ? toJson({ topic: m.topic, data: m.data, publisher: m.publisher ?? null, seq: m.seq ?? null })
+        ? toJson({ topic: m.topic, data: m.data, publisher: m.publisher ?? null, seq: m.seq ?? null, origin: m.origin ?? null })
         : `${formatTopic(m.topic)} ${formatPayload(m.data)}`;
       process.stdout.write(`${line}\n`);
       if (opts.count !== undefined && seen >= opts.count) reachedCount();
