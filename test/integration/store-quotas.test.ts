@@ -246,6 +246,15 @@ describe('a flood of the "" pub/sub key', () => {
     const evicted = net.nodes.map((n) => n.dht.stats().recordsEvicted);
     assert.ok(evicted.every((n) => n >= 1), `each holder made room: ${evicted}`);
     await publishUntilReceived(publisher, 'alerts.disk', 5, got);
+    // The flood again: the fakes cannot push the newcomer's node out.
+    const again = await rawPeer('node');
+    try {
+      const codes = await flood((i) => again.store(gw, records[i]!), records.length);
+      assert.equal(codes.get('key_full'), 1, `the evicted fake is refused: ${[...codes]}`);
+    } finally {
+      await again.close();
+    }
+    assert.ok(gw.dht.store.get(key).some((r) => Buffer.from(r.publisher).equals(Buffer.from(gw.identity.publicKey))), "the gateway's record is still held");
     figures(`"" key flood: 1000 fake # subscribers per node; newcomer stored (evictions per node ${evicted}), received ${got.length} of 5; key holds ${first.dht.store.get(key).length} records`);
   });
 });
