@@ -9,6 +9,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { MaculaError } from '../util/errors.js';
+import { escapeControls } from './output.js';
 import { registerBench } from './commands/bench.js';
 import { registerCall } from './commands/call.js';
 import { registerCred } from './commands/cred.js';
@@ -55,10 +56,11 @@ export function reportError(err: unknown): number {
   // Commander already printed the message; help/version exit 0, usage errors 2.
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
   if (err instanceof MaculaError) {
-    process.stderr.write(`macula: ${err.message}\n`);
+    // Messages can come from the node or a remote handler: one line, no terminal escapes.
+    process.stderr.write(`macula: ${escapeControls(err.message)}\n`);
     return 1;
   }
-  process.stderr.write(`macula: ${(err as Error)?.message ?? String(err)}\n`);
+  process.stderr.write(`macula: ${escapeControls((err as Error)?.message ?? String(err))}\n`);
   if (process.env.MACULA_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
   return 1;
 }

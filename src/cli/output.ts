@@ -16,6 +16,23 @@
  */
 
 const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/;
+const CONTROL_CHARS = new RegExp(CONTROL.source, 'g');
+
+/** `\n`, `\u001b`, …: JSON's escape, or \uXXXX for the characters JSON leaves as they are (DEL, C1). */
+function escapeControl(c: string): string {
+  const json = JSON.stringify(c).slice(1, -1);
+  return json !== c ? json : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
+/** Control characters (but tab) replaced by escapes, so the text stays on one line and cannot drive a terminal. */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROL_CHARS, escapeControl);
+}
+
+/** A JSON string literal with every control character escaped (JSON.stringify leaves DEL and C1 as they are). */
+function quoted(text: string): string {
+  return escapeControls(JSON.stringify(text));
+}
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** JSON.stringify with the conventions above for values JSON cannot carry. */
@@ -40,12 +57,12 @@ export function toJson(value: unknown, indent?: number): string {
 
 /** A topic or pattern on one line: as is, or as a JSON string literal when it holds control characters. */
 export function formatTopic(topic: string): string {
-  return CONTROL.test(topic) ? JSON.stringify(topic) : topic;
+  return CONTROL.test(topic) ? quoted(topic) : topic;
 }
 
 /** One payload on one line (see the module comment). */
 export function formatPayload(data: unknown): string {
-  if (typeof data === 'string') return CONTROL.test(data) ? JSON.stringify(data) : data;
+  if (typeof data === 'string') return CONTROL.test(data) ? quoted(data) : data;
   if (data instanceof Uint8Array) {
     try {
       const text = utf8.decode(data);

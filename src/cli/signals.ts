@@ -11,23 +11,22 @@ const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 2, SIG
  * withdraw what it registered before it exits. Once it has resolved, the
  * listeners are removed: a second signal ends the process at once.
  *
- * With `graceMs`, a clean stop that has not ended the process that long
- * after the signal is cut short: one line on stderr and exit 128 + the
- * signal number, as a shell reports a process killed by it. A stop can
- * wait on the network or the disk; the signal must stop the process anyway.
+ * A clean stop that has not ended the process `graceMs` after the signal
+ * (default 15 s) is cut short: one line on stderr and exit 128 + the signal
+ * number, as a shell reports a process killed by it. A stop, or a step the
+ * command is still waiting on (a connect, a start-up), can wait on the
+ * network or the disk; the signal must stop the process anyway.
  */
 export function waitForSignal(options: { graceMs?: number } = {}): { promise: Promise<NodeJS.Signals>; dispose(): void } {
+  const graceMs = options.graceMs ?? DEFAULT_STOP_GRACE_MS;
   let onSignal!: (sig: NodeJS.Signals) => void;
   const promise = new Promise<NodeJS.Signals>((resolve) => {
     onSignal = (sig) => {
       dispose();
-      if (options.graceMs !== undefined) {
-        const graceMs = options.graceMs;
-        setTimeout(() => {
-          process.stderr.write(`macula: did not stop within ${graceMs} ms of ${sig}; exiting now\n`);
-          process.exit(128 + (SIGNAL_NUMBERS[sig] ?? 0));
-        }, graceMs).unref();
-      }
+      setTimeout(() => {
+        process.stderr.write(`macula: did not stop within ${graceMs} ms of ${sig}; exiting now\n`);
+        process.exit(128 + (SIGNAL_NUMBERS[sig] ?? 0));
+      }, graceMs).unref();
       resolve(sig);
     };
     process.on('SIGINT', onSignal);

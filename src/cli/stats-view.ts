@@ -161,10 +161,20 @@ export function renderStats(now: Snapshot, previous?: Snapshot, seconds = 0): st
       [
         ['connections', 'open', 'limit', 'use', 'evicted', 'reaped', 'refused'],
         ['  pool (nodes and clients)', formatCount(open), formatCount(max), formatPercent(open, max), formatCount(num(now, 'pool.evicted') ?? 0), formatCount(num(now, 'pool.reaped') ?? 0), formatCount(num(now, 'pool.refused') ?? 0)],
-        ['  light clients', formatCount(clients), formatCount(maxClients), formatPercent(clients, maxClients), '', '', formatCount(num(now, 'gateway.refused') ?? 0)],
+        ['  light clients', formatCount(clients), formatCount(maxClients), formatPercent(clients, maxClients), '', '', formatCount(num(now, 'gateway.refusedByReason.max_clients') ?? num(now, 'gateway.refused') ?? 0)],
+        ...perAddressRow(now),
       ],
       { rightAlign: [1, 2, 3, 4, 5, 6] },
     ),
   );
   return `${out.join('\n')}\n`;
+}
+
+/** The busiest client source against the per-address share; absent when the node does not report it. */
+function perAddressRow(now: Snapshot): string[][] {
+  const limit = num(now, 'gateway.maxClientsPerAddress');
+  if (limit === undefined) return [];
+  const largest = num(now, 'gateway.largestSourceClients') ?? 0;
+  const refused = num(now, 'gateway.refusedByReason.max_clients_per_address') ?? 0;
+  return [['  clients of the busiest address', formatCount(largest), formatCount(limit), formatPercent(largest, limit), '', '', formatCount(refused)]];
 }

@@ -94,11 +94,6 @@ export class ClientAdmission {
     this.#clients--;
   }
 
-  /** Clients from the source of `host`. */
-  clientsFrom(host: string): number {
-    return this.#perSource.get(sourceOf(host)) ?? 0;
-  }
-
   stats(): AdmissionStats {
     let largest = 0;
     for (const n of this.#perSource.values()) if (n > largest) largest = n;

@@ -180,8 +180,7 @@ async function makeDirectory(dir: string, mode: number): Promise<void> {
       if ((await stat(dir)).isDirectory()) return;
       throw err;
     }
-    const parent = dirname(dir);
-    if (code !== 'ENOENT' || parent === dir) throw err;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw err;
   }
   await makeDirectory(dirname(dir), mode);
   await mkdir(dir, { mode }).catch((err: NodeJS.ErrnoException) => {

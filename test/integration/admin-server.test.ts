@@ -158,7 +158,8 @@ describe('admin server on a real QUIC node', () => {
     assert.match(res.type, /^application\/json/);
     const body = JSON.parse(res.text) as { status: string; checks: Record<string, { status: string; [k: string]: unknown }> };
     assert.ok(body.status === 'ok' || body.status === 'degraded', body.status);
-    assert.deepEqual(Object.keys(body.checks).sort(), ['eventLoopLag', 'joinedMesh', 'queueSaturation']);
+    assert.deepEqual(Object.keys(body.checks).sort(), ['budgets', 'eventLoopLag', 'joinedMesh', 'queueSaturation']);
+    assert.deepEqual(Object.keys(body.checks.budgets!.budgets as object).sort(), ['dhtStoreRecords', 'rss'], 'a real node reports its RSS and DHT store');
     assert.equal(body.checks.joinedMesh!.status, 'ok');
     assert.equal(typeof body.checks.eventLoopLag!.valueMs, 'number');
     assert.equal(body.checks.eventLoopLag!.thresholdMs, 100);

@@ -56,7 +56,7 @@ describe('macula client commands: input', { timeout: 90_000 }, () => {
     assert.match(start.stderr, /expected a whole number in 0\.\.86400 s/);
   });
 
-  it('prints a topic holding a newline as one JSON string, so it cannot forge a second line', async () => {
+  it('prints a topic or an error holding a newline on one line, so it cannot forge a second line', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'macula-cli-input-'));
     dirs.push(dir);
     const n = await startNode(dir, ['--status-interval', '0']);
@@ -72,6 +72,17 @@ describe('macula client commands: input', { timeout: 90_000 }, () => {
     assert.equal(pub2.code, 0, pub2.stderr);
     assert.equal((await sub.waitForExit()).code, 0, sub.stderr);
     assert.equal(sub.stdout, `"alerts.disk full\\nalerts.auth.login admin" ok\nalerts.bell "ring\\u0007"\n`);
+
+    // An error message written by a remote handler is shown on one line, escapes and all.
+    const serve = new MaculaProcess(['serve', 'forge', '--node', n.address, '--', process.execPath, '-e', 'process.stderr.write("bad\\nmacula: forged line\\u001b[31m"); process.exit(1)']);
+    procs.push(serve);
+    await serve.waitForStderr(/serving forge/);
+    const call = await runMacula(['call', 'forge', '--node', n.address]);
+    assert.equal(call.code, 1);
+    assert.equal(call.stderr.split('\n').length, 2, `one line: ${JSON.stringify(call.stderr)}`);
+    assert.match(call.stderr, /^macula: .*exited with code 1: bad\\nmacula: forged line\\u001b\[31m\n$/);
+    serve.kill('SIGTERM');
+    await serve.waitForExit();
     n.proc.kill('SIGTERM');
     assert.equal((await n.proc.waitForExit()).code, 0);
   });

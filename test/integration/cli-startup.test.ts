@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createSocket } from 'node:dgram';
 import { after, describe, it } from 'node:test';
+import { DEFAULT_STOP_GRACE_MS } from '../../src/cli/signals.js';
 import { MaculaProcess, unusedUdpPort } from '../helpers/cli.js';
 
 const dirs: string[] = [];
@@ -98,6 +100,26 @@ describe('macula start: start-up', { timeout: 90_000 }, () => {
       const r = start(['--data-dir', await tempDir(), '--max-rss', bad]);
       assert.equal((await r.waitForExit()).code, 2, `${bad}: ${r.stderr}`);
       assert.match(r.stderr, /expected a size in bytes greater than 0/);
+    }
+  });
+
+  it('cuts short a command that cannot stop cleanly, once the grace after the signal is over', async () => {
+    // A UDP port that swallows every datagram: the QUIC handshake never completes.
+    const hole = createSocket('udp4');
+    await new Promise<void>((resolve) => hole.bind(0, '127.0.0.1', resolve));
+    try {
+      const sub = new MaculaProcess(['sub', 'a.#', '--node', `127.0.0.1:${hole.address().port}`, '--connect-timeout', '600000']);
+      procs.push(sub);
+      await new Promise((r) => setTimeout(r, 1000)); // connecting
+      const t0 = performance.now();
+      sub.kill('SIGTERM');
+      const exit = await sub.waitForExit(DEFAULT_STOP_GRACE_MS + 10_000);
+      const ms = performance.now() - t0;
+      assert.equal(exit.code, 143, sub.stderr);
+      assert.match(sub.stderr, new RegExp(`did not stop within ${DEFAULT_STOP_GRACE_MS} ms of SIGTERM; exiting now`));
+      assert.ok(ms >= DEFAULT_STOP_GRACE_MS - 500 && ms < DEFAULT_STOP_GRACE_MS + 10_000, `exited ${Math.round(ms)} ms after the signal`);
+    } finally {
+      hole.close();
     }
   });
 });

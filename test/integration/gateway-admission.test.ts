@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { renderStats } from '../../src/cli/stats-view.js';
 import { MaculaClient } from '../../src/client/client.js';
 import { Identity } from '../../src/identity/identity.js';
 import { MeshNode, type MeshNodeOptions } from '../../src/node/mesh-node.js';
@@ -46,6 +47,8 @@ describe('gateway admission over QUIC', { timeout: 60_000 }, () => {
     assert.equal(s.largestSourceClients, 2);
     assert.deepEqual(s.refusedByReason, { max_clients: 0, max_clients_per_address: 1 });
     assert.equal(s.refused, 1);
+    // `macula stats` shows the busiest address against its share.
+    assert.match(renderStats(await first.stats()), /clients of the busiest address +2 +2 +100\.0% +1\n/);
     // The address's slot comes back when one of its clients leaves.
     await first.close();
     await waitFor(() => node.gateway.clients === 1, 10_000, 'the closed client is dropped');

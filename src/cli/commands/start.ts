@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { DEFAULT_STOP_GRACE_MS, waitForSignal } from '../signals.js';
+import { waitForSignal } from '../signals.js';
 import { readCredentialFile } from '../../auth/files.js';
 import { prepareAdmin, type AdminHandle } from '../admin.js';
 import type { AdmissionRefusal } from '../../gateway/admission.js';
@@ -71,7 +71,7 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--status-interval <seconds>', 'print a one-line status this often (0: never)').env('MACULA_STATUS_INTERVAL').default(DEFAULT_STATUS_INTERVAL_S).argParser(intParser(0, 86_400, 's')))
     .action(async (opts: StartOptions) => {
       // Listen for signals before anything else: a Ctrl-C or SIGTERM stops the process at any point of start-up too.
-      const signal = waitForSignal({ graceMs: DEFAULT_STOP_GRACE_MS });
+      const signal = waitForSignal();
       const interrupted = signal.promise.then((): typeof INTERRUPTED => INTERRUPTED);
       const untilSignal = <T>(step: Promise<T>): Promise<T | typeof INTERRUPTED> => Promise.race([step, interrupted]);
       const logger = new Logger(opts.logLevel);
