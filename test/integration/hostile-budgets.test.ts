@@ -112,28 +112,24 @@ describe('byte budgets and admission against a macula start process', () => {
     await victim?.stop();
   });
 
-  it('unfinished frames on 400 streams from a connection that never said HELLO: refused before their bodies are read', async (t) => {
-    let result: Awaited<ReturnType<typeof unfinishedFrames>> | undefined;
-    const m = await underAttack(t, victim, 'unfinished frames, no HELLO', async () => (result = await unfinishedFrames(victim.addr, { streams: 400, hello: false, durationMs: 10_000 })));
-    assert.ok(result!.closedByVictim, 'the node closed the attacking connection');
-    assert.ok(result!.bytesAccepted < 8 * MiB, `the node took only ${result!.bytesAccepted} bytes of bodies`);
-    assert.ok((await victim.metric('macula_budget_refusals_total', 'reason="pre_hello_bytes"')) >= 1);
-    assert.ok(m.peak - m.before < 64, `peak RSS ${m.peak.toFixed(1)} MiB stays within 64 MiB of the start ${m.before.toFixed(1)} MiB`);
-    assert.ok(m.after - m.before < 64);
-    assert.equal(m.during.failed, 0);
-    assert.ok(m.during.ok > 0);
-  });
-
-  it('unfinished frames on 400 streams after a HELLO: the connection budget refuses them', async (t) => {
-    let result: Awaited<ReturnType<typeof unfinishedFrames>> | undefined;
-    const m = await underAttack(t, victim, 'unfinished frames after HELLO', async () => (result = await unfinishedFrames(victim.addr, { streams: 400, hello: true, durationMs: 10_000 })));
-    assert.ok(result!.closedByVictim, 'the node closed the attacking connection');
-    assert.ok(result!.bytesAccepted < 16 * MiB, `the node took only ${result!.bytesAccepted} bytes of bodies`);
-    assert.ok((await victim.metric('macula_budget_refusals_total', 'reason="connection_bytes"')) >= 1);
-    assert.ok(m.peak - m.before < 64, `peak RSS ${m.peak.toFixed(1)} MiB stays within 64 MiB of the start ${m.before.toFixed(1)} MiB`);
-    assert.ok(m.after - m.before < 64);
-    assert.equal(m.during.failed, 0);
-  });
+  const frameAttacks = [
+    { hello: false, title: 'from a connection that never said HELLO: refused before their bodies are read', reason: 'pre_hello_bytes', maxAccepted: 8 * MiB },
+    { hello: true, title: 'after a HELLO: the connection budget refuses them', reason: 'connection_bytes', maxAccepted: 16 * MiB },
+  ];
+  for (const { hello, title, reason, maxAccepted } of frameAttacks) {
+    it(`unfinished frames on 400 streams ${title}`, async (t) => {
+      let result: Awaited<ReturnType<typeof unfinishedFrames>> | undefined;
+      const name = `unfinished frames, ${hello ? 'after HELLO' : 'no HELLO'}`;
+      const m = await underAttack(t, victim, name, async () => (result = await unfinishedFrames(victim.addr, { streams: 400, hello, durationMs: 10_000 })));
+      assert.ok(result!.closedByVictim, 'the node closed the attacking connection');
+      assert.ok(result!.bytesAccepted < maxAccepted, `the node took only ${result!.bytesAccepted} bytes of bodies`);
+      assert.ok((await victim.metric('macula_budget_refusals_total', `reason="${reason}"`)) >= 1);
+      assert.ok(m.peak - m.before < 64, `peak RSS ${m.peak.toFixed(1)} MiB stays within 64 MiB of the start ${m.before.toFixed(1)} MiB`);
+      assert.ok(m.after - m.before < 64);
+      assert.equal(m.during.failed, 0);
+      assert.ok(m.during.ok > 0);
+    });
+  }
 
   it('10,000 aborted handshakes: native memory stays bounded and new clients get in', async (t) => {
     const m = await underAttack(t, victim, '10,000 aborted handshakes', () => abortedHandshakes(victim.addr, 10_000, { concurrency: 64, identities: 200, abortAfterMs: 3 }));
