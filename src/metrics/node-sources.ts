@@ -12,7 +12,7 @@ import type { RealmGuardStats } from '../auth/realm-guard.js';
 import type { DhtStats } from '../dht/metrics.js';
 import type { NodeStatus } from '../node/mesh-node.js';
 import type { PoolStats } from '../transport/pool.js';
-import type { QueueStats, TrafficStats } from '../node/messenger.js';
+import type { BudgetStats, QueueStats, TrafficStats } from '../node/messenger.js';
 import type { PeerAddress, TransportStats } from '../transport/types.js';
 
 export type { QueueStats, TrafficStats };
@@ -51,16 +51,24 @@ export interface BudgetReading {
  * one line per budget. Add new budgets (bytes buffered, store bytes, …)
  * here as their components expose them.
  */
-export function nodeBudgets(node: Pick<ObservedNode, 'dht'>): BudgetReading[] {
+export function nodeBudgets(node: Pick<ObservedNode, 'dht' | 'messenger'>): BudgetReading[] {
   const budgets: BudgetReading[] = [];
   const store = node.dht.store;
   if (store) budgets.push({ name: 'dhtStoreRecords', used: store.size, limit: store.maxRecords });
+  const dht = node.dht.stats();
+  if (dht.maxBytes > 0) budgets.push({ name: 'dhtStoreBytes', used: dht.bytes, limit: dht.maxBytes });
+  const m = node.messenger as MessengerProbes;
+  if (typeof m.budgetStats === 'function') {
+    const { frameBytes, preHelloConnections } = m.budgetStats.call(m).budgets;
+    budgets.push({ name: 'frameBytes', ...frameBytes }, { name: 'preHelloConnections', ...preHelloConnections });
+  }
   return budgets;
 }
 
 interface MessengerProbes {
   trafficStats?: () => TrafficStats;
   queueStats?: () => QueueStats;
+  budgetStats?: () => BudgetStats;
   guard?: { stats(): RealmGuardStats };
 }
 

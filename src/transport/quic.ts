@@ -65,7 +65,7 @@ export interface QuicTransportOptions extends TransportOptions, AdmissionOptions
    * Inbound handshakes awaited at once. The binding completes each accepted
    * connection's handshake inside one inboundConnection() call, and a peer that
    * stalls its handshake holds that call until the idle timeout, so several
-   * calls run side by side. Default 16.
+   * calls run side by side. Default 128.
    */
   maxHandshakes?: number;
   /** Closed connections after which a garbage collection releases their native memory (see native-memory.ts); 0 never. Default 128. */
@@ -83,7 +83,7 @@ export interface QuicTransportStats extends TransportStats {
 
 export const DEFAULT_MAX_STREAM_DATA = 2 * 1024 * 1024;
 export const DEFAULT_MAX_CONNECTION_DATA = 4 * 1024 * 1024;
-export const DEFAULT_MAX_HANDSHAKES = 16;
+export const DEFAULT_MAX_HANDSHAKES = 128;
 export const DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_READ_CHUNK_BYTES = 256 * 1024;
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { MaculaClient } from '../../src/client/client.js';
 import { Identity } from '../../src/identity/identity.js';
 import { QuicTransport } from '../../src/transport/quic.js';
-import type { Connection, PeerAddress, Stream } from '../../src/transport/types.js';
+import type { PeerAddress, Stream } from '../../src/transport/types.js';
 import { encodeBody } from '../../src/wire/codec.js';
 import { encodeFrame, writeFrameHeader } from '../../src/wire/frame.js';
 import { HELLO, PROTOCOL_VERSION } from '../../src/wire/messages.js';
@@ -131,29 +131,41 @@ async function feed(s: Stream, header: Uint8Array, chunk: Uint8Array, body: numb
 }
 
 /**
- * `count` dials, each from a fresh identity (so a fresh QUIC endpoint),
- * abandoned `abortAfterMs` after starting; `concurrency` at a time.
+ * `count` dials abandoned `abortAfterMs` after starting, `concurrency` at a
+ * time. Each dial comes from a fresh identity and QUIC endpoint (closed with
+ * the dial) unless `identities` is given: then that many attacker endpoints
+ * are reused in turn, which dials faster.
  */
-export async function abortedHandshakes(target: PeerAddress, count: number, opts: { concurrency?: number; abortAfterMs?: number } = {}): Promise<{ dialed: number; completed: number }> {
+export async function abortedHandshakes(
+  target: PeerAddress,
+  count: number,
+  opts: { concurrency?: number; abortAfterMs?: number; identities?: number } = {},
+): Promise<{ dialed: number; completed: number }> {
   const concurrency = opts.concurrency ?? 32;
   const abortAfterMs = opts.abortAfterMs ?? 3;
+  const shared = Array.from({ length: opts.identities ?? 0 }, () => new QuicTransport({ identity: Identity.generate() }, { idleTimeoutMs: 2000 }));
   let next = 0;
   let completed = 0;
   const worker = async () => {
     while (next < count) {
-      next++;
-      const t = new QuicTransport({ identity: Identity.generate() }, { idleTimeoutMs: 2000 });
+      const i = next++;
+      const t = shared.length > 0 ? shared[i % shared.length]! : new QuicTransport({ identity: Identity.generate() }, { idleTimeoutMs: 2000 });
       try {
-        await t.dial(target, { timeoutMs: abortAfterMs });
+        const conn = await t.dial(target, { timeoutMs: abortAfterMs });
         completed++;
+        conn.close();
       } catch {
         // abandoned, as intended
       } finally {
-        await t.close();
+        if (shared.length === 0) await t.close();
       }
     }
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    await Promise.all(shared.map((t) => t.close()));
+  }
   return { dialed: next, completed };
 }
 
@@ -165,10 +177,18 @@ export async function lightClients(target: PeerAddress, count: number, opts: { c
   const worker = async () => {
     while (next < count) {
       next++;
-      try {
-        clients.push(await MaculaClient.connect({ node: target, timeoutMs: 10_000 }));
-      } catch {
-        failed++;
+      // Admission rates may refuse a burst: retry a few times, as a client would.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          clients.push(await MaculaClient.connect({ node: target, timeoutMs: 10_000 }));
+          break;
+        } catch {
+          if (attempt >= 20) {
+            failed++;
+            break;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
       }
     }
   };
@@ -190,4 +210,3 @@ function sleepUntil(deadline: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())));
 }
 
-export { type Connection };

@@ -99,6 +99,7 @@ export function registerStart(program: Command): void {
         ...(credential !== undefined && { credential }),
       });
       watchClients(node, logger);
+      watchBudgets(node, logger);
       const startAdmin = opts.adminPort !== undefined ? prepareAdmin(node) : undefined;
       let admin: AdminHandle | undefined;
       const startup = (async () => {
@@ -166,6 +167,19 @@ function statusLine(node: MeshNode): string {
   const gw = node.gateway.stats();
   const time = new Date().toISOString().slice(11, 19);
   return `${time} status: ${s.routingTableSize} in routing table, ${pool.open}/${pool.max} connections, ${gw.clients} clients (${gw.refused} refused), ${s.joined ? 'joined' : 'not joined'}`;
+}
+
+/** Every 10 s, one line naming the budgets that refused peers since the last line (counts by reason are in the metrics). */
+function watchBudgets(node: MeshNode, logger: Logger): void {
+  let reported = node.budgets().refusals;
+  setInterval(() => {
+    const now = node.budgets().refusals;
+    const news = Object.entries(now)
+      .map(([reason, n]) => [reason, n - (reported[reason as keyof typeof reported] ?? 0)] as const)
+      .filter(([, n]) => n > 0);
+    reported = now;
+    if (news.length > 0) logger.warn(`refused peers over a budget: ${news.map(([reason, n]) => `${n} ${reason}`).join(', ')} (see macula_budget_refusals_total)`);
+  }, 10_000).unref();
 }
 
 function watchClients(node: MeshNode, logger: Logger): void {
