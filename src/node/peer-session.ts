@@ -216,6 +216,9 @@ export class PeerSession {
         if (!def?.response || msg.id === undefined) {
           throw this.#violation(`${messageName(msg.t)} is not a response`);
         }
+        // The peer accepted our HELLO: responses pipelined behind HELLO_ACK get
+        // the full budget now, not once the HELLO promise settles (a microtask later).
+        if (msg.t === HELLO_ACK.type) this.#budget?.greet();
         const pending = this.#pending.get(msg.id);
         if (!pending) continue; // late answer to a request that already timed out
         this.#pending.delete(msg.id);

@@ -124,6 +124,8 @@ describe('byte budgets and admission against a macula start process', () => {
       assert.ok(result!.closedByVictim, 'the node closed the attacking connection');
       assert.ok(result!.bytesAccepted < maxAccepted, `the node took only ${result!.bytesAccepted} bytes of bodies`);
       assert.ok((await victim.metric('macula_budget_refusals_total', `reason="${reason}"`)) >= 1);
+      assert.equal(await victim.metric('macula_budget_limit', 'budget="frame_bytes"'), 64 * MiB);
+      assert.equal(await victim.metric('macula_budget_used', 'budget="frame_bytes"'), 0, 'the refused frames gave their reservation back');
       assert.ok(m.peak - m.before < 64, `peak RSS ${m.peak.toFixed(1)} MiB stays within 64 MiB of the start ${m.before.toFixed(1)} MiB`);
       assert.ok(m.after - m.before < 64);
       assert.equal(m.during.failed, 0);

@@ -82,6 +82,17 @@ for (const kind of ['memory', 'quic'] as const) {
       assert.equal(a.messenger.pool.size, 1);
     });
 
+    it('judges a large request pipelined behind HELLO (and its response) under the full budget, not the pre-HELLO one', async () => {
+      const small = { maxPreHelloFrameBytes: 1024 };
+      const a = await peer(kind, net, small);
+      const b = await peer(kind, net, small);
+      const d = new Uint8Array(200_000).fill(9);
+      const reply = await a.messenger.request({ address: addr(b) }, { t: ECHO.type, d });
+      assert.equal((reply.d as Uint8Array).length, d.length);
+      for (const p of [a, b]) assert.deepEqual(Object.values(p.messenger.budgetStats().refusals).filter((n) => n > 0), []);
+      assert.equal(b.messenger.budgetStats().budgets.frameBytes.used, 0);
+    });
+
     it('carries handler errors back with their code, without stacks', async () => {
       const a = await peer(kind, net);
       const b = await peer(kind, net);
