@@ -159,7 +159,7 @@ describe('admin server on a real QUIC node', () => {
     const body = JSON.parse(res.text) as { status: string; checks: Record<string, { status: string; [k: string]: unknown }> };
     assert.ok(body.status === 'ok' || body.status === 'degraded', body.status);
     assert.deepEqual(Object.keys(body.checks).sort(), ['budgets', 'eventLoopLag', 'joinedMesh', 'queueSaturation']);
-    assert.deepEqual(Object.keys(body.checks.budgets!.budgets as object).sort(), ['dhtStoreRecords', 'rss'], 'a real node reports its RSS and DHT store');
+    assert.deepEqual(Object.keys(body.checks.budgets!.budgets as object).sort(), ['dhtStoreBytes', 'dhtStoreRecords', 'frameBytes', 'preHelloConnections', 'rss'], 'a real node reports its RSS, DHT store and frame and connection budgets');
     assert.equal(body.checks.joinedMesh!.status, 'ok');
     assert.equal(typeof body.checks.eventLoopLag!.valueMs, 'number');
     assert.equal(body.checks.eventLoopLag!.thresholdMs, 100);

@@ -92,7 +92,7 @@ describe('macula start: start-up', { timeout: 90_000 }, () => {
     const [, bigUrl] = await big.waitFor(/admin\s+(http:\/\/127\.0\.0\.1:\d+)/);
     const ok = (await (await fetch(`${bigUrl}/health`)).json()) as { checks: { budgets: { status: string; budgets: Record<string, unknown> } } };
     assert.equal(ok.checks.budgets.status, 'ok');
-    assert.deepEqual(Object.keys(ok.checks.budgets.budgets).sort(), ['dhtStoreRecords', 'gatewayClients', 'rss']);
+    assert.deepEqual(Object.keys(ok.checks.budgets.budgets).sort(), ['dhtStoreBytes', 'dhtStoreRecords', 'frameBytes', 'gatewayClients', 'preHelloConnections', 'rss']);
     big.kill('SIGTERM');
     assert.equal((await big.waitForExit()).code, 0, big.stderr);
 
