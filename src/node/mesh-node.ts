@@ -87,6 +87,8 @@ export interface MeshNodeOptions extends QuicTransportOptions, ConnectionPoolIni
   credentialSweepMs?: number;
   /** How often the DHT is asked for a newer revocation list. Default 30 s. */
   revocationPollMs?: number;
+  /** Clock difference tolerated on credentials' not-before and expiry, in seconds. Default 30. */
+  credentialClockToleranceS?: number;
 }
 
 export interface NodeStatus {
@@ -405,7 +407,14 @@ function realmGuardFor(identity: Identity, options: MeshNodeOptions): RealmGuard
   if (credential === undefined || credential.length === 0) {
     throw new ConfigError('a secured realm needs this node\'s credential: pass --credential <file> (issue one with `macula cred issue --role node`)');
   }
-  return new RealmGuard({ realm: options.realm ?? DEFAULT_REALM, authority, credential, identity, role: options.role ?? 'node' });
+  return new RealmGuard({
+    realm: options.realm ?? DEFAULT_REALM,
+    authority,
+    credential,
+    identity,
+    role: options.role ?? 'node',
+    ...(options.credentialClockToleranceS !== undefined && { clockToleranceS: options.credentialClockToleranceS }),
+  });
 }
 
 /** Creates and starts a node: loads (or creates) the key in the data dir unless an identity is given. */

@@ -118,6 +118,25 @@ describe('secured realm', () => {
     await assert.rejects(a.ping(rogue.listenAddress!), { code: 'MACULA_ERR_UNAUTHORIZED' });
   });
 
+  it('a node whose credential has expired is refused with that reason', async () => {
+    const lateId = Identity.generate();
+    // Its own clock tolerance is lax enough to start; the members' default 30 s is not.
+    const late = await new MeshNode(lateId, {
+      ...base,
+      realmKey: authority.publicKey,
+      credentialClockToleranceS: 3 * 3600,
+      credential: await credentialFor(lateId, 'node', ALL_PERMISSIONS, { notBefore: Date.now() - 2 * HOUR, ttlMs: HOUR }),
+    }).start();
+    nodes.push(late);
+    const before = a.guard!.stats().refusals.expired;
+    await assert.rejects(late.ping(a.listenAddress!), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'MACULA_ERR_UNAUTHORIZED');
+      assert.match(err.message, /expired/);
+      return true;
+    });
+    assert.equal(a.guard!.stats().refusals.expired, before + 1);
+  });
+
   it('an expired client credential is refused with its reason', async () => {
     await assert.rejects(client(a, ALL_PERMISSIONS, { notBefore: Date.now() - 2 * HOUR, ttlMs: HOUR }), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'MACULA_ERR_UNAUTHORIZED');
