@@ -44,6 +44,17 @@ async function startNode(permissions: PermissionSpec = ALL_PERMISSIONS, extra: M
   return node.start();
 }
 
+/** A node of another authority, with a valid credential of its own realm key. */
+async function startRogue(): Promise<MeshNode> {
+  const rogueId = Identity.generate();
+  const rogueAuthority = Identity.generate();
+  return new MeshNode(rogueId, {
+    ...base,
+    realmKey: rogueAuthority.publicKey,
+    credential: await credentialFor(rogueId, 'node', ALL_PERMISSIONS, { signer: rogueAuthority }),
+  }).start();
+}
+
 async function client(node: MeshNode, permissions: PermissionSpec, over: { ttlMs?: number; notBefore?: number; signer?: Identity } = {}, identity = Identity.generate()): Promise<MaculaClient> {
   return MaculaClient.connect(
     { node: node.listenAddress!, realm: REALM, timeoutMs: 3000, credential: await credentialFor(identity, 'client', permissions, over) },
@@ -84,13 +95,7 @@ describe('secured realm', () => {
       return true;
     });
 
-    const rogueAuthority = Identity.generate();
-    const rogueId = Identity.generate();
-    const rogue = await new MeshNode(rogueId, {
-      ...base,
-      realmKey: rogueAuthority.publicKey,
-      credential: await credentialFor(rogueId, 'node', ALL_PERMISSIONS, { signer: rogueAuthority }),
-    }).start();
+    const rogue = await startRogue();
     nodes.push(rogue);
     await assert.rejects(rogue.ping(a.listenAddress!), { code: 'MACULA_ERR_UNAUTHORIZED' });
 
@@ -107,13 +112,7 @@ describe('secured realm', () => {
   });
 
   it('the joining node also checks the node it dials: a member does not join a rogue node', async () => {
-    const rogueId = Identity.generate();
-    const rogueAuthority = Identity.generate();
-    const rogue = await new MeshNode(rogueId, {
-      ...base,
-      realmKey: rogueAuthority.publicKey,
-      credential: await credentialFor(rogueId, 'node', ALL_PERMISSIONS, { signer: rogueAuthority }),
-    }).start();
+    const rogue = await startRogue();
     nodes.push(rogue);
     await assert.rejects(a.ping(rogue.listenAddress!), { code: 'MACULA_ERR_UNAUTHORIZED' });
   });
