@@ -110,7 +110,14 @@ describe('macula start: start-up', { timeout: 90_000 }, () => {
     try {
       const sub = new MaculaProcess(['sub', 'a.#', '--node', `127.0.0.1:${hole.address().port}`, '--connect-timeout', '600000']);
       procs.push(sub);
-      await new Promise((r) => setTimeout(r, 1000)); // connecting
+      // Its first handshake packet arriving means it is connecting, with its signal handlers in place.
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`sub sent no packet within 15 s\nstderr: ${sub.stderr}`)), 15_000);
+        hole.once('message', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
       const t0 = performance.now();
       sub.kill('SIGTERM');
       const exit = await sub.waitForExit(DEFAULT_STOP_GRACE_MS + 10_000);
