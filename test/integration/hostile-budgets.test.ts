@@ -145,7 +145,9 @@ describe('byte budgets and admission against a macula start process', () => {
     assert.ok(m.peak - m.before < 400, `peak RSS ${m.peak.toFixed(1)} MiB stays within 400 MiB of the start ${m.before.toFixed(1)} MiB`);
     assert.ok(m.after - m.before < 400);
     assert.equal(m.during.failed, 0);
-    assert.ok(m.afterMs < 10_000);
+    // Each aborted dial still costs the node a TLS handshake (the binding admits nothing earlier), so
+    // on a loaded machine the backlog takes seconds to work off (tens of ms on an idle one).
+    assert.ok(m.afterMs < LEGIT_CONNECT_MS);
   });
 
   it('2,000 light clients connecting and leaving: ~0.1 MB each at most, and their memory is reused after they leave', async (t) => {
