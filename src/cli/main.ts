@@ -12,6 +12,8 @@ import { MaculaError } from '../util/errors.js';
 import { escapeControls } from './output.js';
 import { registerBench } from './commands/bench.js';
 import { registerCall } from './commands/call.js';
+import { registerCheck } from './commands/check.js';
+import { registerContext } from './commands/context.js';
 import { registerCred } from './commands/cred.js';
 import { registerId } from './commands/id.js';
 import { registerLookup } from './commands/lookup.js';
@@ -23,6 +25,7 @@ import { registerStart } from './commands/start.js';
 import { registerStats } from './commands/stats.js';
 import { registerSub } from './commands/sub.js';
 import { VERSION } from './version.js';
+import { applyContext } from './options.js';
 
 export function buildProgram(): Command {
   const program = new Command('macula')
@@ -49,6 +52,10 @@ export function buildProgram(): Command {
   registerId(program);
   registerRealm(program);
   registerCred(program);
+  registerContext(program);
+  registerCheck(program);
+  // Client commands take what neither a flag nor the environment set from the saved context.
+  program.hook('preAction', (_program, action) => applyContext(action));
   return program;
 }
 

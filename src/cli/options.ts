@@ -5,6 +5,7 @@ import { validatePattern, validateTopic } from '../pubsub/topic.js';
 import { MAX_CALL_BUDGET_MS } from '../rpc/messages.js';
 import { formatAddress, parseAddress, type PeerAddress } from '../transport/types.js';
 import { VERSION } from './version.js';
+import { CONTEXT_FIELDS, resolveContext, validateContextName } from './contexts.js';
 import { inspectCredential } from '../auth/credential.js';
 import { readCredentialFile } from '../auth/files.js';
 import { DEFAULT_REALM } from '../node/messenger.js';
@@ -135,9 +136,11 @@ export interface ClientOptions {
   realm?: string;
   connectTimeout: number;
   credential?: string;
+  /** A saved context (see contexts.ts), applied before the action runs. */
+  context?: string;
 }
 
-/** Adds --node, --realm and --connect-timeout (with their MACULA_* variables) to a client command. */
+/** Adds --node, --realm, --connect-timeout, --credential and --context (with their MACULA_* variables) to a client command. */
 export function addClientOptions(cmd: Command): Command {
   return cmd
     .addOption(
@@ -147,7 +150,41 @@ export function addClientOptions(cmd: Command): Command {
     .addOption(
       new Option('--connect-timeout <ms>', 'how long to wait for the node to answer').env('MACULA_CONNECT_TIMEOUT').default(DEFAULT_CLIENT_TIMEOUT_MS).argParser(parseTimeoutMs),
     )
-    .addOption(new Option('--credential <file>', 'client credential file for a secured realm (`macula cred issue --role client`)').env('MACULA_CREDENTIAL'));
+    .addOption(new Option('--credential <file>', 'client credential file for a secured realm (`macula cred issue --role client`)').env('MACULA_CREDENTIAL'))
+    .addOption(new Option('--context <name>', 'use a saved context (`macula context add`); flags and environment variables override it').env('MACULA_CONTEXT').argParser(parseContextName));
+}
+
+export function parseContextName(value: string): string {
+  try {
+    return validateContextName(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+/**
+ * Fills the client options that neither a flag nor an environment variable
+ * set from the context named by --context (or the selected one). Values are
+ * parsed by the option's own parser, so a bad saved value fails as a bad
+ * flag would, naming the context.
+ */
+export async function applyContext(cmd: Command): Promise<void> {
+  if (!cmd.options.some((o) => o.attributeName() === 'context')) return;
+  const resolved = await resolveContext(cmd.opts().context as string | undefined);
+  if (resolved === undefined) return;
+  for (const field of CONTEXT_FIELDS) {
+    const option = cmd.options.find((o) => o.attributeName() === field);
+    const raw = resolved.context[field];
+    const source = cmd.getOptionValueSource(field);
+    if (option === undefined || raw === undefined || source === 'cli' || source === 'env') continue;
+    let value: unknown;
+    try {
+      value = option.parseArg ? option.parseArg(raw, undefined) : raw;
+    } catch (err) {
+      throw new ConfigError(`context "${resolved.name}": ${option.long} ${JSON.stringify(raw)}: ${(err as Error).message}`);
+    }
+    cmd.setOptionValueWithSource(field, value, `context ${resolved.name}` as 'config');
+  }
 }
 
 /** Connects the light client a command uses; NodeUnreachableError carries the message users see. */

@@ -51,12 +51,24 @@ const THROUGHPUT: Counter[] = [
   { label: 'dht lookups', read: (s) => lookupsTotal(s) },
 ];
 
-const LOSSES: Counter[] = [
+/** Messages that did not reach a subscriber or client (what `macula check` counts as drops). */
+const DROPS: Counter[] = [
   { label: 'pub/sub dropped (subscriber buffers full)', read: (s) => num(s, 'pubsub.dropped') },
   { label: 'pub/sub publishes refused (fan-out queue full)', read: (s) => num(s, 'pubsub.publishesDropped') },
   { label: 'pub/sub fan-out drops (queue or node backlog)', read: (s) => add(num(s, 'pubsub.fanout.dropped'), num(s, 'pubsub.fanout.backlogDropped')) },
   { label: 'pub/sub send failures', read: (s) => num(s, 'pubsub.fanout.sendFailures') },
   { label: 'messages to clients not sent', read: (s) => num(s, 'gateway.forwardFailures') },
+];
+
+/** Every message drop a snapshot counts (see DROPS), or undefined when it counts none. */
+export function messageDrops(s: Snapshot): number | undefined {
+  let total: number | undefined;
+  for (const c of DROPS) total = add(total, c.read(s));
+  return total;
+}
+
+const LOSSES: Counter[] = [
+  ...DROPS,
   { label: 'rpc calls failed', read: (s) => failedCalls(s) },
   { label: 'dht request timeouts', read: (s) => num(s, 'dht.timeouts') },
   { label: 'peers refused (secured realm)', read: (s) => sumOf(s, 'auth.refusals') },

@@ -17,6 +17,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { REVOKE } from '../auth/messages.js';
+import { PING } from '../wire/messages.js';
 import { Identity } from '../identity/identity.js';
 import { DEFAULT_REALM, Messenger } from '../node/messenger.js';
 import { ConnectionPool } from '../transport/pool.js';
@@ -257,6 +258,13 @@ export class MaculaClient extends EventEmitter {
   }
 
   /** The node's statistics snapshot. */
+  /** Round trip to the node (PING/PONG on the client's connection), in ms. */
+  async ping(): Promise<number> {
+    const t0 = performance.now();
+    await this.#request({ t: PING.type });
+    return performance.now() - t0;
+  }
+
   async stats(): Promise<Record<string, unknown>> {
     return (await this.#request({ t: GW_STATS.type })) as Record<string, unknown>;
   }
