@@ -71,9 +71,10 @@ describe('credentials', () => {
   });
 
   it('expired and not yet valid credentials are refused, also when cached', async () => {
+    const token = await issueCredential(authority, leafOpts({ ttlMs: 60_000 }));
+    // The clock starts after issuing: not-before is the issuing second.
     let now = Date.now();
     const v = verifier({ now: () => now, clockToleranceS: 0 });
-    const token = await issueCredential(authority, leafOpts({ ttlMs: 60_000 }));
     await v.verify([token], subject.nodeId, 'client');
     now += 61_000;
     await refusedWith(v.verify([token], subject.nodeId, 'client'), 'expired');
@@ -128,10 +129,10 @@ describe('credentials', () => {
   });
 
   it('a chain expires with its issuer credential', async () => {
-    let now = Date.now();
     const issuerKey = Identity.generate();
     const issuerToken = await issueCredential(authority, { realm: 'alpha', role: 'issuer', subject: issuerKey.publicKey, permissions: ALL_PERMISSIONS, ttlMs: 60_000 });
     const leaf = await issueCredential(issuerKey, leafOpts({ ttlMs: 10 * HOUR }));
+    let now = Date.now();
     const v = verifier({ now: () => now, clockToleranceS: 0 });
     await v.verify([issuerToken, leaf], subject.nodeId, 'client');
     now += 61_000;
