@@ -5,7 +5,8 @@
  */
 import { ADMIN_METRICS, AdminServer } from '../metrics/admin-server.js';
 import { GATEWAY_METRICS } from '../metrics/gateway-metrics.js';
-import { instrumentNode, registerStatsMetrics } from '../metrics/node-metrics.js';
+import { instrumentNode } from '../metrics/node-metrics.js';
+import { registerStatsMetrics } from '../metrics/metrics.js';
 import { PrometheusMetrics } from '../metrics/prometheus.js';
 import type { MeshNode } from '../node/mesh-node.js';
 

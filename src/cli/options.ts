@@ -7,7 +7,7 @@ import { formatAddress, parseAddress, type PeerAddress } from '../transport/type
 import { VERSION } from './version.js';
 import { inspectCredential } from '../auth/credential.js';
 import { readCredentialFile } from '../auth/files.js';
-import { DEFAULT_REALM } from '../node/messenger.js';
+import { DEFAULT_REALM } from '../session/messenger.js';
 import type { Identity } from '../identity/identity.js';
 import { ConfigError } from '../util/errors.js';
 

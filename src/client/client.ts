@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import { REVOKE } from '../auth/messages.js';
 import { Identity } from '../identity/identity.js';
-import { DEFAULT_REALM, Messenger } from '../node/messenger.js';
+import { DEFAULT_REALM, Messenger } from '../session/messenger.js';
 import { ConnectionPool } from '../transport/pool.js';
 import { QuicTransport } from '../transport/quic.js';
 import { formatAddress, type Connection, type PeerAddress, type Transport } from '../transport/types.js';

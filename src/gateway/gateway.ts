@@ -20,8 +20,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Credential } from '../auth/credential.js';
-import type { PeerInfo } from '../node/peer-session.js';
-import type { Handler } from '../node/messenger.js';
+import type { PeerInfo } from '../session/peer-session.js';
+import type { Handler } from '../session/messenger.js';
 import type { PubSubMessage } from '../pubsub/subscription.js';
 import type { Provider } from '../registry/types.js';
 import { NoSuchProcedureError } from '../rpc/errors.js';

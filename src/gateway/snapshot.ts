@@ -6,9 +6,9 @@
 import type { DhtStats } from '../dht/metrics.js';
 import type { TableContact } from '../dht/routing-table.js';
 import { toHex } from '../identity/identity.js';
-import type { Handler } from '../node/messenger.js';
-import type { NodeStatus } from '../node/mesh-node.js';
-import type { PeerInfo } from '../node/peer-session.js';
+import type { Handler } from '../session/messenger.js';
+import type { NodeStatus } from '../session/node-status.js';
+import type { PeerInfo } from '../session/peer-session.js';
 import type { PubSubMessage } from '../pubsub/subscription.js';
 import type { Provider, RegistryStats } from '../registry/types.js';
 import type { RpcClientStats } from '../rpc/client.js';

@@ -32,7 +32,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { ConfigError } from '../util/errors.js';
 import { HealthMonitor, type HealthMonitorInit } from './health.js';
 import type { Sample } from './metrics.js';
-import type { NodeInstrumentation, StatsMetric } from './node-metrics.js';
+import type { NodeInstrumentation } from './node-metrics.js';
+import type { StatsMetric } from './metrics.js';
 import { queueSource, trafficSource, type ObservedNode } from './node-sources.js';
 
 /** What /metrics serves: the prom-client adapter, or anything else producing the text format. */

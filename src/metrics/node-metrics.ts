@@ -25,30 +25,8 @@ import type { DhtStats } from '../dht/metrics.js';
 import type { PoolStats } from '../transport/pool.js';
 import type { TransportStats } from '../transport/types.js';
 import type { ProtocolErrorKind } from '../util/errors.js';
-import { samplesByLabel, type Metrics, type Sample } from './metrics.js';
+import { registerStatsMetrics, samplesByLabel, type Metrics, type Sample, type StatsMetric } from './metrics.js';
 import { authSource, queueSource, trafficSource, type ObservedNode, type QueueStats, type TrafficStats } from './node-sources.js';
-
-/** A metric read from a stats snapshot at scrape time. */
-export interface StatsMetric<T> {
-  type: 'counter' | 'gauge';
-  name: string;
-  help: string;
-  labelNames?: readonly string[];
-  value(stats: T): number | Iterable<Sample>;
-}
-
-/**
- * Registers metrics that read `source()` at each scrape. Counters must come
- * from cumulative stats; they are exposed as real counters (TYPE counter),
- * not as gauges named `_total`.
- */
-export function registerStatsMetrics<T>(metrics: Metrics, source: () => T, specs: readonly StatsMetric<T>[]): void {
-  for (const spec of specs) {
-    const options = { name: spec.name, help: spec.help, labelNames: spec.labelNames ?? [], collect: () => spec.value(source()) };
-    if (spec.type === 'counter') metrics.counter(options);
-    else metrics.gauge(options);
-  }
-}
 
 // ---- tables -----------------------------------------------------------------
 

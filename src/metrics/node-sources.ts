@@ -10,9 +10,9 @@
  */
 import type { RealmGuardStats } from '../auth/realm-guard.js';
 import type { DhtStats } from '../dht/metrics.js';
-import type { NodeStatus } from '../node/mesh-node.js';
+import type { NodeStatus } from '../session/node-status.js';
 import type { PoolStats } from '../transport/pool.js';
-import type { BudgetStats, QueueStats, TrafficStats } from '../node/messenger.js';
+import type { BudgetStats, QueueStats, TrafficStats } from '../session/messenger.js';
 import type { PeerAddress, TransportStats } from '../transport/types.js';
 
 export type { QueueStats, TrafficStats };

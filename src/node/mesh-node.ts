@@ -17,11 +17,13 @@ import { settleWithin } from '../util/time.js';
 import { PING, PONG } from '../wire/messages.js';
 import { Dht, type BootstrapResult, type DhtInit } from '../dht/dht.js';
 import type { DhtLogger } from '../dht/network.js';
-import { contactOf, MessengerDhtNetwork, serveDht } from './dht-adapter.js';
+import { contactOf, MessengerDhtNetwork, serveDht } from '../session/dht-adapter.js';
 import { ServiceRegistry, type Provider, type ServiceRegistryInit } from '../registry/index.js';
 import { RpcClient, RpcServer, type CallOptions, type RegisterOptions, type RpcClientInit, type RpcHandler, type RpcServerInit } from '../rpc/index.js';
-import { Messenger, DEFAULT_REALM, type BudgetStats, type MessengerInit } from './messenger.js';
-import type { PeerInfo } from './peer-session.js';
+import { Messenger, DEFAULT_REALM, type BudgetStats, type MessengerInit } from '../session/messenger.js';
+import type { PeerInfo } from '../session/peer-session.js';
+import type { NodeStatus } from '../session/node-status.js';
+export type { NodeStatus } from '../session/node-status.js';
 import { DEFAULT_CREDENTIAL_SWEEP_MS, realmAuthorizer, sweepSessions } from './realm-security.js';
 import { RevocationSync } from './revocation-sync.js';
 import { Gateway, type GatewayInit } from '../gateway/index.js';
@@ -87,17 +89,6 @@ export interface MeshNodeOptions extends QuicTransportOptions, ConnectionPoolIni
   credentialSweepMs?: number;
   /** How often the DHT is asked for a newer revocation list. Default 30 s. */
   revocationPollMs?: number;
-}
-
-export interface NodeStatus {
-  nodeId: string;
-  realm: string;
-  listen: PeerAddress | undefined;
-  transport: string;
-  connections: number;
-  routingTableSize: number;
-  joined: boolean;
-  startedAt: number;
 }
 
 const stderrLogger: DhtLogger = { warn: (m) => process.stderr.write(`macula: warning: ${m}\n`) };

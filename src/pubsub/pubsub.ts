@@ -49,7 +49,7 @@
  */
 import type { Clock } from '../dht/clock.js';
 import { systemClock } from '../dht/clock.js';
-import type { PeerInfo } from '../node/peer-session.js';
+import type { PeerInfo } from '../session/peer-session.js';
 import type { PeerAddress } from '../transport/types.js';
 import { QueueFullError, StoppedError } from '../util/errors.js';
 import { encodeBody } from '../wire/codec.js';

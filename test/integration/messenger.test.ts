@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Identity } from '../../src/identity/identity.js';
-import { Messenger, type MessengerInit } from '../../src/node/messenger.js';
-import { RemoteError } from '../../src/node/peer-session.js';
+import { Messenger, type MessengerInit } from '../../src/session/messenger.js';
+import { RemoteError } from '../../src/session/peer-session.js';
 import { MemoryNetwork, MemoryTransport } from '../../src/transport/memory.js';
 import { ConnectionPool } from '../../src/transport/pool.js';
 import { QuicTransport } from '../../src/transport/quic.js';

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { dhtKey } from '../../src/dht/key.js';
 import { signRecord, type DhtRecord } from '../../src/dht/record.js';
 import { Identity, toHex } from '../../src/identity/identity.js';
-import type { PeerInfo } from '../../src/node/peer-session.js';
+import type { PeerInfo } from '../../src/session/peer-session.js';
 import type { PeerAddress } from '../../src/transport/types.js';
 import { ConnectionClosedError, LimitExceededError, QueueFullError, StoppedError } from '../../src/util/errors.js';
 import { decodeBody, encodeBody } from '../../src/wire/codec.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RemoteError } from '../../src/node/peer-session.js';
+import { RemoteError } from '../../src/session/peer-session.js';
 import type { Provider } from '../../src/registry/types.js';
 import { RpcClient, type RpcClientInit } from '../../src/rpc/client.js';
 import {
