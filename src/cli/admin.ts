@@ -23,10 +23,6 @@ export function prepareAdmin(node: MeshNode): (options: { host: string; port: nu
   return async ({ host, port, maxRssBytes }) => {
     const admin = new AdminServer({ node, metrics, instrumentation }, { host, port, ...(maxRssBytes !== undefined && { maxRssBytes }) });
     registerStatsMetrics(metrics, () => admin.connectionStats(), ADMIN_METRICS);
-    admin.addStatsSection('registry', () => node.registry.stats());
-    admin.addStatsSection('rpc', () => ({ client: node.rpc.stats(), server: node.rpcServer.stats() }));
-    admin.addStatsSection('pubsub', () => node.pubsub.stats());
-    admin.addStatsSection('gateway', () => node.gateway.stats());
     admin.health.addSaturationSource('fanoutQueue', () => {
       const f = node.pubsub.stats().fanout;
       return { used: f.queued, limit: f.maxQueue };

@@ -27,6 +27,8 @@ export type { NodeStatus } from '../session/node-status.js';
 import { DEFAULT_CREDENTIAL_SWEEP_MS, realmAuthorizer, sweepSessions } from './realm-security.js';
 import { RevocationSync } from './revocation-sync.js';
 import { Gateway, type GatewayInit } from '../gateway/index.js';
+import { peersSnapshot } from '../gateway/snapshot.js';
+import type { NodeSnapshot } from '../metrics/node-sources.js';
 import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
 
 export const DEFAULT_PORT = 9443;
@@ -169,7 +171,22 @@ export class MeshNode extends EventEmitter {
       { identity, dht: this.dht, messenger: this.messenger, realm: this.messenger.realm, advertisedAddress: () => this.advertisedAddress, auth: this.guard },
       options.pubsub,
     );
-    this.gateway = new Gateway({ node: this }, options.gateway);
+    this.gateway = new Gateway(
+      {
+        nodeId: this.nodeId,
+        realm: this.messenger.realm,
+        isRunning: () => this.running,
+        messenger: this.messenger,
+        pool: this.pool,
+        registry: this.registry,
+        pubsub: this.pubsub,
+        // The node's own methods: a client's request is checked against the node's credential too.
+        services: this,
+        snapshot: () => this.snapshot(),
+        peers: () => peersSnapshot(this.dht.table.toArray(), this.peers()),
+      },
+      options.gateway,
+    );
     if (this.guard) {
       this.messenger.authorize = realmAuthorizer(this.guard);
       this.revocations = new RevocationSync({ guard: this.guard, dht: this.dht, messenger: this.messenger });
@@ -341,6 +358,33 @@ export class MeshNode extends EventEmitter {
       routingTableSize: this.dht.table.size,
       joined: this.ready,
       startedAt: this.#startedAt,
+    };
+  }
+
+  /**
+   * Everything the node counts, in one shape: `/stats` of the admin server
+   * and GW_STATS (`macula stats`) both answer with it.
+   */
+  snapshot(): NodeSnapshot {
+    const mem = process.memoryUsage();
+    return {
+      generatedAt: new Date().toISOString(),
+      node: this.status(),
+      pool: this.pool.stats(),
+      transport: this.transport.stats(),
+      dht: this.dht.stats(),
+      traffic: this.messenger.trafficStats(),
+      queues: this.messenger.queueStats(),
+      registry: this.registry.stats(),
+      rpc: { client: this.rpc.stats(), server: this.rpcServer.stats() },
+      pubsub: this.pubsub.stats(),
+      gateway: this.gateway.stats(),
+      ...(this.guard && { auth: this.guard.stats() }),
+      process: {
+        pid: process.pid,
+        uptimeSeconds: Math.round(process.uptime()),
+        memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external, arrayBuffersBytes: mem.arrayBuffers },
+      },
     };
   }
 
