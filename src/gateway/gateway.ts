@@ -193,7 +193,7 @@ export class Gateway extends EventEmitter {
         this.#n.notClient++;
         throw new NotAClientError(def.type);
       }
-      if (!this.#node.isRunning()) throw new StoppedError('this node');
+      if (!this.#node.isRunning()) throw StoppedError.of('this node');
       return fn(msg, this.#admit(peer));
     };
     this.#node.messenger.handle(def, handler);

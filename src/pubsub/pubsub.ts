@@ -168,7 +168,7 @@ export class PubSub {
    * @throws InvalidTopicError, LimitExceededError (maxSubscriptions), StoppedError
    */
   subscribe(pattern: string, handler: MessageHandler, options: { onClose?: () => void } = {}): Subscription {
-    if (this.#stopped) throw new StoppedError('pub/sub');
+    if (this.#stopped) throw StoppedError.of('pub/sub');
     return this.#local.add(pattern, handler, options.onClose);
   }
 
@@ -186,7 +186,7 @@ export class PubSub {
    * @throws InvalidTopicError, InvalidPayloadError, QueueFullError (noWait), StoppedError — as rejections
    */
   publish(topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
-    if (this.#stopped) return Promise.reject(new StoppedError('pub/sub'));
+    if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
     let segs: string[];
     try {
       segs = validateTopic(topic, this.#limits);
@@ -233,7 +233,7 @@ export class PubSub {
   }
 
   #send(topic: string, segs: readonly string[], data: unknown, peers: readonly Peer[], options: PublishOptions): Promise<PublishResult> {
-    if (this.#stopped) return Promise.reject(new StoppedError('pub/sub'));
+    if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
     const noWait = options.noWait === true;
     const seq = this.#seq;
     const msg: { t: number; tp: string; d: unknown; s: number; o?: Uint8Array } = { t: PUBLISH.type, tp: topic, d: data, s: seq };

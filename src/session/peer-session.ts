@@ -11,7 +11,8 @@
 import type { Credential } from '../auth/credential.js';
 import { shortId } from '../identity/identity.js';
 import type { Connection, PeerAddress, Stream } from '../transport/types.js';
-import { ConnectionClosedError, MaculaError, ProtocolError, TimeoutError } from '../util/errors.js';
+import { BadResultError, ConnectionClosedError, fromWire, ProtocolError, TimeoutError, toWire } from '../util/errors.js';
+export { RemoteError } from '../util/errors.js';
 import { BudgetExceededError, type BudgetAccount, type FrameBudget } from '../wire/budget.js';
 import { FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
 import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, messageDef, messageName, type Message } from '../wire/messages.js';
@@ -30,13 +31,6 @@ export interface PeerInfo {
   /** In a secured realm: the peer's verified credential, set when its HELLO was admitted. */
   credential?: Credential;
   readonly connection: Connection;
-}
-
-/** The remote handler answered with an error. */
-export class RemoteError extends MaculaError {
-  constructor(code: string, message: string) {
-    super(code, message);
-  }
 }
 
 /** Whatever the session needs from the node that owns it. */
@@ -71,14 +65,9 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
 }
 
-const CODE_RE = /^[A-Z0-9_]{1,64}$/;
-
-/** An ERROR response for a thrown value: its code if it is a clean one, its message, never its stack. */
+/** An ERROR response for a thrown value (see toWire). */
 function errorReply(err: unknown): OutboundMessage {
-  const e = err as { code?: unknown; message?: unknown };
-  const code = typeof e?.code === 'string' && CODE_RE.test(e.code) ? e.code : 'MACULA_ERR_HANDLER';
-  const message = typeof e?.message === 'string' ? e.message : String(err);
-  return { t: ERROR.type, code, message: message.slice(0, 1024) };
+  return { t: ERROR.type, ...toWire(err) };
 }
 
 export class PeerSession {
@@ -223,7 +212,7 @@ export class PeerSession {
         if (!pending) continue; // late answer to a request that already timed out
         this.#pending.delete(msg.id);
         clearTimeout(pending.timer);
-        if (msg.t === ERROR.type) pending.reject(new RemoteError(msg.code as string, msg.message as string));
+        if (msg.t === ERROR.type) pending.reject(fromWire({ code: msg.code as string, message: msg.message as string }));
         else pending.resolve(msg);
       }
       this.#failAll(new ConnectionClosedError(`${shortId(this.peer.nodeIdHex)} ended the request stream`));
@@ -326,7 +315,7 @@ export class PeerSession {
       // The reply itself could not be sent (not encodable, over the frame
       // limit): tell the caller instead of letting it wait for its timeout.
       if (err instanceof ConnectionClosedError) return;
-      const fallback = errorReply(new MaculaError('MACULA_ERR_BAD_RESULT', `the response could not be sent: ${(err as Error).message}`));
+      const fallback = errorReply(new BadResultError(`the response could not be sent: ${(err as Error).message}`));
       fallback.id = id;
       await stream.send(fallback).catch(() => undefined);
     }
