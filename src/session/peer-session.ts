@@ -127,7 +127,6 @@ export class PeerSession {
   /** Sends a one-way message (no id, no response). */
   async notify(msg: OutboundMessage): Promise<void> {
     const out = await this.#stream();
-    delete msg.id;
     await out.send(msg);
   }
 
@@ -135,7 +134,6 @@ export class PeerSession {
     if (this.#closed) return Promise.reject(new ConnectionClosedError(`the connection to ${shortId(this.peer.nodeIdHex)} is closed`));
     const id = this.#nextId;
     this.#nextId = id >= MAX_REQUEST_ID ? 1 : id + 1;
-    msg.id = id;
     return new Promise<Message>((resolve, reject) => {
       const pending: Pending = { resolve, reject, timer: undefined };
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
@@ -145,7 +143,7 @@ export class PeerSession {
         }, timeoutMs);
       }
       this.#pending.set(id, pending);
-      out.send(msg).catch((err) => {
+      out.send(msg, id).catch((err) => {
         if (this.#pending.delete(id)) {
           clearTimeout(pending.timer);
           reject(err);
@@ -261,7 +259,7 @@ export class PeerSession {
         }
       }
       this.#learn(first);
-      void stream.send({ ...this.#hello(HELLO_ACK.type), id: first.id }).catch(() => undefined);
+      void stream.send(this.#hello(HELLO_ACK.type), first.id).catch(() => undefined);
       for (;;) {
         const msg = await stream.read();
         if (msg === null) break;
@@ -285,7 +283,7 @@ export class PeerSession {
 
   /** Answers a HELLO with an error, then closes the connection (a little later, so the answer arrives). */
   async #refuse(stream: FramedStream, hello: Message, code: string, message: string): Promise<void> {
-    await stream.send({ t: ERROR.type, id: hello.id, code, message: message.slice(0, 1024) }).catch(() => undefined);
+    await stream.send(errorReply({ code, message }), hello.id).catch(() => undefined);
     await stream.end();
     setTimeout(() => this.peer.connection.close(), 200).unref();
   }
@@ -294,7 +292,7 @@ export class PeerSession {
     const id = msg.id;
     if (this.#inFlight >= this.#host.maxInFlight) {
       if (id !== undefined) {
-        await stream.send({ t: ERROR.type, id, code: 'MACULA_ERR_BUSY', message: `too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later` }).catch(() => undefined);
+        await stream.send(errorReply({ code: 'MACULA_ERR_BUSY', message: `too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later` }), id).catch(() => undefined);
       }
       return;
     }
@@ -308,16 +306,14 @@ export class PeerSession {
       this.#inFlight--;
     }
     if (id === undefined || reply === undefined) return;
-    reply.id = id;
     try {
-      await stream.send(reply);
+      await stream.send(reply, id);
     } catch (err) {
       // The reply itself could not be sent (not encodable, over the frame
       // limit): tell the caller instead of letting it wait for its timeout.
       if (err instanceof ConnectionClosedError) return;
       const fallback = errorReply(new BadResultError(`the response could not be sent: ${(err as Error).message}`));
-      fallback.id = id;
-      await stream.send(fallback).catch(() => undefined);
+      await stream.send(fallback, id).catch(() => undefined);
     }
   }
 
