@@ -27,6 +27,7 @@ export type { NodeStatus } from '../session/node-status.js';
 import { DEFAULT_CREDENTIAL_SWEEP_MS, realmAuthorizer, sweepSessions } from './realm-security.js';
 import { RevocationSync } from './revocation-sync.js';
 import { Gateway, type GatewayInit } from '../gateway/index.js';
+import { DEFAULT_MAX_CLIENTS, nodeConnectionLimit } from '../gateway/options.js';
 import { peersSnapshot } from '../gateway/snapshot.js';
 import type { NodeSnapshot } from '../metrics/node-sources.js';
 import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
@@ -44,7 +45,7 @@ function announceHostFor(bound: string): string {
 }
 
 
-export interface MeshNodeOptions extends QuicTransportOptions, ConnectionPoolInit, MessengerInit {
+export interface MeshNodeOptions extends QuicTransportOptions, MessengerInit {
   /** UDP port to listen on; 0 picks a free port. Default 9443. */
   port?: number;
   /** Address to bind. Default 0.0.0.0. */
@@ -63,6 +64,13 @@ export interface MeshNodeOptions extends QuicTransportOptions, ConnectionPoolIni
   bootstrap?: PeerAddress[];
   /** Run over the in-process memory transport of this network instead of QUIC. */
   memoryNetwork?: MemoryNetwork;
+  /**
+   * Connection pool: `maxConnections` (default gateway.maxClients + 1000,
+   * see nodeConnectionLimit), the idle reaper (`idleTimeoutMs`, default
+   * 5 min: not the QUIC idle timeout, which is the top-level
+   * `idleTimeoutMs`), dial timeout; see src/transport/pool.ts.
+   */
+  pool?: ConnectionPoolInit;
   /** DHT parameters (k, alpha, timeouts, record store bounds); see src/dht/options.ts. */
   dht?: DhtInit;
   /** Service registry cache and TTL defaults; see src/registry/registry.ts. */
@@ -127,7 +135,9 @@ export class MeshNode extends EventEmitter {
     this.transport = options.memoryNetwork
       ? new MemoryTransport({ identity, network: options.memoryNetwork }, options)
       : new QuicTransport({ identity }, options);
-    this.pool = new ConnectionPool({ transport: this.transport }, options);
+    // Light clients pin their connections: the pool always keeps room for mesh peers beyond them.
+    const maxConnections = nodeConnectionLimit(options.pool?.maxConnections, options.gateway?.maxClients ?? DEFAULT_MAX_CLIENTS);
+    this.pool = new ConnectionPool({ transport: this.transport }, { ...options.pool, maxConnections });
     this.guard = realmGuardFor(identity, options);
     this.messenger = new Messenger(
       {
