@@ -97,6 +97,13 @@ export const DHT_METRICS: readonly StatsMetric<DhtStats>[] = [
 export const TRAFFIC_METRICS: readonly StatsMetric<TrafficStats>[] = [
   { type: 'counter', name: 'macula_messages_received_total', help: 'Messages received from peers, by message type.', labelNames: ['type'], value: (s) => samplesByLabel('type', s.received) },
   { type: 'counter', name: 'macula_messages_sent_total', help: 'Messages queued for sending to peers, by message type.', labelNames: ['type'], value: (s) => samplesByLabel('type', s.sent) },
+  {
+    type: 'counter',
+    name: 'macula_oneway_dropped_total',
+    help: 'One-way messages received and dropped, by reason (in_flight_limit, refused).',
+    labelNames: ['reason'],
+    value: (s) => samplesByLabel('reason', s.oneWayDropped),
+  },
 ];
 
 export const QUEUE_METRICS: readonly StatsMetric<QueueStats>[] = [

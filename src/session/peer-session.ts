@@ -33,6 +33,9 @@ export interface PeerInfo {
   readonly connection: Connection;
 }
 
+/** Why a one-way message was dropped: the connection's in-flight limit, or its handler refused or failed it. */
+export type OneWayDropReason = 'in_flight_limit' | 'refused';
+
 /** Whatever the session needs from the node that owns it. */
 export interface SessionHost {
   readonly realm: string;
@@ -57,6 +60,8 @@ export interface SessionHost {
   admit?(peer: PeerInfo, hello: Message): Promise<void>;
   /** A message of `type` was read from ('in') or queued to ('out') one of this session's streams. */
   onTraffic(direction: 'in' | 'out', type: number): void;
+  /** A one-way message was not handled (it has no answer to carry an error): counted. */
+  onOneWayDropped(reason: OneWayDropReason): void;
 }
 
 interface Pending {
@@ -288,12 +293,24 @@ export class PeerSession {
     setTimeout(() => this.peer.connection.close(), 200).unref();
   }
 
+  /** One-way messages: handled under the same in-flight limit, never answered; every drop is counted. */
+  async #deliver(msg: Message): Promise<void> {
+    if (this.#inFlight >= this.#host.maxInFlight) return this.#host.onOneWayDropped('in_flight_limit');
+    this.#inFlight++;
+    try {
+      await this.#host.dispatch(msg, this.peer);
+    } catch {
+      this.#host.onOneWayDropped('refused');
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
   async #answer(stream: FramedStream, msg: Message): Promise<void> {
     const id = msg.id;
+    if (id === undefined) return this.#deliver(msg);
     if (this.#inFlight >= this.#host.maxInFlight) {
-      if (id !== undefined) {
-        await stream.send(errorReply({ code: 'MACULA_ERR_BUSY', message: `too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later` }), id).catch(() => undefined);
-      }
+      await stream.send(errorReply({ code: 'MACULA_ERR_BUSY', message: `too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later` }), id).catch(() => undefined);
       return;
     }
     this.#inFlight++;
@@ -305,7 +322,7 @@ export class PeerSession {
     } finally {
       this.#inFlight--;
     }
-    if (id === undefined || reply === undefined) return;
+    if (reply === undefined) return;
     try {
       await stream.send(reply, id);
     } catch (err) {
