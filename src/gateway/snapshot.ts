@@ -1,24 +1,18 @@
 /**
- * What the gateway needs from its node (a structural subset of MeshNode, so
- * tests can pass a stand-in) and the STATS / PEERS snapshots it answers with.
+ * What the gateway uses of its node, each part named (MeshNode passes its
+ * own components; tests can pass stand-ins), and the PEERS snapshot.
  * Snapshots are plain JSON-able data: `macula stats --json` prints them as is.
  */
-import type { DhtStats } from '../dht/metrics.js';
 import type { TableContact } from '../dht/routing-table.js';
 import { toHex } from '../identity/identity.js';
 import type { Handler } from '../session/messenger.js';
-import type { NodeStatus } from '../session/node-status.js';
 import type { PeerInfo } from '../session/peer-session.js';
 import type { PubSubMessage } from '../pubsub/subscription.js';
-import type { Provider, RegistryStats } from '../registry/types.js';
-import type { RpcClientStats } from '../rpc/client.js';
-import type { RpcServerStats } from '../rpc/server.js';
+import type { Provider } from '../registry/types.js';
 import type { RegisterOptions, RpcHandler } from '../rpc/types.js';
-import type { PoolStats } from '../transport/pool.js';
-import type { Connection, TransportStats } from '../transport/types.js';
+import type { Connection } from '../transport/types.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { Message, MessageDef } from '../wire/messages.js';
-import type { GatewayStats } from './options.js';
 
 export interface GatewaySubscription {
   readonly ready: Promise<void>;
