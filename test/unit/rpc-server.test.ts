@@ -39,8 +39,10 @@ function setup(init: RpcServerInit = {}) {
   const call = async (p: string, a?: unknown, d?: number): Promise<MessageFields | undefined> => {
     const msg = validateMessage(decodeBody(encodeBody({ v: PROTOCOL_VERSION, t: RPC_CALL.type, id: 1, p, a, ...(d ? { d } : {}) }))) as Message;
     const reply = await handler!(msg, PEER);
-    if (reply) decodeMessage(frameBody(reply, 1));
-    return reply as MessageFields | undefined;
+    if (!reply) return undefined;
+    // Framed and read back as the caller would see it, without the envelope.
+    const { v: _v, id: _id, ...fields } = decodeMessage(frameBody(reply, 1));
+    return fields as MessageFields;
   };
   return { server, registry, call };
 }
