@@ -1,7 +1,7 @@
 /** Public API of the Macula mesh node. */
 export { createNode, MeshNode, DEFAULT_PORT, type MeshNodeOptions, type NodeStatus } from './node/mesh-node.js';
-export { Messenger, type Handler, type MessengerInit, type Target } from './node/messenger.js';
-export { RemoteError, type PeerInfo, type Role } from './node/peer-session.js';
+export { Messenger, type Handler, type MessengerInit, type Target } from './session/messenger.js';
+export { RemoteError, type PeerInfo, type Role } from './session/peer-session.js';
 export { Identity, loadOrCreateIdentity, defaultDataDir, nodeIdFromPublicKey, shortId, toHex, fromHex } from './identity/identity.js';
 export { QuicTransport } from './transport/quic.js';
 export { MemoryNetwork, MemoryTransport } from './transport/memory.js';

@@ -3,7 +3,7 @@
  * (the ceiling), two endpoints in this process on 127.0.0.1.
  */
 import { Identity } from '../../src/identity/identity.js';
-import { Messenger } from '../../src/node/messenger.js';
+import { Messenger } from '../../src/session/messenger.js';
 import { ConnectionPool } from '../../src/transport/pool.js';
 import { QuicTransport } from '../../src/transport/quic.js';
 import type { Connection, Stream } from '../../src/transport/types.js';

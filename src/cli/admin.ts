@@ -5,7 +5,8 @@
  */
 import { ADMIN_METRICS, AdminServer } from '../metrics/admin-server.js';
 import { GATEWAY_METRICS } from '../metrics/gateway-metrics.js';
-import { instrumentNode, registerStatsMetrics } from '../metrics/node-metrics.js';
+import { instrumentNode } from '../metrics/node-metrics.js';
+import { registerStatsMetrics } from '../metrics/metrics.js';
 import { PrometheusMetrics } from '../metrics/prometheus.js';
 import type { MeshNode } from '../node/mesh-node.js';
 
@@ -22,10 +23,6 @@ export function prepareAdmin(node: MeshNode): (options: { host: string; port: nu
   return async ({ host, port, maxRssBytes }) => {
     const admin = new AdminServer({ node, metrics, instrumentation }, { host, port, ...(maxRssBytes !== undefined && { maxRssBytes }) });
     registerStatsMetrics(metrics, () => admin.connectionStats(), ADMIN_METRICS);
-    admin.addStatsSection('registry', () => node.registry.stats());
-    admin.addStatsSection('rpc', () => ({ client: node.rpc.stats(), server: node.rpcServer.stats() }));
-    admin.addStatsSection('pubsub', () => node.pubsub.stats());
-    admin.addStatsSection('gateway', () => node.gateway.stats());
     admin.health.addSaturationSource('fanoutQueue', () => {
       const f = node.pubsub.stats().fanout;
       return { used: f.queued, limit: f.maxQueue };

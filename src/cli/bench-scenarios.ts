@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { MaculaClient } from '../client/client.js';
-import { MaculaError } from '../util/errors.js';
+import { TimeoutError } from '../util/errors.js';
 import { sleep } from './signals.js';
 
 export interface BenchFigure {
@@ -32,7 +32,7 @@ async function warmUp(what: string, deadlineMs: number, attempt: () => Promise<b
   const deadline = performance.now() + deadlineMs;
   for (;;) {
     if (await attempt()) return;
-    if (performance.now() > deadline) throw new MaculaError('MACULA_ERR_TIMEOUT', `${what} within ${deadlineMs} ms; is the mesh joined?`);
+    if (performance.now() > deadline) throw new TimeoutError(what, deadlineMs, { message: `${what} within ${deadlineMs} ms; is the mesh joined?` });
     await sleep(100);
   }
 }

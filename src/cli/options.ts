@@ -8,7 +8,7 @@ import { VERSION } from './version.js';
 import { CONTEXT_FIELDS, resolveContext, validateContextName } from './contexts.js';
 import { inspectCredential } from '../auth/credential.js';
 import { readCredentialFile } from '../auth/files.js';
-import { DEFAULT_REALM } from '../node/messenger.js';
+import { DEFAULT_REALM } from '../session/messenger.js';
 import type { Identity } from '../identity/identity.js';
 import { ConfigError } from '../util/errors.js';
 

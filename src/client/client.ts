@@ -19,14 +19,14 @@ import { EventEmitter } from 'node:events';
 import { REVOKE } from '../auth/messages.js';
 import { PING } from '../wire/messages.js';
 import { Identity } from '../identity/identity.js';
-import { DEFAULT_REALM, Messenger } from '../node/messenger.js';
+import { DEFAULT_REALM, Messenger } from '../session/messenger.js';
 import { ConnectionPool } from '../transport/pool.js';
 import { QuicTransport } from '../transport/quic.js';
 import { formatAddress, type Connection, type PeerAddress, type Transport } from '../transport/types.js';
-import { ConfigError, ConnectionClosedError, DialError, MaculaError, StoppedError, TransportError } from '../util/errors.js';
+import { ConfigError, ConnectionClosedError, DialError, MaculaError, RemoteError, StoppedError, TimeoutError, TransportError } from '../util/errors.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { Message } from '../wire/messages.js';
-import { NoSuchProcedureError } from '../rpc/errors.js';
+import { NoSuchProcedureError, RemoteCallError } from '../rpc/errors.js';
 import { validatePattern } from '../pubsub/topic.js';
 import { HELLO } from '../wire/messages.js';
 import { GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../gateway/messages.js';
@@ -152,7 +152,7 @@ export class MaculaClient extends EventEmitter {
 
   /** Dials the node and attaches. Called by connect(). */
   async open(): Promise<AttachInfo> {
-    if (this.#conn) throw new MaculaError('MACULA_ERR_CONFIG', 'this client is already connected');
+    if (this.#conn) throw new ConfigError('this client is already connected');
     let conn: Connection;
     try {
       const dial = this.#pool.get(this.node, undefined, this.timeoutMs);
@@ -231,7 +231,13 @@ export class MaculaClient extends EventEmitter {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const msg: OutboundMessage = { t: GW_CALL.type, p: procedure, timeoutMs };
     if (args !== undefined) msg.a = args;
-    return this.#request(msg, timeoutMs + CALL_MARGIN_MS);
+    try {
+      return await this.#request(msg, timeoutMs + CALL_MARGIN_MS);
+    } catch (err) {
+      // The node's answer: the call failed there. The same class an embedded caller gets for a failed handler.
+      if (err instanceof RemoteError) throw new RemoteCallError(err.code, err.message, procedure, this.info?.nodeId ?? '');
+      throw err;
+    }
   }
 
   /**
@@ -240,7 +246,7 @@ export class MaculaClient extends EventEmitter {
    * close(), or at once when the connection is lost.
    */
   async serve(procedure: string, handler: ServeHandler, options: { timeoutMs?: number } = {}): Promise<ServedProcedure> {
-    if (this.#served.has(procedure)) throw new MaculaError('MACULA_ERR_CONFIG', `this client already serves "${procedure}"`);
+    if (this.#served.has(procedure)) throw new ConfigError(`this client already serves "${procedure}"`);
     // Installed first: calls may arrive as soon as the registration is stored, before the answer does.
     this.#served.set(procedure, handler);
     try {
@@ -307,7 +313,7 @@ export class MaculaClient extends EventEmitter {
 
   async #request(msg: OutboundMessage, timeoutMs: number = this.timeoutMs, whileClosing = false): Promise<unknown> {
     const conn = this.#conn;
-    if (!conn || (this.#closing !== undefined && !whileClosing)) throw new StoppedError('this client');
+    if (!conn || (this.#closing !== undefined && !whileClosing)) throw StoppedError.of('this client');
     if (conn.isClosed) throw this.#lost();
     try {
       const res: Message = await this.#messenger.requestOn(conn, msg, { timeoutMs });
@@ -346,7 +352,7 @@ export class MaculaClient extends EventEmitter {
     if (!handler) throw new NoSuchProcedureError(procedure, 'this client');
     const timeoutMs = typeof msg.d === 'number' ? msg.d : undefined;
     const controller = new AbortController();
-    const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new MaculaError('MACULA_ERR_TIMEOUT', `the caller of "${procedure}" stopped waiting`)), timeoutMs) : undefined;
+    const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new TimeoutError(`the call of "${procedure}"`, timeoutMs, { message: `the caller of "${procedure}" stopped waiting` })), timeoutMs) : undefined;
     try {
       const r = await handler(msg.a, { procedure, timeoutMs, signal: controller.signal });
       return { t: RESULT.type, r };

@@ -9,7 +9,7 @@
  */
 import type { Identity } from '../identity/identity.js';
 import type { PeerAddress } from '../transport/types.js';
-import { ConfigError, ProtocolError, StoppedError, TimeoutError } from '../util/errors.js';
+import { ConfigError, ProtocolError, RemoteError, StoppedError, TimeoutError } from '../util/errors.js';
 import { messageName } from '../wire/messages.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
@@ -20,7 +20,7 @@ import { storeAt, type StoreAttempt } from './store-client.js';
 import { handlers, type HandlerContext } from './handlers/index.js';
 import { compareDistance, idKey, isId } from './id.js';
 import { lookup, type LookupKind, type LookupPeers, type LookupResult } from './lookup.js';
-import { ERROR, PING, PONG, type DhtMessage } from './messages.js';
+import { PING, PONG, type DhtMessage } from './messages.js';
 import type { DhtMetrics, DhtStats } from './metrics.js';
 import { DhtCounters } from './counters.js';
 import { silentLogger, type DhtLogger, type DhtNetwork } from './network.js';
@@ -243,7 +243,7 @@ export class Dht {
    * store may have room later; withdraw(key) gives up.
    */
   async put(key: Uint8Array, value: Uint8Array, options: { ttlMs?: number } = {}): Promise<PutResult> {
-    if (this.#stopped) throw new StoppedError('the DHT');
+    if (this.#stopped) throw StoppedError.of('the DHT');
     if (!isId(key)) throw new TypeError('a DHT key is 32 bytes; derive it with dhtKey(namespace, name)');
     if (value.length === 0) throw new TypeError('an empty value is reserved for withdrawals; use withdraw(key)');
     if (value.length > this.store.maxRecordSize) {
@@ -424,15 +424,17 @@ export class Dht {
     return storeAt(this.#request.bind(this), contact, record, this.options.requestTimeoutMs);
   }
 
-  /** Every request goes through here: counted by type, ERROR answers turned into rejections. */
+  /** Every request goes through here: counted by type; an ERROR answer (a RemoteError) becomes a DhtRemoteError. */
   async #request(contact: Contact, msg: DhtMessage, timeoutMs: number): Promise<DhtMessage> {
     const name = messageName(msg.t);
     this.#counters.sent(name);
     try {
-      const res = await this.#network.request(contact, msg, timeoutMs);
-      if (res.t === ERROR.type) throw new DhtRemoteError(String(res.code), `peer answered ${name} with ${String(res.code)}: ${String(res.message)}`);
-      return res;
+      return await this.#network.request(contact, msg, timeoutMs);
     } catch (err) {
+      if (err instanceof RemoteError && !(err instanceof DhtRemoteError)) {
+        this.#counters.failure();
+        throw new DhtRemoteError(err.code, `peer answered ${name} with ${err.code}: ${err.message}`);
+      }
       if (err instanceof TimeoutError || (err as { code?: string })?.code === 'MACULA_ERR_TIMEOUT') {
         this.#counters.timeout(name);
       } else {

@@ -1,4 +1,4 @@
-import { MaculaError } from '../util/errors.js';
+import { MaculaError, RemoteError } from '../util/errors.js';
 
 /** Why a STORE was refused. Each reason is counted separately. */
 export type StoreRefusalReason =
@@ -46,15 +46,8 @@ export class StoreRefusedError extends MaculaError {
   }
 }
 
-/** A peer answered a DHT request with ERROR or with a response of the wrong type. */
-export class DhtRemoteError extends MaculaError {
-  readonly remoteCode: string;
-
-  constructor(remoteCode: string, message: string) {
-    super('MACULA_ERR_DHT_REMOTE', message);
-    this.remoteCode = remoteCode;
-  }
-}
+/** A peer answered a DHT request with ERROR: `code` is the one it sent. */
+export class DhtRemoteError extends RemoteError {}
 
 /** What a refusal reason means, for messages that name it. */
 export function refusalHint(reason: StoreRefusalReason | 'failed'): string {

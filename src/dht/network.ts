@@ -18,8 +18,8 @@ export interface DhtNetwork {
    * - rejects with a MaculaError once `timeoutMs` has passed without a
    *   response (TimeoutError, code MACULA_ERR_TIMEOUT) or when the dial, the
    *   connection or the stream fails;
-   * - an ERROR response may either reject or resolve with the ERROR message;
-   *   the DHT treats both as a failed request.
+   * - an ERROR response rejects with a RemoteError (its code and message),
+   *   as the session does; the DHT reports it as a DhtRemoteError.
    */
   request(to: Contact, msg: DhtMessage, timeoutMs: number): Promise<DhtMessage>;
 

@@ -20,8 +20,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Credential } from '../auth/credential.js';
-import type { PeerInfo } from '../node/peer-session.js';
-import type { Handler } from '../node/messenger.js';
+import type { PeerInfo } from '../session/peer-session.js';
+import type { Handler } from '../session/messenger.js';
 import type { PubSubMessage } from '../pubsub/subscription.js';
 import type { Provider } from '../registry/types.js';
 import { NoSuchProcedureError } from '../rpc/errors.js';
@@ -67,9 +67,9 @@ import {
   type GatewayInit,
   type GatewayStats,
 } from './options.js';
-import { peersSnapshot, statsSnapshot, type GatewayNode, type GatewayPubSub, type GatewaySubscription } from './snapshot.js';
+import type { GatewayComponents, GatewayPubSub, GatewaySubscription } from './snapshot.js';
 
-export type { GatewayNode, GatewayPubSub, GatewaySubscription } from './snapshot.js';
+export type { GatewayComponents, GatewayPubSub, GatewaySubscription } from './snapshot.js';
 
 /** What a connected client looks like to the gateway. */
 interface ClientState {
@@ -119,7 +119,7 @@ export class Gateway extends EventEmitter {
   readonly subscribeReadyTimeoutMs: number;
   readonly refusalGraceMs: number;
   readonly #keys: ClientKeyQuota;
-  readonly #node: GatewayNode;
+  readonly #node: GatewayComponents;
   readonly #clients = new Map<Connection, ClientState>();
   readonly #admission: ClientAdmission;
   /** Connections already refused and counted, until they close (weak: nothing to clean up). */
@@ -127,9 +127,9 @@ export class Gateway extends EventEmitter {
   readonly #requests: Record<string, number> = {};
   #n = { admitted: 0, disconnected: 0, notClient: 0, subscriptions: 0, served: 0, callsInFlight: 0, forwarded: 0, forwardFailures: 0, notStored: 0, forwardsDenied: 0 };
 
-  constructor(components: { node: GatewayNode }, init: GatewayInit = {}) {
+  constructor(components: GatewayComponents, init: GatewayInit = {}) {
     super();
-    this.#node = components.node;
+    this.#node = components;
     this.maxClients = checkLimit('maxClients', init.maxClients ?? DEFAULT_MAX_CLIENTS, 0);
     this.maxClientsPerAddress = checkLimit('maxClientsPerAddress', init.maxClientsPerAddress ?? defaultMaxClientsPerAddress(this.maxClients), 0);
     this.#admission = new ClientAdmission(this.maxClients, this.maxClientsPerAddress);
@@ -153,8 +153,8 @@ export class Gateway extends EventEmitter {
     this.#on(GW_CALL, (msg, c) => this.#call(msg, c));
     this.#on(GW_SERVE, (msg, c) => this.#serve(msg, c));
     this.#on(GW_LOOKUP, (msg) => this.#lookup(msg));
-    this.#on(GW_STATS, () => ok(statsSnapshot(this.#node, this.stats())));
-    this.#on(GW_PEERS, () => ok(peersSnapshot(this.#node)));
+    this.#on(GW_STATS, () => ok(this.#node.snapshot()));
+    this.#on(GW_PEERS, () => ok(this.#node.peers()));
   }
 
   /** Clients connected now. */
@@ -193,7 +193,7 @@ export class Gateway extends EventEmitter {
         this.#n.notClient++;
         throw new NotAClientError(def.type);
       }
-      if (!this.#node.running) throw new StoppedError('this node');
+      if (!this.#node.isRunning()) throw StoppedError.of('this node');
       return fn(msg, this.#admit(peer));
     };
     this.#node.messenger.handle(def, handler);
@@ -252,7 +252,7 @@ export class Gateway extends EventEmitter {
     this.#keys.releaseAll(c.keys);
     for (const [procedure, { registered }] of c.served) {
       // A registration still being stored is withdrawn once stored, so the withdrawal cannot overtake it.
-      void registered.then(() => this.#node.unregister(procedure)).catch(() => undefined);
+      void registered.then(() => this.#node.services.unregister(procedure)).catch(() => undefined);
     }
     c.served.clear();
     this.emit('client-closed', { nodeId: c.nodeIdHex, address: { ...c.conn.remoteAddress } } satisfies ClientInfo);
@@ -361,7 +361,7 @@ export class Gateway extends EventEmitter {
     this.#n.callsInFlight++;
     try {
       const timeoutMs = msg.timeoutMs as number | undefined;
-      return ok(await this.#node.call(msg.p as string, msg.a, timeoutMs !== undefined && timeoutMs > 0 ? { timeoutMs } : {}));
+      return ok(await this.#node.services.call(msg.p as string, msg.a, timeoutMs !== undefined && timeoutMs > 0 ? { timeoutMs } : {}));
     } finally {
       c.calls--;
       this.#n.callsInFlight--;
@@ -377,7 +377,7 @@ export class Gateway extends EventEmitter {
       this.#n.served--;
       this.#keys.release(c.keys, servedKey(procedure), served.charge);
       await served.registered.catch(() => undefined);
-      await this.#node.unregister(procedure);
+      await this.#node.services.unregister(procedure);
       return ok(true);
     }
     if (c.served.has(procedure)) throw new ConfigError(`this client already serves "${procedure}"`);
@@ -388,7 +388,7 @@ export class Gateway extends EventEmitter {
     if (typeof msg.timeoutMs === 'number' && msg.timeoutMs > 0) options.timeoutMs = msg.timeoutMs;
     const handler: RpcHandler = (args, ctx) => this.#invoke(c, procedure, args, ctx);
     const charge = this.#keys.take(c.keys, servedKey(procedure), registrationBytes(procedure));
-    const served = { registered: this.#node.register(procedure, handler, options), charge };
+    const served = { registered: this.#node.services.register(procedure, handler, options), charge };
     c.served.set(procedure, served);
     this.#n.served++;
     try {
@@ -422,7 +422,7 @@ export class Gateway extends EventEmitter {
   async #lookup(msg: Message): Promise<OutboundMessage> {
     const name = msg.name as string;
     if (msg.fresh === true) this.#node.registry.invalidate(name);
-    const providers = await this.#node.lookup(name);
+    const providers = await this.#node.services.lookup(name);
     return ok(providers.map(providerToWire));
   }
 }

@@ -11,6 +11,6 @@ export {
   type GatewayInit,
   type GatewayStats,
 } from './options.js';
-export type { GatewayNode, GatewayPubSub, GatewaySubscription, PeersSnapshot } from './snapshot.js';
+export type { GatewayComponents, GatewayPubSub, GatewaySubscription, PeersSnapshot } from './snapshot.js';
 export { ClientLimitError, NotAClientError, PubSubUnavailableError, TooManyClientsError } from './errors.js';
 export * from './messages.js';

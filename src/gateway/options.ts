@@ -17,6 +17,29 @@ export const DEFAULT_CLIENTS_PER_ADDRESS_SHARE = 0.25;
  */
 export const MIN_DEFAULT_CLIENTS_PER_ADDRESS = 64;
 
+/**
+ * Connection slots kept for mesh peers on top of maxClients. Clients hold
+ * pool slots that are never evicted, so without this margin a node full of
+ * clients could no longer dial its peers.
+ */
+export const MESH_CONNECTION_MARGIN = 1000;
+
+/**
+ * The node's connection limit for `maxClients` light clients: by default
+ * maxClients + MESH_CONNECTION_MARGIN. A limit given that leaves no room for
+ * mesh peers once every client slot is taken is refused.
+ */
+export function nodeConnectionLimit(maxConnections: number | undefined, maxClients: number): number {
+  if (maxConnections === undefined) return maxClients + MESH_CONNECTION_MARGIN;
+  if (!(maxConnections > maxClients)) {
+    throw new ConfigError(
+      `maxConnections ${maxConnections} leaves no room for mesh peers once ${maxClients} light clients (gateway.maxClients) are connected; ` +
+        `raise it above maxClients (default: maxClients + ${MESH_CONNECTION_MARGIN}) or lower maxClients`,
+    );
+  }
+  return maxConnections;
+}
+
 /** The per-address limit used when none is given: a quarter of maxClients, at least 64, at most maxClients. */
 export function defaultMaxClientsPerAddress(maxClients: number): number {
   return Math.min(maxClients, Math.max(MIN_DEFAULT_CLIENTS_PER_ADDRESS, Math.ceil(maxClients * DEFAULT_CLIENTS_PER_ADDRESS_SHARE)));

@@ -1,24 +1,18 @@
 /**
- * What the gateway needs from its node (a structural subset of MeshNode, so
- * tests can pass a stand-in) and the STATS / PEERS snapshots it answers with.
+ * What the gateway uses of its node, each part named (MeshNode passes its
+ * own components; tests can pass stand-ins), and the PEERS snapshot.
  * Snapshots are plain JSON-able data: `macula stats --json` prints them as is.
  */
-import type { DhtStats } from '../dht/metrics.js';
 import type { TableContact } from '../dht/routing-table.js';
 import { toHex } from '../identity/identity.js';
-import type { Handler } from '../node/messenger.js';
-import type { NodeStatus } from '../node/mesh-node.js';
-import type { PeerInfo } from '../node/peer-session.js';
+import type { Handler } from '../session/messenger.js';
+import type { PeerInfo } from '../session/peer-session.js';
 import type { PubSubMessage } from '../pubsub/subscription.js';
-import type { Provider, RegistryStats } from '../registry/types.js';
-import type { RpcClientStats } from '../rpc/client.js';
-import type { RpcServerStats } from '../rpc/server.js';
+import type { Provider } from '../registry/types.js';
 import type { RegisterOptions, RpcHandler } from '../rpc/types.js';
-import type { PoolStats } from '../transport/pool.js';
-import type { Connection, TransportStats } from '../transport/types.js';
+import type { Connection } from '../transport/types.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { Message, MessageDef } from '../wire/messages.js';
-import type { GatewayStats } from './options.js';
 
 export interface GatewaySubscription {
   readonly ready: Promise<void>;
@@ -32,62 +26,35 @@ export interface GatewayPubSub {
   stats(): unknown;
 }
 
-export interface GatewayNode {
+/** What the gateway uses of its node, each part named. */
+export interface GatewayComponents {
   readonly nodeId: string;
   readonly realm: string;
-  readonly running: boolean;
+  isRunning(): boolean;
   readonly messenger: {
     handle(def: MessageDef, handler: Handler): void;
     notify(target: { address: { host: string; port: number }; nodeId: string }, msg: OutboundMessage): Promise<void>;
     requestOn(conn: Connection, msg: OutboundMessage, options: { timeoutMs?: number }): Promise<Message>;
   };
-  readonly pool: { acquire(conn: Connection): void; release(conn: Connection): void; stats(): PoolStats };
-  readonly transport: { readonly kind: string; stats(): TransportStats };
-  readonly dht: { stats(): DhtStats; readonly table: { toArray(): TableContact[] } };
-  readonly registry: { invalidate(name: string): void; stats(): RegistryStats };
-  readonly rpc: { stats(): RpcClientStats };
-  readonly rpcServer: { stats(): RpcServerStats };
+  readonly pool: { acquire(conn: Connection): void; release(conn: Connection): void };
+  readonly registry: { invalidate(name: string): void };
   /** Present once the node runs pub/sub; PUB and SUB are refused without it. */
   readonly pubsub?: GatewayPubSub | undefined;
-  status(): NodeStatus;
-  peers(): PeerInfo[];
-  register(procedure: string, handler: RpcHandler, options?: RegisterOptions): Promise<void>;
-  unregister(procedure: string): Promise<boolean>;
-  call(procedure: string, args?: unknown, options?: { timeoutMs?: number }): Promise<unknown>;
-  lookup(name: string): Promise<readonly Provider[]>;
+  /** The node's services, with the node's own permission checks. */
+  readonly services: {
+    register(procedure: string, handler: RpcHandler, options?: RegisterOptions): Promise<void>;
+    unregister(procedure: string): Promise<boolean>;
+    call(procedure: string, args?: unknown, options?: { timeoutMs?: number }): Promise<unknown>;
+    lookup(name: string): Promise<readonly Provider[]>;
+  };
+  /** The node's stats snapshot (GW_STATS answers with it). */
+  snapshot(): object;
+  /** Routing table and connections (GW_PEERS). */
+  peers(): PeersSnapshot;
 }
 
 /** Lists longer than this are cut (and say so): an answer must fit one frame. */
 export const MAX_LISTED = 2000;
-
-interface MessengerProbes {
-  trafficStats?: () => unknown;
-  queueStats?: () => unknown;
-  guard?: { stats(): unknown };
-}
-
-export function statsSnapshot(node: GatewayNode, gateway: GatewayStats): Record<string, unknown> {
-  const probes = node.messenger as MessengerProbes;
-  const mem = process.memoryUsage();
-  const snapshot: Record<string, unknown> = {
-    generatedAt: new Date().toISOString(),
-    node: { ...node.status(), transport: node.transport.kind },
-    pool: node.pool.stats(),
-    transport: node.transport.stats(),
-    dht: node.dht.stats(),
-    registry: node.registry.stats(),
-    rpc: { client: node.rpc.stats(), server: node.rpcServer.stats() },
-    gateway,
-    process: { pid: process.pid, uptimeSeconds: Math.round(process.uptime()), rssBytes: mem.rss, heapUsedBytes: mem.heapUsed },
-  };
-  if (node.pubsub) snapshot.pubsub = node.pubsub.stats();
-  // Message counters and send-queue depths, when the messenger keeps them.
-  if (typeof probes.trafficStats === 'function') snapshot.traffic = probes.trafficStats();
-  if (typeof probes.queueStats === 'function') snapshot.queues = probes.queueStats();
-  // A secured realm's admission and permission counters.
-  if (probes.guard) snapshot.auth = probes.guard.stats();
-  return snapshot;
-}
 
 export interface PeersSnapshot {
   contacts: { nodeId: string; host: string; port: number; lastSeen: number; fails: number }[];
@@ -96,9 +63,7 @@ export interface PeersSnapshot {
   truncated: { contacts: number; connections: number };
 }
 
-export function peersSnapshot(node: GatewayNode): PeersSnapshot {
-  const table = node.dht.table.toArray();
-  const connected = node.peers();
+export function peersSnapshot(table: readonly TableContact[], connected: readonly PeerInfo[]): PeersSnapshot {
   return {
     contacts: table.slice(0, MAX_LISTED).map((c) => ({ nodeId: toHex(c.id), host: c.host, port: c.port, lastSeen: c.lastSeen, fails: c.fails })),
     connections: connected.slice(0, MAX_LISTED).map((p) => ({

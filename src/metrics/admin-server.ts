@@ -32,8 +32,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { ConfigError } from '../util/errors.js';
 import { HealthMonitor, type HealthMonitorInit } from './health.js';
 import type { Sample } from './metrics.js';
-import type { NodeInstrumentation, StatsMetric } from './node-metrics.js';
-import { queueSource, trafficSource, type ObservedNode } from './node-sources.js';
+import type { NodeInstrumentation } from './node-metrics.js';
+import type { StatsMetric } from './metrics.js';
+import type { NodeSnapshot, ObservedNode } from './node-sources.js';
 
 /** What /metrics serves: the prom-client adapter, or anything else producing the text format. */
 export interface MetricsExposition {
@@ -42,7 +43,8 @@ export interface MetricsExposition {
 }
 
 export interface AdminServerComponents {
-  node: ObservedNode;
+  /** The node; /stats answers with its snapshot() and what only the admin server knows. */
+  node: ObservedNode & { snapshot(): NodeSnapshot };
   /** Served at /metrics; without it /metrics answers 404. */
   metrics?: MetricsExposition;
   /** Adds its protocol-error counts to /stats. */
@@ -81,7 +83,10 @@ export const DEFAULT_ADMIN_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 export const DEFAULT_ADMIN_MAX_HEADER_BYTES = 8 * 1024;
 
 /** Names the built-in /stats sections use; addStatsSection() cannot take them. */
-const BUILT_IN_SECTIONS = new Set(['generatedAt', 'node', 'health', 'pool', 'transport', 'dht', 'traffic', 'queues', 'protocolErrors', 'process', 'admin']);
+const BUILT_IN_SECTIONS = new Set([
+  ...['generatedAt', 'node', 'pool', 'transport', 'dht', 'traffic', 'queues', 'registry', 'rpc', 'pubsub', 'gateway', 'auth', 'process'] satisfies (keyof NodeSnapshot)[],
+  ...['health', 'protocolErrors', 'admin'],
+]);
 
 type Section = () => unknown;
 
@@ -148,7 +153,7 @@ export class AdminServer {
   /** The health checks; add checks and saturation sources here. */
   readonly health: HealthMonitor;
 
-  readonly #node: ObservedNode;
+  readonly #node: AdminServerComponents['node'];
   readonly #metrics: MetricsExposition | undefined;
   readonly #instrumentation: Pick<NodeInstrumentation, 'protocolErrors'> | undefined;
   readonly #sections = new Map<string, Section>();
@@ -306,28 +311,14 @@ export class AdminServer {
     this.#sections.set(name, read);
   }
 
-  /** The /stats snapshot. */
+  /** The /stats snapshot: the node's snapshot() plus what only the admin server knows. */
   async stats(): Promise<Record<string, unknown>> {
-    const node = this.#node;
-    const traffic = trafficSource(node);
-    const queues = queueSource(node);
-    const mem = process.memoryUsage();
+    const node = this.#node.snapshot();
     const snapshot: Record<string, unknown> = {
-      generatedAt: new Date().toISOString(),
-      node: node.status(),
+      ...node,
       health: this.health.report().status,
-      pool: node.pool.stats(),
-      transport: node.transport.stats(),
-      dht: node.dht.stats(),
-      ...(traffic && { traffic: traffic() }),
-      ...(queues && { queues: queues() }),
       ...(this.#instrumentation && { protocolErrors: this.#instrumentation.protocolErrors() }),
-      process: {
-        pid: process.pid,
-        uptimeSeconds: Math.round(process.uptime()),
-        memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external, arrayBuffersBytes: mem.arrayBuffers },
-        eventLoopLag: this.health.eventLoopLag(),
-      },
+      process: { ...node.process, eventLoopLag: this.health.eventLoopLag() },
       admin: this.connectionStats(),
     };
     for (const [name, read] of this.#sections) {

@@ -2,7 +2,7 @@
 import { ADMISSION_REFUSALS } from '../gateway/admission.js';
 import type { GatewayStats } from '../gateway/options.js';
 import type { Sample } from './metrics.js';
-import type { StatsMetric } from './node-metrics.js';
+import type { StatsMetric } from './metrics.js';
 
 export const GATEWAY_METRICS: readonly StatsMetric<GatewayStats>[] = [
   { type: 'gauge', name: 'macula_gateway_clients', help: 'Light clients connected.', value: (s) => s.clients },

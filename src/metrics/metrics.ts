@@ -85,3 +85,25 @@ export const noopMetrics: Metrics = Object.freeze({
 export function samplesByLabel(label: string, values: Readonly<Record<string, number>>): Sample[] {
   return Object.entries(values).map(([key, value]) => [{ [label]: key }, value] as const);
 }
+
+/** A metric read from a stats snapshot at scrape time. */
+export interface StatsMetric<T> {
+  type: 'counter' | 'gauge';
+  name: string;
+  help: string;
+  labelNames?: readonly string[];
+  value(stats: T): number | Iterable<Sample>;
+}
+
+/**
+ * Registers metrics that read `source()` at each scrape. Counters must come
+ * from cumulative stats; they are exposed as real counters (TYPE counter),
+ * not as gauges named `_total`.
+ */
+export function registerStatsMetrics<T>(metrics: Metrics, source: () => T, specs: readonly StatsMetric<T>[]): void {
+  for (const spec of specs) {
+    const options = { name: spec.name, help: spec.help, labelNames: spec.labelNames ?? [], collect: () => spec.value(source()) };
+    if (spec.type === 'counter') metrics.counter(options);
+    else metrics.gauge(options);
+  }
+}

@@ -25,30 +25,8 @@ import type { DhtStats } from '../dht/metrics.js';
 import type { PoolStats } from '../transport/pool.js';
 import type { TransportStats } from '../transport/types.js';
 import type { ProtocolErrorKind } from '../util/errors.js';
-import { samplesByLabel, type Metrics, type Sample } from './metrics.js';
+import { registerStatsMetrics, samplesByLabel, type Metrics, type Sample, type StatsMetric } from './metrics.js';
 import { authSource, queueSource, trafficSource, type ObservedNode, type QueueStats, type TrafficStats } from './node-sources.js';
-
-/** A metric read from a stats snapshot at scrape time. */
-export interface StatsMetric<T> {
-  type: 'counter' | 'gauge';
-  name: string;
-  help: string;
-  labelNames?: readonly string[];
-  value(stats: T): number | Iterable<Sample>;
-}
-
-/**
- * Registers metrics that read `source()` at each scrape. Counters must come
- * from cumulative stats; they are exposed as real counters (TYPE counter),
- * not as gauges named `_total`.
- */
-export function registerStatsMetrics<T>(metrics: Metrics, source: () => T, specs: readonly StatsMetric<T>[]): void {
-  for (const spec of specs) {
-    const options = { name: spec.name, help: spec.help, labelNames: spec.labelNames ?? [], collect: () => spec.value(source()) };
-    if (spec.type === 'counter') metrics.counter(options);
-    else metrics.gauge(options);
-  }
-}
 
 // ---- tables -----------------------------------------------------------------
 
@@ -119,6 +97,13 @@ export const DHT_METRICS: readonly StatsMetric<DhtStats>[] = [
 export const TRAFFIC_METRICS: readonly StatsMetric<TrafficStats>[] = [
   { type: 'counter', name: 'macula_messages_received_total', help: 'Messages received from peers, by message type.', labelNames: ['type'], value: (s) => samplesByLabel('type', s.received) },
   { type: 'counter', name: 'macula_messages_sent_total', help: 'Messages queued for sending to peers, by message type.', labelNames: ['type'], value: (s) => samplesByLabel('type', s.sent) },
+  {
+    type: 'counter',
+    name: 'macula_oneway_dropped_total',
+    help: 'One-way messages received and dropped, by reason (in_flight_limit, refused).',
+    labelNames: ['reason'],
+    value: (s) => samplesByLabel('reason', s.oneWayDropped),
+  },
 ];
 
 export const QUEUE_METRICS: readonly StatsMetric<QueueStats>[] = [

@@ -10,10 +10,15 @@
  */
 import type { RealmGuardStats } from '../auth/realm-guard.js';
 import type { DhtStats } from '../dht/metrics.js';
-import type { NodeStatus } from '../node/mesh-node.js';
+import type { NodeStatus } from '../session/node-status.js';
 import type { PoolStats } from '../transport/pool.js';
-import type { BudgetStats, QueueStats, TrafficStats } from '../node/messenger.js';
+import type { BudgetStats, QueueStats, TrafficStats } from '../session/messenger.js';
 import type { PeerAddress, TransportStats } from '../transport/types.js';
+import type { GatewayStats } from '../gateway/options.js';
+import type { PubSubStats } from '../pubsub/pubsub.js';
+import type { RegistryStats } from '../registry/types.js';
+import type { RpcClientStats } from '../rpc/client.js';
+import type { RpcServerStats } from '../rpc/server.js';
 
 export type { QueueStats, TrafficStats };
 
@@ -35,6 +40,31 @@ export interface ObservedNode {
   on(event: string, listener: (...args: any[]) => void): unknown;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   off(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/**
+ * The node's stats in the one shape `/stats` and GW_STATS (`macula stats`)
+ * answer with: a section per component, each its own cumulative `stats()`.
+ */
+export interface NodeSnapshot {
+  generatedAt: string;
+  node: NodeStatus;
+  pool: PoolStats;
+  transport: TransportStats;
+  dht: DhtStats;
+  traffic: TrafficStats;
+  queues: QueueStats;
+  registry: RegistryStats;
+  rpc: { client: RpcClientStats; server: RpcServerStats };
+  pubsub: PubSubStats;
+  gateway: GatewayStats;
+  /** A secured realm's admission and permission counters. */
+  auth?: RealmGuardStats;
+  process: {
+    pid: number;
+    uptimeSeconds: number;
+    memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number };
+  };
 }
 
 /** How full one budget of the node is (a count or bytes against its limit). */

@@ -7,8 +7,7 @@ import type { RpcClientStats } from '../rpc/client.js';
 import type { RpcServerStats } from '../rpc/server.js';
 import type { PubSubStats } from '../pubsub/pubsub.js';
 import type { GatewayStats } from '../gateway/options.js';
-import { samplesByLabel, type Metrics } from './metrics.js';
-import { registerStatsMetrics, type StatsMetric } from './node-metrics.js';
+import { registerStatsMetrics, samplesByLabel, type Metrics, type StatsMetric } from './metrics.js';
 
 export const REGISTRY_METRICS: readonly StatsMetric<RegistryStats>[] = [
   { type: 'counter', name: 'macula_registry_cache_hits_total', help: 'Registry lookups answered from the cache with providers.', value: (s) => s.hits },

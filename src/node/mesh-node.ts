@@ -17,14 +17,19 @@ import { settleWithin } from '../util/time.js';
 import { PING, PONG } from '../wire/messages.js';
 import { Dht, type BootstrapResult, type DhtInit } from '../dht/dht.js';
 import type { DhtLogger } from '../dht/network.js';
-import { contactOf, MessengerDhtNetwork, serveDht } from './dht-adapter.js';
+import { contactOf, MessengerDhtNetwork, serveDht } from '../session/dht-adapter.js';
 import { ServiceRegistry, type Provider, type ServiceRegistryInit } from '../registry/index.js';
 import { RpcClient, RpcServer, type CallOptions, type RegisterOptions, type RpcClientInit, type RpcHandler, type RpcServerInit } from '../rpc/index.js';
-import { Messenger, DEFAULT_REALM, type BudgetStats, type MessengerInit } from './messenger.js';
-import type { PeerInfo } from './peer-session.js';
+import { Messenger, DEFAULT_REALM, type BudgetStats, type MessengerInit } from '../session/messenger.js';
+import type { PeerInfo } from '../session/peer-session.js';
+import type { NodeStatus } from '../session/node-status.js';
+export type { NodeStatus } from '../session/node-status.js';
 import { DEFAULT_CREDENTIAL_SWEEP_MS, realmAuthorizer, sweepSessions } from './realm-security.js';
 import { RevocationSync } from './revocation-sync.js';
 import { Gateway, type GatewayInit } from '../gateway/index.js';
+import { DEFAULT_MAX_CLIENTS, nodeConnectionLimit } from '../gateway/options.js';
+import { peersSnapshot } from '../gateway/snapshot.js';
+import type { NodeSnapshot } from '../metrics/node-sources.js';
 import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
 
 export const DEFAULT_PORT = 9443;
@@ -40,7 +45,7 @@ function announceHostFor(bound: string): string {
 }
 
 
-export interface MeshNodeOptions extends QuicTransportOptions, ConnectionPoolInit, MessengerInit {
+export interface MeshNodeOptions extends QuicTransportOptions, MessengerInit {
   /** UDP port to listen on; 0 picks a free port. Default 9443. */
   port?: number;
   /** Address to bind. Default 0.0.0.0. */
@@ -59,6 +64,13 @@ export interface MeshNodeOptions extends QuicTransportOptions, ConnectionPoolIni
   bootstrap?: PeerAddress[];
   /** Run over the in-process memory transport of this network instead of QUIC. */
   memoryNetwork?: MemoryNetwork;
+  /**
+   * Connection pool: `maxConnections` (default gateway.maxClients + 1000,
+   * see nodeConnectionLimit), the idle reaper (`idleTimeoutMs`, default
+   * 5 min: not the QUIC idle timeout, which is the top-level
+   * `idleTimeoutMs`), dial timeout; see src/transport/pool.ts.
+   */
+  pool?: ConnectionPoolInit;
   /** DHT parameters (k, alpha, timeouts, record store bounds); see src/dht/options.ts. */
   dht?: DhtInit;
   /** Service registry cache and TTL defaults; see src/registry/registry.ts. */
@@ -89,17 +101,6 @@ export interface MeshNodeOptions extends QuicTransportOptions, ConnectionPoolIni
   revocationPollMs?: number;
   /** Clock difference tolerated on credentials' not-before and expiry, in seconds. Default 30. */
   credentialClockToleranceS?: number;
-}
-
-export interface NodeStatus {
-  nodeId: string;
-  realm: string;
-  listen: PeerAddress | undefined;
-  transport: string;
-  connections: number;
-  routingTableSize: number;
-  joined: boolean;
-  startedAt: number;
 }
 
 const stderrLogger: DhtLogger = { warn: (m) => process.stderr.write(`macula: warning: ${m}\n`) };
@@ -136,7 +137,9 @@ export class MeshNode extends EventEmitter {
     this.transport = options.memoryNetwork
       ? new MemoryTransport({ identity, network: options.memoryNetwork }, options)
       : new QuicTransport({ identity }, options);
-    this.pool = new ConnectionPool({ transport: this.transport }, options);
+    // Light clients pin their connections: the pool always keeps room for mesh peers beyond them.
+    const maxConnections = nodeConnectionLimit(options.pool?.maxConnections, options.gateway?.maxClients ?? DEFAULT_MAX_CLIENTS);
+    this.pool = new ConnectionPool({ transport: this.transport }, { ...options.pool, maxConnections });
     this.guard = realmGuardFor(identity, options);
     this.messenger = new Messenger(
       {
@@ -180,7 +183,22 @@ export class MeshNode extends EventEmitter {
       { identity, dht: this.dht, messenger: this.messenger, realm: this.messenger.realm, advertisedAddress: () => this.advertisedAddress, auth: this.guard },
       options.pubsub,
     );
-    this.gateway = new Gateway({ node: this }, options.gateway);
+    this.gateway = new Gateway(
+      {
+        nodeId: this.nodeId,
+        realm: this.messenger.realm,
+        isRunning: () => this.running,
+        messenger: this.messenger,
+        pool: this.pool,
+        registry: this.registry,
+        pubsub: this.pubsub,
+        // The node's own methods: a client's request is checked against the node's credential too.
+        services: this,
+        snapshot: () => this.snapshot(),
+        peers: () => peersSnapshot(this.dht.table.toArray(), this.peers()),
+      },
+      options.gateway,
+    );
     if (this.guard) {
       this.messenger.authorize = realmAuthorizer(this.guard);
       this.revocations = new RevocationSync({ guard: this.guard, dht: this.dht, messenger: this.messenger });
@@ -352,6 +370,33 @@ export class MeshNode extends EventEmitter {
       routingTableSize: this.dht.table.size,
       joined: this.ready,
       startedAt: this.#startedAt,
+    };
+  }
+
+  /**
+   * Everything the node counts, in one shape: `/stats` of the admin server
+   * and GW_STATS (`macula stats`) both answer with it.
+   */
+  snapshot(): NodeSnapshot {
+    const mem = process.memoryUsage();
+    return {
+      generatedAt: new Date().toISOString(),
+      node: this.status(),
+      pool: this.pool.stats(),
+      transport: this.transport.stats(),
+      dht: this.dht.stats(),
+      traffic: this.messenger.trafficStats(),
+      queues: this.messenger.queueStats(),
+      registry: this.registry.stats(),
+      rpc: { client: this.rpc.stats(), server: this.rpcServer.stats() },
+      pubsub: this.pubsub.stats(),
+      gateway: this.gateway.stats(),
+      ...(this.guard && { auth: this.guard.stats() }),
+      process: {
+        pid: process.pid,
+        uptimeSeconds: Math.round(process.uptime()),
+        memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external, arrayBuffersBytes: mem.arrayBuffers },
+      },
     };
   }
 

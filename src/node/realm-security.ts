@@ -24,7 +24,7 @@ import { GW_CALL, GW_PEERS, GW_PUB, GW_SERVE, GW_SUB } from '../gateway/messages
 import { PUBLISH } from '../pubsub/messages.js';
 import { RPC_CALL } from '../rpc/messages.js';
 import type { Message } from '../wire/messages.js';
-import type { Authorizer, Messenger } from './messenger.js';
+import type { Authorizer, Messenger } from '../session/messenger.js';
 
 /** Message type → the action it needs and the field that names its subject, and whether it comes from a light client. */
 const RULES = new Map<number, { action: Action; field: string; viaClient: boolean }>([

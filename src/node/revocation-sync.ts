@@ -10,7 +10,7 @@ import type { RealmGuard } from '../auth/realm-guard.js';
 import type { DhtRecord } from '../dht/record.js';
 import { RPC_RESULT } from '../rpc/messages.js';
 import { encodeBody } from '../wire/codec.js';
-import type { Messenger } from './messenger.js';
+import type { Messenger } from '../session/messenger.js';
 import { sweepSessions } from './realm-security.js';
 import { revocationsKey, revocationsToken } from './revocation-keys.js';
 

@@ -153,7 +153,7 @@ export class Fanout {
 
   /** Queues one send per peer; undefined when all were accepted at once, else a promise that resolves once they are (backpressure). */
   submit(peers: readonly Peer[], msg: OutboundMessage): Promise<void> | undefined {
-    if (this.#closed) return Promise.reject(new StoppedError('pub/sub fan-out'));
+    if (this.#closed) return Promise.reject(StoppedError.of('pub/sub fan-out'));
     let i = 0;
     for (; i < peers.length && this.room() > 0; i++) void this.pool.submit(this.#job(peers[i]!, msg));
     return i === peers.length ? undefined : this.#submitRest(peers, i, msg);
@@ -161,7 +161,7 @@ export class Fanout {
 
   /** Queues one send per peer only if all fit now; false (nothing queued) otherwise. */
   trySubmitAll(peers: readonly Peer[], msg: OutboundMessage): boolean {
-    if (this.#closed) throw new StoppedError('pub/sub fan-out');
+    if (this.#closed) throw StoppedError.of('pub/sub fan-out');
     if (this.room() < peers.length) return false;
     for (const p of peers) void this.pool.submit(this.#job(p, msg));
     return true;

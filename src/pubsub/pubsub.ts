@@ -49,10 +49,10 @@
  */
 import type { Clock } from '../dht/clock.js';
 import { systemClock } from '../dht/clock.js';
-import type { PeerInfo } from '../node/peer-session.js';
+import type { PeerInfo } from '../session/peer-session.js';
 import type { PeerAddress } from '../transport/types.js';
 import { QueueFullError, StoppedError } from '../util/errors.js';
-import { encodeBody } from '../wire/codec.js';
+import { encodeBody, encodeMessage, type EncodedMessage } from '../wire/codec.js';
 import type { Message, MessageDef } from '../wire/messages.js';
 import { Announcer, type AnnouncerDht, type AnnouncerStats } from './announcer.js';
 import { relaxedLimits } from './announcement.js';
@@ -168,7 +168,7 @@ export class PubSub {
    * @throws InvalidTopicError, LimitExceededError (maxSubscriptions), StoppedError
    */
   subscribe(pattern: string, handler: MessageHandler, options: { onClose?: () => void } = {}): Subscription {
-    if (this.#stopped) throw new StoppedError('pub/sub');
+    if (this.#stopped) throw StoppedError.of('pub/sub');
     return this.#local.add(pattern, handler, options.onClose);
   }
 
@@ -186,17 +186,18 @@ export class PubSub {
    * @throws InvalidTopicError, InvalidPayloadError, QueueFullError (noWait), StoppedError — as rejections
    */
   publish(topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
-    if (this.#stopped) return Promise.reject(new StoppedError('pub/sub'));
+    if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
     let segs: string[];
+    let payload: Uint8Array | undefined;
     try {
       segs = validateTopic(topic, this.#limits);
-      this.#checkPayload(data);
+      payload = this.#checkPayload(data);
     } catch (err) {
       return Promise.reject(err);
     }
     const peers = this.#cache.lookup(topic, segs);
-    if (Array.isArray(peers)) return this.#send(topic, segs, data, peers as readonly Peer[], options);
-    return (peers as Promise<readonly Peer[]>).then((p) => this.#send(topic, segs, data, p, options));
+    if (Array.isArray(peers)) return this.#send(topic, segs, data, payload, peers as readonly Peer[], options);
+    return (peers as Promise<readonly Peer[]>).then((p) => this.#send(topic, segs, data, payload, p, options));
   }
 
   /** The fan-out worker pool (its depth, for metrics and tests). */
@@ -232,13 +233,21 @@ export class PubSub {
     this.#cache.clear();
   }
 
-  #send(topic: string, segs: readonly string[], data: unknown, peers: readonly Peer[], options: PublishOptions): Promise<PublishResult> {
-    if (this.#stopped) return Promise.reject(new StoppedError('pub/sub'));
+  /**
+   * `payload`: `data` already encoded by the size check, if it had to be.
+   * The message is encoded once, only when there are subscriber nodes, and
+   * every one of them gets these bytes.
+   */
+  #send(topic: string, segs: readonly string[], data: unknown, payload: Uint8Array | undefined, peers: readonly Peer[], options: PublishOptions): Promise<PublishResult> {
+    if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
     const noWait = options.noWait === true;
     const seq = this.#seq;
-    const msg: { t: number; tp: string; d: unknown; s: number; o?: Uint8Array } = { t: PUBLISH.type, tp: topic, d: data, s: seq };
-    if (options.origin !== undefined) msg.o = fromHex(options.origin);
-    if (noWait && peers.length > 0 && !this.#fanout.trySubmitAll(peers, msg)) {
+    let msg: EncodedMessage | undefined;
+    if (peers.length > 0) {
+      const fields = { t: PUBLISH.type, tp: topic, s: seq, ...(options.origin !== undefined && { o: fromHex(options.origin) }) };
+      msg = encodeMessage(fields, { d: payload ?? encodeBody(data) });
+    }
+    if (noWait && msg !== undefined && !this.#fanout.trySubmitAll(peers, msg)) {
       this.#n.publishesDropped++;
       const what = `the pub/sub fan-out queue (no room for ${peers.length} sends; nothing was sent)`;
       return Promise.reject(new QueueFullError(what, this.#fanout.pool.maxQueue));
@@ -249,7 +258,7 @@ export class PubSub {
     const local = this.#local.deliver({ topic, data, publisher: this.#selfId, seq, ...(options.origin !== undefined && { origin: options.origin }) }, segs);
     this.#n.localDeliveries += local;
     const result: PublishResult = { nodes: peers.length, local };
-    if (peers.length === 0) {
+    if (msg === undefined) {
       if (local === 0) this.#n.publishesNoSubscribers++;
       return Promise.resolve(result);
     }
@@ -258,23 +267,27 @@ export class PubSub {
     return waiting === undefined ? Promise.resolve(result) : waiting.then(() => result);
   }
 
-  #checkPayload(data: unknown): void {
+  /** Checks the payload's size; returns its encoding when measuring it took one (the sends reuse it). */
+  #checkPayload(data: unknown): Uint8Array | undefined {
     const max = this.options.maxPayloadBytes;
     let size: number;
+    let bytes: Uint8Array | undefined;
     if (data === undefined) throw new InvalidPayloadError('the payload is undefined, which a message cannot carry; publish null instead');
-    if (data === null || typeof data === 'number' || typeof data === 'boolean') return;
+    if (data === null || typeof data === 'number' || typeof data === 'boolean') return undefined;
     if (data instanceof Uint8Array) size = data.byteLength;
     else if (typeof data === 'string') {
       // A UTF-16 unit is at most 3 UTF-8 bytes: short strings need no count.
-      if (data.length * 3 <= max) return;
+      if (data.length * 3 <= max) return undefined;
       size = Buffer.byteLength(data, 'utf8');
     } else {
       try {
-        size = encodeBody(data).length;
+        bytes = encodeBody(data);
       } catch (err) {
         throw new InvalidPayloadError(`the payload cannot be encoded as CBOR: ${(err as Error)?.message ?? err}`, { cause: err });
       }
+      size = bytes.length;
     }
     if (size > max) throw new InvalidPayloadError(`payload of ${size} bytes exceeds the limit of ${max} bytes (maxPayloadBytes); send smaller messages`);
+    return bytes;
   }
 }

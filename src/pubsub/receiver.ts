@@ -12,7 +12,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../dht/clock.js';
 import { toHex } from '../identity/identity.js';
-import type { PeerInfo } from '../node/peer-session.js';
+import type { PeerInfo } from '../session/peer-session.js';
 import type { Message } from '../wire/messages.js';
 import type { Announcer } from './announcer.js';
 import type { FanoutMessenger } from './fanout.js';

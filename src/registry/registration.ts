@@ -8,7 +8,7 @@
  * validates every field and returns undefined for anything else.
  */
 import type { PeerAddress } from '../transport/types.js';
-import { decodeBody, encodeBody } from '../wire/codec.js';
+import { decodeBody, encodeBody, encodedSize } from '../wire/codec.js';
 import { MAX_CREDENTIAL_CHAIN, MAX_CREDENTIAL_TOKEN_BYTES } from '../wire/messages.js';
 import { isPlainMap } from '../wire/schema.js';
 import { RegistryMetadataError } from './errors.js';
@@ -40,7 +40,7 @@ export function encodeRegistration(name: string, address: PeerAddress, metadata:
   if (!isPlainMap(metadata)) throw new RegistryMetadataError(name, 'must be a plain object (a CBOR map)');
   let size: number;
   try {
-    size = encodeBody(metadata).length;
+    size = encodedSize(metadata);
   } catch (err) {
     throw new RegistryMetadataError(name, 'cannot be encoded as CBOR (functions, symbols and cycles are not allowed)', { cause: err });
   }

@@ -5,7 +5,7 @@
  * would most likely fail the same way, and may repeat its side effects).
  */
 import { shortId } from '../identity/identity.js';
-import { RemoteError } from '../node/peer-session.js';
+import { RemoteError } from '../session/peer-session.js';
 import { ConfigError, type MaculaError } from '../util/errors.js';
 import {
   BadArgumentsError,

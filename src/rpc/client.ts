@@ -23,12 +23,12 @@ import { shortId } from '../identity/identity.js';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { Provider } from '../registry/types.js';
-import { ConfigError, MaculaError, ProtocolError } from '../util/errors.js';
+import { ConfigError, ProtocolError } from '../util/errors.js';
 import { encodeBody } from '../wire/codec.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { messageName } from '../wire/messages.js';
 import { classifyFailure, failureCode, failureMessage, finalError, outcomeOf, toRemoteCallError } from './classify.js';
-import { BadArgumentsError, NoProvidersError, RpcTimeoutError, type AttemptFailure } from './errors.js';
+import { BadArgumentsError, NoLocalServerError, NoProvidersError, RpcTimeoutError, type AttemptFailure } from './errors.js';
 import { MAX_CALL_BUDGET_MS, RPC_CALL, RPC_RESULT } from './messages.js';
 import { resultCacheTtl, serviceName, validateProcedure } from './procedure.js';
 import { ResultCache, type ResultCacheInit } from './result-cache.js';
@@ -87,7 +87,7 @@ interface ProcState extends RoundRobinState {
 }
 
 const GET_OPTIONS = {};
-const NOT_LOCAL = new MaculaError('MACULA_ERR_UNAVAILABLE', 'this node lists itself as a provider but has no RPC server to run the call');
+const NOT_LOCAL = new NoLocalServerError();
 
 export class RpcClient {
   readonly timeoutMs: number;

@@ -4,7 +4,7 @@
  * carried (e.g. an application code), or MACULA_ERR_HANDLER.
  */
 import { shortId } from '../identity/identity.js';
-import { MaculaError, TimeoutError } from '../util/errors.js';
+import { MaculaError, RemoteError, TimeoutError } from '../util/errors.js';
 
 export type FailureKind = 'timeout' | 'unavailable' | 'busy' | 'no_such_procedure';
 
@@ -67,8 +67,12 @@ export class NoSuchProcedureError extends MaculaError {
   }
 }
 
-/** The remote handler failed; `code` and `message` are the ones it reported (never its stack). */
-export class RemoteCallError extends MaculaError {
+/**
+ * The handler failed; `code` and `message` are the ones it reported (never
+ * its stack). The same class whether the caller is embedded or a light
+ * client calling through a gateway.
+ */
+export class RemoteCallError extends RemoteError {
   readonly procedure: string;
   /** Node whose handler failed (hex). */
   readonly nodeId: string;
@@ -90,6 +94,13 @@ export class RpcTimeoutError extends TimeoutError {
     this.message += `${describeAttempts(attempts)}; raise the timeout if the procedure is slow, or check that its providers are reachable`;
     this.procedure = procedure;
     this.attempts = attempts;
+  }
+}
+
+/** This node is listed as a provider of the procedure but runs no RPC server. */
+export class NoLocalServerError extends MaculaError {
+  constructor(message = 'this node lists itself as a provider but has no RPC server to run the call') {
+    super('MACULA_ERR_UNAVAILABLE', message);
   }
 }
 

@@ -7,7 +7,7 @@
  * read-only.
  */
 import { LRUCache } from 'lru-cache';
-import { encodeBody } from '../wire/codec.js';
+import { encodedSize } from '../wire/codec.js';
 
 export const DEFAULT_RESULT_CACHE_MAX_ENTRIES = 1000;
 export const DEFAULT_RESULT_CACHE_MAX_BYTES = 16 * 1024 * 1024;
@@ -64,7 +64,7 @@ export class ResultCache {
     let size: number;
     try {
       // A local handler's result never went through CBOR: it may not encode at all.
-      size = key.length + encodeBody(value).length;
+      size = key.length + encodedSize(value);
     } catch {
       return;
     }

@@ -12,7 +12,7 @@
  */
 import { ConfigError, LimitExceededError, MaculaError, TimeoutError } from '../util/errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
-import { encodeBody } from '../wire/codec.js';
+import { encodeBody, encodeMessage } from '../wire/codec.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import { ERROR, type Message } from '../wire/messages.js';
 import { NoSuchProcedureError, RemoteCallError } from './errors.js';
@@ -233,8 +233,9 @@ export class RpcServer implements LocalInvoker {
       this.#served[err instanceof HandlerTimeoutError ? 'timeout' : 'error']++;
       return { t: ERROR.type, code: errorCode(err), message: errorMessage(err) };
     }
-    const problem = this.#unsendable(result);
-    if (problem !== undefined) {
+    const checked = this.#checkResult(result);
+    if (typeof checked === 'string') {
+      const problem = checked;
       this.#served.bad_result++;
       return {
         t: ERROR.type,
@@ -243,7 +244,8 @@ export class RpcServer implements LocalInvoker {
       };
     }
     this.#served.ok++;
-    return { t: RPC_RESULT.type, r: result };
+    // A result measured by encoding it is sent as those bytes, not encoded again.
+    return checked === undefined ? { t: RPC_RESULT.type, r: result } : encodeMessage({ t: RPC_RESULT.type }, { r: checked });
   }
 
   /**
@@ -287,8 +289,11 @@ export class RpcServer implements LocalInvoker {
     });
   }
 
-  /** Why `r` cannot go into an RPC_RESULT, or undefined when it can. */
-  #unsendable(r: unknown): string | undefined {
+  /**
+   * Why `r` cannot go into an RPC_RESULT (a string); else its encoding when
+   * measuring it took one, or undefined.
+   */
+  #checkResult(r: unknown): string | Uint8Array | undefined {
     switch (typeof r) {
       case 'undefined':
       case 'boolean':
@@ -305,13 +310,13 @@ export class RpcServer implements LocalInvoker {
     }
     if (r === null) return undefined;
     if (r instanceof Uint8Array) return r.length <= this.maxResultBytes ? undefined : 'too large';
-    let size: number;
+    let bytes: Uint8Array;
     try {
-      size = encodeBody(r).length;
+      bytes = encodeBody(r);
     } catch (err) {
       return `not CBOR-encodable: ${err instanceof Error ? err.message : 'unknown error'}`;
     }
-    return size <= this.maxResultBytes ? undefined : `${size} bytes encoded, too large`;
+    return bytes.length <= this.maxResultBytes ? bytes : `${bytes.length} bytes encoded, too large`;
   }
 }
 

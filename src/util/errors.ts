@@ -1,7 +1,14 @@
 /**
  * Every error Macula raises is a MaculaError with a stable `code` that callers
  * and scripts can match on. One subclass per condition a caller can act on;
- * messages say what happened and what to do about it.
+ * each subclass fixes its code and, where it can, a default message; messages
+ * are sentences that say what happened and what to do about it. Subclasses
+ * live in this module or in the errors module of their component
+ * (`rpc/errors.ts`, `dht/errors.ts`, …); nothing else constructs a
+ * MaculaError with a raw code.
+ *
+ * On the wire an error is an ERROR message `{ code, message }`: `toWire()`
+ * and `fromWire()` below are the only conversions, with one code rule.
  */
 export class MaculaError extends Error {
   readonly code: string;
@@ -10,6 +17,65 @@ export class MaculaError extends Error {
     super(message, options);
     this.code = code;
     this.name = new.target.name;
+  }
+}
+
+/** The code rule of the wire: upper-case letters, digits and `_`, at most 64 characters. */
+const WIRE_CODE = /^[A-Z0-9_]{1,64}$/;
+/** Longest message sent in an ERROR (the schema's limit). */
+export const MAX_WIRE_ERROR_MESSAGE = 1024;
+
+/** An error as it travels in an ERROR message. */
+export interface WireError {
+  code: string;
+  message: string;
+}
+
+/**
+ * What an ERROR answer says about a thrown value: its code if it is a
+ * clean one (else MACULA_ERR_HANDLER), its message, never its stack.
+ */
+export function toWire(err: unknown): WireError {
+  const e = err as { code?: unknown; message?: unknown } | null | undefined;
+  const code = typeof e?.code === 'string' && WIRE_CODE.test(e.code) ? e.code : 'MACULA_ERR_HANDLER';
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  return { code, message: message.slice(0, MAX_WIRE_ERROR_MESSAGE) };
+}
+
+/** The error a received ERROR answer stands for. */
+export function fromWire(wire: WireError): RemoteError {
+  return new RemoteError(wire.code, wire.message);
+}
+
+/**
+ * The other side answered with an error: `code` and `message` are the ones
+ * it sent. RPC (`RemoteCallError`) and DHT (`DhtRemoteError`) failures
+ * extend it, so one failure is one class whichever path it came by.
+ */
+export class RemoteError extends MaculaError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(WIRE_CODE.test(code) ? code : 'MACULA_ERR_HANDLER', message, options);
+  }
+}
+
+/** A result (of a handler or a served command) that cannot be sent back. */
+export class BadResultError extends MaculaError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MACULA_ERR_BAD_RESULT', message, options);
+  }
+}
+
+/** A command run for a served procedure failed or could not be started. */
+export class CommandFailedError extends MaculaError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MACULA_ERR_COMMAND_FAILED', message, options);
+  }
+}
+
+/** Code that uses a component against its contract (a bug in the caller, not a condition of the mesh). */
+export class MisuseError extends MaculaError {
+  constructor(message: string) {
+    super('MACULA_ERR_MISUSE', message);
   }
 }
 
@@ -110,8 +176,9 @@ export class ConnectionClosedError extends TransportError {
 export class TimeoutError extends MaculaError {
   readonly timeoutMs: number;
 
-  constructor(what: string, timeoutMs: number, options?: { cause?: unknown }) {
-    super('MACULA_ERR_TIMEOUT', `${what} timed out after ${timeoutMs} ms`, options);
+  /** `what` names the operation ("X timed out after N ms"); `message` replaces that sentence. */
+  constructor(what: string, timeoutMs: number, options?: { cause?: unknown; message?: string }) {
+    super('MACULA_ERR_TIMEOUT', options?.message ?? `${what} timed out after ${timeoutMs} ms`, options);
     this.timeoutMs = timeoutMs;
   }
 }
@@ -136,9 +203,17 @@ export class LimitExceededError extends MaculaError {
   }
 }
 
-/** The component was stopped; no new work is accepted. */
+/**
+ * The component was stopped (or is not running yet); no new work is
+ * accepted. The message is a whole sentence: "pub/sub is stopped".
+ */
 export class StoppedError extends MaculaError {
-  constructor(what: string) {
-    super('MACULA_ERR_STOPPED', `${what} is stopped`);
+  constructor(message = 'this component is stopped; no new work is accepted') {
+    super('MACULA_ERR_STOPPED', message);
+  }
+
+  /** "<what> is stopped". */
+  static of(what: string): StoppedError {
+    return new StoppedError(`${what} is stopped`);
   }
 }

@@ -4,7 +4,7 @@
  * increment while a slot is free, and a released slot goes straight to the
  * oldest waiter so nobody can overtake it.
  */
-import { ConfigError, MaculaError, StoppedError } from './errors.js';
+import { ConfigError, MisuseError, StoppedError } from './errors.js';
 import { RingQueue } from './worker-pool.js';
 
 interface SemaphoreWaiter {
@@ -51,7 +51,7 @@ export class Semaphore {
    * @throws StoppedError (as a rejection) once closed
    */
   acquire(): Promise<void> {
-    if (this.#closed) return Promise.reject(new StoppedError(this.name));
+    if (this.#closed) return Promise.reject(StoppedError.of(this.name));
     if (this.tryAcquire()) return RESOLVED;
     return new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
@@ -60,7 +60,7 @@ export class Semaphore {
   release(): void {
     if (this.#active === 0) {
       // An unmatched release would let more than `limit` callers in later: a bug to surface, not absorb.
-      throw new MaculaError('MACULA_ERR_SEMAPHORE', `${this.name}: release() without a matching acquire()`);
+      throw new MisuseError(`${this.name}: release() without a matching acquire(); release each slot once, after its acquire()`);
     }
     const next = this.#waiters.shift();
     if (next !== undefined) next.resolve();
@@ -81,6 +81,6 @@ export class Semaphore {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const w of this.#waiters.drainAll()) w.reject(new StoppedError(this.name));
+    for (const w of this.#waiters.drainAll()) w.reject(StoppedError.of(this.name));
   }
 }

@@ -240,7 +240,7 @@ export class WorkerPool {
    * @throws StoppedError (as a rejection) after close()
    */
   submit(job: Job, options: SubmitOptions = {}): Promise<void> {
-    if (this.#closed) return Promise.reject(new StoppedError(this.name));
+    if (this.#closed) return Promise.reject(StoppedError.of(this.name));
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#accept(job)) return RESOLVED;
@@ -261,7 +261,7 @@ export class WorkerPool {
    * @throws StoppedError after close()
    */
   trySubmit(job: Job): boolean {
-    if (this.#closed) throw new StoppedError(this.name);
+    if (this.#closed) throw StoppedError.of(this.name);
     if (this.#accept(job)) return true;
     this.#dropped++;
     return false;
@@ -307,10 +307,10 @@ export class WorkerPool {
       while (w !== undefined) {
         const next = w.next;
         w.signal?.removeEventListener('abort', w.onAbort!);
-        w.reject(new StoppedError(this.name));
+        w.reject(StoppedError.of(this.name));
         w = next;
       }
-      this.#closing.abort(new StoppedError(this.name));
+      this.#closing.abort(StoppedError.of(this.name));
       this.#checkIdle();
     }
     return this.drain();

@@ -8,12 +8,17 @@
 import type { Stream } from '../transport/types.js';
 import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueFullError } from '../util/errors.js';
 import { BudgetExceededError, DEFAULT_FRAME_TIMEOUT_MS, type BudgetAccount } from './budget.js';
-import { decodeMessage, encodeBody } from './codec.js';
+import { decodeMessage, frameBody, type EncodedMessage, type MessageFields } from './codec.js';
 import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_BYTES, FrameDecoder, writeFrameHeader } from './frame.js';
 import { PROTOCOL_VERSION, type Message } from './messages.js';
 
-/** A message before the envelope's version is filled in. */
-export type OutboundMessage = { t: number; id?: number; [field: string]: unknown };
+/**
+ * A message to send: its type and fields, or the same encoded earlier
+ * (`encodeMessage`). The envelope (`v`, and `id` for requests and
+ * responses) is added when it is framed; the caller's object is never
+ * modified, so one message can be sent to many peers.
+ */
+export type OutboundMessage = MessageFields | EncodedMessage;
 
 export interface FramedStreamOptions {
   /** Largest frame body accepted or sent. Default 1 MiB. */
@@ -85,15 +90,15 @@ export class FramedStream {
   /**
    * Queues a message; resolves once the write that carries it completes.
    * Rejects at once with FrameTooLargeError or QueueFullError, so a caller
-   * that does not await cannot grow memory without bound.
+   * that does not await cannot grow memory without bound. `id` is the
+   * request id of a request or a response, none for one-way messages.
    */
-  send(msg: OutboundMessage): Promise<void> {
+  send(msg: OutboundMessage, id?: number): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
     if (this.#ended) return Promise.reject(new ConnectionClosedError('the stream was ended; no more messages can be sent on it'));
     let body: Uint8Array;
     try {
-      (msg as Message).v = PROTOCOL_VERSION;
-      body = encodeBody(msg);
+      body = frameBody(msg, id);
     } catch (err) {
       // e.g. a cyclic or too deeply nested value: a rejection like every other send failure, not a synchronous throw
       return Promise.reject(err);

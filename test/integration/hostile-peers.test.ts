@@ -13,7 +13,7 @@ import { STORE, STORE_RESULT } from '../../src/dht/messages.js';
 import { signRecord, toWireRecord } from '../../src/dht/record.js';
 import { Identity } from '../../src/identity/identity.js';
 import { MeshNode } from '../../src/node/mesh-node.js';
-import { Messenger } from '../../src/node/messenger.js';
+import { Messenger } from '../../src/session/messenger.js';
 import { ConnectionPool } from '../../src/transport/pool.js';
 import { QuicTransport } from '../../src/transport/quic.js';
 import type { ProtocolError } from '../../src/util/errors.js';

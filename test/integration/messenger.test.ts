@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Identity } from '../../src/identity/identity.js';
-import { Messenger, type MessengerInit } from '../../src/node/messenger.js';
-import { RemoteError } from '../../src/node/peer-session.js';
+import { Messenger, type MessengerInit } from '../../src/session/messenger.js';
+import { RemoteError } from '../../src/session/peer-session.js';
 import { MemoryNetwork, MemoryTransport } from '../../src/transport/memory.js';
 import { ConnectionPool } from '../../src/transport/pool.js';
 import { QuicTransport } from '../../src/transport/quic.js';
@@ -128,6 +128,18 @@ for (const kind of ['memory', 'quic'] as const) {
       const results = await Promise.allSettled([1, 2, 3].map(() => a.messenger.request({ address: addr(b) }, { t: HANG.type }, { timeoutMs: 1000 })));
       const codes = results.map((r) => (r.status === 'rejected' ? (r.reason as MaculaError).code : 'ok')).sort();
       assert.deepEqual(codes, ['MACULA_ERR_BUSY', 'MACULA_ERR_TIMEOUT', 'MACULA_ERR_TIMEOUT']);
+    });
+
+    it('counts one-way messages dropped at the in-flight limit and refused ones', async () => {
+      const a = await peer(kind, net);
+      const b = await peer(kind, net, { maxInFlight: 2 });
+      // A request first: the HELLO exchange is done before the one-way messages are sent.
+      await a.messenger.request({ address: addr(b) }, { t: PING.type });
+      await a.messenger.notify({ address: addr(b) }, { t: NOBODY.type });
+      await waitFor(() => b.messenger.trafficStats().oneWayDropped.refused === 1, 10_000, 'a one-way message without a handler counted as refused');
+      await Promise.all([1, 2, 3, 4].map(() => a.messenger.notify({ address: addr(b) }, { t: HANG.type })));
+      await waitFor(() => b.messenger.trafficStats().oneWayDropped.in_flight_limit === 2, 10_000, 'two of four one-way messages dropped at the limit of 2');
+      assert.equal(b.messenger.trafficStats().oneWayDropped.refused, 1);
     });
 
     it('refuses a node of another realm', async () => {

@@ -17,7 +17,7 @@ import { signRecord, toWireRecord, type DhtRecord } from '../../src/dht/record.j
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_BYTES_PER_PUBLISHER } from '../../src/dht/record-store.js';
 import { Identity } from '../../src/identity/identity.js';
 import { MeshNode } from '../../src/node/mesh-node.js';
-import { Messenger } from '../../src/node/messenger.js';
+import { Messenger } from '../../src/session/messenger.js';
 import { announcementKeyNamespace, encodeAnnouncement } from '../../src/pubsub/announcement.js';
 import { ConnectionPool } from '../../src/transport/pool.js';
 import { QuicTransport } from '../../src/transport/quic.js';

@@ -154,7 +154,7 @@ describe('instrumentNode', () => {
 
   it('adds message and queue metrics when the messenger reports them', async () => {
     const node = new FakeNode();
-    const traffic: TrafficStats = { received: { FIND_NODE: 3, HELLO: 1 }, sent: { NODES: 3 } };
+    const traffic: TrafficStats = { received: { FIND_NODE: 3, HELLO: 1 }, sent: { NODES: 3 }, oneWayDropped: { in_flight_limit: 2, refused: 0 } };
     const queues: QueueStats = {
       sendQueuedBytes: 700,
       sendQueueLargestBytes: 600,

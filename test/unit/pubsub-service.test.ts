@@ -9,12 +9,12 @@ import { describe, it } from 'node:test';
 import { dhtKey } from '../../src/dht/key.js';
 import { signRecord, type DhtRecord } from '../../src/dht/record.js';
 import { Identity, toHex } from '../../src/identity/identity.js';
-import type { PeerInfo } from '../../src/node/peer-session.js';
+import type { PeerInfo } from '../../src/session/peer-session.js';
 import type { PeerAddress } from '../../src/transport/types.js';
 import { ConnectionClosedError, LimitExceededError, QueueFullError, StoppedError } from '../../src/util/errors.js';
-import { decodeBody, encodeBody } from '../../src/wire/codec.js';
+import { decodeMessage, encodeBody, frameBody } from '../../src/wire/codec.js';
 import type { OutboundMessage } from '../../src/wire/framed-stream.js';
-import { validateMessage, type Message, type MessageDef } from '../../src/wire/messages.js';
+import type { Message, MessageDef } from '../../src/wire/messages.js';
 import { decodeAnnouncement, encodeAnnouncement } from '../../src/pubsub/announcement.js';
 import { InvalidPayloadError } from '../../src/pubsub/errors.js';
 import { PUBLISH } from '../../src/pubsub/messages.js';
@@ -133,7 +133,7 @@ class FakeNode {
 
   /** Delivers a message as if `from` had sent it. */
   inject(from: FakeNode, msg: OutboundMessage): void {
-    const wire = validateMessage(decodeBody(encodeBody({ ...msg, v: 1 })));
+    const wire = decodeMessage(frameBody(msg));
     this.handlers.get(wire.t)?.(wire, from.peerInfo());
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RemoteError } from '../../src/node/peer-session.js';
+import { RemoteError } from '../../src/session/peer-session.js';
 import type { Provider } from '../../src/registry/types.js';
 import { RpcClient, type RpcClientInit } from '../../src/rpc/client.js';
 import {
@@ -16,7 +16,7 @@ import {
 import { RPC_CALL, RPC_RESULT } from '../../src/rpc/messages.js';
 import type { CallOutcome, LocalInvoker, RpcRegistry, RpcRequester, RpcTarget } from '../../src/rpc/types.js';
 import { DialError, TimeoutError } from '../../src/util/errors.js';
-import type { OutboundMessage } from '../../src/wire/framed-stream.js';
+import type { MessageFields } from '../../src/wire/codec.js';
 import type { Message } from '../../src/wire/messages.js';
 
 type Behaviour = 'ok' | 'down' | 'hang' | 'busy' | 'app-error' | 'no-such' | 'slow';
@@ -48,7 +48,7 @@ class FakeRegistry implements RpcRegistry {
 
 interface Sent {
   nodeId: string;
-  msg: OutboundMessage;
+  msg: MessageFields;
   timeoutMs: number;
 }
 
@@ -56,7 +56,7 @@ interface Sent {
 class FakeTransport implements RpcRequester {
   behaviour = new Map<string, Behaviour>();
   sent: Sent[] = [];
-  request(target: RpcTarget, msg: OutboundMessage, options: { timeoutMs?: number }): Promise<Message> {
+  request(target: RpcTarget, msg: MessageFields, options: { timeoutMs?: number }): Promise<Message> {
     const timeoutMs = options.timeoutMs!;
     this.sent.push({ nodeId: target.nodeId, msg, timeoutMs });
     const b = this.behaviour.get(target.nodeId) ?? 'ok';

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Identity } from '../../src/identity/identity.js';
-import { Messenger, type MessengerInit } from '../../src/node/messenger.js';
+import { Messenger, type MessengerInit } from '../../src/session/messenger.js';
 import { ServiceRegistry } from '../../src/registry/registry.js';
 import type { RegistryDht, RegistryRecord } from '../../src/registry/types.js';
 import { RpcClient } from '../../src/rpc/client.js';

@@ -6,7 +6,7 @@ import { RpcServer, type RpcServerInit } from '../../src/rpc/server.js';
 import type { RpcAdvertiser, RpcContext, RpcMessageHandler, RpcPeer } from '../../src/rpc/types.js';
 import { ConfigError, MaculaError, TimeoutError } from '../../src/util/errors.js';
 import { ERROR, PROTOCOL_VERSION, validateMessage, type Message, type MessageDef } from '../../src/wire/messages.js';
-import type { OutboundMessage } from '../../src/wire/framed-stream.js';
+import { decodeMessage, frameBody, type MessageFields } from '../../src/wire/codec.js';
 import { decodeBody, encodeBody } from '../../src/wire/codec.js';
 
 class FakeRegistry implements RpcAdvertiser {
@@ -36,11 +36,13 @@ function setup(init: RpcServerInit = {}) {
   const registry = new FakeRegistry();
   const server = new RpcServer({ transport: host, registry }, init);
   /** Delivers a CALL as the messenger would: encoded and validated on the way in, the reply checked on the way out. */
-  const call = async (p: string, a?: unknown, d?: number): Promise<OutboundMessage | undefined> => {
+  const call = async (p: string, a?: unknown, d?: number): Promise<MessageFields | undefined> => {
     const msg = validateMessage(decodeBody(encodeBody({ v: PROTOCOL_VERSION, t: RPC_CALL.type, id: 1, p, a, ...(d ? { d } : {}) }))) as Message;
     const reply = await handler!(msg, PEER);
-    if (reply) validateMessage(decodeBody(encodeBody({ ...reply, v: PROTOCOL_VERSION, id: 1 })));
-    return reply;
+    if (!reply) return undefined;
+    // Framed and read back as the caller would see it, without the envelope.
+    const { v: _v, id: _id, ...fields } = decodeMessage(frameBody(reply, 1));
+    return fields as MessageFields;
   };
   return { server, registry, call };
 }

@@ -3,9 +3,10 @@ import { describe, test } from 'node:test';
 import { Encoder } from 'cbor-x';
 import { createFakeStream, createStreamPair, type FakeStream } from '../helpers/fake-stream.js';
 import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueFullError, type ProtocolErrorKind } from '../../src/util/errors.js';
-import { decodeMessage, encodeBody } from '../../src/wire/codec.js';
+import { decodeMessage, encodeBody, encodeMessage, frameBody } from '../../src/wire/codec.js';
 import { encodeFrame, FrameDecoder, writeFrameHeader } from '../../src/wire/frame.js';
-import { DEFAULT_MAX_QUEUED_BYTES, FramedStream, type OutboundMessage } from '../../src/wire/framed-stream.js';
+import { DEFAULT_MAX_QUEUED_BYTES, FramedStream } from '../../src/wire/framed-stream.js';
+import type { MessageFields as OutboundMessage } from '../../src/wire/codec.js';
 import { defineMessage, ERROR, HELLO, PING, PONG, type Message } from '../../src/wire/messages.js';
 import { f } from '../../src/wire/schema.js';
 
@@ -52,7 +53,7 @@ function pair(options: ConstructorParameters<typeof FramedStream>[1] = {}): { a:
 }
 
 describe('FramedStream: round trip', () => {
-  test('messages arrive in order, validated, with the version filled in', async () => {
+  test('messages arrive in order, validated, with the version filled in; the sent objects are not modified', async () => {
     const { fa, fb } = pair();
     const sent: OutboundMessage[] = [
       { t: HELLO.type, id: 1, realm: 'default', role: 'node', port: 9443, agent: 'test' },
@@ -60,9 +61,10 @@ describe('FramedStream: round trip', () => {
       { t: ERROR.type, id: 3, code: 'MACULA_ERR_X', message: 'nope' },
       blob(100, 4),
     ];
+    const before = structuredClone(sent);
     await Promise.all(sent.map((m) => fa.send(m)));
-    for (const m of sent) assert.equal(m.v, 1, 'send() fills in the protocol version');
-    for (const m of sent) assert.deepEqual(plain(await fb.read()), plain(m));
+    assert.deepEqual(sent, before, 'send() adds the envelope to the frame, not to the caller\'s object');
+    for (const m of sent) assert.deepEqual(plain(await fb.read()), plain({ ...m, v: 1 }));
     // and the other way
     await fb.send({ t: PONG.type, id: 2 });
     assert.deepEqual(await fa.read(), { v: 1, t: PONG.type, id: 2 });
@@ -119,8 +121,8 @@ describe('FramedStream: write coalescing', () => {
     assert.equal(fa.queuedBytes, 0);
     const msgs = messagesIn(a.writes[0]!);
     assert.deepEqual(msgs.map((m) => m.id), Array.from({ length: 100 }, (_, i) => i));
-    // the write is exactly the frames of the encoded bodies, back to back
-    const expected = cat(...Array.from({ length: 100 }, (_, i) => encodeFrame(encodeBody({ t: PING.type, id: i, v: 1 }))));
+    // the write is exactly the frames of the encoded bodies, back to back (fields first, then the envelope)
+    const expected = cat(...Array.from({ length: 100 }, (_, i) => encodeFrame(encodeBody({ t: PING.type, v: 1, id: i }))));
     assert.deepEqual(a.writes[0], expected);
   });
 
@@ -524,5 +526,35 @@ describe('FramedStream: write failures and reset', () => {
     const reading = fb.read();
     fa.reset();
     assert.equal(await reading, null);
+  });
+});
+
+describe('FramedStream: envelope at framing time, messages encoded once', () => {
+  test('a frozen message is sent as is: the request id travels beside it, not inside it', async () => {
+    const { fa, fb } = pair();
+    const msg = Object.freeze({ t: PING.type });
+    await fa.send(msg, 7);
+    await fa.send(msg, 8);
+    assert.deepEqual(await fb.read(), { v: 1, t: PING.type, id: 7 });
+    assert.deepEqual(await fb.read(), { v: 1, t: PING.type, id: 8 });
+  });
+
+  test('a message encoded earlier frames to the same bytes as the message itself', () => {
+    const fields = { t: BLOB.type, payload: new Uint8Array([1, 2, 3]), seq: 9 };
+    const encoded = encodeMessage(fields);
+    for (const id of [undefined, 0, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1]) {
+      assert.deepEqual(decodeMessage(frameBody(encoded, id)), decodeMessage(frameBody(fields, id)));
+      assert.deepEqual(decodeMessage(frameBody(encoded, id)), { v: 1, ...fields, ...(id !== undefined && { id }) });
+    }
+  });
+
+  test('raw fields: a value encoded earlier is placed as it is', () => {
+    const payload = { c: 21.5, where: ['kitchen'] };
+    const encoded = encodeMessage({ t: BLOB.type, seq: 1 }, { payload: encodeBody(new Uint8Array([5])) });
+    assert.deepEqual(decodeMessage(frameBody(encoded)), { v: 1, t: BLOB.type, seq: 1, payload: new Uint8Array([5]) });
+    const many: Record<string, unknown> = { t: BLOB.type, payload: new Uint8Array(1) };
+    for (let i = 0; i < 30; i++) many[`x${i}`] = payload;
+    const big = encodeMessage(many as OutboundMessage);
+    assert.equal(big.count, 32);
   });
 });

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Command, Option } from 'commander';
 import type { ServeContext } from '../../client/client.js';
 import { DEFAULT_HANDLER_TIMEOUT_MS } from '../../rpc/server.js';
-import { ConnectionClosedError, MaculaError } from '../../util/errors.js';
+import { BadResultError, CommandFailedError, ConnectionClosedError, TimeoutError, type MaculaError } from '../../util/errors.js';
 import { Semaphore } from '../../util/semaphore.js';
 import { addClientOptions, connectClient, describeNode, parseConcurrency, parseTimeoutMs, type ClientOptions } from '../options.js';
 import { toJson, writeErr } from '../output.js';
@@ -85,12 +85,12 @@ function runCommand(command: string[], args: unknown, ctx: ServeContext, childre
       child.kill('SIGTERM');
       setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS).unref();
     };
-    const timer = setTimeout(() => stop(new MaculaError('MACULA_ERR_TIMEOUT', `${file} did not finish within ${timeoutMs} ms`)), timeoutMs);
-    const onAbort = (): void => stop(new MaculaError('MACULA_ERR_TIMEOUT', `the caller stopped waiting; ${file} was stopped`));
+    const timer = setTimeout(() => stop(new TimeoutError(file, timeoutMs, { message: `${file} did not finish within ${timeoutMs} ms` })), timeoutMs);
+    const onAbort = (): void => stop(new TimeoutError(file, timeoutMs, { message: `the caller stopped waiting; ${file} was stopped` }));
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     child.stdout!.on('data', (chunk: Buffer) => {
       outBytes += chunk.length;
-      if (outBytes > MAX_RESULT_OUTPUT_BYTES) stop(new MaculaError('MACULA_ERR_BAD_RESULT', `${file} wrote more than ${MAX_RESULT_OUTPUT_BYTES} bytes, too large for a result`));
+      if (outBytes > MAX_RESULT_OUTPUT_BYTES) stop(new BadResultError(`${file} wrote more than ${MAX_RESULT_OUTPUT_BYTES} bytes, too large for a result`));
       else out.push(chunk);
     });
     child.stderr!.on('data', (chunk: Buffer) => {
@@ -100,7 +100,7 @@ function runCommand(command: string[], args: unknown, ctx: ServeContext, childre
     child.stdin!.on('error', () => undefined);
     child.stdin!.end(args === undefined ? '' : `${toJson(args)}\n`);
     child.on('error', (err: NodeJS.ErrnoException) => {
-      failure ??= new MaculaError('MACULA_ERR_COMMAND_FAILED', `cannot run ${file}: ${err.code === 'ENOENT' ? 'command not found' : err.message}`);
+      failure ??= new CommandFailedError(`cannot run ${file}: ${err.code === 'ENOENT' ? 'command not found' : err.message}`);
     });
     child.on('close', (code, sig) => {
       clearTimeout(timer);
@@ -110,7 +110,7 @@ function runCommand(command: string[], args: unknown, ctx: ServeContext, childre
       if (code !== 0) {
         const detail = stderr.trim().slice(0, MAX_STDERR_CHARS);
         const how = sig ? `was killed by ${sig}` : `exited with code ${code}`;
-        return reject(new MaculaError('MACULA_ERR_COMMAND_FAILED', `${file} ${how}${detail ? `: ${detail}` : ''}`));
+        return reject(new CommandFailedError(`${file} ${how}${detail ? `: ${detail}` : ''}`));
       }
       resolve(parseOutput(Buffer.concat(out).toString('utf8')));
     });

@@ -3,7 +3,7 @@ import { waitForSignal } from '../signals.js';
 import { readCredentialFile } from '../../auth/files.js';
 import { prepareAdmin, type AdminHandle } from '../admin.js';
 import type { AdmissionRefusal } from '../../gateway/admission.js';
-import { DEFAULT_MAX_CLIENTS, MIN_DEFAULT_CLIENTS_PER_ADDRESS } from '../../gateway/options.js';
+import { DEFAULT_MAX_CLIENTS, MESH_CONNECTION_MARGIN, MIN_DEFAULT_CLIENTS_PER_ADDRESS } from '../../gateway/options.js';
 import { defaultDataDir, loadOrCreateIdentity } from '../../identity/identity.js';
 import { DEFAULT_PORT, MeshNode } from '../../node/mesh-node.js';
 import { formatAddress, type PeerAddress } from '../../transport/types.js';
@@ -11,12 +11,6 @@ import { LOG_LEVELS, Logger, type LogLevel } from '../logger.js';
 import { collectHostPorts, intParser, MAX_NODE_LIMIT, parseBytes, parsePort, parseRealm, parseTcpPort } from '../options.js';
 import { shortNodeId } from '../output.js';
 
-/**
- * Connection slots kept for mesh peers on top of --max-clients. Clients
- * hold pool slots that are never evicted (see src/gateway/gateway.ts), so
- * without this margin a node full of clients could no longer dial its peers.
- */
-export const MESH_CONNECTION_MARGIN = 1000;
 export const DEFAULT_STATUS_INTERVAL_S = 60;
 const INTERRUPTED: unique symbol = Symbol('interrupted');
 
@@ -76,9 +70,6 @@ export function registerStart(program: Command): void {
       const untilSignal = <T>(step: Promise<T>): Promise<T | typeof INTERRUPTED> => Promise.race([step, interrupted]);
       const logger = new Logger(opts.logLevel);
       const out = process.stdout;
-      if (opts.maxConnections !== undefined && opts.maxConnections <= opts.maxClients) {
-        logger.warn(`--max-connections ${opts.maxConnections} leaves no room for mesh peers once --max-clients ${opts.maxClients} clients are connected; raise it above --max-clients`);
-      }
       const loaded = await untilSignal(loadOrCreateIdentity(opts.dataDir));
       if (loaded === INTERRUPTED) return;
       const { identity, created } = loaded;
@@ -91,7 +82,7 @@ export function registerStart(program: Command): void {
         host: opts.host,
         realm: opts.realm,
         bootstrap: opts.bootstrap ?? [],
-        maxConnections: opts.maxConnections ?? opts.maxClients + MESH_CONNECTION_MARGIN,
+        ...(opts.maxConnections !== undefined && { pool: { maxConnections: opts.maxConnections } }),
         gateway: { maxClients: opts.maxClients, ...(opts.maxClientsPerAddress !== undefined && { maxClientsPerAddress: opts.maxClientsPerAddress }) },
         logger: { warn: (m) => logger.warn(m) },
         ...(opts.announceHost !== undefined && { announceHost: opts.announceHost }),

@@ -11,7 +11,8 @@
 import type { Credential } from '../auth/credential.js';
 import { shortId } from '../identity/identity.js';
 import type { Connection, PeerAddress, Stream } from '../transport/types.js';
-import { ConnectionClosedError, MaculaError, ProtocolError, TimeoutError } from '../util/errors.js';
+import { BadResultError, ConnectionClosedError, fromWire, ProtocolError, TimeoutError, toWire } from '../util/errors.js';
+export { RemoteError } from '../util/errors.js';
 import { BudgetExceededError, type BudgetAccount, type FrameBudget } from '../wire/budget.js';
 import { FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
 import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, messageDef, messageName, type Message } from '../wire/messages.js';
@@ -32,12 +33,8 @@ export interface PeerInfo {
   readonly connection: Connection;
 }
 
-/** The remote handler answered with an error. */
-export class RemoteError extends MaculaError {
-  constructor(code: string, message: string) {
-    super(code, message);
-  }
-}
+/** Why a one-way message was dropped: the connection's in-flight limit, or its handler refused or failed it. */
+export type OneWayDropReason = 'in_flight_limit' | 'refused';
 
 /** Whatever the session needs from the node that owns it. */
 export interface SessionHost {
@@ -63,6 +60,8 @@ export interface SessionHost {
   admit?(peer: PeerInfo, hello: Message): Promise<void>;
   /** A message of `type` was read from ('in') or queued to ('out') one of this session's streams. */
   onTraffic(direction: 'in' | 'out', type: number): void;
+  /** A one-way message was not handled (it has no answer to carry an error): counted. */
+  onOneWayDropped(reason: OneWayDropReason): void;
 }
 
 interface Pending {
@@ -71,14 +70,9 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
 }
 
-const CODE_RE = /^[A-Z0-9_]{1,64}$/;
-
-/** An ERROR response for a thrown value: its code if it is a clean one, its message, never its stack. */
+/** An ERROR response for a thrown value (see toWire). */
 function errorReply(err: unknown): OutboundMessage {
-  const e = err as { code?: unknown; message?: unknown };
-  const code = typeof e?.code === 'string' && CODE_RE.test(e.code) ? e.code : 'MACULA_ERR_HANDLER';
-  const message = typeof e?.message === 'string' ? e.message : String(err);
-  return { t: ERROR.type, code, message: message.slice(0, 1024) };
+  return { t: ERROR.type, ...toWire(err) };
 }
 
 export class PeerSession {
@@ -138,7 +132,6 @@ export class PeerSession {
   /** Sends a one-way message (no id, no response). */
   async notify(msg: OutboundMessage): Promise<void> {
     const out = await this.#stream();
-    delete msg.id;
     await out.send(msg);
   }
 
@@ -146,7 +139,6 @@ export class PeerSession {
     if (this.#closed) return Promise.reject(new ConnectionClosedError(`the connection to ${shortId(this.peer.nodeIdHex)} is closed`));
     const id = this.#nextId;
     this.#nextId = id >= MAX_REQUEST_ID ? 1 : id + 1;
-    msg.id = id;
     return new Promise<Message>((resolve, reject) => {
       const pending: Pending = { resolve, reject, timer: undefined };
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
@@ -156,7 +148,7 @@ export class PeerSession {
         }, timeoutMs);
       }
       this.#pending.set(id, pending);
-      out.send(msg).catch((err) => {
+      out.send(msg, id).catch((err) => {
         if (this.#pending.delete(id)) {
           clearTimeout(pending.timer);
           reject(err);
@@ -223,7 +215,7 @@ export class PeerSession {
         if (!pending) continue; // late answer to a request that already timed out
         this.#pending.delete(msg.id);
         clearTimeout(pending.timer);
-        if (msg.t === ERROR.type) pending.reject(new RemoteError(msg.code as string, msg.message as string));
+        if (msg.t === ERROR.type) pending.reject(fromWire({ code: msg.code as string, message: msg.message as string }));
         else pending.resolve(msg);
       }
       this.#failAll(new ConnectionClosedError(`${shortId(this.peer.nodeIdHex)} ended the request stream`));
@@ -272,7 +264,7 @@ export class PeerSession {
         }
       }
       this.#learn(first);
-      void stream.send({ ...this.#hello(HELLO_ACK.type), id: first.id }).catch(() => undefined);
+      void stream.send(this.#hello(HELLO_ACK.type), first.id).catch(() => undefined);
       for (;;) {
         const msg = await stream.read();
         if (msg === null) break;
@@ -296,17 +288,29 @@ export class PeerSession {
 
   /** Answers a HELLO with an error, then closes the connection (a little later, so the answer arrives). */
   async #refuse(stream: FramedStream, hello: Message, code: string, message: string): Promise<void> {
-    await stream.send({ t: ERROR.type, id: hello.id, code, message: message.slice(0, 1024) }).catch(() => undefined);
+    await stream.send(errorReply({ code, message }), hello.id).catch(() => undefined);
     await stream.end();
     setTimeout(() => this.peer.connection.close(), 200).unref();
   }
 
+  /** One-way messages: handled under the same in-flight limit, never answered; every drop is counted. */
+  async #deliver(msg: Message): Promise<void> {
+    if (this.#inFlight >= this.#host.maxInFlight) return this.#host.onOneWayDropped('in_flight_limit');
+    this.#inFlight++;
+    try {
+      await this.#host.dispatch(msg, this.peer);
+    } catch {
+      this.#host.onOneWayDropped('refused');
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
   async #answer(stream: FramedStream, msg: Message): Promise<void> {
     const id = msg.id;
+    if (id === undefined) return this.#deliver(msg);
     if (this.#inFlight >= this.#host.maxInFlight) {
-      if (id !== undefined) {
-        await stream.send({ t: ERROR.type, id, code: 'MACULA_ERR_BUSY', message: `too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later` }).catch(() => undefined);
-      }
+      await stream.send(errorReply({ code: 'MACULA_ERR_BUSY', message: `too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later` }), id).catch(() => undefined);
       return;
     }
     this.#inFlight++;
@@ -318,17 +322,15 @@ export class PeerSession {
     } finally {
       this.#inFlight--;
     }
-    if (id === undefined || reply === undefined) return;
-    reply.id = id;
+    if (reply === undefined) return;
     try {
-      await stream.send(reply);
+      await stream.send(reply, id);
     } catch (err) {
       // The reply itself could not be sent (not encodable, over the frame
       // limit): tell the caller instead of letting it wait for its timeout.
       if (err instanceof ConnectionClosedError) return;
-      const fallback = errorReply(new MaculaError('MACULA_ERR_BAD_RESULT', `the response could not be sent: ${(err as Error).message}`));
-      fallback.id = id;
-      await stream.send(fallback).catch(() => undefined);
+      const fallback = errorReply(new BadResultError(`the response could not be sent: ${(err as Error).message}`));
+      await stream.send(fallback, id).catch(() => undefined);
     }
   }
 

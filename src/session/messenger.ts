@@ -11,7 +11,8 @@ import { FrameBudget, type BudgetRefusalReason, type FrameBudgetOptions } from '
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { DEFAULT_MAX_QUEUED_BYTES, type OutboundMessage } from '../wire/framed-stream.js';
 import { messageName, type Message, type MessageDef } from '../wire/messages.js';
-import { PeerSession, type PeerInfo, type Role, type SessionHost } from './peer-session.js';
+import { PeerSession, type OneWayDropReason, type PeerInfo, type Role, type SessionHost } from './peer-session.js';
+export type { OneWayDropReason } from './peer-session.js';
 
 export type Handler = (msg: Message, peer: PeerInfo) => Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
 
@@ -59,7 +60,10 @@ export interface MessengerEvents {
 export interface TrafficStats {
   received: Record<string, number>;
   sent: Record<string, number>;
+  /** One-way messages received and not handled, by reason (they have no answer to carry an error). */
+  oneWayDropped: Record<OneWayDropReason, number>;
 }
+
 
 /** Depth of the bounded queues of every connection, read at once (metrics, /health). */
 export interface QueueStats {
@@ -135,6 +139,7 @@ export class Messenger implements SessionHost {
   // path; names are looked up only when someone reads trafficStats().
   // Float64 so that the counts stay exact far beyond 2^32.
   readonly #received = new Float64Array(256);
+  readonly #oneWayDropped: Record<OneWayDropReason, number> = { in_flight_limit: 0, refused: 0 };
   readonly #sent = new Float64Array(256);
   readonly frameBudget: FrameBudget;
   readonly maxPreHelloConnections: number;
@@ -231,7 +236,7 @@ export class Messenger implements SessionHost {
 
   /** Messages read and queued by type since this messenger was created. */
   trafficStats(): TrafficStats {
-    return { received: countsByName(this.#received), sent: countsByName(this.#sent) };
+    return { received: countsByName(this.#received), sent: countsByName(this.#sent), oneWayDropped: { ...this.#oneWayDropped } };
   }
 
   /** O(connections): meant for scrapes and health checks, not for hot paths. */
@@ -366,6 +371,10 @@ export class Messenger implements SessionHost {
 
   onTraffic(direction: 'in' | 'out', type: number): void {
     (direction === 'in' ? this.#received : this.#sent)[type]++;
+  }
+
+  onOneWayDropped(reason: OneWayDropReason): void {
+    this.#oneWayDropped[reason]++;
   }
 }
 

@@ -21,7 +21,7 @@ export class MessengerDhtNetwork implements DhtNetwork {
   }
 
   request(to: Contact, msg: DhtMessage, timeoutMs: number): Promise<DhtMessage> {
-    return this.#messenger.request({ address: to, nodeId: to.id }, { ...msg }, { timeoutMs });
+    return this.#messenger.request({ address: to, nodeId: to.id }, msg, { timeoutMs });
   }
 
   async connect(address: PeerAddress, timeoutMs: number): Promise<Contact> {

@@ -1,0 +1,13 @@
+import type { PeerAddress } from '../transport/types.js';
+
+/** What a node reports about itself: `macula stats`, `/health`, GW_STATS. */
+export interface NodeStatus {
+  nodeId: string;
+  realm: string;
+  listen: PeerAddress | undefined;
+  transport: string;
+  connections: number;
+  routingTableSize: number;
+  joined: boolean;
+  startedAt: number;
+}
