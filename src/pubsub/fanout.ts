@@ -102,7 +102,6 @@ const CLOSE_WAIT_MS = 2_000;
 export class Fanout {
   readonly pool: WorkerPool;
   readonly #messenger: FanoutMessenger;
-  readonly #clock: Clock;
   readonly #onPeerDown: ((peer: Peer) => void) | undefined;
   readonly #liveness: LivenessView;
   readonly #init: FanoutInit;
@@ -118,7 +117,6 @@ export class Fanout {
 
   constructor(components: FanoutComponents, init: FanoutInit) {
     this.#messenger = components.messenger;
-    this.#clock = components.clock;
     this.#onPeerDown = components.onPeerDown;
     this.#liveness =
       components.liveness ?? new Liveness({ now: () => components.clock.now() }, { baseBackoffMs: Math.max(1, init.downBackoffMs), maxBackoffMs: Math.max(1, init.maxDownBackoffMs), maxTracked: init.maxPeers });
