@@ -45,6 +45,8 @@ export interface GatewayNode {
   readonly transport: { readonly kind: string; stats(): TransportStats };
   readonly dht: { stats(): DhtStats; readonly table: { toArray(): TableContact[] } };
   readonly registry: { invalidate(name: string): void; stats(): RegistryStats };
+  /** The failure detection, when the node runs one. */
+  readonly liveness?: { stats(): unknown };
   readonly rpc: { stats(): RpcClientStats };
   readonly rpcServer: { stats(): RpcServerStats };
   /** Present once the node runs pub/sub; PUB and SUB are refused without it. */
@@ -76,6 +78,7 @@ export function statsSnapshot(node: GatewayNode, gateway: GatewayStats): Record<
     transport: node.transport.stats(),
     dht: node.dht.stats(),
     registry: node.registry.stats(),
+    ...(node.liveness ? { liveness: node.liveness.stats() } : {}),
     rpc: { client: node.rpc.stats(), server: node.rpcServer.stats() },
     gateway,
     process: { pid: process.pid, uptimeSeconds: Math.round(process.uptime()), rssBytes: mem.rss, heapUsedBytes: mem.heapUsed },

@@ -121,6 +121,7 @@ describe('nodes killed for real (SIGKILL, SIGSTOP) in their own processes', { ti
     assert.ok(lastAttempt <= DETECTION_BOUND_MS, `last attempt to the dead provider ${lastAttempt} ms after the kill`);
     assert.ok(calls.results.filter((r) => r.at > killedAt + detectedMs).every((r) => r.by === b.nodeId));
     assert.deepEqual((await caller.lookup('rpc:kill.echo')).map((p) => p.nodeId), [b.nodeId], 'the dead registration left the cache');
+    assert.ok(caller.liveness.stats().markedDown.request_failed + caller.liveness.stats().markedDown.connection_lost >= 1);
     await b.kill();
   });
 
