@@ -41,6 +41,8 @@ export const DEFAULT_STOP_TIMEOUT_MS = 5000;
  */
 export const NODE_QUIC_IDLE_TIMEOUT_MS = 6_000;
 export const NODE_QUIC_KEEPALIVE_MS = 1_500;
+/** A lost connection marks its node down only if it was used this recently. */
+const LOST_CONNECTION_RECENT_USE_MS = 60_000;
 
 function announceHostFor(bound: string): string {
   if (bound !== '0.0.0.0' && bound !== '::') return bound;
@@ -186,7 +188,8 @@ export class MeshNode extends EventEmitter {
       { probe: (nodeId, address, timeoutMs) => this.messenger.request({ address, nodeId }, { t: PING.type }, { timeoutMs }) },
       options.liveness,
     );
-    this.pool.onConnectionLost = (nodeId, address) => this.liveness.down(nodeId, 'connection_lost', address);
+    // A connection unused for a minute carries no traffic: its loss (often the peer's idle reaper) proves nothing.
+    this.pool.onConnectionLost = (nodeId, address, idleMs) => idleMs < LOST_CONNECTION_RECENT_USE_MS && this.liveness.down(nodeId, 'connection_lost', address);
     this.pool.onDialFailed = (address, nodeId) => nodeId !== undefined && this.liveness.down(nodeId, 'dial_failed', address);
     serveDht(this.messenger, this.dht);
     const node = this;

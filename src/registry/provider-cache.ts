@@ -107,7 +107,6 @@ export class ProviderCache {
     }
   }
 
-
   delete(name: string): void {
     this.#lru.delete(name);
   }

@@ -61,8 +61,11 @@ export class ConnectionPool {
   readonly reapIntervalMs: number;
   /** Called once for every connection the pool adopts (dialed or accepted). */
   onConnection: ((conn: Connection) => void) | undefined;
-  /** The connection in use for a node closed without the pool closing it (peer gone, idle timeout, closed by a layer above). */
-  onConnectionLost: ((nodeIdHex: string, address: PeerAddress | undefined) => void) | undefined;
+  /**
+   * The connection in use for a node closed without the pool closing it (peer
+   * gone, idle timeout, closed by a layer above); `idleMs` since it was last used.
+   */
+  onConnectionLost: ((nodeIdHex: string, address: PeerAddress | undefined, idleMs: number) => void) | undefined;
   /** A dial failed; `nodeIdHex` when the node was named or known at that address. */
   onDialFailed: ((address: PeerAddress, nodeIdHex: string | undefined) => void) | undefined;
 
@@ -192,9 +195,11 @@ export class ConnectionPool {
     void conn.closed.then(() => {
       // Closes the pool makes itself (reaper, eviction, duplicates, stop) forget the entry first.
       const lost = this.#byNode.get(conn.remoteNodeIdHex)?.conn === conn;
-      const addrKey = this.#entries.get(conn)?.addrKey;
+      const entry = this.#entries.get(conn);
       this.#forget(conn);
-      if (lost) this.onConnectionLost?.(conn.remoteNodeIdHex, addrKey === undefined ? undefined : parseAddress(addrKey));
+      if (lost && entry) {
+        this.onConnectionLost?.(conn.remoteNodeIdHex, entry.addrKey === undefined ? undefined : parseAddress(entry.addrKey), this.#now() - entry.lastUsed);
+      }
     });
     const hex = conn.remoteNodeIdHex;
     const current = this.#byNode.get(hex);

@@ -22,13 +22,16 @@ describe('Liveness', () => {
     assert.equal(l.isDown('n1'), true, 'the second outage waits twice as long');
     now += 400;
     l.down('n1', 'dial_failed');
-    now += 300;
-    assert.equal(l.isDown('n1'), true, 'capped at maxBackoffMs (350 ± 20 %)');
+    now += 270;
+    assert.equal(l.isDown('n1'), true, 'down for at least 280 ms: 400 capped at maxBackoffMs (350 ± 20 %)');
+    now += 160;
+    assert.equal(l.isDown('n1'), false, 'and at most 420 ms');
+    l.down('n1', 'connection_lost');
     l.up('n1');
-    assert.equal(l.isDown('n1'), false);
-    assert.deepEqual(changes, ['n1:down', 'n1:down', 'n1:down', 'n1:up']);
+    assert.equal(l.isDown('n1'), false, 'contact ends the outage at once');
+    assert.deepEqual(changes, ['n1:down', 'n1:down', 'n1:down', 'n1:down', 'n1:up']);
     const s = l.stats();
-    assert.deepEqual(s.markedDown, { connection_lost: 0, dial_failed: 2, request_failed: 0, send_failed: 1 });
+    assert.deepEqual(s.markedDown, { connection_lost: 1, dial_failed: 2, request_failed: 0, send_failed: 1 });
     assert.equal(s.markedUp, 1);
   });
 
