@@ -156,7 +156,7 @@ async function main(): Promise<void> {
     const dead = new Set(shuffled.slice(0, killCount));
     await Promise.all([...dead].map((n) => (network.kill(n.listenAddress!.port), n.kill())));
     live = nodes.filter((n) => !dead.has(n));
-    log(`killed ${killCount} nodes abruptly; refresh round on ${live.length} survivors`);
+    log(`killed ${killCount} nodes (no withdraw); refresh round on ${live.length} survivors`);
     await inBatches(live, args.joinConcurrency, async (n) => {
       if (args.refresh === 'buckets') await n.dht.refresh({ force: true });
       else await n.dht.findNode(n.identity.nodeId);
@@ -216,7 +216,7 @@ async function main(): Promise<void> {
     const rows: [string, string][] = [
       ['nodes', String(result.nodes)],
       ['lookups', `${result.lookups} FIND_NODE + ${keys.length} FIND_VALUE`],
-      ['churn', `${result.churn * 100}% killed abruptly`],
+      ['churn', `${result.churn * 100}% killed (no withdraw)`],
       ['success rate (FIND_NODE)', `${(result.successRate * 100).toFixed(2)}%`],
       ['rounds median / p95', `${result.roundsMedian} / ${result.roundsP95}`],
       ['rounds to terminate (median)', String(result.roundsToTerminateMedian)],

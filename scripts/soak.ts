@@ -17,18 +17,29 @@
  *   `soak.p<slot>.load`; every node subscribes to `soak.*.temp`, even slots
  *   also to `soak.#`, every third slot to `soak.p1.*` (wildcards only);
  * - RPC: even slots serve `soak.echo`; every node calls it.
- * Churn: every 30–60 s one node of the churn set (the upper half of the
- * slots) is killed with SIGKILL, as a crash, and a fresh node with a new
- * identity takes its slot and joins through the bootstrap node (slot 0).
- * The lower half is never killed, so its processes live the whole run and
- * their growth is meaningful; they still see every churn of their peers
- * (dead connections, records of dead nodes, failovers, failed sends).
+ * Churn: every 30–60 s one node of the churn set (the bootstrap node, slot
+ * 0, and the upper half of the slots) is either killed with SIGKILL, as a
+ * crash, and replaced by a fresh node with a new identity that joins
+ * through a random live node; or frozen with SIGSTOP for 10–40 s and then
+ * resumed with SIGCONT (same process, same identity). The publishers and
+ * the rest of the lower half are never touched, so their processes live the
+ * whole run and their memory series is meaningful; they still see every
+ * churn of their peers (dead connections, records of dead nodes, failovers).
+ *
+ * Verdict (thresholds in README "Soak"): least-squares slope of RSS and of
+ * heap per node over the samples after the warm-up, RPC failure ratio,
+ * deliveries at the untouched nodes against what their subscriptions match
+ * (duplicates excluded), drops by cause, event-loop lag; the exit code is 1
+ * when any fails. With --json an SVG plot of RSS and heap per node over
+ * time is written next to the JSON (`--out <file.json>`, default
+ * soak-<time>.json in the working directory).
  *
  * Bounded in time; stops itself; its children exit with it (SIGINT and
  * SIGTERM included, and a worker exits when its parent goes away).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fork, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Identity } from '../src/identity/identity.js';
@@ -315,10 +326,21 @@ interface Args {
   callRate: number;
   churnMinS: number;
   churnMaxS: number;
+  out: string | undefined;
 }
 
 const USAGE =
-  'usage: npm run soak -- --minutes M [--nodes 10] [--json] [--interval S] [--warmup MIN] [--pub-rate R] [--call-rate R] [--churn MIN-MAX | --no-churn]';
+  'usage: npm run soak -- --minutes M [--nodes 30] [--json] [--out FILE.json] [--interval S] [--warmup MIN] [--pub-rate R] [--call-rate R] [--churn MIN-MAX | --no-churn]';
+
+/** Verdict thresholds (README "Soak"). */
+const THRESHOLDS = {
+  rssSlopeMBPerMin: 0.5,
+  heapSlopeMBPerMin: 0.2,
+  callFailureRatio: 0.01,
+  deliveredRatioMin: 0.98,
+  lostRatio: 0.001,
+  eventLoopP99Ms: 250,
+};
 
 function fail(msg: string): never {
   process.stderr.write(`soak: ${msg}\n${USAGE}\n`);
@@ -326,7 +348,7 @@ function fail(msg: string): never {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { minutes: 0, nodes: 10, json: false, intervalS: 60, warmupMin: undefined, pubRate: 20, callRate: 10, churnMinS: 30, churnMaxS: 60 };
+  const args: Args = { minutes: 0, nodes: 30, json: false, intervalS: 60, warmupMin: undefined, pubRate: 20, callRate: 5, churnMinS: 30, churnMaxS: 60, out: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (): number => {
@@ -337,6 +359,7 @@ function parseArgs(argv: string[]): Args {
     if (a === '--minutes') args.minutes = num();
     else if (a === '--nodes') args.nodes = num();
     else if (a === '--json') args.json = true;
+    else if (a === '--out') args.out = argv[++i];
     else if (a === '--interval') args.intervalS = num();
     else if (a === '--warmup') args.warmupMin = num();
     else if (a === '--pub-rate') args.pubRate = num();
@@ -370,6 +393,10 @@ interface Slot {
   ready: boolean;
   /** Set while the parent kills this process on purpose (churn or the end). */
   expectedExit: boolean;
+  /** Frozen (SIGSTOP) until SIGCONT. */
+  frozen: boolean;
+  /** Ever killed or frozen: left out of the delivery ratio. */
+  touched: boolean;
   stderrTail: string[];
 }
 
@@ -419,7 +446,9 @@ class Soak {
   readonly samples: Sample[] = [];
   readonly t0 = Date.now();
   restarts = 0;
+  freezes = 0;
   crashes = 0;
+  readonly #thawTimers = new Set<NodeJS.Timeout>();
   #stopping = false;
   #statsId = 0;
   readonly #pending = new Map<number, (s: WorkerStats) => void>();
@@ -431,11 +460,13 @@ class Soak {
   constructor(args: Args) {
     this.args = args;
     const firstChurnable = Math.ceil(args.nodes / 2);
-    const publishers = new Set([1, 2, args.nodes - 1]);
+    const publishers = new Set([1, 2, 3]);
     for (let i = 0; i < args.nodes; i++) {
       this.slots.push({
         index: i,
-        churnable: i >= firstChurnable && args.churnMaxS > 0,
+        churnable: (i === 0 || i >= firstChurnable) && args.churnMaxS > 0,
+        frozen: false,
+        touched: false,
         serve: i % 2 === 0,
         publish: publishers.has(i),
         generation: 0,
@@ -494,8 +525,14 @@ class Soak {
     clearTimeout(this.#churnTimer);
     const summary = this.#summary();
     await this.#stopAll();
-    if (this.args.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-    else this.#printSummary(summary);
+    if (this.args.json) {
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      const json = this.args.out ?? `soak-${new Date(this.t0).toISOString().replace(/[:.]/g, '-')}.json`;
+      const svg = json.replace(/\.json$/, '') + '.svg';
+      writeFileSync(json, [...this.samples, summary].map((x) => JSON.stringify(x)).join('\n') + '\n');
+      writeFileSync(svg, plotSvg(this.samples, this.args.nodes, this.warmupMin));
+      process.stderr.write(`soak: wrote ${json} and ${svg}\n`);
+    } else this.#printSummary(summary);
     return summary.ok ? 0 : 1;
   }
 
@@ -506,7 +543,7 @@ class Soak {
     const cfg: WorkerConfig = {
       slot: slot.index,
       generation: slot.generation,
-      ...(slot.index === 0 ? {} : { bootstrap: this.slots[0]!.address! }),
+      ...(this.#bootstrapFor(slot) === undefined ? {} : { bootstrap: this.#bootstrapFor(slot)! }),
       serve: slot.serve,
       publish: slot.publish,
       pubRate: this.args.pubRate,
@@ -556,6 +593,13 @@ class Soak {
     });
   }
 
+  /** The first start joins through slot 0; a replacement through a random live node (slot 0 may be the one replaced). */
+  #bootstrapFor(slot: Slot): string | undefined {
+    if (slot.generation === 1) return slot.index === 0 ? undefined : this.slots[0]!.address;
+    const live = this.slots.filter((s) => s !== slot && s.ready && !s.frozen && s.address !== undefined);
+    return live[Math.floor(Math.random() * live.length)]?.address;
+  }
+
   #scheduleChurn(): void {
     const { churnMinS, churnMaxS } = this.args;
     if (churnMaxS <= 0) return;
@@ -564,10 +608,25 @@ class Soak {
   }
 
   async #churn(): Promise<void> {
-    const candidates = this.slots.filter((s) => s.churnable && s.ready);
+    const candidates = this.slots.filter((s) => s.churnable && s.ready && !s.frozen);
     if (this.#stopping || candidates.length === 0) return;
     const victim = candidates[Math.floor(Math.random() * candidates.length)]!;
+    victim.touched = true;
     const child = victim.child!;
+    if (Math.random() < 1 / 3) {
+      // Frozen: every thread stops (QUIC included); peers hear nothing until it is resumed.
+      const frozenS = 10 + Math.round(Math.random() * 30);
+      victim.frozen = true;
+      this.freezes++;
+      child.kill('SIGSTOP');
+      this.log(`  [${((Date.now() - this.t0) / 1000).toFixed(0)} s] churn: froze slot ${victim.index} (pid ${child.pid}) for ${frozenS} s`);
+      const timer = setTimeout(() => {
+        victim.frozen = false;
+        if (slotAlive(victim)) child.kill('SIGCONT');
+      }, frozenS * 1000);
+      this.#thawTimers.add(timer);
+      return;
+    }
     victim.expectedExit = true;
     victim.ready = false;
     const exited = new Promise((r) => child.once('exit', r));
@@ -585,7 +644,7 @@ class Soak {
   }
 
   #requestStats(slot: Slot): Promise<WorkerStats | undefined> {
-    if (!slot.ready || !slot.child?.connected) return Promise.resolve(undefined);
+    if (!slot.ready || slot.frozen || !slot.child?.connected) return Promise.resolve(undefined);
     const id = ++this.#statsId;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -717,67 +776,111 @@ class Soak {
 
   #summary(): Summary {
     const warmupS = this.warmupMin * 60;
-    const baseline = this.samples.find((s) => s.t > warmupS + 1) ?? undefined;
-    const last = this.samples.at(-1);
-    const growth: SlotGrowth[] = [];
+    const after = this.samples.filter((s) => s.t > warmupS + 1);
     const problems: string[] = [];
-    if (!baseline || !last || baseline === last) {
-      problems.push(`too short to judge growth: fewer than two samples after the ${this.warmupMin} min warm-up`);
-    } else {
-      for (const slot of this.slots) {
-        const b = baseline.nodes.find((n) => n.slot === slot.index);
-        const l = last.nodes.find((n) => n.slot === slot.index);
-        if (!b || !l) continue;
-        const same = b.generation === l.generation;
-        const g: SlotGrowth = {
-          slot: slot.index,
-          churnable: slot.churnable,
-          sameProcess: same,
-          fromMinute: baseline.minute,
-          toMinute: last.minute,
-          rssMB: [round1(b.rssBytes / MB), round1(l.rssBytes / MB)],
-          heapMB: [round1(b.heapUsedBytes / MB), round1(l.heapUsedBytes / MB)],
-          connections: [b.connections, l.connections],
-          records: [b.records, l.records],
-          fanoutQueued: [b.fanoutQueued, l.fanoutQueued],
-          subBuffered: [b.subBuffered, l.subBuffered],
-          sendQueuedBytes: [b.sendQueuedBytes, l.sendQueuedBytes],
-          protocolErrors: same ? l.protocolErrors - b.protocolErrors : l.protocolErrors,
-          rpcFailed: same ? failedCalls(l) - failedCalls(b) : failedCalls(l),
-          pubLost: same ? lostOf(l) - lostOf(b) : lostOf(l),
-          undeliverable: same ? undeliverableOf(l) - undeliverableOf(b) : undeliverableOf(l),
-        };
-        growth.push(g);
-        if (!same) continue;
-        // Tolerances: a GC'd heap may move by a few MB (caches filling to their bounds); RSS also holds freed-but-kept pages.
-        const heapGrowth = g.heapMB[1] - g.heapMB[0];
-        const rssGrowth = g.rssMB[1] - g.rssMB[0];
-        if (heapGrowth > Math.max(4, 0.15 * g.heapMB[0])) problems.push(`slot ${slot.index}: heap grew ${heapGrowth.toFixed(1)} MB (${g.heapMB[0]} → ${g.heapMB[1]})`);
-        if (rssGrowth > Math.max(16, 0.2 * g.rssMB[0])) problems.push(`slot ${slot.index}: RSS grew ${rssGrowth.toFixed(1)} MB (${g.rssMB[0]} → ${g.rssMB[1]})`);
-      }
+    const T = THRESHOLDS;
+    // Memory: a least-squares line through every sample after the warm-up, per process that lived through all of them.
+    const slopes: NodeSlope[] = [];
+    for (const slot of this.slots) {
+      const points = after.map((s) => s.nodes.find((n) => n.slot === slot.index)).filter((n): n is NodeSample => n !== undefined);
+      if (points.length < 3 || points.some((n) => n.generation !== points[0]!.generation)) continue;
+      const xs = points.map((n) => n.uptimeS / 60);
+      slopes.push({
+        slot: slot.index,
+        generation: points[0]!.generation,
+        samples: points.length,
+        rssMBPerMin: round3(slope(xs, points.map((n) => n.rssBytes / MB))),
+        heapMBPerMin: round3(slope(xs, points.map((n) => n.heapUsedBytes / MB))),
+        rssMB: [round1(points[0]!.rssBytes / MB), round1(points.at(-1)!.rssBytes / MB)],
+        heapMB: [round1(points[0]!.heapUsedBytes / MB), round1(points.at(-1)!.heapUsedBytes / MB)],
+      });
     }
+    const worstRss = slopes.reduce<NodeSlope | undefined>((w, x) => (w === undefined || x.rssMBPerMin > w.rssMBPerMin ? x : w), undefined);
+    const worstHeap = slopes.reduce<NodeSlope | undefined>((w, x) => (w === undefined || x.heapMBPerMin > w.heapMBPerMin ? x : w), undefined);
+    if (slopes.length === 0) problems.push(`too short to judge memory: fewer than 3 samples after the ${this.warmupMin} min warm-up`);
+    for (const x of slopes) {
+      if (x.rssMBPerMin >= T.rssSlopeMBPerMin) problems.push(`slot ${x.slot}: RSS slope ${x.rssMBPerMin} MB/min ≥ ${T.rssSlopeMBPerMin}`);
+      if (x.heapMBPerMin >= T.heapSlopeMBPerMin) problems.push(`slot ${x.slot}: heap slope ${x.heapMBPerMin} MB/min ≥ ${T.heapSlopeMBPerMin}`);
+    }
+    // Counters over the run after the warm-up, from the processes' cumulative counters.
+    const first = after[0];
+    const last = after.at(-1);
+    let callsOk = 0;
+    let callsFailed = 0;
+    let published = 0;
+    let received = 0;
+    let expected = 0;
+    let duplicates = 0;
+    const drops: Record<string, number> = { publishErrors: 0, publishesDropped: 0, subscriptionBufferFull: 0, backlogDropped: 0, skippedDown: 0, sendFailures: 0 };
+    const loopP99: number[] = [];
+    if (first && last && first !== last) {
+      const dt = last.t - first.t;
+      for (const n of last.nodes) {
+        const b = first.nodes.find((x) => x.slot === n.slot && x.generation === n.generation);
+        const d = (f: (w: WorkerStats) => number) => f(n) - (b ? f(b) : 0);
+        callsOk += d((w) => w.rpcCalls.ok ?? 0);
+        callsFailed += d(failedCalls);
+        published += d((w) => w.pub.published);
+        duplicates += d((w) => w.pub.duplicates);
+        drops.publishErrors! += d((w) => w.pub.publishErrors);
+        drops.publishesDropped! += d((w) => w.pub.publishesDropped);
+        drops.subscriptionBufferFull! += d((w) => w.pub.deliveryDrops);
+        drops.backlogDropped! += d((w) => w.pub.backlogDropped);
+        drops.skippedDown! += d((w) => w.pub.skippedDown);
+        drops.sendFailures! += d((w) => w.pub.sendFailures);
+        const slot = this.slots[n.slot]!;
+        // Deliveries are judged at nodes never killed nor frozen, over the same span as the publishers' counters.
+        if (b && !slot.touched) {
+          received += n.pub.received - b.pub.received;
+          expected += expectedReceivedPerS(n.slot, this.publishers, this.args.pubRate) * dt;
+        }
+      }
+      for (const slot of this.slots) {
+        const series = after.map((s) => s.nodes.find((n) => n.slot === slot.index)?.eventLoopP99Ms).filter((x): x is number => x !== undefined);
+        if (series.length > 0) loopP99.push(median(series));
+      }
+    } else problems.push('too short to judge traffic: fewer than two samples after the warm-up');
+    const callFailureRatio = callsOk + callsFailed > 0 ? callsFailed / (callsOk + callsFailed) : 0;
+    // What the publishers achieved sets what can be expected (a publisher skips ticks when it is behind).
+    const pubTarget = this.publishers.length * this.args.pubRate * (last && first ? last.t - first.t : 0);
+    const deliveredRatio = expected > 0 ? received / (expected * Math.min(1, pubTarget > 0 ? published / pubTarget : 1)) : 1;
+    const lost = drops.publishErrors! + drops.publishesDropped! + drops.subscriptionBufferFull!;
+    const lostRatio = published > 0 ? lost / published : 0;
+    const worstLoopP99Ms = loopP99.length > 0 ? Math.max(...loopP99) : 0;
+    if (callFailureRatio > T.callFailureRatio) problems.push(`RPC failure ratio ${pct(callFailureRatio)} > ${pct(T.callFailureRatio)}`);
+    if (deliveredRatio < T.deliveredRatioMin) problems.push(`deliveries ${pct(deliveredRatio)} of expected < ${pct(T.deliveredRatioMin)}`);
+    if (lostRatio > T.lostRatio) problems.push(`messages lost ${pct(lostRatio)} of published > ${pct(T.lostRatio)}`);
+    if (worstLoopP99Ms > T.eventLoopP99Ms) problems.push(`event-loop lag p99 ${worstLoopP99Ms} ms > ${T.eventLoopP99Ms} ms`);
+    if (this.crashes > 0) problems.push(`${this.crashes} node process(es) exited unexpectedly`);
     for (const s of this.samples) {
       for (const n of s.nodes) {
         if (n.fanoutQueued > n.fanoutMaxQueue) problems.push(`slot ${n.slot} at ${s.minute} min: fan-out queue ${n.fanoutQueued} above its limit ${n.fanoutMaxQueue}`);
-        if (n.protocolErrors > 0 && s === last) problems.push(`slot ${n.slot}: ${n.protocolErrors} protocol errors`);
-        if (s === last && n.receivedPct !== undefined && n.receivedPct < 90) {
-          problems.push(`slot ${n.slot} received ${n.receivedPct} % of the messages its subscriptions match in the last interval`);
-        }
       }
     }
-    if (this.crashes > 0) problems.push(`${this.crashes} node process(es) exited unexpectedly`);
-    const totalOk = this.samples.reduce((s, x) => s + x.mesh.callsOkPerS, 0);
-    const totalFailed = this.samples.reduce((s, x) => s + x.mesh.callsFailedPerS, 0);
+    const protocolErrors = last?.nodes.reduce((sum, n) => sum + n.protocolErrors, 0) ?? 0;
+    if (protocolErrors > 0) problems.push(`${protocolErrors} protocol errors`);
     return {
       type: 'summary',
       minutes: this.args.minutes,
       nodes: this.args.nodes,
       samples: this.samples.length,
       restarts: this.restarts,
+      freezes: this.freezes,
       crashes: this.crashes,
       warmupMinutes: this.warmupMin,
-      callFailureRatio: totalOk + totalFailed > 0 ? Math.round((totalFailed / (totalOk + totalFailed)) * 10_000) / 10_000 : 0,
-      growth,
+      thresholds: T,
+      slopes,
+      worstRss: worstRss ?? null,
+      worstHeap: worstHeap ?? null,
+      callFailureRatio: round4(callFailureRatio),
+      calls: { ok: callsOk, failed: callsFailed },
+      deliveredRatio: round4(deliveredRatio),
+      deliveries: { received, expected: Math.round(expected), duplicates },
+      published,
+      drops,
+      lostRatio: round4(lostRatio),
+      worstEventLoopP99Ms: worstLoopP99Ms,
+      protocolErrors,
       problems,
       ok: problems.length === 0,
     };
@@ -785,34 +888,29 @@ class Soak {
 
   #printSummary(s: Summary): void {
     this.log('');
-    this.log(`soak summary: ${s.minutes} min, ${s.nodes} nodes, ${s.samples} samples, ${s.restarts} nodes churned, ${s.crashes} crashed; rpc failure ratio ${(s.callFailureRatio * 100).toFixed(2)} %`);
-    if (s.growth.length > 0) {
-      const g0 = s.growth[0]!;
-      this.log(`growth from ${g0.fromMinute} min (after a ${s.warmupMinutes} min warm-up) to ${g0.toMinute} min, per slot (a replaced process shows its current values):`);
-      const header = ['slot', 'process', 'rss MB', 'heap MB', 'conns', 'records', 'fanout q', 'sub buf', 'sendq B', '+proto', '+rpc fail', '+pub drop', '+unreach'];
-      const arrow = (p: [number, number]) => `${p[0]} → ${p[1]}`;
-      const rows = s.growth.map((g) => [
-        String(g.slot),
-        g.sameProcess ? (g.churnable ? 'same (churn set)' : 'same') : 'replaced',
-        arrow(g.rssMB),
-        arrow(g.heapMB),
-        arrow(g.connections),
-        arrow(g.records),
-        arrow(g.fanoutQueued),
-        arrow(g.subBuffered),
-        arrow(g.sendQueuedBytes),
-        String(g.protocolErrors),
-        String(g.rpcFailed),
-        String(g.pubLost),
-        String(g.undeliverable),
-      ]);
-      this.log(formatTable([header, ...rows]));
-    }
-    if (s.ok) this.log(`verdict: OK — memory flat after warm-up on every node that lived through it, queues within bounds, deliveries complete, no protocol errors, no crashes`);
-    else this.log(`verdict: ATTENTION — ${s.problems.join('; ')}`);
+    this.log(`soak summary: ${s.minutes} min, ${s.nodes} nodes, ${s.samples} samples, ${s.restarts} killed (SIGKILL) and replaced, ${s.freezes} frozen (SIGSTOP), ${s.crashes} crashed`);
+    this.log(`memory slopes after the ${s.warmupMinutes} min warm-up (least squares over every sample, MB/min), per process that lived through it:`);
+    const header = ['slot', 'gen', 'samples', 'rss MB', 'rss MB/min', 'heap MB', 'heap MB/min'];
+    const rows = s.slopes.map((x) => [String(x.slot), String(x.generation), String(x.samples), `${x.rssMB[0]} → ${x.rssMB[1]}`, x.rssMBPerMin.toFixed(3), `${x.heapMB[0]} → ${x.heapMB[1]}`, x.heapMBPerMin.toFixed(3)]);
+    this.log(formatTable([header, ...rows]));
+    const T = s.thresholds;
+    const line = (ok: boolean, what: string) => this.log(`  ${ok ? 'ok  ' : 'FAIL'} ${what}`);
+    if (s.worstRss) line(s.worstRss.rssMBPerMin < T.rssSlopeMBPerMin, `worst RSS slope ${s.worstRss.rssMBPerMin} MB/min (slot ${s.worstRss.slot}); bound < ${T.rssSlopeMBPerMin}`);
+    if (s.worstHeap) line(s.worstHeap.heapMBPerMin < T.heapSlopeMBPerMin, `worst heap slope ${s.worstHeap.heapMBPerMin} MB/min (slot ${s.worstHeap.slot}); bound < ${T.heapSlopeMBPerMin}`);
+    line(s.callFailureRatio <= T.callFailureRatio, `RPC failure ratio ${pct(s.callFailureRatio)} (${s.calls.failed} of ${s.calls.ok + s.calls.failed}); bound ≤ ${pct(T.callFailureRatio)}`);
+    line(s.deliveredRatio >= T.deliveredRatioMin, `deliveries at untouched nodes ${pct(s.deliveredRatio)} of expected (${s.deliveries.received} of ${s.deliveries.expected}, ${s.deliveries.duplicates} duplicates excluded); bound ≥ ${pct(T.deliveredRatioMin)}`);
+    line(s.lostRatio <= T.lostRatio, `lost ${pct(s.lostRatio)} of ${s.published} published; bound ≤ ${pct(T.lostRatio)}; by cause: ${Object.entries(s.drops).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    line(s.worstEventLoopP99Ms <= T.eventLoopP99Ms, `event-loop lag p99 (worst node, median over samples) ${s.worstEventLoopP99Ms} ms; bound ≤ ${T.eventLoopP99Ms} ms`);
+    if (s.ok) this.log('verdict: PASS');
+    else this.log(`verdict: FAIL — ${s.problems.join('; ')}`);
   }
 
   async #stopAll(): Promise<void> {
+    for (const t of this.#thawTimers) clearTimeout(t);
+    for (const s of this.slots) {
+      if (s.frozen && slotAlive(s)) s.child!.kill('SIGCONT');
+      s.frozen = false;
+    }
     const children = this.slots.map((s) => s.child).filter((c): c is ChildProcess => !!c && c.exitCode === null && c.signalCode === null);
     for (const s of this.slots) s.expectedExit = true;
     await Promise.all(
@@ -830,9 +928,9 @@ class Soak {
     );
   }
 
-  /** Last resort on exit: no child outlives the soak. */
+  /** Last resort on exit: no child outlives the soak (SIGKILL ends a frozen one too). */
   killAll(): void {
-    for (const s of this.slots) if (s.child && s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+    for (const s of this.slots) if (slotAlive(s)) s.child!.kill('SIGKILL');
   }
 }
 
@@ -842,33 +940,122 @@ interface Summary {
   nodes: number;
   samples: number;
   restarts: number;
+  freezes: number;
   crashes: number;
   warmupMinutes: number;
-  /** Failed calls / all calls, over the whole run. */
+  thresholds: typeof THRESHOLDS;
+  slopes: NodeSlope[];
+  worstRss: NodeSlope | null;
+  worstHeap: NodeSlope | null;
+  /** Failed calls / all calls after the warm-up. */
   callFailureRatio: number;
-  growth: SlotGrowth[];
+  calls: { ok: number; failed: number };
+  deliveredRatio: number;
+  deliveries: { received: number; expected: number; duplicates: number };
+  published: number;
+  drops: Record<string, number>;
+  lostRatio: number;
+  worstEventLoopP99Ms: number;
+  protocolErrors: number;
   problems: string[];
   ok: boolean;
 }
 
-interface SlotGrowth {
+interface NodeSlope {
   slot: number;
-  churnable: boolean;
-  /** Whether the baseline and the last sample come from one process (not churned in between). */
-  sameProcess: boolean;
-  fromMinute: number;
-  toMinute: number;
+  generation: number;
+  samples: number;
+  rssMBPerMin: number;
+  heapMBPerMin: number;
   rssMB: [number, number];
   heapMB: [number, number];
-  connections: [number, number];
-  records: [number, number];
-  fanoutQueued: [number, number];
-  subBuffered: [number, number];
-  sendQueuedBytes: [number, number];
-  protocolErrors: number;
-  rpcFailed: number;
-  pubLost: number;
-  undeliverable: number;
+}
+
+/** Least-squares slope of y over x. */
+function slope(xs: readonly number[], ys: readonly number[]): number {
+  const n = xs.length;
+  if (n < 2) return 0;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my);
+    den += (xs[i]! - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+/**
+ * RSS (top) and heap (bottom) of every node over time, one polyline per
+ * process (a replaced node starts a new line in the same colour); the
+ * warm-up is shaded.
+ */
+function plotSvg(samples: readonly Sample[], nodes: number, warmupMin: number): string {
+  const W = 960;
+  const H = 300;
+  const M = { l: 60, r: 20, t: 30, b: 30 };
+  const tMax = Math.max(1, ...samples.map((s) => s.minute));
+  const panel = (title: string, y0: number, value: (n: NodeSample) => number): string => {
+    const all = samples.flatMap((s) => s.nodes.map(value));
+    const vMax = Math.max(1, ...all) * 1.05;
+    const x = (m: number) => M.l + ((W - M.l - M.r) * m) / tMax;
+    const y = (v: number) => y0 + M.t + (H - M.t - M.b) * (1 - v / vMax);
+    const lines = new Map<string, string[]>();
+    for (const s of samples) {
+      for (const n of s.nodes) {
+        const key = `${n.slot}:${n.generation}`;
+        if (!lines.has(key)) lines.set(key, []);
+        lines.get(key)!.push(`${x(s.minute).toFixed(1)},${y(value(n)).toFixed(1)}`);
+      }
+    }
+    const out: string[] = [];
+    out.push(`<rect x="${M.l}" y="${y0 + M.t}" width="${(x(Math.min(warmupMin, tMax)) - M.l).toFixed(1)}" height="${H - M.t - M.b}" fill="#eee"/>`);
+    out.push(`<text x="${M.l}" y="${y0 + 18}" font-size="14">${title}</text>`);
+    for (let k = 0; k <= 4; k++) {
+      const v = (vMax * k) / 4;
+      out.push(`<line x1="${M.l}" x2="${W - M.r}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#ddd"/>`);
+      out.push(`<text x="${M.l - 6}" y="${(y(v) + 4).toFixed(1)}" font-size="11" text-anchor="end">${v.toFixed(0)}</text>`);
+    }
+    for (let m = 0; m <= tMax; m += Math.max(1, Math.ceil(tMax / 10))) {
+      out.push(`<text x="${x(m).toFixed(1)}" y="${y0 + H - 10}" font-size="11" text-anchor="middle">${m} min</text>`);
+    }
+    for (const [key, pts] of lines) {
+      const slot = Number(key.split(':')[0]);
+      const colour = `hsl(${Math.round((360 * slot) / Math.max(1, nodes))},70%,40%)`;
+      out.push(`<polyline fill="none" stroke="${colour}" stroke-width="1.2" points="${pts.join(' ')}"><title>slot ${key}</title></polyline>`);
+    }
+    return out.join('\n');
+  };
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H}" font-family="sans-serif">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    panel('RSS per node (MB); warm-up shaded', 0, (n) => n.rssBytes / MB),
+    panel('JS heap used per node after a full GC (MB)', H, (n) => n.heapUsedBytes / MB),
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+function median(xs: readonly number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  return v[Math.floor(v.length / 2)]!;
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+function round4(x: number): number {
+  return Math.round(x * 10_000) / 10_000;
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(2)} %`;
+}
+
+function slotAlive(s: Slot): boolean {
+  return s.child !== undefined && s.child.exitCode === null && s.child.signalCode === null;
 }
 
 function failedCalls(n: WorkerStats): number {

@@ -9,6 +9,7 @@
  * rather than zeros that would look like real readings.
  */
 import type { RealmGuardStats } from '../auth/realm-guard.js';
+import type { LivenessStats } from '../liveness/liveness.js';
 import type { DhtStats } from '../dht/metrics.js';
 import type { NodeStatus } from '../session/node-status.js';
 import type { PoolStats } from '../transport/pool.js';
@@ -55,6 +56,8 @@ export interface NodeSnapshot {
   traffic: TrafficStats;
   queues: QueueStats;
   registry: RegistryStats;
+  /** The failure detection: nodes down, marks and probes. */
+  liveness: LivenessStats;
   rpc: { client: RpcClientStats; server: RpcServerStats };
   pubsub: PubSubStats;
   gateway: GatewayStats;

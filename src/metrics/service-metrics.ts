@@ -2,6 +2,7 @@
  * Metrics of the services on top of the DHT: registry cache, RPC client and
  * server, pub/sub. Read from each component's stats() at scrape time, like the rest.
  */
+import type { LivenessStats } from '../liveness/liveness.js';
 import type { RegistryStats } from '../registry/types.js';
 import type { RpcClientStats } from '../rpc/client.js';
 import type { RpcServerStats } from '../rpc/server.js';
@@ -19,6 +20,21 @@ export const REGISTRY_METRICS: readonly StatsMetric<RegistryStats>[] = [
   { type: 'counter', name: 'macula_registry_dht_errors_total', help: 'DHT lookups of the registry that failed.', value: (s) => s.dhtErrors },
   { type: 'counter', name: 'macula_registry_malformed_records_total', help: 'Registry records dropped because their value was malformed.', value: (s) => s.malformed },
   { type: 'gauge', name: 'macula_registry_local_services', help: 'Services this node advertises.', value: (s) => s.localServices },
+];
+
+export const LIVENESS_METRICS: readonly StatsMetric<LivenessStats>[] = [
+  { type: 'gauge', name: 'macula_liveness_nodes_down', help: 'Nodes the failure detection holds down now (out of RPC selection, caches and fan-out).', value: (s) => s.down },
+  { type: 'gauge', name: 'macula_liveness_nodes_tracked', help: 'Nodes tracked by the failure detection (bounded by maxTracked).', value: (s) => s.tracked },
+  {
+    type: 'counter',
+    name: 'macula_liveness_marked_down_total',
+    help: 'Outages begun, by the first reason reported (connection_lost, dial_failed, request_failed, send_failed).',
+    labelNames: ['reason'],
+    value: (s) => samplesByLabel('reason', s.markedDown),
+  },
+  { type: 'counter', name: 'macula_liveness_marked_up_total', help: 'Outages ended by contact with the node.', value: (s) => s.markedUp },
+  { type: 'counter', name: 'macula_liveness_probes_total', help: 'PING probes of down or suspect nodes.', value: (s) => s.probes },
+  { type: 'counter', name: 'macula_liveness_probe_failures_total', help: 'Probes not answered in time.', value: (s) => s.probeFailures },
 ];
 
 export const RPC_CLIENT_METRICS: readonly StatsMetric<RpcClientStats>[] = [
@@ -89,6 +105,7 @@ export interface ServiceNode {
   readonly rpcServer: { stats(): RpcServerStats };
   readonly pubsub: { stats(): PubSubStats };
   readonly gateway?: { stats(): GatewayStats };
+  readonly liveness?: { stats(): LivenessStats };
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter listener shape
   on(event: string, listener: (...args: any[]) => void): unknown;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -101,6 +118,8 @@ export function instrumentServices(node: ServiceNode, metrics: Metrics): () => v
   registerStatsMetrics(metrics, () => node.rpc.stats(), RPC_CLIENT_METRICS);
   registerStatsMetrics(metrics, () => node.rpcServer.stats(), RPC_SERVER_METRICS);
   registerStatsMetrics(metrics, () => node.pubsub.stats(), PUBSUB_METRICS);
+  const liveness = node.liveness;
+  if (liveness) registerStatsMetrics(metrics, () => liveness.stats(), LIVENESS_METRICS);
   const gateway = node.gateway;
   if (gateway) registerStatsMetrics(metrics, () => gateway.stats(), GATEWAY_STORE_METRICS);
   const latency = metrics.histogram({

@@ -2,6 +2,7 @@
  * MeshNode: the composition root. Owns the identity, the transport, the
  * connection pool and the messenger, and wires the feature modules to them.
  */
+import { Liveness, type LivenessInit } from '../liveness/liveness.js';
 import { EventEmitter } from 'node:events';
 import { networkInterfaces } from 'node:os';
 import type { Action } from '../auth/permissions.js';
@@ -35,6 +36,18 @@ import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type S
 export const DEFAULT_PORT = 9443;
 export const DEFAULT_HOST = '0.0.0.0';
 export const DEFAULT_STOP_TIMEOUT_MS = 5000;
+/**
+ * A node's QUIC connections hear from their peer at least every 1.5 s
+ * (keep-alives) and close after 6 s of silence: that is how a crashed or
+ * frozen peer is detected on a connection we only send on (PUBLISH is
+ * one-way, and writes into a dead connection succeed until flow control
+ * blocks). Light clients keep the transport's defaults (30 s / 10 s);
+ * their connections to a node get the node's keep-alives.
+ */
+export const NODE_QUIC_IDLE_TIMEOUT_MS = 6_000;
+export const NODE_QUIC_KEEPALIVE_MS = 1_500;
+/** A lost connection marks its node down only if it was used this recently. */
+const LOST_CONNECTION_RECENT_USE_MS = 60_000;
 
 function announceHostFor(bound: string): string {
   if (bound !== '0.0.0.0' && bound !== '::') return bound;
@@ -81,6 +94,8 @@ export interface MeshNodeOptions extends QuicTransportOptions, MessengerInit {
   rpcServer?: RpcServerInit;
   /** Pub/sub tunables (fan-out pool, caches, limits); see src/pubsub/options.ts. */
   pubsub?: PubSubInit;
+  /** Failure detection shared by RPC and pub/sub (backoff between probes of a down node); see src/liveness/liveness.ts. */
+  liveness?: LivenessInit;
   /** Light-client gateway limits (maxClients, per-client subscriptions, calls, served procedures); see src/gateway/gateway.ts. */
   gateway?: GatewayInit;
   /** How long stop() waits for records to be withdrawn from the mesh. Default 5000 ms. */
@@ -115,6 +130,8 @@ export class MeshNode extends EventEmitter {
   readonly transport: Transport;
   readonly pool: ConnectionPool;
   readonly messenger: Messenger;
+  /** Which nodes are down (connection lost, dial or request failed), shared by RPC and pub/sub. */
+  readonly liveness: Liveness;
   readonly dht: Dht;
   readonly registry: ServiceRegistry;
   readonly rpcServer: RpcServer;
@@ -136,7 +153,7 @@ export class MeshNode extends EventEmitter {
     this.options = options;
     this.transport = options.memoryNetwork
       ? new MemoryTransport({ identity, network: options.memoryNetwork }, options)
-      : new QuicTransport({ identity }, options);
+      : new QuicTransport({ identity }, { idleTimeoutMs: NODE_QUIC_IDLE_TIMEOUT_MS, keepAliveMs: NODE_QUIC_KEEPALIVE_MS, ...options });
     // Light clients pin their connections: the pool always keeps room for mesh peers beyond them.
     const maxConnections = nodeConnectionLimit(options.pool?.maxConnections, options.gateway?.maxClients ?? DEFAULT_MAX_CLIENTS);
     this.pool = new ConnectionPool({ transport: this.transport }, { ...options.pool, maxConnections });
@@ -147,8 +164,12 @@ export class MeshNode extends EventEmitter {
         pool: this.pool,
         guard: this.guard,
         events: {
-          hello: (peer) => this.emit('peer', peer),
+          hello: (peer) => {
+            this.liveness.up(peer.nodeIdHex);
+            this.emit('peer', peer);
+          },
           message: (peer) => {
+            this.liveness.up(peer.nodeIdHex);
             const contact = contactOf(peer);
             if (contact) this.dht.onContact(contact);
           },
@@ -168,19 +189,26 @@ export class MeshNode extends EventEmitter {
       options.dht,
     );
     this.messenger.handle(PING, () => ({ t: PONG.type }));
+    this.liveness = new Liveness(
+      { probe: (nodeId, address, timeoutMs) => this.messenger.request({ address, nodeId }, { t: PING.type }, { timeoutMs }) },
+      options.liveness,
+    );
+    // A connection unused for a minute carries no traffic: its loss (often the peer's idle reaper) proves nothing.
+    this.pool.onConnectionLost = (nodeId, address, idleMs) => idleMs < LOST_CONNECTION_RECENT_USE_MS && this.liveness.down(nodeId, 'connection_lost', address);
+    this.pool.onDialFailed = (address, nodeId) => nodeId !== undefined && this.liveness.down(nodeId, 'dial_failed', address);
     serveDht(this.messenger, this.dht);
     const node = this;
     this.registry = new ServiceRegistry(
-      { dht: this.dht, localNode: { nodeId: identity.nodeIdHex, get address() { return node.advertisedAddress; } }, auth: this.guard },
+      { dht: this.dht, localNode: { nodeId: identity.nodeIdHex, get address() { return node.advertisedAddress; } }, auth: this.guard, liveness: this.liveness },
       { ...options.registry, realm: this.messenger.realm },
     );
     this.rpcServer = new RpcServer({ transport: this.messenger, registry: this.registry }, options.rpcServer);
     this.rpc = new RpcClient(
-      { transport: this.messenger, registry: this.registry, server: this.rpcServer, observe: (ms, outcome) => this.emit('rpc-call', ms, outcome) },
+      { transport: this.messenger, registry: this.registry, server: this.rpcServer, liveness: this.liveness, observe: (ms, outcome) => this.emit('rpc-call', ms, outcome) },
       options.rpc,
     );
     this.pubsub = new PubSub(
-      { identity, dht: this.dht, messenger: this.messenger, realm: this.messenger.realm, advertisedAddress: () => this.advertisedAddress, auth: this.guard },
+      { identity, dht: this.dht, messenger: this.messenger, realm: this.messenger.realm, advertisedAddress: () => this.advertisedAddress, auth: this.guard, liveness: this.liveness },
       options.pubsub,
     );
     this.gateway = new Gateway(
@@ -388,6 +416,7 @@ export class MeshNode extends EventEmitter {
       traffic: this.messenger.trafficStats(),
       queues: this.messenger.queueStats(),
       registry: this.registry.stats(),
+      liveness: this.liveness.stats(),
       rpc: { client: this.rpc.stats(), server: this.rpcServer.stats() },
       pubsub: this.pubsub.stats(),
       gateway: this.gateway.stats(),
@@ -401,9 +430,10 @@ export class MeshNode extends EventEmitter {
   }
 
   /**
-   * Stops without withdrawing anything or closing connections gracefully, as
-   * a crash would (tests and simulations of failures). Peers only notice
-   * through timeouts and closed connections.
+   * Stops without withdrawing anything (in-process tests and simulations).
+   * Not a crash: closing the transport closes every connection, so peers are
+   * told at once. A crash or a freeze tells nobody; tests of those run the
+   * node in its own process (test/helpers/node-process.ts).
    */
   async kill(): Promise<void> {
     if (this.#state === 'stopped') return;
@@ -411,6 +441,7 @@ export class MeshNode extends EventEmitter {
     clearInterval(this.#sweep);
     this.revocations?.stop();
     void this.pubsub.stop({ withdraw: false });
+    this.liveness.close();
     this.dht.stop();
     this.messenger.stop();
     await this.transport.close();
@@ -435,6 +466,7 @@ export class MeshNode extends EventEmitter {
     } else {
       await this.pubsub.stop({ withdraw: false });
     }
+    this.liveness.close();
     this.dht.stop();
     this.messenger.stop();
     await this.transport.close();

@@ -11,8 +11,9 @@
  *   per-node backlog (bounded, overflow dropped and counted) while it is
  *   dialed *outside* the pool, then sent in order; so a dead node costs a
  *   dial attempt, never pool slots;
- * - a failed send marks the node down for a backoff (doubling up to a
- *   ceiling): its jobs end at once and count as skipped until then;
+ * - a failed send marks the node down in the shared failure detection
+ *   (`src/liveness/`): its jobs end at once and count as skipped until it
+ *   is up again (contact, or its backoff passed when nothing probes);
  * - a connection with sends in flight and no completion for `sendStallMs`
  *   (a peer that vanished without closing, so flow control blocks the
  *   writes) is closed, which fails those sends and marks the node down.
@@ -24,6 +25,7 @@ import { settleWithin } from '../util/time.js';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../dht/clock.js';
 import type { PeerAddress } from '../transport/types.js';
+import { Liveness, type LivenessView } from '../liveness/liveness.js';
 import { StoppedError } from '../util/errors.js';
 import { RingQueue, WorkerPool, type WorkerPoolStats } from '../util/worker-pool.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
@@ -44,8 +46,6 @@ export interface FanoutMessenger {
 export class Peer {
   readonly nodeId: string;
   target: FanoutTarget;
-  downUntil = 0;
-  failures = 0;
   inFlight = 0;
   /** Sends completed; the stall check compares it between sweeps. */
   progress = 0;
@@ -65,6 +65,8 @@ export class Peer {
 export interface FanoutComponents {
   messenger: FanoutMessenger;
   clock: Clock;
+  /** Shared failure detection; without it a private one with the backoffs of FanoutInit. */
+  liveness?: LivenessView;
   /** Told when a node goes down, so caches can forget it. */
   onPeerDown?: (peer: Peer) => void;
 }
@@ -100,8 +102,8 @@ const CLOSE_WAIT_MS = 2_000;
 export class Fanout {
   readonly pool: WorkerPool;
   readonly #messenger: FanoutMessenger;
-  readonly #clock: Clock;
   readonly #onPeerDown: ((peer: Peer) => void) | undefined;
+  readonly #liveness: LivenessView;
   readonly #init: FanoutInit;
   readonly #peers: LRUCache<string, Peer>;
   #sweep: NodeJS.Timeout | undefined;
@@ -115,8 +117,9 @@ export class Fanout {
 
   constructor(components: FanoutComponents, init: FanoutInit) {
     this.#messenger = components.messenger;
-    this.#clock = components.clock;
     this.#onPeerDown = components.onPeerDown;
+    this.#liveness =
+      components.liveness ?? new Liveness({ now: () => components.clock.now() }, { baseBackoffMs: Math.max(1, init.downBackoffMs), maxBackoffMs: Math.max(1, init.maxDownBackoffMs), maxTracked: init.maxPeers });
     this.#init = init;
     this.pool = new WorkerPool({}, { concurrency: init.concurrency, maxQueue: init.maxQueue, name: 'pub/sub fan-out' });
     this.#peers = new LRUCache({ max: init.maxPeers });
@@ -126,7 +129,7 @@ export class Fanout {
     }
   }
 
-  /** The Peer of a node (created on first use); a new address means a new incarnation, so its down state is reset. */
+  /** The Peer of a node (created on first use). */
   peer(nodeId: string, address: PeerAddress): Peer {
     let p = this.#peers.get(nodeId);
     if (p === undefined) {
@@ -137,8 +140,6 @@ export class Fanout {
       this.#peers.set(nodeId, p);
     } else if (p.target.address.host !== address.host || p.target.address.port !== address.port) {
       p.target = { address, nodeId };
-      p.downUntil = 0;
-      p.failures = 0;
     }
     return p;
   }
@@ -168,9 +169,8 @@ export class Fanout {
   }
 
   stats(): FanoutStats {
-    const now = this.#clock.now();
     let peersDown = 0;
-    for (const p of this.#peers.values()) if (p.downUntil > now) peersDown++;
+    for (const id of this.#peers.keys()) if (this.#liveness.isDown(id)) peersDown++;
     return {
       ...this.pool.stats(),
       sent: this.#sent,
@@ -202,7 +202,7 @@ export class Fanout {
   }
 
   #send(peer: Peer, msg: OutboundMessage): Promise<void> | undefined {
-    if (peer.downUntil !== 0 && peer.downUntil > this.#clock.now()) {
+    if (this.#liveness.isDown(peer.nodeId)) {
       this.#skippedDown++;
       return undefined;
     }
@@ -218,7 +218,6 @@ export class Fanout {
   #ok(peer: Peer): void {
     peer.inFlight--;
     peer.progress++;
-    peer.failures = 0;
     this.#sent++;
   }
 
@@ -229,12 +228,9 @@ export class Fanout {
 
   #failed(peer: Peer, _err: unknown): void {
     this.#sendFailures++;
-    const now = this.#clock.now();
-    // One outage fails every send in flight to the node: escalate the backoff once per outage.
-    if (peer.downUntil > now) return;
-    peer.failures++;
-    const backoff = Math.min(this.#init.maxDownBackoffMs, this.#init.downBackoffMs * 2 ** Math.min(peer.failures - 1, 20));
-    peer.downUntil = now + backoff;
+    // One outage fails every send in flight to the node: it is reported once.
+    if (this.#liveness.isDown(peer.nodeId)) return;
+    this.#liveness.down(peer.nodeId, 'send_failed', peer.target.address);
     this.#dropBacklog(peer);
     this.#onPeerDown?.(peer);
   }
@@ -271,7 +267,6 @@ export class Fanout {
         for (const r of results) {
           if (r.status === 'fulfilled') {
             peer.progress++;
-            peer.failures = 0;
             this.#sent++;
           } else {
             this.#failed(peer, r.reason);

@@ -53,7 +53,7 @@ export interface PubSubInit {
   maxAnnounceBytes?: number;
   /** Messages held per subscriber node while its connection is being dialed. Default 1000. */
   nodeBacklog?: number;
-  /** A node whose send failed is skipped this long; doubles on repeated failures. Default 5000 ms. */
+  /** Without shared failure detection (a MeshNode has one, `liveness`): a node whose send failed is skipped this long; doubles on repeated failures. Default 5000 ms. */
   downBackoffMs?: number;
   /** Ceiling of that backoff. Default 60 s. */
   maxDownBackoffMs?: number;

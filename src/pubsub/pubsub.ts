@@ -47,6 +47,7 @@
  * mistaken for replays, unless it published more than 1000 messages per
  * millisecond on average before restarting.
  */
+import type { Liveness } from '../liveness/liveness.js';
 import type { Clock } from '../dht/clock.js';
 import { systemClock } from '../dht/clock.js';
 import type { PeerInfo } from '../session/peer-session.js';
@@ -82,6 +83,8 @@ export interface PubSubComponents {
   onHandlerError?: (err: unknown, sub: Subscription) => void;
   /** In a secured realm: credentials in announcements (see RecordAuth). */
   auth?: RecordAuth;
+  /** Shared failure detection (the fan-out reports failed sends; down nodes leave the subscriber cache). */
+  liveness?: Liveness;
 }
 
 export interface PublishOptions {
@@ -137,7 +140,7 @@ export class PubSub {
       { limits: this.#limits, bufferSize: o.subscriptionBufferSize, maxSubscriptions: o.maxSubscriptions },
     );
     this.#fanout = new Fanout(
-      { messenger, clock, onPeerDown: (peer: Peer) => this.#cache.forget(peer.nodeId) },
+      { messenger, clock, liveness: components.liveness, onPeerDown: components.liveness ? undefined : (peer: Peer) => this.#cache.forget(peer.nodeId) },
       {
         concurrency: o.fanoutConcurrency,
         maxQueue: o.fanoutQueue,
@@ -149,13 +152,15 @@ export class PubSub {
       },
     );
     this.#cache = new SubscriberCache(
-      { dht: components.dht, realm: components.realm, selfId: this.#selfId, clock: components.clock, peer: (id, a) => this.#fanout.peer(id, a), auth: components.auth },
+      { dht: components.dht, realm: components.realm, selfId: this.#selfId, clock: components.clock, peer: (id, a) => this.#fanout.peer(id, a), auth: components.auth, isDown: components.liveness && ((id) => components.liveness!.isDown(id)) },
       { ttlMs: o.subscriberCacheTtlMs, max: o.subscriberCacheMax, limits: relaxedLimits(this.#limits) },
     );
     this.#receiver = new Receiver(
       { local: this.#local, announcer: this.#announcer, cache: this.#cache, messenger, clock: components.clock },
       { limits: this.#limits, maxPublishers: o.maxPublishers, unsubscribedIntervalMs: o.unsubscribedIntervalMs },
     );
+    // Down: out of every cached answer at once. Up: answers are rebuilt (from the DHT) with it.
+    components.liveness?.onChange((nodeId, up) => (up ? this.#cache.clear() : this.#cache.forget(nodeId)));
     messenger.handle(PUBLISH, this.#receiver.onPublish);
     messenger.handle(UNSUBSCRIBED, this.#receiver.onUnsubscribed);
   }

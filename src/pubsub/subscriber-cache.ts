@@ -45,6 +45,8 @@ export interface SubscriberCacheComponents {
   peer: (nodeId: string, address: PeerAddress) => Peer;
   /** In a secured realm: announcements whose publisher may not subscribe their patterns are skipped. */
   auth?: RecordAuth;
+  /** Nodes the failure detection holds down are left out of topic answers until they are up (then the cache is cleared). */
+  isDown?: (nodeId: string) => boolean;
 }
 
 export interface SubscriberCacheInit {
@@ -92,6 +94,7 @@ export class SubscriberCache {
   readonly #selfId: string;
   readonly #clock: Clock;
   readonly #peer: (nodeId: string, address: PeerAddress) => Peer;
+  readonly #isDown: ((nodeId: string) => boolean) | undefined;
   readonly #ttlMs: number;
   readonly #limits: TopicLimits;
   readonly #topics: LRUCache<string, readonly Peer[]>;
@@ -109,6 +112,7 @@ export class SubscriberCache {
     this.#selfId = components.selfId;
     this.#clock = components.clock ?? systemClock;
     this.#peer = components.peer;
+    this.#isDown = components.isDown;
     this.#ttlMs = init.ttlMs;
     this.#limits = init.limits;
     // An injected clock drives entry ages too (tests advance time by hand);
@@ -202,7 +206,7 @@ export class SubscriberCache {
     for (const entry of entries) {
       if (entry.expiresAt < expiresAt) expiresAt = entry.expiresAt;
       for (const s of entry.subs) {
-        if (seen.has(s.peer) || !matchesAny(s.patterns, segs)) continue;
+        if (seen.has(s.peer) || !matchesAny(s.patterns, segs) || this.#isDown?.(s.peer.nodeId) === true) continue;
         seen.add(s.peer);
         (peers ??= []).push(s.peer);
       }

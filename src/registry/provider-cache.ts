@@ -91,6 +91,22 @@ export class ProviderCache {
     this.#lru.set(name, { providers, minExpires });
   }
 
+  /** Removes a node from every cached answer it shares with other providers (O(entries); once per outage). */
+  dropNode(nodeId: string): void {
+    const updates: [string, Entry][] = [];
+    for (const [name, entry] of this.#lru.entries()) {
+      if (!entry.providers.some((p) => p.nodeId === nodeId)) continue;
+      const rest = entry.providers.filter((p) => p.nodeId !== nodeId);
+      // Its only provider stays: a call then names the provider it could not reach.
+      if (rest.length > 0) updates.push([name, { providers: Object.freeze(rest), minExpires: entry.minExpires }]);
+    }
+    for (const [name, entry] of updates) {
+      // Keeps the entry's remaining lifetime: the next refresh still comes when it was due.
+      const ttl = this.#lru.getRemainingTTL(name);
+      this.#lru.set(name, entry, Number.isFinite(ttl) && ttl > 0 ? { ttl } : {});
+    }
+  }
+
   delete(name: string): void {
     this.#lru.delete(name);
   }

@@ -14,6 +14,7 @@
  * recent answers, and a DHT lookup. Concurrent misses for one name share a
  * single DHT lookup.
  */
+import type { Liveness } from '../liveness/liveness.js';
 import { nodeIdFromPublicKey, toHex } from '../identity/identity.js';
 import { serveSubject, type RecordAuth } from '../auth/record-auth.js';
 import { dhtKey } from '../dht/key.js';
@@ -36,6 +37,8 @@ export interface ServiceRegistryComponents {
   clock?: RegistryClock;
   /** In a secured realm: puts this node's credential into its records, and skips records whose publisher may not serve the name. */
   auth?: RecordAuth;
+  /** Shared failure detection: registrations of down nodes leave the cache and answers until the node is up. */
+  liveness?: Pick<Liveness, 'isDown' | 'onChange'>;
 }
 
 export interface ServiceRegistryInit {
@@ -79,6 +82,8 @@ export class ServiceRegistry {
   #malformed = 0;
   readonly #auth: RecordAuth | undefined;
   #expired = 0;
+  #skippedDown = 0;
+  readonly #isDown: ((nodeId: string) => boolean) | undefined;
 
   constructor(components: ServiceRegistryComponents, init: ServiceRegistryInit = {}) {
     this.#dht = components.dht;
@@ -97,6 +102,9 @@ export class ServiceRegistry {
       { clock: components.clock },
       { maxEntries: init.cacheMaxEntries, ttlMs: init.cacheTtlMs, negativeTtlMs: init.negativeCacheTtlMs },
     );
+    this.#isDown = components.liveness && ((id) => components.liveness!.isDown(id));
+    // Down: out of every cached answer at once. Up: answers are rebuilt (from the DHT) with it.
+    components.liveness?.onChange((nodeId, up) => (up ? this.clearCache() : this.#cache.dropNode(nodeId)));
   }
 
   /**
@@ -216,6 +224,7 @@ export class ServiceRegistry {
       malformed: this.#malformed,
       expired: this.#expired + this.#cache.expiredDrops,
       localServices: this.#local.size,
+      skippedDown: this.#skippedDown,
     };
   }
 
@@ -245,6 +254,7 @@ export class ServiceRegistry {
     // Read after the await: advertise()/unadvertise() may have run meanwhile.
     const local = this.#local.get(name)?.providers ?? NO_PROVIDERS;
     const providers: Provider[] = [...local];
+    let down: Provider[] | undefined;
     const seen = new Set<string>();
     const now = this.#clock.now();
     for (const r of records) {
@@ -261,6 +271,7 @@ export class ServiceRegistry {
       // Our own record: the local registration is authoritative (a record left
       // over from before a restart must not make us call ourselves over the network).
       if (nodeId === this.#self.nodeId || seen.has(nodeId)) continue;
+      const isDown = this.#isDown?.(nodeId) === true;
       const reg = decodeRegistration(r.value, name, this.#maxValueBytes);
       if (!reg) {
         this.#malformed++;
@@ -269,7 +280,13 @@ export class ServiceRegistry {
       // No squatting: in a secured realm only a publisher permitted to serve the name is a provider.
       if (this.#auth && !(await this.#auth.permits(r.publisher, reg.credential, 'serve', [serveSubject(name)]))) continue;
       seen.add(nodeId);
-      providers.push(Object.freeze({ nodeId, address: reg.address, metadata: reg.metadata, expires: r.expires, local: false }));
+      (isDown ? (down ??= []) : providers).push(Object.freeze({ nodeId, address: reg.address, metadata: reg.metadata, expires: r.expires, local: false }));
+    }
+    // Down providers are left out while another one is up; when all are down they stay, so that a
+    // call says which provider it could not reach rather than that nobody provides the name.
+    if (down !== undefined) {
+      if (providers.length === 0) providers.push(...down);
+      else this.#skippedDown += down.length;
     }
     const answer: readonly Provider[] = providers.length === 0 ? NO_PROVIDERS : Object.freeze(providers);
     if (isCurrent()) this.#cache.set(name, answer);

@@ -73,6 +73,8 @@ export interface RegistryStats {
   dhtErrors: number;
   /** Records dropped because their value is not a valid registration. */
   malformed: number;
+  /** Registrations left out of answers because the failure detection holds their node down. */
+  skippedDown: number;
   /** Records dropped (from the DHT answer or the cache) because they had expired. */
   expired: number;
   /** Services this node advertises. */

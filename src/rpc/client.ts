@@ -23,7 +23,8 @@ import { shortId } from '../identity/identity.js';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { Provider } from '../registry/types.js';
-import { ConfigError, ProtocolError } from '../util/errors.js';
+import type { LivenessView } from '../liveness/liveness.js';
+import { ConfigError, MaculaError, ProtocolError, RemoteError } from '../util/errors.js';
 import { encodeBody } from '../wire/codec.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { messageName } from '../wire/messages.js';
@@ -53,6 +54,8 @@ export interface RpcClientComponents {
   observe?: (ms: number, outcome: CallOutcome) => void;
   /** Time source of the result cache TTLs (tests). Default: the cache's own monotonic clock. */
   clock?: { now(): number };
+  /** Shared failure detection: down providers are tried last; unreachable ones are reported. */
+  liveness?: LivenessView;
 }
 
 export interface RpcClientInit {
@@ -101,7 +104,8 @@ export class RpcClient {
   readonly #observe: ((ms: number, outcome: CallOutcome) => void) | undefined;
   readonly #procs: LRUCache<string, ProcState>;
   readonly #suspects: LRUCache<string, true>;
-  readonly #isSuspect = (nodeId: string): boolean => this.#suspects.has(nodeId);
+  readonly #liveness: LivenessView | undefined;
+  readonly #isSuspect = (nodeId: string): boolean => this.#suspects.has(nodeId) || this.#liveness?.isDown(nodeId) === true;
   readonly #results: ResultCache;
   /** Result-cache TTL per provider list; the registry hands out the same array until its answer changes. */
   readonly #ttls = new WeakMap<readonly Provider[], number>();
@@ -114,6 +118,7 @@ export class RpcClient {
     this.#registry = components.registry;
     this.#server = components.server;
     this.#observe = components.observe;
+    this.#liveness = components.liveness;
     this.timeoutMs = checkTimeout(init.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
     this.selection = checkSelection(init.selection ?? DEFAULT_SELECTION);
     this.maxAttempts = init.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
@@ -204,7 +209,7 @@ export class RpcClient {
     for (let attempt = 0; attempt < attempts; attempt++) {
       const remaining = deadline - performance.now();
       if (remaining < 1) break;
-      const provider = selectProvider(providers, selection, state, failed, this.#suspects.size > 0 ? this.#isSuspect : undefined);
+      const provider = selectProvider(providers, selection, state, failed, this.#suspects.size > 0 || this.#liveness !== undefined ? this.#isSuspect : undefined);
       if (provider === undefined) break;
       const attemptMs = Math.max(1, Math.floor(remaining / (attempts - attempt)));
       if (attempt > 0) this.#failovers++;
@@ -220,6 +225,10 @@ export class RpcClient {
         failures.push({ nodeId: provider.nodeId, kind, code: failureCode(err), message: failureMessage(err) });
         // A busy provider is healthy, just loaded: neither suspect nor stale.
         if (kind !== 'busy' && this.suspectMs > 0) this.#suspects.set(provider.nodeId, true);
+        // No answer at all (timeout, dial or connection failure): the node itself may be gone.
+        if (!provider.local && (kind === 'timeout' || (kind === 'unavailable' && !(err instanceof RemoteError)))) {
+          this.#liveness?.suspect(provider.nodeId, 'request_failed', provider.address);
+        }
         // Only a provider that no longer serves the procedure proves the
         // registry view stale. An unreachable one is merely suspect: throwing
         // the cached list away would put a DHT lookup, slow while dead nodes

@@ -11,7 +11,7 @@
  */
 import { toHex } from '../identity/identity.js';
 import { LimitExceededError } from '../util/errors.js';
-import { formatAddress, type Connection, type DialOptions, type PeerAddress, type Transport } from './types.js';
+import { formatAddress, parseAddress, type Connection, type DialOptions, type PeerAddress, type Transport } from './types.js';
 
 export interface ConnectionPoolInit {
   /** Max open connections (inbound + outbound). Default 1000. */
@@ -61,6 +61,13 @@ export class ConnectionPool {
   readonly reapIntervalMs: number;
   /** Called once for every connection the pool adopts (dialed or accepted). */
   onConnection: ((conn: Connection) => void) | undefined;
+  /**
+   * The connection in use for a node closed without the pool closing it (peer
+   * gone, idle timeout, closed by a layer above); `idleMs` since it was last used.
+   */
+  onConnectionLost: ((nodeIdHex: string, address: PeerAddress | undefined, idleMs: number) => void) | undefined;
+  /** A dial failed; `nodeIdHex` when the node was named or known at that address. */
+  onDialFailed: ((address: PeerAddress, nodeIdHex: string | undefined) => void) | undefined;
 
   readonly #transport: Transport;
   readonly #now: () => number;
@@ -132,7 +139,7 @@ export class ConnectionPool {
       const conn = await pending;
       if (hex === undefined || conn.remoteNodeIdHex === hex) return conn;
     }
-    const dial = this.#dial(address, addrKey, nodeId === undefined ? undefined : hex, timeoutMs);
+    const dial = this.#dial(address, addrKey, nodeId === undefined ? undefined : hex, timeoutMs, hex);
     const keys = hex !== undefined ? [addrKey, hex] : [addrKey];
     for (const k of keys) this.#dialing.set(k, dial);
     const forget = () => {
@@ -142,7 +149,7 @@ export class ConnectionPool {
     return dial;
   }
 
-  async #dial(address: PeerAddress, addrKey: string, expectedHex: string | undefined, timeoutMs: number | undefined): Promise<Connection> {
+  async #dial(address: PeerAddress, addrKey: string, expectedHex: string | undefined, timeoutMs: number | undefined, knownHex: string | undefined): Promise<Connection> {
     if (this.#entries.size >= this.maxConnections && !this.#evictOne()) {
       this.#stats.refused++;
       throw new LimitExceededError('open connections', this.maxConnections, 'raise --max-connections or reduce the number of peers');
@@ -156,6 +163,7 @@ export class ConnectionPool {
       conn = await this.#transport.dial(address, options);
     } catch (err) {
       this.#stats.failedDials++;
+      this.onDialFailed?.(address, knownHex);
       throw err;
     }
     this.#stats.dialed++;
@@ -184,7 +192,15 @@ export class ConnectionPool {
   #adopt(conn: Connection): Connection | undefined {
     const entry: Entry = { conn, lastUsed: this.#now(), busy: 0 };
     this.#entries.set(conn, entry);
-    void conn.closed.then(() => this.#forget(conn));
+    void conn.closed.then(() => {
+      // Closes the pool makes itself (reaper, eviction, duplicates, stop) forget the entry first.
+      const lost = this.#byNode.get(conn.remoteNodeIdHex)?.conn === conn;
+      const entry = this.#entries.get(conn);
+      this.#forget(conn);
+      if (lost && entry) {
+        this.onConnectionLost?.(conn.remoteNodeIdHex, entry.addrKey === undefined ? undefined : parseAddress(entry.addrKey), this.#now() - entry.lastUsed);
+      }
+    });
     const hex = conn.remoteNodeIdHex;
     const current = this.#byNode.get(hex);
     this.onConnection?.(conn);

@@ -11,7 +11,7 @@ export interface Testnet {
   network: MemoryNetwork | undefined;
   /** Starts one more node bootstrapped through the first. */
   add(options?: MeshNodeOptions): Promise<MeshNode>;
-  /** Kills a node abruptly: no withdraw, no goodbye (memory: dropped from the network; QUIC: transport closed). */
+  /** Stops a node without withdrawing its records (MeshNode.kill(); memory: dropped from the network). Its peers are told at once: for a crash or a freeze use test/helpers/node-process.ts. */
   kill(node: MeshNode): Promise<void>;
   destroy(): Promise<void>;
 }

@@ -83,6 +83,8 @@ describe('admin server on a real QUIC node', () => {
     expectType('macula_rpc_calls_total', 'counter');
     expectType('macula_rpc_call_duration_seconds', 'histogram');
     expectType('macula_rpc_served_total', 'counter');
+    expectType('macula_liveness_nodes_down', 'gauge');
+    expectType('macula_liveness_marked_down_total', 'counter');
     expectType('nodejs_heap_size_used_bytes', 'gauge');
     assert.ok(f.has('nodejs_eventloop_lag_seconds'));
     assert.equal(sampleValue(f, 'macula_up'), 1);

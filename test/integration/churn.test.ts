@@ -1,5 +1,5 @@
 /**
- * Faults over real QUIC: a third of a 30-node mesh killed abruptly, and a
+ * Faults over real QUIC: a third of a 30-node mesh stopped without withdrawing (MeshNode.kill()), and a
  * node restarted with its data dir.
  */
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ import { createTestnet, waitFor } from '../helpers/testnet.js';
 
 const quiet = { warn: () => {} };
 
-describe('churn: 30 nodes over QUIC, a third killed abruptly', () => {
+describe('churn: 30 nodes over QUIC, a third killed in-process (no withdraw)', () => {
   it('lookups and RPC work again among the survivors; dead registrations expire within their TTL', async () => {
     const net = await createTestnet(30, { transport: 'quic', registry: { cacheTtlMs: 500, negativeCacheTtlMs: 200 } });
     try {

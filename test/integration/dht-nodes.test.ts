@@ -37,7 +37,7 @@ describe('DHT over the memory transport (50 nodes)', () => {
       const ids = lookup.closest.map((c) => toHex(c.id));
       assert.ok(ids.includes(truth.nodeId) || others[3] === truth, 'the closest node is in the result');
 
-      // Churn: kill a third abruptly (never the publisher), lookups still succeed among survivors.
+      // Churn: kill a third in-process, without withdrawing (never the publisher); lookups still succeed among survivors.
       const victims = others.slice(0, 16);
       await Promise.all(victims.map((v) => net.kill(v)));
       const survivors = net.nodes.filter((n) => !victims.includes(n));

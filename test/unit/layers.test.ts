@@ -16,6 +16,7 @@ export const LAYERS: Readonly<Record<string, number>> = {
   wire: 3,
   auth: 4,
   dht: 4,
+  liveness: 4,
   session: 5,
   registry: 6,
   pubsub: 6,

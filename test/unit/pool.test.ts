@@ -90,6 +90,24 @@ describe('ConnectionPool', () => {
     assert.equal(pool.size, 1);
   });
 
+  it('reports a lost connection and a failed dial, but not the closes it makes itself', async () => {
+    const { pool, clock } = setup({ idleTimeoutMs: 1000 });
+    const lost: string[] = [];
+    const failed: string[] = [];
+    pool.onConnectionLost = (hex, address) => lost.push(`${hex.slice(0, 2)}@${address?.port}`);
+    pool.onDialFailed = (address, hex) => failed.push(`${hex?.slice(0, 2)}@${address.port}`);
+    const a = await pool.get(addr(1));
+    await pool.get(addr(2));
+    a.close(); // the peer went away
+    await new Promise((r) => setImmediate(r));
+    clock.advance(2000);
+    assert.equal(pool.reap(), 1); // the pool's own close of node 2
+    await new Promise((r) => setImmediate(r));
+    await assert.rejects(pool.get(addr(99), id(9)), DialError);
+    assert.deepEqual(lost, ['01@1']);
+    assert.deepEqual(failed, ['09@99']);
+  });
+
   it('counts failed dials and does not cache failures', async () => {
     const { pool } = setup();
     await assert.rejects(pool.get(addr(99)), DialError);
