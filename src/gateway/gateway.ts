@@ -361,7 +361,9 @@ export class Gateway extends EventEmitter {
     this.#n.callsInFlight++;
     try {
       const timeoutMs = msg.timeoutMs as number | undefined;
-      return ok(await this.#node.services.call(msg.p as string, msg.a, timeoutMs !== undefined && timeoutMs > 0 ? { timeoutMs } : {}));
+      // The client's node ID travels with the call, so the handler can tell which client of this node called.
+      const options = { origin: c.nodeIdHex, ...(timeoutMs !== undefined && timeoutMs > 0 && { timeoutMs }) };
+      return ok(await this.#node.services.call(msg.p as string, msg.a, options));
     } finally {
       c.calls--;
       this.#n.callsInFlight--;

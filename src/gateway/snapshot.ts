@@ -44,7 +44,7 @@ export interface GatewayComponents {
   readonly services: {
     register(procedure: string, handler: RpcHandler, options?: RegisterOptions): Promise<void>;
     unregister(procedure: string): Promise<boolean>;
-    call(procedure: string, args?: unknown, options?: { timeoutMs?: number }): Promise<unknown>;
+    call(procedure: string, args?: unknown, options?: { timeoutMs?: number; origin?: string }): Promise<unknown>;
     lookup(name: string): Promise<readonly Provider[]>;
   };
   /** The node's stats snapshot (GW_STATS answers with it). */

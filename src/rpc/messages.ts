@@ -21,6 +21,8 @@ export const RPC_CALL = defineMessage(20, 'RPC_CALL', {
   // Optional: `undefined` args (a call without arguments) are a valid call.
   a: f.opt(f.any()),
   d: f.opt(f.uint(MAX_CALL_BUDGET_MS)),
+  /** The light client the calling node calls for (its node ID). */
+  o: f.opt(f.bytes(32, 32)),
 });
 
 export const RPC_RESULT = defineMessage(21, 'RPC_RESULT', { r: f.opt(f.any()) }, { response: true });

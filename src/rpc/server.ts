@@ -10,6 +10,7 @@
  * it runs out the handler's signal is aborted. Errors go back as ERROR
  * with a stable code and the error's message — never its stack.
  */
+import { toHex } from '../identity/identity.js';
 import { ConfigError, LimitExceededError, MaculaError, TimeoutError } from '../util/errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { encodeBody, encodeMessage } from '../wire/codec.js';
@@ -83,6 +84,7 @@ class CallContext implements RpcContext {
     readonly procedure: string,
     readonly caller: RpcCaller | undefined,
     readonly timeoutMs: number,
+    readonly origin: string | undefined,
   ) {}
 
   // Created on first use: most handlers never look at it.
@@ -199,11 +201,11 @@ export class RpcServer implements LocalInvoker {
    * failed or ran out of its own timeout; nodeId '') or TimeoutError (the
    * caller's `timeoutMs` ran out first).
    */
-  async invoke(procedure: string, args: unknown, options: { timeoutMs: number }): Promise<unknown> {
+  async invoke(procedure: string, args: unknown, options: { timeoutMs: number; origin?: string }): Promise<unknown> {
     const entry = this.#procs.get(procedure);
     if (!entry) throw new NoSuchProcedureError(procedure, 'this node');
     try {
-      return await this.#execute(entry, args, undefined, options.timeoutMs);
+      return await this.#execute(entry, args, undefined, options.timeoutMs, options.origin);
     } catch (err) {
       if (err === CALLER_GAVE_UP) throw new TimeoutError(`local call of "${procedure}"`, options.timeoutMs);
       throw new RemoteCallError(errorCode(err), errorMessage(err), procedure, '');
@@ -224,7 +226,8 @@ export class RpcServer implements LocalInvoker {
     const budget = typeof msg.d === 'number' && msg.d > 0 ? msg.d : Infinity;
     let result: unknown;
     try {
-      result = await this.#execute(entry, msg.a, { nodeId: peer.nodeIdHex, address: peer.address }, budget);
+      const origin = msg.o instanceof Uint8Array ? toHex(msg.o) : undefined;
+      result = await this.#execute(entry, msg.a, { nodeId: peer.nodeIdHex, address: peer.address }, budget, origin);
     } catch (err) {
       if (err === CALLER_GAVE_UP) {
         this.#served.deadline++;
@@ -253,10 +256,10 @@ export class RpcServer implements LocalInvoker {
    * that answers synchronously costs no timer; one that throws synchronously
    * rejects like an async one.
    */
-  #execute(entry: Registered, args: unknown, caller: RpcCaller | undefined, budgetMs: number): Promise<unknown> {
+  #execute(entry: Registered, args: unknown, caller: RpcCaller | undefined, budgetMs: number, origin: string | undefined): Promise<unknown> {
     const byCaller = budgetMs < entry.timeoutMs;
     const timeoutMs = byCaller ? budgetMs : entry.timeoutMs;
-    const ctx = new CallContext(entry.procedure, caller, timeoutMs);
+    const ctx = new CallContext(entry.procedure, caller, timeoutMs, origin);
     let out: unknown;
     try {
       out = entry.handler(args, ctx);

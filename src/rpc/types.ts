@@ -61,6 +61,11 @@ export interface RpcContext {
   readonly caller: RpcCaller | undefined;
   /** How long the handler has before the call fails with a timeout. */
   readonly timeoutMs: number;
+  /**
+   * Node ID (hex) of the light client the calling node called for, as that
+   * node authenticated it; undefined when a node called for itself.
+   */
+  readonly origin: string | undefined;
   /** Aborted when the call times out (on this side or the caller's): stop working then. */
   readonly signal: AbortSignal;
 }
@@ -88,6 +93,8 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Provider selection. Default: the client's selection ('round-robin'). */
   selection?: Selection;
+  /** Node ID (hex) of the light client this node calls for (the gateway sets it); the handler sees it as `ctx.origin`. */
+  origin?: string;
 }
 
 export type CallOutcome = 'ok' | 'remote_error' | 'timeout' | 'no_providers' | 'unavailable' | 'busy' | 'bad_args';
@@ -96,5 +103,5 @@ export const CALL_OUTCOMES: readonly CallOutcome[] = ['ok', 'remote_error', 'tim
 
 /** Runs a procedure of this node without the network (the RpcServer). */
 export interface LocalInvoker {
-  invoke(procedure: string, args: unknown, options: { timeoutMs: number }): Promise<unknown>;
+  invoke(procedure: string, args: unknown, options: { timeoutMs: number; origin?: string }): Promise<unknown>;
 }

@@ -179,7 +179,11 @@ describe('secured realm', () => {
   it('a member without serve permission gets no calls, and its record is stored nowhere', async () => {
     let onB = 0;
     let onC = 0;
-    await b.register('payroll.get', () => ++onB);
+    const seen: { caller: string | undefined; origin: string | undefined }[] = [];
+    await b.register('payroll.get', (_args, ctx) => {
+      seen.push({ caller: ctx.caller?.nodeId, origin: ctx.origin });
+      return ++onB;
+    });
     // c's own check refuses, so go around it: what a modified node would send
     await assert.rejects(c.register('payroll.get', () => ++onC), { code: 'MACULA_ERR_FORBIDDEN' });
     const forged = encodeRegistration('rpc:payroll.get', c.advertisedAddress, {}, 4096, c.guard!.credential);
@@ -195,6 +199,13 @@ describe('secured realm', () => {
     for (let i = 0; i < 20; i++) await a.call('payroll.get', null);
     assert.equal(onB, 20);
     assert.equal(onC, 0);
+    assert.deepEqual(seen[0], { caller: a.nodeId, origin: undefined }, 'a node calling for itself');
+    // a light client's call names the client as well as the node it called through
+    const callerId = Identity.generate();
+    const viaClient = await client(a, { call: { allow: ['payroll.*'] } }, {}, callerId);
+    clients.push(viaClient);
+    await viaClient.call('payroll.get', null);
+    assert.deepEqual(seen.at(-1), { caller: a.nodeId, origin: callerId.nodeIdHex });
     assert.ok(a.guard!.stats().recordsRefused + b.guard!.stats().recordsRefused >= 1);
   });
 
