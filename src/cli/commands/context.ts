@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { ConfigError } from '../../util/errors.js';
-import { CONTEXT_FIELDS, MAX_CONTEXTS, readContexts, validateContextName, writeContexts, type Context, type ContextField } from '../contexts.js';
+import { CONTEXT_FIELDS, MAX_CONTEXTS, readContexts, validateContextName, writeContexts, type Context, type ContextField, type ContextFile } from '../contexts.js';
 import { addClientOptions, parseHostPort, parseRealm, parseTimeoutMs, type ClientOptions } from '../options.js';
 import { formatAddress } from '../../transport/types.js';
 import { table, toJson, writeOut } from '../output.js';
@@ -63,26 +63,22 @@ export function registerContext(program: Command): void {
     .command('select')
     .description('make a context the default for client commands')
     .argument('<name>', 'context name')
-    .action(async (name: string) => {
-      const file = await readContexts();
-      if (!(name in file.contexts)) throw new ConfigError(`no context named "${name}"; see \`macula context ls\``);
-      file.selected = name;
-      await writeContexts(file);
-      await writeOut(`context ${name} selected\n`);
-    });
+    .action((name: string) =>
+      updateExisting(name, 'selected', (file) => {
+        file.selected = name;
+      }),
+    );
 
   context
     .command('rm')
     .description('remove a saved context')
     .argument('<name>', 'context name')
-    .action(async (name: string) => {
-      const file = await readContexts();
-      if (!(name in file.contexts)) throw new ConfigError(`no context named "${name}"; see \`macula context ls\``);
-      delete file.contexts[name];
-      if (file.selected === name) delete file.selected;
-      await writeContexts(file);
-      await writeOut(`context ${name} removed\n`);
-    });
+    .action((name: string) =>
+      updateExisting(name, 'removed', (file) => {
+        delete file.contexts[name];
+        if (file.selected === name) delete file.selected;
+      }),
+    );
 
   addClientOptions(
     context.command('show').description('print the values a client command would use now, and where each comes from (flag, environment, context, default)'),
@@ -97,6 +93,15 @@ export function registerContext(program: Command): void {
     }
     await writeOut(`${table(rows)}\n`);
   });
+}
+
+/** Changes the contexts file for a context that must exist, and says what was done. */
+async function updateExisting(name: string, done: string, change: (file: ContextFile) => void): Promise<void> {
+  const file = await readContexts();
+  if (!(name in file.contexts)) throw new ConfigError(`no context named "${name}"; see \`macula context ls\``);
+  change(file);
+  await writeContexts(file);
+  await writeOut(`context ${name} ${done}\n`);
 }
 
 function describeSource(field: ContextField, source: string | undefined): string {
