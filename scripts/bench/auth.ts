@@ -20,6 +20,7 @@ import type { BenchContext } from '../bench.js';
 const REALM = 'bench';
 const ROUNDS = 3;
 const quiet = { warn: () => {} };
+const UNLIMITED_ADMISSION = { connectionRate: 1e6, connectionBurst: 1e6, connectionRatePerSource: 1e6, connectionBurstPerSource: 1e6 };
 
 interface Mesh {
   a: MeshNode;
@@ -34,7 +35,8 @@ async function mesh(secured: boolean): Promise<Mesh> {
     secured ? [await issueCredential(authority, { realm: REALM, role, subject: identity.publicKey, permissions: ALL_PERMISSIONS, ttlMs: 3600_000 })] : [];
   const start = async (extra: MeshNodeOptions = {}) => {
     const id = Identity.generate();
-    const opts: MeshNodeOptions = { host: '127.0.0.1', port: 0, realm: REALM, logger: quiet, ...extra };
+    // The admission rates are lifted: this measures what a handshake and a credential cost, not the limiter.
+    const opts: MeshNodeOptions = { host: '127.0.0.1', port: 0, realm: REALM, logger: quiet, ...UNLIMITED_ADMISSION, ...extra };
     if (secured) Object.assign(opts, { realmKey: authority.publicKey, credential: await credentialFor(id, 'node') });
     return new MeshNode(id, opts).start();
   };
