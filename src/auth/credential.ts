@@ -27,9 +27,6 @@ export type CredentialRole = 'node' | 'client' | 'issuer';
 export const CREDENTIAL_ROLES: readonly CredentialRole[] = ['node', 'client', 'issuer'];
 
 export const CREDENTIAL_TYPE = 'macula-cred+jwt';
-/** Most tokens in a chain (the leaf and one issuer), and the largest token: the HELLO's bounds. */
-export const MAX_CHAIN_LENGTH = MAX_CREDENTIAL_CHAIN;
-export const MAX_TOKEN_BYTES = MAX_CREDENTIAL_TOKEN_BYTES;
 /** Clock difference tolerated on not-before and expiry. */
 export const DEFAULT_CLOCK_TOLERANCE_S = 30;
 /** Verified chains kept so a repeated HELLO costs a map lookup, not two signature checks. */
@@ -120,7 +117,7 @@ function permissionsOf(claims: Claims): Permissions {
 function decodeClaims(token: string, payload?: JWTPayload): Claims {
   let p: JWTPayload;
   try {
-    if (typeof token !== 'string' || token.length > MAX_TOKEN_BYTES) throw new Error('not a token of acceptable size');
+    if (typeof token !== 'string' || token.length > MAX_CREDENTIAL_TOKEN_BYTES) throw new Error('not a token of acceptable size');
     p = payload ?? decodeJwt(token);
   } catch (err) {
     throw new UnauthorizedError('malformed', (err as Error).message);
@@ -185,7 +182,8 @@ export class CredentialVerifier {
   async verify(chain: readonly string[] | undefined, subject: Uint8Array, role: Exclude<CredentialRole, 'issuer'>): Promise<Credential> {
     if (chain === undefined || chain.length === 0) throw new UnauthorizedError('no_credential');
     if (!Array.isArray(chain)) throw new UnauthorizedError('malformed', 'a credential is a list of tokens');
-    if (chain.length > MAX_CHAIN_LENGTH) throw new UnauthorizedError('chain_too_long', `${chain.length} tokens, at most ${MAX_CHAIN_LENGTH}`);
+    // The chain's bounds are the HELLO's: the leaf and one issuer, each at most MAX_CREDENTIAL_TOKEN_BYTES.
+    if (chain.length > MAX_CREDENTIAL_CHAIN) throw new UnauthorizedError('chain_too_long', `${chain.length} tokens, at most ${MAX_CREDENTIAL_CHAIN}`);
     const cacheKey = chain.join('~');
     let cred = this.#cache.get(cacheKey);
     if (cred === undefined) {

@@ -28,6 +28,11 @@ export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
+/** A raw 32-byte Ed25519 public key written as 64 hex digits (either case), or undefined for anything else. */
+export function publicKeyFromHex(hex: string): Uint8Array | undefined {
+  return /^[0-9a-fA-F]{64}$/.test(hex) ? fromHex(hex.toLowerCase()) : undefined;
+}
+
 export function fromHex(hex: string): Uint8Array {
   return new Uint8Array(Buffer.from(hex, 'hex'));
 }

@@ -8,7 +8,7 @@ import { networkInterfaces } from 'node:os';
 import type { Action } from '../auth/permissions.js';
 import { serveSubject } from '../auth/record-auth.js';
 import { RealmGuard } from '../auth/realm-guard.js';
-import { fromHex, Identity, loadOrCreateIdentity, defaultDataDir } from '../identity/identity.js';
+import { Identity, loadOrCreateIdentity, defaultDataDir, publicKeyFromHex } from '../identity/identity.js';
 import { ConnectionPool, type ConnectionPoolInit } from '../transport/pool.js';
 import { QuicTransport, type QuicTransportOptions } from '../transport/quic.js';
 import { MemoryNetwork, MemoryTransport } from '../transport/memory.js';
@@ -479,7 +479,7 @@ function realmGuardFor(identity: Identity, options: MeshNodeOptions): RealmGuard
     if (credential !== undefined) throw new ConfigError('a credential was given but no realm key: add --realm-key <authority public key> to secure the realm');
     return undefined;
   }
-  const authority = typeof realmKey === 'string' ? (/^[0-9a-fA-F]{64}$/.test(realmKey) ? fromHex(realmKey.toLowerCase()) : undefined) : realmKey;
+  const authority = typeof realmKey === 'string' ? publicKeyFromHex(realmKey) : realmKey;
   if (authority === undefined || authority.length !== 32) throw new ConfigError('the realm key is the authority\'s Ed25519 public key: 64 hex digits, as `macula realm create` printed it');
   if (credential === undefined || credential.length === 0) {
     throw new ConfigError('a secured realm needs this node\'s credential: pass --credential <file> (issue one with `macula cred issue --role node`)');

@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { inspectCredential, issueCredential, type CredentialRole } from '../../auth/credential.js';
 import { loadAuthority, readCredentialFile, writeCredentialFile } from '../../auth/files.js';
 import { ACTIONS, ALL_PERMISSIONS, Permissions, type PermissionSpec } from '../../auth/permissions.js';
-import { fromHex, Identity, loadOrCreateIdentity, shortId, toHex } from '../../identity/identity.js';
+import { Identity, loadOrCreateIdentity, publicKeyFromHex, shortId, toHex } from '../../identity/identity.js';
 import { ConfigError } from '../../util/errors.js';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -65,7 +65,8 @@ function permissionsFrom(flags: IssueFlags): PermissionSpec {
 }
 
 async function subjectKey(subject: string): Promise<Uint8Array> {
-  if (/^[0-9a-fA-F]{64}$/.test(subject)) return fromHex(subject.toLowerCase());
+  const key = publicKeyFromHex(subject);
+  if (key) return key;
   // Otherwise a node's data dir: its key, created now if the node never started.
   return (await loadOrCreateIdentity(subject)).identity.publicKey;
 }
