@@ -14,7 +14,7 @@ export interface RpcTarget {
   nodeId: string;
 }
 
-/** Sends a request; ERROR responses reject with RemoteError (src/node/peer-session.ts). */
+/** Sends a request; ERROR responses reject with RemoteError (src/util/errors.ts, raised by src/session/peer-session.ts). */
 export interface RpcRequester {
   request(target: RpcTarget, msg: OutboundMessage, options: { timeoutMs?: number }): Promise<Message>;
 }
