@@ -5,11 +5,11 @@
  * Transport-agnostic: everything network goes through `DhtNetwork`. The node
  * wires it up: it calls `onContact()` for every message received from a
  * peer (ID from the verified connection, port from the peer's HELLO) and
- * `handleRequest()` for DHT requests, and sends the response returned.
+ * registers the DHT's request handlers with its messenger (`serve()`).
  */
 import type { Identity } from '../identity/identity.js';
 import type { PeerAddress } from '../transport/types.js';
-import { ConfigError, ProtocolError, RemoteError, StoppedError, TimeoutError } from '../util/errors.js';
+import { ConfigError, RemoteError, StoppedError, TimeoutError } from '../util/errors.js';
 import { messageName } from '../wire/messages.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
@@ -17,7 +17,7 @@ import type { Contact } from './contact.js';
 import { DhtRemoteError, NotStoredError, StoreRefusedError, type StoreRefusalReason } from './errors.js';
 import { backoffDelay, dialBootstrap } from './join.js';
 import { storeAt, type StoreAttempt } from './store-client.js';
-import { handlers, type HandlerContext } from './handlers/index.js';
+import { registerHandlers, type DhtHandlerRegistry, type HandlerContext } from './handlers/index.js';
 import { compareDistance, idKey, isId } from './id.js';
 import { lookup, type LookupKind, type LookupPeers, type LookupResult } from './lookup.js';
 import { PING, PONG, type DhtMessage } from './messages.js';
@@ -174,16 +174,12 @@ export class Dht {
   }
 
   /**
-   * Answers a DHT request (PING, FIND_NODE, FIND_VALUE, STORE) with the
-   * response message (`t` + fields). `origin`: the sender's HELLO role and the
-   * address of its verified connection; default a node at `from.host`.
+   * Registers the handlers of the DHT's requests (FIND_NODE, FIND_VALUE,
+   * STORE) with `registry`, each directly: the node's messenger (see
+   * `serveDht` in the session layer) or an in-process network in tests.
    */
-  async handleRequest(msg: DhtMessage, from: Contact, origin: StoreOrigin = { role: 'node', source: from.host }): Promise<DhtMessage> {
-    const handler = handlers.get(msg.t);
-    if (!handler) throw new ProtocolError('unexpected_message', `${messageName(msg.t)} is not a DHT request`);
-    const name = messageName(msg.t);
-    this.#counters.received(name);
-    return handler(this.#ctx, msg, from, origin);
+  serve(registry: DhtHandlerRegistry): void {
+    registerHandlers(registry, this.#ctx, (name) => this.#counters.received(name));
   }
 
   /**

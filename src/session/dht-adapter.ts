@@ -6,7 +6,7 @@
  */
 import type { Contact } from '../dht/contact.js';
 import type { Dht } from '../dht/dht.js';
-import { FIND_NODE, FIND_VALUE, STORE, type DhtMessage } from '../dht/messages.js';
+import type { DhtMessage } from '../dht/messages.js';
 import type { DhtNetwork } from '../dht/network.js';
 import type { PeerAddress } from '../transport/types.js';
 import { PING } from '../wire/messages.js';
@@ -45,13 +45,16 @@ export function contactOf(peer: PeerInfo): Contact | undefined {
   return { id: peer.nodeId, host: peer.address.host, port: peer.address.port };
 }
 
-/** Registers the DHT's request handlers with the messenger. */
+/** Registers the DHT's request handlers with the messenger: the messenger's dispatch is the only one. */
 export function serveDht(messenger: Messenger, dht: Dht): void {
-  for (const def of [FIND_NODE, FIND_VALUE, STORE]) {
-    messenger.handle(def, (msg, peer) => {
-      const from = contactOf(peer) ?? { id: peer.nodeId, host: peer.address.host, port: 0 };
-      // The source is the verified connection's address; the role is what the peer said in HELLO.
-      return dht.handleRequest(msg as DhtMessage, from, { role: peer.role, source: peer.connection.remoteAddress.host });
-    });
-  }
+  dht.serve({
+    handle: (def, handler) =>
+      messenger.handle(def, (msg, peer) =>
+        handler(msg, {
+          contact: contactOf(peer) ?? { id: peer.nodeId, host: peer.address.host, port: 0 },
+          // The source is the verified connection's address; the role is what the peer said in HELLO.
+          origin: { role: peer.role, source: peer.connection.remoteAddress.host },
+        }),
+      ),
+  });
 }

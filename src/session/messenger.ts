@@ -10,11 +10,13 @@ import { MaculaError, ProtocolError } from '../util/errors.js';
 import { FrameBudget, type BudgetRefusalReason, type FrameBudgetOptions } from '../wire/budget.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { DEFAULT_MAX_QUEUED_BYTES, type OutboundMessage } from '../wire/framed-stream.js';
-import { messageName, type Message, type MessageDef } from '../wire/messages.js';
+import { messageName, type HandlerRegistry, type Message, type MessageDef, type WireMessage } from '../wire/messages.js';
+import type { Fields } from '../wire/schema.js';
 import { PeerSession, type OneWayDropReason, type PeerInfo, type Role, type SessionHost } from './peer-session.js';
 export type { OneWayDropReason } from './peer-session.js';
 
-export type Handler = (msg: Message, peer: PeerInfo) => Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
+export type HandlerReply = Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
+export type Handler<M extends Message = Message> = (msg: M, peer: PeerInfo) => HandlerReply;
 
 export interface MessengerInit extends FrameBudgetOptions {
   /** Inbound connections whose peer has not had a HELLO accepted, in total; more are closed at once. Default 256. */
@@ -118,7 +120,7 @@ export class UnsupportedMessageError extends MaculaError {
   }
 }
 
-export class Messenger implements SessionHost {
+export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, HandlerReply> {
   readonly realm: string;
   readonly role: Role;
   readonly maxFrameSize: number;
@@ -178,9 +180,11 @@ export class Messenger implements SessionHost {
   }
 
   /** Registers the handler for a request type (one per type). */
-  handle(def: MessageDef, handler: Handler): void {
+  handle<F extends Fields>(def: MessageDef<F>, handler: Handler<WireMessage<F>>): void {
     if (this.#handlers.has(def.type)) throw new Error(`a handler for ${def.name} is already registered`);
-    this.#handlers.set(def.type, handler);
+    // Dispatch validates a message against the definition of its type first,
+    // so the handler of that type only ever sees messages of its own shape.
+    this.#handlers.set(def.type, handler as Handler);
   }
 
   /** Accepts inbound connections until stop(). */

@@ -9,7 +9,7 @@
  * the type before any other code sees the message.
  */
 import { ProtocolError } from '../util/errors.js';
-import { checkFields, f, isPlainMap, type Fields } from './schema.js';
+import { checkFields, f, isPlainMap, type Fields, type Infer } from './schema.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_REQUEST_ID = 0xffff_ffff;
@@ -21,25 +21,42 @@ export interface Message {
   [field: string]: unknown;
 }
 
-export interface MessageDef {
+export interface MessageDef<F extends Fields = Fields> {
   readonly type: number;
   readonly name: string;
-  readonly fields: Fields;
+  readonly fields: F;
   /** Responses are matched to a pending request by `id` instead of being dispatched to a handler. */
   readonly response: boolean;
 }
 
+/**
+ * A validated message of one type, as its handler receives it: the
+ * envelope and the fields its definition declares, typed from that
+ * definition (see `Infer`), so handlers need no casts.
+ */
+export type WireMessage<F extends Fields> = Message & Infer<F>;
+export type MessageOf<D extends MessageDef> = D extends MessageDef<infer F> ? WireMessage<F> : never;
+
+/**
+ * Where handlers are registered, one per message type (the messenger, or a
+ * narrow view of it): the handler gets the message typed from `def`, which
+ * validation has checked before any handler runs.
+ */
+export interface HandlerRegistry<Peer, Reply> {
+  handle<F extends Fields>(def: MessageDef<F>, handler: (msg: WireMessage<F>, peer: Peer) => Reply): void;
+}
+
 const registry = new Map<number, MessageDef>();
 
-export function defineMessage(type: number, name: string, fields: Fields, options: { response?: boolean } = {}): MessageDef {
+export function defineMessage<F extends Fields>(type: number, name: string, fields: F, options: { response?: boolean } = {}): MessageDef<F> {
   if (!Number.isInteger(type) || type < 1 || type > 255) throw new RangeError(`message type ${type} outside 1..255`);
   const existing = registry.get(type);
   if (existing) {
-    if (existing.name === name) return existing;
+    if (existing.name === name) return existing as MessageDef<F>;
     throw new Error(`message type ${type} is already defined as ${existing.name}`);
   }
-  const def: MessageDef = { type, name, fields, response: options.response ?? false };
-  registry.set(type, def);
+  const def: MessageDef<F> = { type, name, fields, response: options.response ?? false };
+  registry.set(type, def as MessageDef);
   return def;
 }
 

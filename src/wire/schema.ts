@@ -7,7 +7,7 @@
  */
 import { ProtocolError } from '../util/errors.js';
 
-export type Field =
+type FieldSpec =
   | { kind: 'bytes'; min: number; max: number; optional?: boolean }
   | { kind: 'uint'; max: number; optional?: boolean }
   | { kind: 'int'; min: number; max: number; optional?: boolean }
@@ -18,21 +18,43 @@ export type Field =
   | { kind: 'enum'; values: readonly (string | number)[]; optional?: boolean }
   | { kind: 'any'; optional?: boolean };
 
+/**
+ * One field's check; `T` is the TypeScript type of a value that passed it
+ * (type-level only: `Infer` turns a message's fields into the type its
+ * handlers receive, so the schema is written once).
+ */
+export type Field<T = unknown> = FieldSpec & { readonly __type?: T };
+
 export type Fields = Record<string, Field>;
+
+/** An optional field: may be absent (or null) on the wire. */
+type Optional<T> = Field<T> & { optional: true };
+
+/** The type of a value that passed `F`'s check. */
+export type FieldType<F> = F extends Field<infer T> ? T : never;
+
+type OptionalKeys<F extends Fields> = { [K in keyof F]: F[K] extends { optional: true } ? K : never }[keyof F];
+
+/** The fields of a validated message: required fields present, optional ones possibly absent. Read-only: received messages are shared. */
+export type Infer<F extends Fields> = {
+  readonly [K in Exclude<keyof F, OptionalKeys<F>>]: FieldType<F[K]>;
+} & {
+  readonly [K in OptionalKeys<F>]?: FieldType<F[K]>;
+};
 
 /** Field constructors: `f.bytes(32, 32)`, `f.opt(f.str(0, 64))`, ... */
 export const f = {
-  bytes: (min: number, max: number): Field => ({ kind: 'bytes', min, max }),
-  uint: (max = Number.MAX_SAFE_INTEGER): Field => ({ kind: 'uint', max }),
-  int: (min: number, max: number): Field => ({ kind: 'int', min, max }),
-  str: (min: number, max: number): Field => ({ kind: 'str', min, max }),
-  bool: (): Field => ({ kind: 'bool' }),
-  arr: (of: Field, max: number): Field => ({ kind: 'arr', of, max }),
-  obj: (fields: Fields): Field => ({ kind: 'obj', fields }),
-  enum: (...values: (string | number)[]): Field => ({ kind: 'enum', values }),
+  bytes: (min: number, max: number): Field<Uint8Array> => ({ kind: 'bytes', min, max }),
+  uint: (max = Number.MAX_SAFE_INTEGER): Field<number> => ({ kind: 'uint', max }),
+  int: (min: number, max: number): Field<number> => ({ kind: 'int', min, max }),
+  str: (min: number, max: number): Field<string> => ({ kind: 'str', min, max }),
+  bool: (): Field<boolean> => ({ kind: 'bool' }),
+  arr: <T>(of: Field<T>, max: number): Field<T[]> => ({ kind: 'arr', of, max }),
+  obj: <F extends Fields>(fields: F): Field<Infer<F>> => ({ kind: 'obj', fields }),
+  enum: <const V extends readonly (string | number)[]>(...values: V): Field<V[number]> => ({ kind: 'enum', values }),
   /** Any CBOR value (e.g. application payloads); size is bounded by the frame limit. */
-  any: (): Field => ({ kind: 'any' }),
-  opt: (field: Field): Field => ({ ...field, optional: true }),
+  any: (): Field<unknown> => ({ kind: 'any' }),
+  opt: <T>(field: Field<T>): Optional<T> => ({ ...field, optional: true }) as Optional<T>,
 };
 
 /**

@@ -6,18 +6,23 @@
  *
  * It keeps the contract of a real network: messages are validated against
  * the wire schema in both directions, the node reached must have the ID the
- * contact names, a request times out after `timeoutMs`, and the receiver
- * learns the sender's contact as the node would (onContact).
+ * contact names, a request times out after `timeoutMs`, the receiver
+ * learns the sender's contact as the node would (onContact), a Dht's
+ * handlers are registered as with the node's messenger (`Dht.serve`, PING
+ * answered as the node answers it), and a handler's error reaches the
+ * requester as the RemoteError the session makes of an ERROR answer.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PeerAddress } from '../../src/transport/types.js';
 import { formatAddress } from '../../src/transport/types.js';
-import { DialError, PeerIdMismatchError, TimeoutError } from '../../src/util/errors.js';
-import { PROTOCOL_VERSION, validateMessage } from '../../src/wire/messages.js';
+import { DialError, fromWire, PeerIdMismatchError, TimeoutError, toWire } from '../../src/util/errors.js';
+import { UnsupportedMessageError } from '../../src/session/messenger.js';
+import { PING, PONG, PROTOCOL_VERSION, validateMessage, type Message } from '../../src/wire/messages.js';
 import type { Contact } from '../../src/dht/contact.js';
 import type { Dht } from '../../src/dht/dht.js';
 import { bytesEqual, idKey } from '../../src/dht/id.js';
 import type { DhtMessage } from '../../src/dht/messages.js';
+import type { DhtPeer } from '../../src/dht/handlers/index.js';
 import type { DhtNetwork } from '../../src/dht/network.js';
 
 /** Answers a request; `undefined` means never answer (a silent peer). */
@@ -52,7 +57,20 @@ export class LocalDhtHub {
 
   /** Adds a Dht listening at `address` (build it with `network()` of its own contact). */
   addDht(dht: Dht, address: PeerAddress): void {
-    this.addResponder({ id: dht.id, ...address }, (msg, from) => dht.handleRequest(msg, from), (c) => dht.onContact(c));
+    const handlers = new Map<number, (msg: Message, peer: DhtPeer) => DhtMessage>();
+    handlers.set(PING.type, () => ({ t: PONG.type }));
+    dht.serve({ handle: (def, handler) => void handlers.set(def.type, handler as (msg: Message, peer: DhtPeer) => DhtMessage) });
+    const respond: Responder = (msg, from) => {
+      const handler = handlers.get(msg.t);
+      try {
+        if (!handler) throw new UnsupportedMessageError(msg.t);
+        const origin = { role: from.port === 0 ? 'client' : 'node', source: from.host } as const;
+        return handler({ ...msg, v: PROTOCOL_VERSION }, { contact: from, origin });
+      } catch (err) {
+        throw fromWire(toWire(err));
+      }
+    };
+    this.addResponder({ id: dht.id, ...address }, respond, (c) => dht.onContact(c));
   }
 
   /** Adds a scripted peer. */

@@ -6,9 +6,9 @@ import { Dht, type DhtInit } from '../../src/dht/dht.js';
 import { bytesEqual, compareDistance } from '../../src/dht/id.js';
 import { dhtKey } from '../../src/dht/key.js';
 import { LocalDhtHub } from '../helpers/local-dht-network.js';
-import { FIND_NODE, STORE } from '../../src/dht/messages.js';
+import { FIND_NODE, NODES, STORE } from '../../src/dht/messages.js';
 import { signRecord, toWireRecord } from '../../src/dht/record.js';
-import { ProtocolError } from '../../src/util/errors.js';
+import { RemoteError } from '../../src/util/errors.js';
 import { NotStoredError } from '../../src/dht/errors.js';
 
 interface Mesh {
@@ -157,10 +157,13 @@ describe('Dht over an in-process network', () => {
     const publisher = Identity.generate();
     const record = signRecord(publisher, { key: dhtKey('t', 'x'), value: new Uint8Array(5), seq: 1, ttlMs: 1000, now: mesh.clock.t });
     const from: Contact = { id: a.id, host: '127.0.0.1', port: 20_000 };
-    const res = await b.handleRequest({ t: STORE.type, record: toWireRecord(record) }, from);
+    const to: Contact = { id: b.id, host: '127.0.0.1', port: 20_001 };
+    const res = await mesh.hub.network(from).request(to, { t: STORE.type, record: toWireRecord(record) }, 1000);
     assert.deepEqual(res, { t: 15, ok: false, code: 'too_large' });
     assert.equal(b.stats().storesRefused.too_large, 1);
-    await assert.rejects(b.handleRequest({ t: 99 }, from), ProtocolError);
+    assert.equal(b.stats().rpcReceived.STORE, 1);
+    // A type the DHT does not serve is refused by the one dispatch, as the messenger refuses it.
+    await assert.rejects(mesh.hub.network(from).request(to, { t: NODES.type, nodes: [] }, 1000), (e: unknown) => e instanceof RemoteError && e.code === 'MACULA_ERR_UNSUPPORTED');
     stopAll(mesh);
   });
 
@@ -298,8 +301,8 @@ describe('Dht over an in-process network', () => {
   it('does not add light clients (port 0) to the routing table', async () => {
     const mesh = createMesh(1);
     const client = Identity.generate();
-    await mesh.nodes[0]!.handleRequest({ t: FIND_NODE.type, target: client.nodeId }, { id: client.nodeId, host: '127.0.0.1', port: 0 });
-    mesh.nodes[0]!.onContact({ id: client.nodeId, host: '127.0.0.1', port: 0 });
+    const self: Contact = { id: client.nodeId, host: '127.0.0.1', port: 0 };
+    await mesh.hub.network(self).request({ id: mesh.nodes[0]!.id, host: '127.0.0.1', port: 20_000 }, { t: FIND_NODE.type, target: client.nodeId }, 1000);
     assert.equal(mesh.nodes[0]!.table.size, 0);
     stopAll(mesh);
   });

@@ -1,5 +1,4 @@
 import type { Contact } from '../contact.js';
-import type { DhtMessage } from '../messages.js';
 import type { RecordStore, StoreOrigin } from '../record-store.js';
 import type { RoutingTable } from '../routing-table.js';
 
@@ -12,5 +11,12 @@ export interface HandlerContext {
   readonly maxValueResponseBytes: number;
 }
 
-/** Answers one request type; `msg` has passed wire validation for its type; `origin` says who sent it (role, source address). */
-export type RequestHandler = (ctx: HandlerContext, msg: DhtMessage, from: Contact, origin: StoreOrigin) => DhtMessage;
+/**
+ * Who sent a DHT request: its contact (ID from the verified connection,
+ * port from its HELLO; 0 for a light client) and its origin (HELLO role and
+ * the verified connection's address, which the record store's rules read).
+ */
+export interface DhtPeer {
+  readonly contact: Contact;
+  readonly origin: StoreOrigin;
+}

@@ -1,7 +1,7 @@
 import { StoreRefusedError } from '../errors.js';
-import { STORE_RESULT, type DhtMessage } from '../messages.js';
+import { STORE_RESULT, type DhtMessage, type STORE } from '../messages.js';
+import type { MessageOf } from '../../wire/messages.js';
 import { fromWireRecord } from '../record.js';
-import type { Contact } from '../contact.js';
 import type { HandlerContext } from './context.js';
 import type { StoreOrigin } from '../record-store.js';
 
@@ -10,7 +10,7 @@ import type { StoreOrigin } from '../record-store.js';
  * learns the reason (`code`) and the connection stays healthy. A STORE from a
  * light client is refused (`not_a_node`) by the store, which counts it.
  */
-export function handleStore(ctx: HandlerContext, msg: DhtMessage, _from: Contact, origin: StoreOrigin): DhtMessage {
+export function handleStore(ctx: HandlerContext, msg: MessageOf<typeof STORE>, origin: StoreOrigin): DhtMessage {
   const record = fromWireRecord(msg.record);
   if (!record) return { t: STORE_RESULT.type, ok: false, code: 'bad_signature' };
   try {
