@@ -25,7 +25,7 @@ import { QuicTransport } from '../transport/quic.js';
 import { formatAddress, type Connection, type PeerAddress, type Transport } from '../transport/types.js';
 import { ConfigError, ConnectionClosedError, DialError, MaculaError, RemoteError, StoppedError, TimeoutError, TransportError } from '../util/errors.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
-import type { Message } from '../wire/messages.js';
+import type { Message, MessageOf } from '../wire/messages.js';
 import { NoSuchProcedureError, RemoteCallError } from '../rpc/errors.js';
 import { validatePattern } from '../pubsub/topic.js';
 import { HELLO } from '../wire/messages.js';
@@ -335,22 +335,22 @@ export class MaculaClient extends EventEmitter {
     }
   }
 
-  #onMsg(msg: Message): undefined {
-    const sub = this.#subs.get(msg.sid as number);
+  #onMsg(msg: MessageOf<typeof GW_MSG>): undefined {
+    const sub = this.#subs.get(msg.sid);
     if (!sub) return undefined; // unsubscribed meanwhile
     try {
-      sub.onMessage({ topic: msg.tp as string, data: msg.d, publisher: msg.pub as string | undefined, seq: msg.s as number | undefined, origin: msg.o as string | undefined });
+      sub.onMessage({ topic: msg.tp, data: msg.d, publisher: msg.pub, seq: msg.s, origin: msg.o });
     } catch (err) {
       this.emit('handler-error', err);
     }
     return undefined;
   }
 
-  async #onInvoke(msg: Message): Promise<OutboundMessage> {
-    const procedure = msg.p as string;
+  async #onInvoke(msg: MessageOf<typeof INVOKE>): Promise<OutboundMessage> {
+    const procedure = msg.p;
     const handler = this.#served.get(procedure);
     if (!handler) throw new NoSuchProcedureError(procedure, 'this client');
-    const timeoutMs = typeof msg.d === 'number' ? msg.d : undefined;
+    const timeoutMs = msg.d;
     const controller = new AbortController();
     const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new TimeoutError(`the call of "${procedure}"`, timeoutMs, { message: `the caller of "${procedure}" stopped waiting` })), timeoutMs) : undefined;
     try {

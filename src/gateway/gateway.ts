@@ -21,7 +21,6 @@
 import { EventEmitter } from 'node:events';
 import type { Credential } from '../auth/credential.js';
 import type { PeerInfo } from '../session/peer-session.js';
-import type { Handler } from '../session/messenger.js';
 import type { PubSubMessage } from '../pubsub/subscription.js';
 import type { Provider } from '../registry/types.js';
 import { NoSuchProcedureError } from '../rpc/errors.js';
@@ -29,7 +28,8 @@ import type { RegisterOptions, RpcContext, RpcHandler } from '../rpc/types.js';
 import type { Connection, PeerAddress } from '../transport/types.js';
 import { ConfigError, ConnectionClosedError, StoppedError } from '../util/errors.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
-import type { Message, MessageDef } from '../wire/messages.js';
+import type { MessageDef, MessageOf, WireMessage } from '../wire/messages.js';
+import type { Fields } from '../wire/schema.js';
 import { ClientAdmission, sourceOf } from './admission.js';
 import { ClientLimitError, NotAClientError, PubSubUnavailableError, TooManyClientsError, TooManyClientsFromAddressError } from './errors.js';
 import { ClientKeyQuota, patternBytes, registrationBytes, servedKey, subscriptionKey, type HeldKeys } from './key-quota.js';
@@ -186,8 +186,8 @@ export class Gateway extends EventEmitter {
     for (const c of this.#clients.values()) c.conn.close();
   }
 
-  #on(def: MessageDef, fn: (msg: Message, client: ClientState) => Promise<OutboundMessage> | OutboundMessage): void {
-    const handler: Handler = (msg, peer) => {
+  #on<F extends Fields>(def: MessageDef<F>, fn: (msg: WireMessage<F>, client: ClientState) => Promise<OutboundMessage> | OutboundMessage): void {
+    this.#node.messenger.handle(def, (msg, peer) => {
       this.#requests[def.name]!++;
       if (peer.role !== 'client') {
         this.#n.notClient++;
@@ -195,8 +195,7 @@ export class Gateway extends EventEmitter {
       }
       if (!this.#node.isRunning()) throw StoppedError.of('this node');
       return fn(msg, this.#admit(peer));
-    };
-    this.#node.messenger.handle(def, handler);
+    });
   }
 
   #admit(peer: PeerInfo): ClientState {
@@ -273,21 +272,21 @@ export class Gateway extends EventEmitter {
     });
   }
 
-  #pub(msg: Message, c: ClientState): Promise<OutboundMessage> {
+  #pub(msg: MessageOf<typeof GW_PUB>, c: ClientState): Promise<OutboundMessage> {
     // publish() is called before any await: requests of one client reach
     // pub/sub in arrival order, which keeps its per-publisher ordering.
     // The client's node ID travels with the message, so subscribers can tell the clients of one node apart.
-    return this.#pubsub().publish(msg.tp as string, msg.d, { origin: c.nodeIdHex }).then(ok);
+    return this.#pubsub().publish(msg.tp, msg.d, { origin: c.nodeIdHex }).then(ok);
   }
 
-  async #sub(msg: Message, c: ClientState): Promise<OutboundMessage> {
+  async #sub(msg: MessageOf<typeof GW_SUB>, c: ClientState): Promise<OutboundMessage> {
     const ps = this.#pubsub();
-    const sid = msg.sid as number;
+    const sid = msg.sid;
     if (c.subs.has(sid)) throw new ConfigError(`subscription id ${sid} is already in use on this connection; choose another`);
     if (c.subs.size >= this.maxSubscriptionsPerClient) {
       throw new ClientLimitError('MACULA_ERR_LIMIT', 'subscriptions', this.maxSubscriptionsPerClient, 'unsubscribe some, or connect another client');
     }
-    const pattern = msg.pattern as string;
+    const pattern = msg.pattern;
     const key = subscriptionKey(literalPrefix(pattern));
     const charge = this.#keys.take(c.keys, key, patternBytes(pattern));
     let sub: GatewaySubscription;
@@ -345,33 +344,33 @@ export class Gateway extends EventEmitter {
     return c.pendingForwards >= this.maxPendingForwards ? sent : undefined;
   }
 
-  async #unsub(msg: Message, c: ClientState): Promise<OutboundMessage> {
-    const sid = msg.sid as number;
+  async #unsub(msg: MessageOf<typeof GW_UNSUB>, c: ClientState): Promise<OutboundMessage> {
+    const sid = msg.sid;
     const entry = c.subs.get(sid);
     if (!entry) return ok(false);
     await this.#endSub(c, sid, entry);
     return ok(true);
   }
 
-  async #call(msg: Message, c: ClientState): Promise<OutboundMessage> {
+  async #call(msg: MessageOf<typeof GW_CALL>, c: ClientState): Promise<OutboundMessage> {
     if (c.calls >= this.maxCallsPerClient) {
       throw new ClientLimitError('MACULA_ERR_BUSY', 'calls in flight', this.maxCallsPerClient, 'wait for answers before sending more calls');
     }
     c.calls++;
     this.#n.callsInFlight++;
     try {
-      const timeoutMs = msg.timeoutMs as number | undefined;
+      const timeoutMs = msg.timeoutMs;
       // The client's node ID travels with the call, so the handler can tell which client of this node called.
       const options = { origin: c.nodeIdHex, ...(timeoutMs !== undefined && timeoutMs > 0 && { timeoutMs }) };
-      return ok(await this.#node.services.call(msg.p as string, msg.a, options));
+      return ok(await this.#node.services.call(msg.p, msg.a, options));
     } finally {
       c.calls--;
       this.#n.callsInFlight--;
     }
   }
 
-  async #serve(msg: Message, c: ClientState): Promise<OutboundMessage> {
-    const procedure = msg.p as string;
+  async #serve(msg: MessageOf<typeof GW_SERVE>, c: ClientState): Promise<OutboundMessage> {
+    const procedure = msg.p;
     if (msg.off === true) {
       const served = c.served.get(procedure);
       if (!served) return ok(false);
@@ -387,7 +386,7 @@ export class Gateway extends EventEmitter {
       throw new ClientLimitError('MACULA_ERR_LIMIT', 'served procedures', this.maxServedPerClient, 'stop serving some, or connect another client');
     }
     const options: RegisterOptions = {};
-    if (typeof msg.timeoutMs === 'number' && msg.timeoutMs > 0) options.timeoutMs = msg.timeoutMs;
+    if (msg.timeoutMs !== undefined && msg.timeoutMs > 0) options.timeoutMs = msg.timeoutMs;
     const handler: RpcHandler = (args, ctx) => this.#invoke(c, procedure, args, ctx);
     const charge = this.#keys.take(c.keys, servedKey(procedure), registrationBytes(procedure));
     const served = { registered: this.#node.services.register(procedure, handler, options), charge };
@@ -421,8 +420,8 @@ export class Gateway extends EventEmitter {
     }
   }
 
-  async #lookup(msg: Message): Promise<OutboundMessage> {
-    const name = msg.name as string;
+  async #lookup(msg: MessageOf<typeof GW_LOOKUP>): Promise<OutboundMessage> {
+    const name = msg.name;
     if (msg.fresh === true) this.#node.registry.invalidate(name);
     const providers = await this.#node.services.lookup(name);
     return ok(providers.map(providerToWire));

@@ -5,14 +5,14 @@
  */
 import type { TableContact } from '../dht/routing-table.js';
 import { toHex } from '../identity/identity.js';
-import type { Handler } from '../session/messenger.js';
+import type { HandlerReply } from '../session/messenger.js';
 import type { PeerInfo } from '../session/peer-session.js';
 import type { PubSubMessage } from '../pubsub/subscription.js';
 import type { Provider } from '../registry/types.js';
 import type { RegisterOptions, RpcHandler } from '../rpc/types.js';
 import type { Connection } from '../transport/types.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
-import type { Message, MessageDef } from '../wire/messages.js';
+import type { HandlerRegistry, Message } from '../wire/messages.js';
 
 export interface GatewaySubscription {
   readonly ready: Promise<void>;
@@ -31,8 +31,7 @@ export interface GatewayComponents {
   readonly nodeId: string;
   readonly realm: string;
   isRunning(): boolean;
-  readonly messenger: {
-    handle(def: MessageDef, handler: Handler): void;
+  readonly messenger: HandlerRegistry<PeerInfo, HandlerReply> & {
     notify(target: { address: { host: string; port: number }; nodeId: string }, msg: OutboundMessage): Promise<void>;
     requestOn(conn: Connection, msg: OutboundMessage, options: { timeoutMs?: number }): Promise<Message>;
   };

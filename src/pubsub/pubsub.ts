@@ -54,7 +54,7 @@ import type { PeerInfo } from '../session/peer-session.js';
 import type { PeerAddress } from '../transport/types.js';
 import { QueueFullError, StoppedError } from '../util/errors.js';
 import { encodeBody, encodeMessage, type EncodedMessage } from '../wire/codec.js';
-import type { Message, MessageDef } from '../wire/messages.js';
+import type { HandlerRegistry } from '../wire/messages.js';
 import { Announcer, type AnnouncerDht, type AnnouncerStats } from './announcer.js';
 import { relaxedLimits } from './announcement.js';
 import { InvalidPayloadError } from './errors.js';
@@ -72,9 +72,7 @@ import { fromHex } from '../identity/identity.js';
 export interface PubSubComponents {
   identity: { readonly nodeIdHex: string };
   dht: AnnouncerDht & SubscriberCacheDht;
-  messenger: FanoutMessenger & {
-    handle(def: MessageDef, handler: (msg: Message, peer: PeerInfo) => undefined): void;
-  };
+  messenger: FanoutMessenger & HandlerRegistry<PeerInfo, undefined>;
   realm: string;
   /** Where other nodes reach this one (put in subscription records). Called when announcing, not at construction. */
   advertisedAddress: () => PeerAddress;

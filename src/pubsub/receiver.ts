@@ -13,11 +13,11 @@ import { LRUCache } from 'lru-cache';
 import type { Clock } from '../dht/clock.js';
 import { toHex } from '../identity/identity.js';
 import type { PeerInfo } from '../session/peer-session.js';
-import type { Message } from '../wire/messages.js';
+import type { MessageOf } from '../wire/messages.js';
 import type { Announcer } from './announcer.js';
 import type { FanoutMessenger } from './fanout.js';
 import type { LocalSubscriptions } from './local-subscriptions.js';
-import { UNSUBSCRIBED } from './messages.js';
+import { UNSUBSCRIBED, type PUBLISH } from './messages.js';
 import type { SubscriberCache } from './subscriber-cache.js';
 import type { PubSubMessage } from './subscription.js';
 import { validateTopic, type TopicLimits } from './topic.js';
@@ -79,14 +79,14 @@ export class Receiver {
   }
 
   /** The PUBLISH handler (one-way: returns nothing). */
-  readonly onPublish = (msg: Message, peer: PeerInfo): undefined => {
+  readonly onPublish = (msg: MessageOf<typeof PUBLISH>, peer: PeerInfo): undefined => {
     if (this.#stopped) return undefined;
     this.#s.received++;
-    const topic = msg.tp as string;
+    const topic = msg.tp;
     const segs = this.#topic(topic);
     if (segs === undefined) return undefined;
     const from = peer.nodeIdHex;
-    const seq = msg.s as number;
+    const seq = msg.s;
     const last = this.#lastSeq.get(from);
     if (last !== undefined && seq <= last) {
       this.#s.duplicates++;
@@ -94,15 +94,15 @@ export class Receiver {
     }
     this.#lastSeq.set(from, seq);
     const delivered: PubSubMessage = { topic, data: msg.d, publisher: from, seq };
-    if (msg.o instanceof Uint8Array) delivered.origin = toHex(msg.o);
+    if (msg.o !== undefined) delivered.origin = toHex(msg.o);
     if (this.#c.local.deliver(delivered, segs) === 0) this.#unmatched(topic, peer);
     return undefined;
   };
 
   /** The UNSUBSCRIBED handler: the peer no longer wants `tp`. */
-  readonly onUnsubscribed = (msg: Message, peer: PeerInfo): undefined => {
+  readonly onUnsubscribed = (msg: MessageOf<typeof UNSUBSCRIBED>, peer: PeerInfo): undefined => {
     if (this.#stopped) return undefined;
-    const topic = msg.tp as string;
+    const topic = msg.tp;
     const segs = this.#topic(topic);
     if (segs === undefined) return undefined;
     this.#s.unsubscribedReceived++;

@@ -15,7 +15,7 @@ import { ConfigError, LimitExceededError, MaculaError, TimeoutError } from '../u
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { encodeBody, encodeMessage } from '../wire/codec.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
-import { ERROR, type Message } from '../wire/messages.js';
+import { ERROR, type MessageOf } from '../wire/messages.js';
 import { NoSuchProcedureError, RemoteCallError } from './errors.js';
 import { MAX_CALL_BUDGET_MS, RPC_CALL, RPC_RESULT } from './messages.js';
 import { META_CACHE_TTL_MS, META_IDEMPOTENT, serviceName, validateProcedure } from './procedure.js';
@@ -212,8 +212,8 @@ export class RpcServer implements LocalInvoker {
     }
   }
 
-  async #onCall(msg: Message, peer: RpcPeer): Promise<OutboundMessage | undefined> {
-    const procedure = msg.p as string;
+  async #onCall(msg: MessageOf<typeof RPC_CALL>, peer: RpcPeer): Promise<OutboundMessage | undefined> {
+    const procedure = msg.p;
     const entry = this.#procs.get(procedure);
     if (!entry) {
       this.#served.no_such_procedure++;
@@ -223,10 +223,10 @@ export class RpcServer implements LocalInvoker {
       this.#served.busy++;
       return { t: ERROR.type, code: 'MACULA_ERR_BUSY', message: `this node runs ${this.#running} calls already (limit ${this.maxRunning}); retry later or call another provider` };
     }
-    const budget = typeof msg.d === 'number' && msg.d > 0 ? msg.d : Infinity;
+    const budget = msg.d !== undefined && msg.d > 0 ? msg.d : Infinity;
     let result: unknown;
     try {
-      const origin = msg.o instanceof Uint8Array ? toHex(msg.o) : undefined;
+      const origin = msg.o !== undefined ? toHex(msg.o) : undefined;
       result = await this.#execute(entry, msg.a, { nodeId: peer.nodeIdHex, address: peer.address }, budget, origin);
     } catch (err) {
       if (err === CALLER_GAVE_UP) {

@@ -6,7 +6,7 @@
 import type { Provider } from '../registry/types.js';
 import type { PeerAddress } from '../transport/types.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
-import type { Message, MessageDef } from '../wire/messages.js';
+import type { HandlerRegistry, Message } from '../wire/messages.js';
 
 export interface RpcTarget {
   address: PeerAddress;
@@ -25,14 +25,10 @@ export interface RpcPeer {
   readonly address: PeerAddress;
 }
 
-export type RpcMessageHandler = (msg: Message, peer: RpcPeer) => Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
+/** Registers the handler of a request type; returning undefined sends no reply. */
+export type RpcHandlerHost = HandlerRegistry<RpcPeer, Promise<OutboundMessage | undefined> | OutboundMessage | undefined>;
 
-export interface RpcHandlerHost {
-  /** Registers the handler of a request type; returning undefined sends no reply. */
-  handle(def: MessageDef, handler: RpcMessageHandler): void;
-}
-
-export interface RpcTransport extends RpcRequester, RpcHandlerHost {}
+export type RpcTransport = RpcRequester & RpcHandlerHost;
 
 /** What the client needs from the registry. */
 export interface RpcRegistry {

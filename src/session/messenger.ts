@@ -12,7 +12,7 @@ import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { DEFAULT_MAX_QUEUED_BYTES, type OutboundMessage } from '../wire/framed-stream.js';
 import { messageName, type HandlerRegistry, type Message, type MessageDef, type WireMessage } from '../wire/messages.js';
 import type { Fields } from '../wire/schema.js';
-import { PeerSession, type OneWayDropReason, type PeerInfo, type Role, type SessionHost } from './peer-session.js';
+import { PeerSession, type Hello, type OneWayDropReason, type PeerInfo, type Role, type SessionHost } from './peer-session.js';
 export type { OneWayDropReason } from './peer-session.js';
 
 export type HandlerReply = Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
@@ -136,7 +136,7 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
   /** See Authorizer; undefined in an open realm. */
   authorize: Authorizer | undefined;
   /** Set only in a secured realm (SessionHost.admit). */
-  readonly admit: ((peer: PeerInfo, hello: Message) => Promise<void>) | undefined;
+  readonly admit: ((peer: PeerInfo, hello: Hello) => Promise<void>) | undefined;
   // Indexed by message type (1..255). A plain array increment on the hot
   // path; names are looked up only when someone reads trafficStats().
   // Float64 so that the counts stay exact far beyond 2^32.
@@ -160,7 +160,7 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
     const guard = (this.guard = components.guard);
     this.admit = guard
       ? async (peer, hello) => {
-          peer.credential = await guard.admit(peer.nodeId, hello.role as Role, hello.cred as string[] | undefined);
+          peer.credential = await guard.admit(peer.nodeId, hello.role, hello.cred);
         }
       : undefined;
     this.realm = init.realm ?? DEFAULT_REALM;

@@ -15,9 +15,12 @@ import { BadResultError, ConnectionClosedError, fromWire, ProtocolError, Timeout
 export { RemoteError } from '../util/errors.js';
 import { BudgetExceededError, type BudgetAccount, type FrameBudget } from '../wire/budget.js';
 import { FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
-import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, messageDef, messageName, type Message } from '../wire/messages.js';
+import { ERROR, HELLO, HELLO_ACK, isMessage, MAX_REQUEST_ID, messageDef, messageName, type Message, type MessageOf } from '../wire/messages.js';
 
 export type Role = 'node' | 'client';
+
+/** A HELLO or HELLO_ACK as received (both carry the same fields). */
+export type Hello = MessageOf<typeof HELLO>;
 
 /** What we know of the peer at the other end of a connection. */
 export interface PeerInfo {
@@ -57,7 +60,7 @@ export interface SessionHost {
    * HELLO_ACK against the identity its handshake proved and sets
    * `peer.credential`; throws (UnauthorizedError) to refuse the peer.
    */
-  admit?(peer: PeerInfo, hello: Message): Promise<void>;
+  admit?(peer: PeerInfo, hello: Hello): Promise<void>;
   /** A message of `type` was read from ('in') or queued to ('out') one of this session's streams. */
   onTraffic(direction: 'in' | 'out', type: number): void;
   /** A one-way message was not handled (it has no answer to carry an error): counted. */
@@ -174,6 +177,7 @@ export class PeerSession {
     const h = this.#host;
     // HELLO is pipelined: requests queued behind it go out in the same write.
     const hello = this.#send(out, this.#hello(HELLO.type), 10_000).then(async (ack) => {
+      if (!isMessage(ack, HELLO_ACK)) throw this.#violation(`HELLO must be answered with HELLO_ACK, got ${messageName(ack.t)}`);
       await h.admit?.(this.peer, ack);
       return ack;
     });
@@ -215,7 +219,7 @@ export class PeerSession {
         if (!pending) continue; // late answer to a request that already timed out
         this.#pending.delete(msg.id);
         clearTimeout(pending.timer);
-        if (msg.t === ERROR.type) pending.reject(fromWire({ code: msg.code as string, message: msg.message as string }));
+        if (isMessage(msg, ERROR)) pending.reject(fromWire({ code: msg.code, message: msg.message }));
         else pending.resolve(msg);
       }
       this.#failAll(new ConnectionClosedError(`${shortId(this.peer.nodeIdHex)} ended the request stream`));
@@ -226,11 +230,11 @@ export class PeerSession {
     }
   }
 
-  #learn(msg: Message): void {
+  #learn(msg: Hello): void {
     this.#budget?.greet();
     this.peer.greeted = true;
-    this.peer.role = msg.role as Role;
-    this.peer.address = { host: this.peer.connection.remoteAddress.host, port: msg.port as number };
+    this.peer.role = msg.role;
+    this.peer.address = { host: this.peer.connection.remoteAddress.host, port: msg.port };
     this.#host.onHello(this.peer);
   }
 
@@ -249,10 +253,10 @@ export class PeerSession {
     try {
       const first = await stream.read();
       if (first === null) return;
-      if (first.t !== HELLO.type) throw this.#violation(`the first message on a stream must be HELLO, got ${messageName(first.t)}`);
+      if (!isMessage(first, HELLO)) throw this.#violation(`the first message on a stream must be HELLO, got ${messageName(first.t)}`);
       if (first.realm !== host.realm) {
         // Name only what the peer said: a refusal must not tell a stranger which realm this node serves.
-        const message = `this node does not serve realm "${String(first.realm)}"; use the same --realm on every node`;
+        const message = `this node does not serve realm "${first.realm}"; use the same --realm on every node`;
         return await this.#refuse(stream, first, 'MACULA_ERR_REALM', message);
       }
       if (host.admit) {

@@ -46,6 +46,11 @@ export interface HandlerRegistry<Peer, Reply> {
   handle<F extends Fields>(def: MessageDef<F>, handler: (msg: WireMessage<F>, peer: Peer) => Reply): void;
 }
 
+/** Whether a validated message is of `def`'s type; narrows it to that type's fields. */
+export function isMessage<F extends Fields>(msg: Message, def: MessageDef<F>): msg is WireMessage<F> {
+  return msg.t === def.type;
+}
+
 const registry = new Map<number, MessageDef>();
 
 export function defineMessage<F extends Fields>(type: number, name: string, fields: F, options: { response?: boolean } = {}): MessageDef<F> {

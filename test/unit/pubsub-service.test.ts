@@ -14,7 +14,8 @@ import type { PeerAddress } from '../../src/transport/types.js';
 import { ConnectionClosedError, LimitExceededError, QueueFullError, StoppedError } from '../../src/util/errors.js';
 import { decodeMessage, encodeBody, frameBody } from '../../src/wire/codec.js';
 import type { OutboundMessage } from '../../src/wire/framed-stream.js';
-import type { Message, MessageDef } from '../../src/wire/messages.js';
+import type { Message, MessageDef, WireMessage } from '../../src/wire/messages.js';
+import type { Fields } from '../../src/wire/schema.js';
 import { decodeAnnouncement, encodeAnnouncement } from '../../src/pubsub/announcement.js';
 import { InvalidPayloadError } from '../../src/pubsub/errors.js';
 import { PUBLISH } from '../../src/pubsub/messages.js';
@@ -85,7 +86,7 @@ class FakeNode {
   ) {
     const self = this;
     const messenger = {
-      handle: (def: MessageDef, h: Handler) => void this.handlers.set(def.type, h),
+      handle: <F extends Fields>(def: MessageDef<F>, h: (msg: WireMessage<F>, peer: PeerInfo) => undefined) => void this.handlers.set(def.type, h as Handler),
       notify: (target: { nodeId?: string | Uint8Array }, msg: OutboundMessage) => this.#send(String(target.nodeId), msg),
       get pool() {
         const d = self.disconnected;

@@ -3,9 +3,11 @@ import { describe, it } from 'node:test';
 import { RemoteCallError, NoSuchProcedureError } from '../../src/rpc/errors.js';
 import { RPC_CALL, RPC_RESULT } from '../../src/rpc/messages.js';
 import { RpcServer, type RpcServerInit } from '../../src/rpc/server.js';
-import type { RpcAdvertiser, RpcContext, RpcMessageHandler, RpcPeer } from '../../src/rpc/types.js';
+import type { RpcAdvertiser, RpcContext, RpcPeer } from '../../src/rpc/types.js';
+import type { OutboundMessage } from '../../src/wire/framed-stream.js';
+import type { Fields } from '../../src/wire/schema.js';
 import { ConfigError, MaculaError, TimeoutError } from '../../src/util/errors.js';
-import { ERROR, PROTOCOL_VERSION, validateMessage, type Message, type MessageDef } from '../../src/wire/messages.js';
+import { ERROR, PROTOCOL_VERSION, validateMessage, type Message, type MessageDef, type WireMessage } from '../../src/wire/messages.js';
 import { decodeMessage, frameBody, type MessageFields } from '../../src/wire/codec.js';
 import { decodeBody, encodeBody } from '../../src/wire/codec.js';
 
@@ -26,11 +28,12 @@ class FakeRegistry implements RpcAdvertiser {
 const PEER: RpcPeer = { nodeIdHex: 'cd'.repeat(32), address: { host: '198.51.100.4', port: 9443 } };
 
 function setup(init: RpcServerInit = {}) {
-  let handler: RpcMessageHandler | undefined;
+  type Reply = Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
+  let handler: ((msg: Message, peer: RpcPeer) => Reply) | undefined;
   const host = {
-    handle(def: MessageDef, h: RpcMessageHandler) {
+    handle<F extends Fields>(def: MessageDef<F>, h: (msg: WireMessage<F>, peer: RpcPeer) => Reply) {
       assert.equal(def, RPC_CALL);
-      handler = h;
+      handler = h as (msg: Message, peer: RpcPeer) => Reply;
     },
   };
   const registry = new FakeRegistry();
