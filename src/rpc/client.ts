@@ -25,9 +25,8 @@ import { LRUCache } from 'lru-cache';
 import type { Provider } from '../registry/types.js';
 import type { LivenessView } from '../liveness/liveness.js';
 import { ConfigError, MaculaError, ProtocolError, RemoteError } from '../util/errors.js';
-import { encodeBody } from '../wire/codec.js';
+import { encodeBody, encodeMessage, type MessageFields } from '../wire/codec.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
-import type { OutboundMessage } from '../wire/framed-stream.js';
 import { messageName } from '../wire/messages.js';
 import { classifyFailure, failureCode, failureMessage, finalError, outcomeOf, toRemoteCallError } from './classify.js';
 import { BadArgumentsError, NoLocalServerError, NoProvidersError, RpcTimeoutError, type AttemptFailure } from './errors.js';
@@ -215,7 +214,7 @@ export class RpcClient {
       const attemptMs = Math.max(1, Math.floor(remaining / (attempts - attempt)));
       if (attempt > 0) this.#failovers++;
       try {
-        const result = await this.#attempt(provider, procedure, args, attemptMs, options?.origin);
+        const result = await this.#attempt(provider, procedure, args, encoded, attemptMs, options?.origin);
         if (key !== undefined) this.#results.set(key, result, ttl);
         return result;
       } catch (err) {
@@ -240,14 +239,16 @@ export class RpcClient {
     throw finalError(procedure, timeoutMs, failures, performance.now() >= deadline, lastError);
   }
 
-  #attempt(provider: Provider, procedure: string, args: unknown, timeoutMs: number, origin: string | undefined): Promise<unknown> {
+  /** `encodedArgs`: the arguments as encoded for their size check; every remote attempt sends those bytes. */
+  #attempt(provider: Provider, procedure: string, args: unknown, encodedArgs: Uint8Array, timeoutMs: number, origin: string | undefined): Promise<unknown> {
     if (provider.local) return this.#server ? this.#server.invoke(procedure, args, { timeoutMs, ...(origin !== undefined && { origin }) }) : Promise.reject(NOT_LOCAL);
-    return this.#remote(provider, procedure, args, timeoutMs, origin);
+    return this.#remote(provider, procedure, encodedArgs, timeoutMs, origin);
   }
 
-  async #remote(provider: Provider, procedure: string, args: unknown, timeoutMs: number, origin: string | undefined): Promise<unknown> {
-    const msg: OutboundMessage = { t: RPC_CALL.type, p: procedure, a: args, d: timeoutMs };
-    if (origin !== undefined) msg.o = fromHex(origin);
+  async #remote(provider: Provider, procedure: string, encodedArgs: Uint8Array, timeoutMs: number, origin: string | undefined): Promise<unknown> {
+    const fields: MessageFields = { t: RPC_CALL.type, p: procedure, d: timeoutMs };
+    if (origin !== undefined) fields.o = fromHex(origin);
+    const msg = encodeMessage(fields, { a: encodedArgs });
     const res = await this.#transport.request({ address: provider.address, nodeId: provider.nodeId }, msg, { timeoutMs });
     if (res.t !== RPC_RESULT.type) {
       throw new ProtocolError('unexpected_message', `${shortId(provider.nodeId)} answered RPC_CALL with ${messageName(res.t)}`);

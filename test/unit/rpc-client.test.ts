@@ -16,7 +16,8 @@ import {
 import { RPC_CALL, RPC_RESULT } from '../../src/rpc/messages.js';
 import type { CallOutcome, LocalInvoker, RpcRegistry, RpcRequester, RpcTarget } from '../../src/rpc/types.js';
 import { DialError, TimeoutError } from '../../src/util/errors.js';
-import type { MessageFields } from '../../src/wire/codec.js';
+import { decodeMessage, frameBody, type MessageFields } from '../../src/wire/codec.js';
+import type { OutboundMessage } from '../../src/wire/framed-stream.js';
 import type { Message } from '../../src/wire/messages.js';
 
 type Behaviour = 'ok' | 'down' | 'hang' | 'busy' | 'app-error' | 'no-such' | 'slow';
@@ -56,8 +57,10 @@ interface Sent {
 class FakeTransport implements RpcRequester {
   behaviour = new Map<string, Behaviour>();
   sent: Sent[] = [];
-  request(target: RpcTarget, msg: MessageFields, options: { timeoutMs?: number }): Promise<Message> {
+  request(target: RpcTarget, out: OutboundMessage, options: { timeoutMs?: number }): Promise<Message> {
     const timeoutMs = options.timeoutMs!;
+    // What the provider would read: framed, decoded and validated, without the envelope.
+    const { v: _v, id: _id, ...msg } = decodeMessage(frameBody(out, 1));
     this.sent.push({ nodeId: target.nodeId, msg, timeoutMs });
     const b = this.behaviour.get(target.nodeId) ?? 'ok';
     const answer = (): Message => ({ v: 1, t: RPC_RESULT.type, r: { from: target.nodeId, args: msg.a } });
