@@ -341,6 +341,7 @@ export class Dht {
       routingTableSize: this.table.size,
       evictions: this.table.evictions,
       records: s.records,
+      maxRecords: this.store.maxRecords,
       keys: s.keys,
       bytes: s.bytes,
       maxBytes: s.maxBytes,

@@ -27,6 +27,8 @@ export interface DhtStats {
   evictions: number;
   /** Live records in the store (tombstones not included). */
   records: number;
+  /** Bound of `records` (the record store's maxRecords). */
+  maxRecords: number;
   keys: number;
   /** Accounted bytes of the store's live records, and their bound (see record-store.ts). */
   bytes: number;

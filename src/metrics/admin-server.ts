@@ -44,7 +44,7 @@ export interface MetricsExposition {
 
 export interface AdminServerComponents {
   /** The node; /stats answers with its snapshot() and what only the admin server knows. */
-  node: ObservedNode & { snapshot(): NodeSnapshot };
+  node: ObservedNode;
   /** Served at /metrics; without it /metrics answers 404. */
   metrics?: MetricsExposition;
   /** Adds its protocol-error counts to /stats. */
@@ -153,7 +153,7 @@ export class AdminServer {
   /** The health checks; add checks and saturation sources here. */
   readonly health: HealthMonitor;
 
-  readonly #node: AdminServerComponents['node'];
+  readonly #node: ObservedNode;
   readonly #metrics: MetricsExposition | undefined;
   readonly #instrumentation: Pick<NodeInstrumentation, 'protocolErrors'> | undefined;
   readonly #sections = new Map<string, Section>();
@@ -387,8 +387,8 @@ export class AdminServer {
         return json(report.status === 'fail' ? 503 : 200, report);
       }
       case '/ready': {
-        const node = this.#node;
-        if (node.ready) return json(200, { ready: true });
+        const node = this.#node.snapshot().node;
+        if (node.joined) return json(200, { ready: true });
         return json(503, { ready: false, reason: node.running ? 'not joined to the mesh yet (no bootstrap node answered)' : 'the node is not running' });
       }
       case '/live':

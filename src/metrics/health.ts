@@ -21,7 +21,7 @@
 import { totalmem } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { ConfigError } from '../util/errors.js';
-import { nodeBudgets, queueSource, type BudgetReading, type ObservedNode } from './node-sources.js';
+import { nodeBudgets, SnapshotReader, type BudgetReading, type NodeSnapshot, type ObservedNode } from './node-sources.js';
 
 export type { BudgetReading };
 
@@ -112,7 +112,9 @@ export class HealthMonitor {
   readonly saturationFailRatio: number;
   readonly maxRssBytes: number;
 
-  readonly #node: ObservedNode;
+  /** The node's snapshot, taken once per report. */
+  readonly #reader: SnapshotReader;
+  readonly #snapshot: () => NodeSnapshot;
   readonly #budgets: (() => readonly BudgetReading[])[] = [];
   readonly #checks = new Map<string, () => HealthCheckResult>();
   readonly #saturation = new Map<string, () => Saturation | undefined>();
@@ -121,7 +123,8 @@ export class HealthMonitor {
   #lastWindow: EventLoopLag | undefined;
 
   constructor(components: HealthMonitorComponents, init: HealthMonitorInit = {}) {
-    this.#node = components.node;
+    this.#reader = new SnapshotReader(components.node);
+    this.#snapshot = this.#reader.read;
     this.lagDegradedMs = init.lagDegradedMs ?? DEFAULT_LAG_DEGRADED_MS;
     this.lagFailMs = init.lagFailMs ?? DEFAULT_LAG_FAIL_MS;
     this.lagResolutionMs = init.lagResolutionMs ?? DEFAULT_LAG_RESOLUTION_MS;
@@ -133,23 +136,20 @@ export class HealthMonitor {
     if (!(this.maxRssBytes > 0)) throw new ConfigError(`maxRssBytes must be a number of bytes > 0, got ${this.maxRssBytes}`);
 
     this.addSaturationSource('connectionPool', () => {
-      const s = this.#node.pool.stats();
+      const s = this.#snapshot().pool;
       return { used: s.open, limit: s.max, failAt: Infinity };
     });
-    const queues = queueSource(this.#node);
-    if (queues) {
-      this.addSaturationSource('sendQueue', () => {
-        const q = queues();
-        return { used: q.sendQueueLargestBytes, limit: q.sendQueueLimitBytes };
-      });
-      this.addSaturationSource('requestsInFlight', () => {
-        const q = queues();
-        return { used: q.requestsInFlightLargest, limit: q.maxInFlight };
-      });
-    }
+    this.addSaturationSource('sendQueue', () => {
+      const q = this.#snapshot().queues;
+      return { used: q.sendQueueLargestBytes, limit: q.sendQueueLimitBytes };
+    });
+    this.addSaturationSource('requestsInFlight', () => {
+      const q = this.#snapshot().queues;
+      return { used: q.requestsInFlightLargest, limit: q.maxInFlight };
+    });
     this.addCheck('eventLoopLag', () => this.#lagCheck());
     this.addBudgets(() => [{ name: 'rss', used: process.memoryUsage.rss(), limit: this.maxRssBytes }]);
-    this.addBudgets(() => nodeBudgets(this.#node));
+    this.addBudgets(() => nodeBudgets(this.#snapshot()));
     this.addCheck('queueSaturation', () => this.#saturationCheck());
     this.addCheck('budgets', () => this.#budgetCheck());
     this.addCheck('joinedMesh', () => this.#joinedCheck());
@@ -203,6 +203,7 @@ export class HealthMonitor {
   }
 
   report(): HealthReport {
+    this.#reader.reset();
     const checks: Record<string, HealthCheckResult> = {};
     let status: HealthStatus = 'ok';
     for (const [name, check] of this.#checks) {
@@ -270,12 +271,10 @@ export class HealthMonitor {
   }
 
   #joinedCheck(): HealthCheckResult {
-    const node = this.#node;
-    const s = node.status();
-    const bootstrapNodes = node.options.bootstrap?.length ?? 0;
+    const s = this.#snapshot().node;
     // Not joined yet while running: the DHT keeps retrying its bootstrap
     // nodes, and the node still serves what it holds, so this degrades.
-    const status: HealthStatus = !node.running ? 'fail' : node.ready ? 'ok' : 'degraded';
-    return { status, running: node.running, joined: node.ready, routingTableSize: s.routingTableSize, bootstrapNodes };
+    const status: HealthStatus = !s.running ? 'fail' : s.joined ? 'ok' : 'degraded';
+    return { status, running: s.running, joined: s.joined, routingTableSize: s.routingTableSize, bootstrapNodes: s.bootstrapNodes };
   }
 }

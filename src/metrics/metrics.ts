@@ -66,6 +66,8 @@ export interface Metrics {
   counter(options: CollectedMetricOptions): Counter;
   gauge(options: CollectedMetricOptions): Gauge;
   histogram(options: HistogramOptions): Histogram;
+  /** Calls `listener` at the start of every scrape, before any `collect` (collectors that share one reading per scrape renew it there). Optional. */
+  onScrape?(listener: () => void): void;
 }
 
 // Shared, frozen no-op handles: creating a metric on noopMetrics allocates

@@ -1,22 +1,22 @@
 /**
  * The metrics of one mesh node, registered on any `Metrics` implementation.
  *
- * Almost everything is pulled at scrape time from the components' own
- * cumulative `stats()` (pool, transport, DHT, messenger), so the hot paths
- * only bump plain numbers and a node without metrics pays nothing. Pushed
- * are the per-event observations a snapshot cannot give: DHT lookups
- * (rounds and latency histograms, from the node's 'lookup' event) and
- * protocol errors by kind (from its 'protocol-error' event).
+ * Almost everything is pulled at scrape time from the node's one
+ * `snapshot()` (taken once per scrape, see snapshotReader), the same shape
+ * `/stats` and `macula stats` show, so the hot paths only bump plain
+ * numbers and a node without metrics pays nothing. Pushed are the
+ * per-event observations a snapshot cannot give: DHT lookups (rounds and
+ * latency histograms, from the node's 'lookup' event), RPC call latency
+ * ('rpc-call') and protocol errors by kind ('protocol-error').
  *
- * Modules added later (registry, RPC, pub/sub) follow the same pattern: a
- * `stats()` of cumulative numbers in the module, and a table of
+ * A new section of the snapshot gets its metrics as a table of
  * `StatsMetric`s registered with `registerStatsMetrics()`.
  *
  * Naming: `macula_` prefix, base units (`_seconds`, `_bytes`), `_total` on
  * counters, label values from small closed sets (message type names,
  * error kinds, refusal reasons), never peer IDs or addresses.
  */
-import { instrumentServices, type ServiceNode } from './service-metrics.js';
+import { registerServiceMetrics } from './service-metrics.js';
 import type { RealmGuardStats } from '../auth/realm-guard.js';
 import { STORE_REFUSAL_REASONS } from '../dht/errors.js';
 import { BUDGET_REFUSAL_REASONS } from '../wire/budget.js';
@@ -26,7 +26,7 @@ import type { PoolStats } from '../transport/pool.js';
 import type { TransportStats } from '../transport/types.js';
 import type { ProtocolErrorKind } from '../util/errors.js';
 import { registerStatsMetrics, samplesByLabel, type Metrics, type Sample, type StatsMetric } from './metrics.js';
-import { authSource, queueSource, trafficSource, type ObservedNode, type QueueStats, type TrafficStats } from './node-sources.js';
+import { SnapshotReader, type ObservedNode, type QueueStats, type TrafficStats } from './node-sources.js';
 
 // ---- tables -----------------------------------------------------------------
 
@@ -201,30 +201,34 @@ export interface NodeInstrumentation {
  * metrics instance, before `node.start()` so no event is missed.
  */
 export function instrumentNode(node: ObservedNode, metrics: Metrics): NodeInstrumentation {
-  const status = node.status();
+  const reader = new SnapshotReader(node);
+  metrics.onScrape?.(() => reader.reset());
+  const snapshot = reader.read;
   metrics.gauge({
     name: 'macula_node_info',
     help: 'Always 1; the labels identify the node (node_id, realm, transport).',
     labelNames: ['node_id', 'realm', 'transport'],
-    collect: () => [[{ node_id: status.nodeId, realm: status.realm, transport: node.transport.kind }, 1]],
+    collect: () => {
+      const s = snapshot().node;
+      return [[{ node_id: s.nodeId, realm: s.realm, transport: s.transport }, 1]];
+    },
   });
-  metrics.gauge({ name: 'macula_up', help: '1 while the node runs (started and not stopped), else 0.', collect: () => (node.running ? 1 : 0) });
-  metrics.gauge({ name: 'macula_node_ready', help: '1 once the node has joined the mesh (see /ready), else 0.', collect: () => (node.ready ? 1 : 0) });
+  metrics.gauge({ name: 'macula_up', help: '1 while the node runs (started and not stopped), else 0.', collect: () => (snapshot().node.running ? 1 : 0) });
+  metrics.gauge({ name: 'macula_node_ready', help: '1 once the node has joined the mesh (see /ready), else 0.', collect: () => (snapshot().node.joined ? 1 : 0) });
   metrics.gauge({
     name: 'macula_node_start_time_seconds',
     help: 'When the node started, in seconds since the Unix epoch (0 before start).',
-    collect: () => node.status().startedAt / 1000,
+    collect: () => snapshot().node.startedAt / 1000,
   });
 
-  registerStatsMetrics(metrics, () => node.pool.stats(), POOL_METRICS);
-  registerStatsMetrics(metrics, () => node.transport.stats(), TRANSPORT_METRICS);
-  registerStatsMetrics(metrics, () => node.dht.stats(), DHT_METRICS);
-  const traffic = trafficSource(node);
-  if (traffic) registerStatsMetrics(metrics, traffic, TRAFFIC_METRICS);
-  const queues = queueSource(node);
-  if (queues) registerStatsMetrics(metrics, queues, QUEUE_METRICS);
-  const auth = authSource(node);
-  if (auth) registerStatsMetrics(metrics, auth, AUTH_METRICS);
+  registerStatsMetrics(metrics, () => snapshot().pool, POOL_METRICS);
+  registerStatsMetrics(metrics, () => snapshot().transport, TRANSPORT_METRICS);
+  registerStatsMetrics(metrics, () => snapshot().dht, DHT_METRICS);
+  registerStatsMetrics(metrics, () => snapshot().traffic, TRAFFIC_METRICS);
+  registerStatsMetrics(metrics, () => snapshot().queues, QUEUE_METRICS);
+  // A secured realm's counters; an open realm has none (and no such families).
+  if (node.snapshot().auth !== undefined) registerStatsMetrics(metrics, () => snapshot().auth!, AUTH_METRICS);
+  const onCall = registerServiceMetrics(metrics, snapshot);
 
   const protocolErrors: Record<string, number> = Object.fromEntries(PROTOCOL_ERROR_KINDS.map((k) => [k, 0]));
   metrics.counter({
@@ -259,14 +263,13 @@ export function instrumentNode(node: ObservedNode, metrics: Metrics): NodeInstru
 
   node.on('protocol-error', onProtocolError);
   node.on('lookup', onLookup);
-  // Registry and RPC exist on a full MeshNode; narrower test doubles may leave them out.
-  const services = 'registry' in node && 'rpc' in node && 'rpcServer' in node && 'pubsub' in node ? instrumentServices(node as unknown as ServiceNode, metrics) : undefined;
+  node.on('rpc-call', onCall);
   return {
     protocolErrors: () => ({ ...protocolErrors }),
     close() {
       node.off('protocol-error', onProtocolError);
       node.off('lookup', onLookup);
-      services?.();
+      node.off('rpc-call', onCall);
     },
   };
 }

@@ -1,20 +1,16 @@
 /**
- * What the metrics and the admin server read from a node, as narrow types,
- * so they can be exercised with a stand-in node and stay independent of
- * MeshNode's internals.
- *
- * `trafficStats()` and `queueStats()` are read from the messenger when it
- * offers them (messages by type, send-queue depth, requests in flight): a
- * stand-in node without them gets no such metrics or /stats sections,
- * rather than zeros that would look like real readings.
+ * What the metrics, the health checks and the admin server read from a
+ * node: its one `snapshot()` (the shape `/stats` and GW_STATS answer with)
+ * and the events it emits. MeshNode is one; the metrics sit below the
+ * composition root, hence the interface.
  */
 import type { RealmGuardStats } from '../auth/realm-guard.js';
 import type { LivenessStats } from '../liveness/liveness.js';
 import type { DhtStats } from '../dht/metrics.js';
 import type { NodeStatus } from '../session/node-status.js';
 import type { PoolStats } from '../transport/pool.js';
-import type { BudgetStats, QueueStats, TrafficStats } from '../session/messenger.js';
-import type { PeerAddress, TransportStats } from '../transport/types.js';
+import type { QueueStats, TrafficStats } from '../session/messenger.js';
+import type { TransportStats } from '../transport/types.js';
 import type { GatewayStats } from '../gateway/options.js';
 import type { PubSubStats } from '../pubsub/pubsub.js';
 import type { RegistryStats } from '../registry/types.js';
@@ -23,24 +19,40 @@ import type { RpcServerStats } from '../rpc/server.js';
 
 export type { QueueStats, TrafficStats };
 
-/** The parts of MeshNode the metrics and the admin server read. */
+/** A node as the metrics, /health and the admin server see it. */
 export interface ObservedNode {
-  readonly running: boolean;
-  readonly ready: boolean;
-  readonly options: { readonly bootstrap?: readonly PeerAddress[] | undefined };
-  status(): NodeStatus;
-  readonly pool: { stats(): PoolStats };
-  readonly transport: { readonly kind: string; stats(): TransportStats };
-  readonly dht: {
-    stats(): DhtStats;
-    /** The record store, when the node has one: its size and bounds feed nodeBudgets(). */
-    readonly store?: { readonly size: number; readonly maxRecords: number };
-  };
-  readonly messenger: object;
+  snapshot(): NodeSnapshot;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter listener shape
   on(event: string, listener: (...args: any[]) => void): unknown;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   off(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/**
+ * `node.snapshot()`, taken once per scrape or report: every metric of a
+ * scrape, every check of a health report reads the same snapshot. It is
+ * taken at the first `read()` after `reset()` (the start of a scrape or
+ * report) and kept at most until the event loop turns.
+ */
+export class SnapshotReader {
+  readonly #node: ObservedNode;
+  #current: NodeSnapshot | undefined;
+
+  constructor(node: ObservedNode) {
+    this.#node = node;
+  }
+
+  readonly read = (): NodeSnapshot => {
+    if (this.#current === undefined) {
+      this.#current = this.#node.snapshot();
+      setImmediate(() => this.reset()).unref();
+    }
+    return this.#current;
+  };
+
+  reset(): void {
+    this.#current = undefined;
+  }
 }
 
 /**
@@ -80,45 +92,13 @@ export interface BudgetReading {
 }
 
 /**
- * The node's budgets, read from its components at every health report:
- * one line per budget. Add new budgets (bytes buffered, store bytes, …)
- * here as their components expose them.
+ * The node's budgets, read from its snapshot at every health report: one
+ * line per budget. Add new budgets here as the snapshot reports them.
  */
-export function nodeBudgets(node: Pick<ObservedNode, 'dht' | 'messenger'>): BudgetReading[] {
-  const budgets: BudgetReading[] = [];
-  const store = node.dht.store;
-  if (store) budgets.push({ name: 'dhtStoreRecords', used: store.size, limit: store.maxRecords });
-  const dht = node.dht.stats();
-  if (dht.maxBytes > 0) budgets.push({ name: 'dhtStoreBytes', used: dht.bytes, limit: dht.maxBytes });
-  const m = node.messenger as MessengerProbes;
-  if (typeof m.budgetStats === 'function') {
-    const { frameBytes, preHelloConnections } = m.budgetStats.call(m).budgets;
-    budgets.push({ name: 'frameBytes', ...frameBytes }, { name: 'preHelloConnections', ...preHelloConnections });
-  }
+export function nodeBudgets(s: NodeSnapshot): BudgetReading[] {
+  const budgets: BudgetReading[] = [{ name: 'dhtStoreRecords', used: s.dht.records, limit: s.dht.maxRecords }];
+  if (s.dht.maxBytes > 0) budgets.push({ name: 'dhtStoreBytes', used: s.dht.bytes, limit: s.dht.maxBytes });
+  const b = s.queues.budgets;
+  if (b) budgets.push({ name: 'frameBytes', ...b.frameBytes }, { name: 'preHelloConnections', ...b.preHelloConnections });
   return budgets;
-}
-
-interface MessengerProbes {
-  trafficStats?: () => TrafficStats;
-  queueStats?: () => QueueStats;
-  budgetStats?: () => BudgetStats;
-  guard?: { stats(): RealmGuardStats };
-}
-
-/** A secured realm's admission and permission counters; undefined in an open realm. */
-export function authSource(node: Pick<ObservedNode, 'messenger'>): (() => RealmGuardStats) | undefined {
-  const guard = (node.messenger as MessengerProbes).guard;
-  return guard ? () => guard.stats() : undefined;
-}
-
-/** The messenger's message counters, when it keeps them. */
-export function trafficSource(node: Pick<ObservedNode, 'messenger'>): (() => TrafficStats) | undefined {
-  const m = node.messenger as MessengerProbes;
-  return typeof m.trafficStats === 'function' ? () => m.trafficStats!.call(m) : undefined;
-}
-
-/** The messenger's queue depths, when it reports them. */
-export function queueSource(node: Pick<ObservedNode, 'messenger'>): (() => QueueStats) | undefined {
-  const m = node.messenger as MessengerProbes;
-  return typeof m.queueStats === 'function' ? () => m.queueStats!.call(m) : undefined;
 }

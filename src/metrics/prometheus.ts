@@ -47,6 +47,7 @@ export class PrometheusMetrics implements Metrics {
   readonly registry: client.Registry;
   readonly #defaultMetrics: boolean;
   readonly #onCollectError: (name: string, err: unknown) => void;
+  readonly #scrapeListeners: (() => void)[] = [];
 
   constructor(components: PrometheusMetricsComponents = {}, init: PrometheusMetricsInit = {}) {
     this.registry = new client.Registry();
@@ -63,10 +64,15 @@ export class PrometheusMetrics implements Metrics {
 
   /** Every series of this node (and the process metrics unless disabled), in the Prometheus text format. */
   async metricsText(): Promise<string> {
+    for (const listener of this.#scrapeListeners) listener();
     const own = await this.registry.metrics();
     if (!this.#defaultMetrics) return own;
     const proc = await defaultMetricsRegistry().metrics();
     return own.length === 0 ? proc : `${own}${own.endsWith('\n') ? '' : '\n'}${proc}`;
+  }
+
+  onScrape(listener: () => void): void {
+    this.#scrapeListeners.push(listener);
   }
 
   counter(options: CollectedMetricOptions): Counter {

@@ -1,6 +1,6 @@
 /**
  * Metrics of the services on top of the DHT: registry cache, RPC client and
- * server, pub/sub. Read from each component's stats() at scrape time, like the rest.
+ * server, pub/sub. Read from the node's snapshot at scrape time, like the rest.
  */
 import type { LivenessStats } from '../liveness/liveness.js';
 import type { RegistryStats } from '../registry/types.js';
@@ -9,6 +9,7 @@ import type { RpcServerStats } from '../rpc/server.js';
 import type { PubSubStats } from '../pubsub/pubsub.js';
 import type { GatewayStats } from '../gateway/options.js';
 import { registerStatsMetrics, samplesByLabel, type Metrics, type StatsMetric } from './metrics.js';
+import type { NodeSnapshot } from './node-sources.js';
 
 export const REGISTRY_METRICS: readonly StatsMetric<RegistryStats>[] = [
   { type: 'counter', name: 'macula_registry_cache_hits_total', help: 'Registry lookups answered from the cache with providers.', value: (s) => s.hits },
@@ -99,36 +100,19 @@ export const GATEWAY_STORE_METRICS: readonly StatsMetric<GatewayStats>[] = [
 
 const RPC_LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export interface ServiceNode {
-  readonly registry: { stats(): RegistryStats };
-  readonly rpc: { stats(): RpcClientStats };
-  readonly rpcServer: { stats(): RpcServerStats };
-  readonly pubsub: { stats(): PubSubStats };
-  readonly gateway?: { stats(): GatewayStats };
-  readonly liveness?: { stats(): LivenessStats };
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter listener shape
-  on(event: string, listener: (...args: any[]) => void): unknown;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  off(event: string, listener: (...args: any[]) => void): unknown;
-}
-
-/** Registers registry and RPC metrics; returns a function that detaches the latency listener. */
-export function instrumentServices(node: ServiceNode, metrics: Metrics): () => void {
-  registerStatsMetrics(metrics, () => node.registry.stats(), REGISTRY_METRICS);
-  registerStatsMetrics(metrics, () => node.rpc.stats(), RPC_CLIENT_METRICS);
-  registerStatsMetrics(metrics, () => node.rpcServer.stats(), RPC_SERVER_METRICS);
-  registerStatsMetrics(metrics, () => node.pubsub.stats(), PUBSUB_METRICS);
-  const liveness = node.liveness;
-  if (liveness) registerStatsMetrics(metrics, () => liveness.stats(), LIVENESS_METRICS);
-  const gateway = node.gateway;
-  if (gateway) registerStatsMetrics(metrics, () => gateway.stats(), GATEWAY_STORE_METRICS);
+/** Registers the registry, liveness, RPC, pub/sub and gateway metrics, each read from the node's snapshot; returns the RPC latency histogram's observer. */
+export function registerServiceMetrics(metrics: Metrics, snapshot: () => NodeSnapshot): (ms: number, outcome: string) => void {
+  registerStatsMetrics(metrics, () => snapshot().registry, REGISTRY_METRICS);
+  registerStatsMetrics(metrics, () => snapshot().rpc.client, RPC_CLIENT_METRICS);
+  registerStatsMetrics(metrics, () => snapshot().rpc.server, RPC_SERVER_METRICS);
+  registerStatsMetrics(metrics, () => snapshot().pubsub, PUBSUB_METRICS);
+  registerStatsMetrics(metrics, () => snapshot().liveness, LIVENESS_METRICS);
+  registerStatsMetrics(metrics, () => snapshot().gateway, GATEWAY_STORE_METRICS);
   const latency = metrics.histogram({
     name: 'macula_rpc_call_duration_seconds',
     help: 'Duration of RPC calls made by this node, by outcome.',
     labelNames: ['outcome'],
     buckets: RPC_LATENCY_BUCKETS,
   });
-  const onCall = (ms: number, outcome: string) => latency.observe({ outcome }, ms / 1000);
-  node.on('rpc-call', onCall);
-  return () => node.off('rpc-call', onCall);
+  return (ms, outcome) => latency.observe({ outcome }, ms / 1000);
 }

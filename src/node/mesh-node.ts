@@ -397,6 +397,8 @@ export class MeshNode extends EventEmitter {
       connections: this.pool.size,
       routingTableSize: this.dht.table.size,
       joined: this.ready,
+      running: this.running,
+      bootstrapNodes: this.options.bootstrap?.length ?? 0,
       startedAt: this.#startedAt,
     };
   }

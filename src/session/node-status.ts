@@ -9,5 +9,9 @@ export interface NodeStatus {
   connections: number;
   routingTableSize: number;
   joined: boolean;
+  /** Started and not stopped. */
+  running: boolean;
+  /** Bootstrap addresses the node was given (0: the first node of a mesh). */
+  bootstrapNodes: number;
   startedAt: number;
 }

@@ -3,25 +3,17 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { totalmem } from 'node:os';
 import { describe, it } from 'node:test';
-import type { DhtStats } from '../../src/dht/metrics.js';
 import { defaultMaxRssBytes, HealthMonitor } from '../../src/metrics/health.js';
-import type { ObservedNode } from '../../src/metrics/node-sources.js';
-import type { NodeStatus } from '../../src/node/mesh-node.js';
-import type { PoolStats } from '../../src/transport/pool.js';
-import type { TransportStats } from '../../src/transport/types.js';
+import type { NodeSnapshot, ObservedNode } from '../../src/metrics/node-sources.js';
+import { idleSnapshot } from '../helpers/snapshot.js';
 
-/** A stand-in node: only what the health checks read. */
+/** A stand-in node of a running, joined node whose DHT store holds `store.size` records. */
 class FakeNode extends EventEmitter implements ObservedNode {
-  running = true;
-  ready = true;
-  options = {};
   store = { size: 0, maxRecords: 100_000 };
-  pool = { stats: () => ({ open: 0, max: 10 }) as PoolStats };
-  transport = { kind: 'memory', stats: () => ({}) as TransportStats };
-  dht = { stats: () => ({}) as DhtStats, store: this.store };
-  messenger: object = {};
-  status(): NodeStatus {
-    return { routingTableSize: 0 } as NodeStatus;
+  readonly #base = idleSnapshot();
+  snapshot(): NodeSnapshot {
+    const b = this.#base;
+    return { ...b, node: { ...b.node, running: true, joined: true }, dht: { ...b.dht, records: this.store.size, maxRecords: this.store.maxRecords } };
   }
 }
 
@@ -69,7 +61,7 @@ describe('health budgets', () => {
     frameBytes = 64 << 20;
     b = health.report().checks.budgets as unknown as Budgets;
     assert.equal(b.status, 'fail');
-    assert.deepEqual(Object.keys(b.budgets).sort(), ['clients', 'dhtStoreRecords', 'frameBufferBytes', 'rss']);
+    assert.deepEqual(Object.keys(b.budgets).sort(), ['clients', 'dhtStoreBytes', 'dhtStoreRecords', 'frameBufferBytes', 'frameBytes', 'preHelloConnections', 'rss']);
   });
 
   it('defaults the RSS limit to the cgroup limit or the total memory', () => {
