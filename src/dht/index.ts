@@ -1,5 +1,5 @@
 export { Dht, type DhtComponents, type DhtInit, type DhtOptions, type PutResult, type BootstrapResult } from './dht.js';
-export type { Clock } from './clock.js';
+export type { Clock } from '../util/clock.js';
 export type { DhtMessage } from './messages.js';
 export type { DhtNetwork, DhtLogger } from './network.js';
 export type { Contact, WireContact } from './contact.js';

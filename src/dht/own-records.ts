@@ -3,7 +3,7 @@
  * and knows when each must be re-announced. The Dht sends them.
  */
 import type { Identity } from '../identity/identity.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../util/clock.js';
 import { idKey } from './id.js';
 import { signRecord, type DhtRecord } from './record.js';
 

@@ -5,8 +5,8 @@
  * whole store. Expired records are invisible as soon as they expire and are
  * removed by an incremental sweep that resumes where the last one stopped.
  */
-import type { Clock } from './clock.js';
-import { systemClock } from './clock.js';
+import type { Clock } from '../util/clock.js';
+import { systemClock } from '../util/clock.js';
 import { bytesEqual, idKey } from './id.js';
 import { StoreRefusedError, STORE_REFUSAL_REASONS, type StoreRefusalReason } from './errors.js';
 import { MAX_WIRE_VALUE_BYTES } from './constants.js';

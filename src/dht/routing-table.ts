@@ -12,8 +12,8 @@
  * table of thousands of contacts costs no background work.
  */
 import KBucket from 'k-bucket';
-import type { Clock } from './clock.js';
-import { systemClock } from './clock.js';
+import type { Clock } from '../util/clock.js';
+import { systemClock } from '../util/clock.js';
 import { ID_BITS, K } from './constants.js';
 import type { Contact, WireContact } from './contact.js';
 import { bytesEqual, commonPrefixLength, compareDistance, distancePrefix, idKey, randomIdWithPrefix } from './id.js';

@@ -23,7 +23,7 @@
  */
 import { settleWithin } from '../util/time.js';
 import { LRUCache } from 'lru-cache';
-import type { Clock } from '../dht/clock.js';
+import type { Clock } from '../util/clock.js';
 import type { PeerAddress } from '../transport/types.js';
 import { Liveness, type LivenessView } from '../liveness/liveness.js';
 import { StoppedError } from '../util/errors.js';

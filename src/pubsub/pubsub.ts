@@ -48,8 +48,8 @@
  * millisecond on average before restarting.
  */
 import type { Liveness } from '../liveness/liveness.js';
-import type { Clock } from '../dht/clock.js';
-import { systemClock } from '../dht/clock.js';
+import type { Clock } from '../util/clock.js';
+import { systemClock } from '../util/clock.js';
 import type { PeerInfo } from '../session/peer-session.js';
 import type { PeerAddress } from '../transport/types.js';
 import { QueueFullError, StoppedError } from '../util/errors.js';

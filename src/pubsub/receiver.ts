@@ -10,7 +10,7 @@
  * it gets UNSUBSCRIBED, at most once per (publisher, topic) per interval.
  */
 import { LRUCache } from 'lru-cache';
-import type { Clock } from '../dht/clock.js';
+import type { Clock } from '../util/clock.js';
 import { toHex } from '../identity/identity.js';
 import type { PeerInfo } from '../session/peer-session.js';
 import type { MessageOf } from '../wire/messages.js';

@@ -19,7 +19,7 @@
  * rebuilt from the prefix entries on the next publish.
  */
 import { LRUCache } from 'lru-cache';
-import { systemClock, type Clock } from '../dht/clock.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { dhtKey } from '../dht/key.js';
 import { recordPublisherId, type DhtRecord } from '../dht/record.js';
 import { toHex } from '../identity/identity.js';

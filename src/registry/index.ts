@@ -3,4 +3,4 @@ export { DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL_MS, DEFAULT_NEGATIVE_CACHE
 export { DEFAULT_MAX_METADATA_BYTES } from './registration.js';
 export { MAX_SERVICE_NAME_LENGTH, isValidServiceName, validateServiceName } from './service-name.js';
 export { InvalidServiceNameError, RegistryLookupError, RegistryMetadataError } from './errors.js';
-export type { AdvertiseOptions, LocalNode, Provider, RegistryClock, RegistryDht, RegistryRecord, RegistryStats } from './types.js';
+export type { AdvertiseOptions, LocalNode, Provider, RegistryDht, RegistryRecord, RegistryStats } from './types.js';

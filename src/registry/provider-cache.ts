@@ -11,7 +11,8 @@
  */
 import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../util/errors.js';
-import type { Provider, RegistryClock } from './types.js';
+import type { Clock } from '../util/clock.js';
+import type { Provider } from './types.js';
 
 export const DEFAULT_CACHE_MAX_ENTRIES = 10_000;
 export const DEFAULT_CACHE_TTL_MS = 5_000;
@@ -44,9 +45,9 @@ export class ProviderCache {
   /** Entries dropped on read because a provider in them had expired. */
   expiredDrops = 0;
   readonly #lru: LRUCache<string, Entry>;
-  readonly #clock: RegistryClock;
+  readonly #clock: Clock;
 
-  constructor(components: { clock?: RegistryClock }, init: ProviderCacheInit = {}) {
+  constructor(components: { clock?: Clock }, init: ProviderCacheInit = {}) {
     this.maxEntries = init.maxEntries ?? DEFAULT_CACHE_MAX_ENTRIES;
     this.ttlMs = init.ttlMs ?? DEFAULT_CACHE_TTL_MS;
     this.negativeTtlMs = init.negativeTtlMs ?? DEFAULT_NEGATIVE_CACHE_TTL_MS;

@@ -24,7 +24,8 @@ import { InvalidServiceNameError, RegistryLookupError } from './errors.js';
 import { NO_PROVIDERS, ProviderCache } from './provider-cache.js';
 import { decodeRegistration, DEFAULT_MAX_METADATA_BYTES, encodeRegistration, maxRegistrationBytes, registryNamespace } from './registration.js';
 import { isValidServiceName, MAX_SERVICE_NAME_LENGTH, validateServiceName } from './service-name.js';
-import type { AdvertiseOptions, LocalNode, Provider, RegistryClock, RegistryDht, RegistryStats } from './types.js';
+import type { Clock } from '../util/clock.js';
+import type { AdvertiseOptions, LocalNode, Provider, RegistryDht, RegistryStats } from './types.js';
 
 export const DEFAULT_REGISTRY_REALM = 'default';
 export const DEFAULT_ADVERTISE_TTL_MS = 300_000;
@@ -34,7 +35,7 @@ export interface ServiceRegistryComponents {
   dht: RegistryDht;
   localNode: LocalNode;
   /** Default: the system clock (Date.now). */
-  clock?: RegistryClock;
+  clock?: Clock;
   /** In a secured realm: puts this node's credential into its records, and skips records whose publisher may not serve the name. */
   auth?: RecordAuth;
   /** Shared failure detection: registrations of down nodes leave the cache and answers until the node is up. */
@@ -68,7 +69,7 @@ export class ServiceRegistry {
   readonly maxMetadataBytes: number;
   readonly #dht: RegistryDht;
   readonly #self: LocalNode;
-  readonly #clock: RegistryClock;
+  readonly #clock: Clock;
   readonly #namespace: string;
   readonly #maxValueBytes: number;
   readonly #cache: ProviderCache;

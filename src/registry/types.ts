@@ -4,11 +4,6 @@
  */
 import type { PeerAddress } from '../transport/types.js';
 
-/** Time source (unix ms), injected so tests control expiry and cache ageing. */
-export interface RegistryClock {
-  now(): number;
-}
-
 /** The fields of a DHT record the registry reads (a subset of DhtRecord). */
 export interface RegistryRecord {
   /** CBOR registration (see registration.ts); empty = tombstone. */

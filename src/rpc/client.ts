@@ -25,6 +25,7 @@ import { LRUCache } from 'lru-cache';
 import type { Provider } from '../registry/types.js';
 import type { LivenessView } from '../liveness/liveness.js';
 import { ConfigError, MaculaError, ProtocolError, RemoteError } from '../util/errors.js';
+import type { Clock } from '../util/clock.js';
 import { encodeBody, encodeMessage, type MessageFields } from '../wire/codec.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { messageName } from '../wire/messages.js';
@@ -53,7 +54,7 @@ export interface RpcClientComponents {
   /** Called once per call with its duration and outcome (for latency histograms). */
   observe?: (ms: number, outcome: CallOutcome) => void;
   /** Time source of the result cache TTLs (tests). Default: the cache's own monotonic clock. */
-  clock?: { now(): number };
+  clock?: Clock;
   /** Shared failure detection: down providers are tried last; unreachable ones are reported. */
   liveness?: LivenessView;
 }

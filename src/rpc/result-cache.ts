@@ -8,6 +8,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { encodedSize } from '../wire/codec.js';
+import type { Clock } from '../util/clock.js';
 
 export const DEFAULT_RESULT_CACHE_MAX_ENTRIES = 1000;
 export const DEFAULT_RESULT_CACHE_MAX_BYTES = 16 * 1024 * 1024;
@@ -34,7 +35,7 @@ export class ResultCache {
   misses = 0;
   readonly #lru: LRUCache<string, Entry>;
 
-  constructor(components: { clock?: { now(): number } } = {}, init: ResultCacheInit = {}) {
+  constructor(components: { clock?: Clock } = {}, init: ResultCacheInit = {}) {
     this.maxEntryBytes = init.maxEntryBytes ?? DEFAULT_RESULT_CACHE_MAX_ENTRY_BYTES;
     this.#lru = new LRUCache<string, Entry>({
       max: init.maxEntries ?? DEFAULT_RESULT_CACHE_MAX_ENTRIES,
