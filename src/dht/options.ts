@@ -2,7 +2,7 @@
  * Tunables of the Dht, each with its default. Bounds of the record store and
  * of the routing table are documented next to those classes.
  */
-import { ConfigError } from '../util/errors.js';
+import { intOption, numberOption } from '../util/options.js';
 import { ALPHA, K, MAX_WIRE_CONTACTS } from './constants.js';
 import type { RecordStoreInit } from './record-store.js';
 import type { RoutingTableInit } from './routing-table.js';
@@ -83,10 +83,9 @@ export function resolveDhtOptions(init: DhtInit): DhtOptions {
     bootstrapRetryMinMs: init.bootstrapRetryMinMs ?? DEFAULT_BOOTSTRAP_RETRY_MIN_MS,
     bootstrapRetryMaxMs: init.bootstrapRetryMaxMs ?? DEFAULT_BOOTSTRAP_RETRY_MAX_MS,
   };
-  if (!Number.isInteger(o.k) || o.k < 1 || o.k > MAX_WIRE_CONTACTS) {
-    throw new ConfigError(`DHT k must be an integer in 1..${MAX_WIRE_CONTACTS}, got ${o.k}`);
-  }
-  if (!Number.isInteger(o.alpha) || o.alpha < 1) throw new ConfigError(`DHT alpha must be a positive integer, got ${o.alpha}`);
-  if (!(o.requestTimeoutMs > 0) || !(o.lookupDeadlineMs > 0)) throw new ConfigError('DHT timeouts must be positive');
+  intOption('DHT option k', o.k, 1, MAX_WIRE_CONTACTS);
+  intOption('DHT option alpha', o.alpha, 1);
+  numberOption('DHT option requestTimeoutMs', o.requestTimeoutMs, 0, { exclusiveMin: true });
+  numberOption('DHT option lookupDeadlineMs', o.lookupDeadlineMs, 0, { exclusiveMin: true });
   return Object.freeze(o);
 }

@@ -11,7 +11,7 @@ import { bytesEqual, idKey } from './id.js';
 import { StoreRefusedError, STORE_REFUSAL_REASONS, type StoreRefusalReason } from './errors.js';
 import { MAX_WIRE_VALUE_BYTES } from './constants.js';
 import { toWireRecord, verifyRecord, type DhtRecord, type WireRecord } from './record.js';
-import { ConfigError } from '../util/errors.js';
+import { intOption } from '../util/options.js';
 
 export const DEFAULT_MAX_RECORD_SIZE = 16 * 1024;
 export const DEFAULT_MAX_RECORDS_PER_KEY = 1000;
@@ -200,12 +200,11 @@ export class RecordStore {
     this.maxClockSkewMs = init.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
     this.sweepIntervalMs = init.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
     this.sweepBatch = init.sweepBatch ?? DEFAULT_SWEEP_BATCH;
-    if (this.maxRecordSize > MAX_WIRE_VALUE_BYTES) {
-      throw new ConfigError(`maxRecordSize ${this.maxRecordSize} exceeds the wire limit of ${MAX_WIRE_VALUE_BYTES} bytes`);
-    }
+    // The wire limit bounds a record; every byte bound holds at least one record of that size.
+    intOption('record store option maxRecordSize', this.maxRecordSize, 1, MAX_WIRE_VALUE_BYTES);
     const largest = this.maxRecordSize + RECORD_OVERHEAD_BYTES;
     for (const [name, v] of [['maxBytesPerKey', this.maxBytesPerKey], ['maxBytesPerPublisher', this.maxBytesPerPublisher], ['maxBytes', this.maxBytes]] as const) {
-      if (!(v >= largest)) throw new ConfigError(`record store ${name} must hold at least one record of maxRecordSize (${largest} bytes), got ${v}`);
+      intOption(`record store option ${name} (one record of maxRecordSize is ${largest} bytes)`, v, largest);
     }
   }
 

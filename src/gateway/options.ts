@@ -2,6 +2,7 @@
 import { ConfigError } from '../util/errors.js';
 
 import type { AdmissionStats } from './admission.js';
+import { intOption } from '../util/options.js';
 
 export const DEFAULT_MAX_CLIENTS = 10_000;
 /**
@@ -130,6 +131,5 @@ export interface GatewayStats extends Omit<AdmissionStats, 'clients'> {
 }
 
 export function checkLimit(name: string, value: number, min: number): number {
-  if (!Number.isSafeInteger(value) || value < min) throw new ConfigError(`gateway option ${name} must be an integer ≥ ${min}, got ${value}`);
-  return value;
+  return intOption(`gateway option ${name}`, value, min);
 }

@@ -24,8 +24,8 @@
  * Bounded: at most `maxTracked` nodes (least recently reported dropped).
  */
 import { LRUCache } from 'lru-cache';
-import { ConfigError } from '../util/errors.js';
 import type { PeerAddress } from '../transport/types.js';
+import { numberOption } from '../util/options.js';
 
 export const DOWN_REASONS = ['connection_lost', 'dial_failed', 'request_failed', 'send_failed'] as const;
 export type DownReason = (typeof DOWN_REASONS)[number];
@@ -251,6 +251,5 @@ export class Liveness implements LivenessView {
 }
 
 function positive(name: string, v: number): number {
-  if (!(v > 0) || !Number.isFinite(v)) throw new ConfigError(`liveness ${name} must be a positive number, got ${v}`);
-  return v;
+  return numberOption(`liveness ${name}`, v, 0, { exclusiveMin: true });
 }

@@ -35,6 +35,7 @@ import type { Sample } from './metrics.js';
 import type { NodeInstrumentation } from './node-metrics.js';
 import type { StatsMetric } from './metrics.js';
 import type { NodeSnapshot, ObservedNode } from './node-sources.js';
+import { intOption } from '../util/options.js';
 
 /** What /metrics serves: the prom-client adapter, or anything else producing the text format. */
 export interface MetricsExposition {
@@ -181,7 +182,7 @@ export class AdminServer {
     this.maxConnections = init.maxConnections ?? DEFAULT_ADMIN_MAX_CONNECTIONS;
     this.maxConnectionsPerSource = init.maxConnectionsPerSource ?? DEFAULT_ADMIN_MAX_CONNECTIONS_PER_SOURCE;
     for (const [name, value] of [['maxConnections', this.maxConnections], ['maxConnectionsPerSource', this.maxConnectionsPerSource]] as const) {
-      if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`the admin server's ${name} must be an integer ≥ 1, got ${value}`);
+      intOption(`admin server option ${name}`, value, 1);
     }
     this.#server = createServer(
       {

@@ -20,8 +20,8 @@
  */
 import { totalmem } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { ConfigError } from '../util/errors.js';
 import { nodeBudgets, SnapshotReader, type BudgetReading, type NodeSnapshot, type ObservedNode } from './node-sources.js';
+import { numberOption } from '../util/options.js';
 
 export type { BudgetReading };
 
@@ -132,8 +132,9 @@ export class HealthMonitor {
     this.saturationDegradedRatio = init.saturationDegradedRatio ?? DEFAULT_SATURATION_DEGRADED_RATIO;
     this.saturationFailRatio = init.saturationFailRatio ?? DEFAULT_SATURATION_FAIL_RATIO;
     this.maxRssBytes = init.maxRssBytes ?? defaultMaxRssBytes();
-    if (!(this.lagResolutionMs >= 1) || !(this.lagWindowMs > 0)) throw new ConfigError('lagResolutionMs must be ≥ 1 and lagWindowMs > 0');
-    if (!(this.maxRssBytes > 0)) throw new ConfigError(`maxRssBytes must be a number of bytes > 0, got ${this.maxRssBytes}`);
+    numberOption('health option lagResolutionMs', this.lagResolutionMs, 1);
+    numberOption('health option lagWindowMs', this.lagWindowMs, 0, { exclusiveMin: true });
+    numberOption('health option maxRssBytes', this.maxRssBytes, 0, { exclusiveMin: true });
 
     this.addSaturationSource('connectionPool', () => {
       const s = this.#snapshot().pool;

@@ -2,7 +2,7 @@
  * Tunables of PubSub, each with its default. Every bound here exists so that
  * memory stays bounded whatever the publish rate or the number of peers.
  */
-import { ConfigError } from '../util/errors.js';
+import { intOption } from '../util/options.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUE } from '../util/worker-pool.js';
 import { MAX_WIRE_TOPIC_CHARS } from './messages.js';
 import { DEFAULT_MAX_TOPIC_BYTES, DEFAULT_MAX_TOPIC_SEGMENTS } from './topic.js';
@@ -68,10 +68,7 @@ export interface PubSubInit {
 export type PubSubOptions = Required<PubSubInit>;
 
 function int(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`pub/sub option ${name} must be an integer in ${min}..${max}, got ${value}`);
-  }
-  return value;
+  return intOption(`pub/sub option ${name}`, value, min, max);
 }
 
 export function resolvePubSubOptions(init: PubSubInit = {}): PubSubOptions {

@@ -10,9 +10,9 @@
  * also brings back providers that re-announced in the meantime.
  */
 import { LRUCache } from 'lru-cache';
-import { ConfigError } from '../util/errors.js';
 import type { Clock } from '../util/clock.js';
 import type { Provider } from './types.js';
+import { intOption, numberOption } from '../util/options.js';
 
 export const DEFAULT_CACHE_MAX_ENTRIES = 10_000;
 export const DEFAULT_CACHE_TTL_MS = 5_000;
@@ -51,9 +51,10 @@ export class ProviderCache {
     this.maxEntries = init.maxEntries ?? DEFAULT_CACHE_MAX_ENTRIES;
     this.ttlMs = init.ttlMs ?? DEFAULT_CACHE_TTL_MS;
     this.negativeTtlMs = init.negativeTtlMs ?? DEFAULT_NEGATIVE_CACHE_TTL_MS;
-    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1) throw new ConfigError(`registry cache maxEntries must be a positive integer, got ${this.maxEntries}`);
+    intOption('registry option cacheMaxEntries', this.maxEntries, 1);
     // lru-cache reads a TTL of 0 as "never expires": 0 must mean "do not cache" instead.
-    if (!(this.ttlMs >= 0) || !(this.negativeTtlMs >= 0)) throw new ConfigError('registry cache TTLs must be non-negative numbers of ms');
+    numberOption('registry option cacheTtlMs', this.ttlMs, 0);
+    numberOption('registry option negativeCacheTtlMs', this.negativeTtlMs, 0);
     this.#clock = components.clock ?? Date;
     this.#lru = new LRUCache<string, Entry>({
       max: this.maxEntries,

@@ -24,7 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { Provider } from '../registry/types.js';
 import type { LivenessView } from '../liveness/liveness.js';
-import { ConfigError, MaculaError, ProtocolError, RemoteError } from '../util/errors.js';
+import { MaculaError, ProtocolError, RemoteError } from '../util/errors.js';
 import type { Clock } from '../util/clock.js';
 import { encodeBody, encodeMessage, type MessageFields } from '../wire/codec.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
@@ -36,6 +36,7 @@ import { resultCacheTtl, serviceName, validateProcedure } from './procedure.js';
 import { ResultCache, type ResultCacheInit } from './result-cache.js';
 import { selectProvider, type RoundRobinState } from './selection.js';
 import { CALL_OUTCOMES, type CallOptions, type CallOutcome, type LocalInvoker, type RpcRegistry, type RpcRequester, type Selection } from './types.js';
+import { intOption, numberOption, oneOfOption } from '../util/options.js';
 
 export const DEFAULT_CALL_TIMEOUT_MS = 5000;
 export const DEFAULT_MAX_ATTEMPTS = 3;
@@ -123,13 +124,13 @@ export class RpcClient {
     this.timeoutMs = checkTimeout(init.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
     this.selection = checkSelection(init.selection ?? DEFAULT_SELECTION);
     this.maxAttempts = init.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new ConfigError(`maxAttempts must be a positive integer, got ${this.maxAttempts}`);
+    intOption('RPC option maxAttempts', this.maxAttempts, 1);
     this.maxArgsBytes = init.maxArgsBytes ?? DEFAULT_MAX_ARGS_BYTES;
     const tracked = init.maxTrackedProcedures ?? DEFAULT_MAX_TRACKED_PROCEDURES;
-    if (!Number.isInteger(tracked) || tracked < 1) throw new ConfigError(`maxTrackedProcedures must be a positive integer, got ${tracked}`);
+    intOption('RPC option maxTrackedProcedures', tracked, 1);
     this.#procs = new LRUCache({ max: tracked });
     this.suspectMs = init.suspectMs ?? DEFAULT_SUSPECT_MS;
-    if (!(this.suspectMs >= 0)) throw new ConfigError(`suspectMs must be a non-negative number of ms, got ${this.suspectMs}`);
+    numberOption('RPC option suspectMs', this.suspectMs, 0);
     this.#suspects = new LRUCache({ max: tracked, ttl: this.suspectMs > 0 ? this.suspectMs : undefined });
     this.#results = new ResultCache({ clock: components.clock }, init.resultCache);
   }
@@ -291,11 +292,9 @@ export class RpcClient {
 }
 
 function checkTimeout(ms: number): number {
-  if (!(ms > 0) || ms > MAX_CALL_BUDGET_MS) throw new ConfigError(`call timeout must be between 1 and ${MAX_CALL_BUDGET_MS} ms, got ${ms}`);
-  return ms;
+  return numberOption('call timeout (ms)', ms, 0, { exclusiveMin: true, max: MAX_CALL_BUDGET_MS });
 }
 
 function checkSelection(s: Selection): Selection {
-  if (!SELECTIONS.includes(s)) throw new ConfigError(`selection must be one of ${SELECTIONS.join(', ')}, got ${String(s)}`);
-  return s;
+  return oneOfOption('selection', s, SELECTIONS);
 }

@@ -20,6 +20,7 @@ import { NoSuchProcedureError, RemoteCallError } from './errors.js';
 import { MAX_CALL_BUDGET_MS, RPC_CALL, RPC_RESULT } from './messages.js';
 import { META_CACHE_TTL_MS, META_IDEMPOTENT, serviceName, validateProcedure } from './procedure.js';
 import type { LocalInvoker, RegisterOptions, RpcAdvertiser, RpcCaller, RpcContext, RpcHandler, RpcHandlerHost, RpcPeer } from './types.js';
+import { numberOption } from '../util/options.js';
 
 export const DEFAULT_HANDLER_TIMEOUT_MS = 30_000;
 /** Room for the RPC_RESULT envelope inside one frame. */
@@ -149,7 +150,7 @@ export class RpcServer implements LocalInvoker {
     }
     const idempotent = options.idempotent ?? false;
     const cacheTtlMs = options.cacheTtlMs ?? 0;
-    if (!(cacheTtlMs >= 0) || !Number.isFinite(cacheTtlMs)) throw new ConfigError(`cacheTtlMs of "${procedure}" must be a non-negative number of ms`);
+    numberOption(`cacheTtlMs of "${procedure}"`, cacheTtlMs, 0);
     if (cacheTtlMs > 0 && !idempotent) throw new ConfigError(`"${procedure}" has a cacheTtlMs but is not idempotent: only results of idempotent procedures may be cached`);
     const entry: Registered = {
       procedure,
@@ -324,6 +325,5 @@ export class RpcServer implements LocalInvoker {
 }
 
 function checkTimeout(ms: number, what: string): number {
-  if (!(ms > 0) || ms > MAX_CALL_BUDGET_MS) throw new ConfigError(`${what} must be between 1 and ${MAX_CALL_BUDGET_MS} ms, got ${ms}`);
-  return ms;
+  return numberOption(what, ms, 0, { exclusiveMin: true, max: MAX_CALL_BUDGET_MS });
 }

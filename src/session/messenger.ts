@@ -13,6 +13,7 @@ import { DEFAULT_MAX_QUEUED_BYTES, type OutboundMessage } from '../wire/framed-s
 import { messageName, type HandlerRegistry, type Message, type MessageDef, type WireMessage } from '../wire/messages.js';
 import type { Fields } from '../wire/schema.js';
 import { PeerSession, type Hello, type OneWayDropReason, type PeerInfo, type Role, type SessionHost } from './peer-session.js';
+import { intOption } from '../util/options.js';
 export type { OneWayDropReason } from './peer-session.js';
 
 export type HandlerReply = Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
@@ -165,13 +166,14 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
       : undefined;
     this.realm = init.realm ?? DEFAULT_REALM;
     this.role = init.role ?? 'node';
-    this.requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.maxInFlight = init.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    this.maxFrameSize = init.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    const int = (name: string, value: number, min: number) => intOption(`session option ${name}`, value, min);
+    this.requestTimeoutMs = int('requestTimeoutMs', init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 1);
+    this.maxInFlight = int('maxInFlight', init.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, 1);
+    this.maxFrameSize = int('maxFrameSize', init.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE, 1024);
     this.frameBudget = new FrameBudget(init);
-    this.maxPreHelloConnections = init.maxPreHelloConnections ?? DEFAULT_MAX_PRE_HELLO_CONNECTIONS;
-    this.maxPreHelloPerSource = init.maxPreHelloPerSource ?? DEFAULT_MAX_PRE_HELLO_PER_SOURCE;
-    this.helloTimeoutMs = init.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
+    this.maxPreHelloConnections = int('maxPreHelloConnections', init.maxPreHelloConnections ?? DEFAULT_MAX_PRE_HELLO_CONNECTIONS, 1);
+    this.maxPreHelloPerSource = int('maxPreHelloPerSource', init.maxPreHelloPerSource ?? DEFAULT_MAX_PRE_HELLO_PER_SOURCE, 1);
+    this.helloTimeoutMs = int('helloTimeoutMs', init.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS, 1);
     this.pool.onConnection = (conn) => this.#attach(conn);
   }
 

@@ -12,6 +12,7 @@
 import { toHex } from '../identity/identity.js';
 import { LimitExceededError } from '../util/errors.js';
 import { formatAddress, parseAddress, type Connection, type DialOptions, type PeerAddress, type Transport } from './types.js';
+import { intOption, numberOption } from '../util/options.js';
 
 export interface ConnectionPoolInit {
   /** Max open connections (inbound + outbound). Default 1000. */
@@ -29,6 +30,8 @@ export interface ConnectionPoolInit {
 export const DEFAULT_MAX_CONNECTIONS = 1000;
 export const DEFAULT_POOL_IDLE_TIMEOUT_MS = 5 * 60_000;
 export const DEFAULT_REAP_INTERVAL_MS = 60_000;
+/** When two nodes dial each other at once, the connection not kept is closed after this long. */
+export const DEFAULT_DUPLICATE_GRACE_MS = 5000;
 
 export interface PoolStats {
   open: number;
@@ -86,11 +89,11 @@ export class ConnectionPool {
     this.#transport = components.transport;
     this.#now = components.now ?? Date.now;
     this.#localHex = toHex(components.transport.localNodeId);
-    this.maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    this.idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_POOL_IDLE_TIMEOUT_MS;
-    this.reapIntervalMs = init.reapIntervalMs ?? DEFAULT_REAP_INTERVAL_MS;
-    this.#dialTimeoutMs = init.dialTimeoutMs;
-    this.#graceMs = init.duplicateGraceMs ?? 5000;
+    this.maxConnections = intOption('pool option maxConnections', init.maxConnections ?? DEFAULT_MAX_CONNECTIONS, 1);
+    this.idleTimeoutMs = numberOption('pool option idleTimeoutMs', init.idleTimeoutMs ?? DEFAULT_POOL_IDLE_TIMEOUT_MS, 0, { exclusiveMin: true });
+    this.reapIntervalMs = numberOption('pool option reapIntervalMs', init.reapIntervalMs ?? DEFAULT_REAP_INTERVAL_MS, 0, { exclusiveMin: true });
+    this.#dialTimeoutMs = init.dialTimeoutMs === undefined ? undefined : numberOption('pool option dialTimeoutMs', init.dialTimeoutMs, 0, { exclusiveMin: true });
+    this.#graceMs = numberOption('pool option duplicateGraceMs', init.duplicateGraceMs ?? DEFAULT_DUPLICATE_GRACE_MS, 0);
   }
 
   start(): void {

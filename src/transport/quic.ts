@@ -44,6 +44,7 @@ import {
   type TransportStats,
   emptyTransportStats,
 } from './types.js';
+import { intOption } from '../util/options.js';
 
 export interface QuicTransportOptions extends TransportOptions, AdmissionOptions {
   /**
@@ -129,21 +130,22 @@ export class QuicTransport implements Transport {
   constructor(components: { identity: Identity }, init: QuicTransportOptions = {}) {
     this.#identity = components.identity;
     this.localNodeId = components.identity.nodeId;
-    this.#handshakeTimeoutMs = init.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-    this.#idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    this.#keepAliveMs = init.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
-    this.#maxStreams = init.maxStreams ?? DEFAULT_MAX_STREAMS;
-    this.#maxStreamData = init.maxStreamData ?? DEFAULT_MAX_STREAM_DATA;
-    this.#maxConnectionData = init.maxConnectionData ?? DEFAULT_MAX_CONNECTION_DATA;
-    this.#socketBufferBytes = init.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES;
-    this.#incoming = new AcceptQueue(init.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS);
+    const int = (name: string, value: number, min: number) => intOption(`transport option ${name}`, value, min);
+    this.#handshakeTimeoutMs = int('handshakeTimeoutMs', init.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, 1);
+    this.#idleTimeoutMs = int('idleTimeoutMs', init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 1);
+    this.#keepAliveMs = int('keepAliveMs', init.keepAliveMs ?? DEFAULT_KEEPALIVE_MS, 0);
+    this.#maxStreams = int('maxStreams', init.maxStreams ?? DEFAULT_MAX_STREAMS, 1);
+    this.#maxStreamData = int('maxStreamData', init.maxStreamData ?? DEFAULT_MAX_STREAM_DATA, 1);
+    this.#maxConnectionData = int('maxConnectionData', init.maxConnectionData ?? DEFAULT_MAX_CONNECTION_DATA, 1);
+    this.#socketBufferBytes = int('socketBufferBytes', init.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES, 1);
+    this.#incoming = new AcceptQueue(int('maxPendingConnections', init.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS, 1));
     this.#stats = emptyTransportStats();
-    this.#maxHandshakes = Math.max(1, init.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES);
+    this.#maxHandshakes = int('maxHandshakes', init.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES, 1);
     this.#admission = new ConnectionAdmission(init);
-    this.#releaser = new NativeMemoryReleaser(init.gcAfterClosedConnections ?? DEFAULT_GC_AFTER_CLOSED_CONNECTIONS);
+    this.#releaser = new NativeMemoryReleaser(int('gcAfterClosedConnections', init.gcAfterClosedConnections ?? DEFAULT_GC_AFTER_CLOSED_CONNECTIONS, 0));
     this.#owner = {
       stats: this.#stats,
-      readChunkBytes: init.readChunkBytes ?? DEFAULT_READ_CHUNK_BYTES,
+      readChunkBytes: int('readChunkBytes', init.readChunkBytes ?? DEFAULT_READ_CHUNK_BYTES, 4096),
       // The peer cannot have more streams open than it was granted, so this bound only bites on misbehaviour.
       maxPendingStreams: this.#maxStreams,
       connectionClosed: (conn) => {

@@ -4,8 +4,9 @@
  * increment while a slot is free, and a released slot goes straight to the
  * oldest waiter so nobody can overtake it.
  */
-import { ConfigError, MisuseError, StoppedError } from './errors.js';
+import { MisuseError, StoppedError } from './errors.js';
 import { RingQueue } from './worker-pool.js';
+import { intOption } from './options.js';
 
 interface SemaphoreWaiter {
   resolve: () => void;
@@ -23,7 +24,7 @@ export class Semaphore {
 
   /** `limit`: slots (default 1); `name` appears in error messages. */
   constructor(limit = 1, name = 'semaphore') {
-    if (!Number.isInteger(limit) || limit < 1) throw new ConfigError(`semaphore limit must be an integer ≥ 1, got ${limit}`);
+    intOption('semaphore limit', limit, 1);
     this.limit = limit;
     this.name = name;
   }

@@ -14,7 +14,8 @@
  * waiting for room, nothing would ever free it. Jobs hand work on without
  * awaiting acceptance, or with `trySubmit`.
  */
-import { ConfigError, QueueFullError, StoppedError } from './errors.js';
+import { QueueFullError, StoppedError } from './errors.js';
+import { intOption } from './options.js';
 
 /** Most jobs running at once. */
 export const DEFAULT_CONCURRENCY = 64;
@@ -145,10 +146,7 @@ const RESOLVED: Promise<void> = Promise.resolve();
 const RUN_FAILED = Symbol('run failed');
 
 function positiveInt(name: string, value: number, min: number): number {
-  if (!Number.isInteger(value) || value < min) {
-    throw new ConfigError(`${name} must be an integer ≥ ${min}, got ${value}`);
-  }
-  return value;
+  return intOption(name, value, min);
 }
 
 export class WorkerPool {

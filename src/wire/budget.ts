@@ -15,6 +15,7 @@
  * accepted, under the connection's full budget.
  */
 import { MaculaError } from '../util/errors.js';
+import { intOption } from '../util/options.js';
 
 export interface FrameBudgetOptions {
   /** Bytes of unfinished frames buffered by the whole node. Default 64 MiB. */
@@ -75,10 +76,11 @@ export class FrameBudget {
   #used = 0;
 
   constructor(options: FrameBudgetOptions = {}) {
-    this.nodeLimit = options.maxNodeFrameBytes ?? DEFAULT_MAX_NODE_FRAME_BYTES;
-    this.connectionLimit = options.maxConnectionFrameBytes ?? DEFAULT_MAX_CONNECTION_FRAME_BYTES;
-    this.preHelloLimit = options.maxPreHelloFrameBytes ?? DEFAULT_MAX_PRE_HELLO_FRAME_BYTES;
-    this.frameTimeoutMs = options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS;
+    const int = (name: string, value: number) => intOption(`session option ${name}`, value, 1);
+    this.nodeLimit = int('maxNodeFrameBytes', options.maxNodeFrameBytes ?? DEFAULT_MAX_NODE_FRAME_BYTES);
+    this.connectionLimit = int('maxConnectionFrameBytes', options.maxConnectionFrameBytes ?? DEFAULT_MAX_CONNECTION_FRAME_BYTES);
+    this.preHelloLimit = int('maxPreHelloFrameBytes', options.maxPreHelloFrameBytes ?? DEFAULT_MAX_PRE_HELLO_FRAME_BYTES);
+    this.frameTimeoutMs = int('frameTimeoutMs', options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS);
   }
 
   /** Bytes reserved for unfinished frames now, over every connection. */
