@@ -112,7 +112,7 @@ async function main(): Promise<void> {
   const smallCaches = {
     registry: { cacheMaxEntries: 16 },
     pubsub: { subscriberCacheMax: 16, maxPublishers: 16 },
-    rpc: { maxTrackedProcedures: 16, resultCache: { maxEntries: 16 } },
+    rpc: { client: { maxTrackedProcedures: 16, resultCache: { maxEntries: 16 } } },
   };
   const nodes: MeshNode[] = [];
   for (let i = 0; i < args.nodes; i++) {

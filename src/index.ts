@@ -1,5 +1,6 @@
 /** Public API of the Macula mesh node. */
-export { createNode, MeshNode, DEFAULT_PORT, type MeshNodeOptions, type NodeStatus } from './node/mesh-node.js';
+export { createNode, MeshNode, DEFAULT_PORT, type MeshNodeOptions, type NodeStatus, type SessionInit } from './node/mesh-node.js';
+export { DEFAULTS, NODE_DEFAULTS } from './node/defaults.js';
 export { Messenger, type Handler, type MessengerInit, type Target } from './session/messenger.js';
 export { RemoteError, type PeerInfo, type Role } from './session/peer-session.js';
 export { Identity, loadOrCreateIdentity, defaultDataDir, nodeIdFromPublicKey, shortId, toHex, fromHex } from './identity/identity.js';

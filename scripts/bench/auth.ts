@@ -36,7 +36,7 @@ async function mesh(secured: boolean): Promise<Mesh> {
   const start = async (extra: MeshNodeOptions = {}) => {
     const id = Identity.generate();
     // The admission rates are lifted: this measures what a handshake and a credential cost, not the limiter.
-    const opts: MeshNodeOptions = { host: '127.0.0.1', port: 0, realm: REALM, logger: quiet, ...UNLIMITED_ADMISSION, ...extra };
+    const opts: MeshNodeOptions = { host: '127.0.0.1', port: 0, realm: REALM, logger: quiet, transport: UNLIMITED_ADMISSION, ...extra };
     if (secured) Object.assign(opts, { realmKey: authority.publicKey, credential: await credentialFor(id, 'node') });
     return new MeshNode(id, opts).start();
   };

@@ -25,7 +25,7 @@ import { registerStart } from './commands/start.js';
 import { registerStats } from './commands/stats.js';
 import { registerSub } from './commands/sub.js';
 import { VERSION } from './version.js';
-import { applyContext } from './options.js';
+import { applyContext, DEFAULT_NODE_ADDRESS } from './options.js';
 
 export function buildProgram(): Command {
   const program = new Command('macula')
@@ -37,7 +37,7 @@ export function buildProgram(): Command {
     .addHelpText(
       'after',
       '\nClient commands (pub, sub, call, serve, lookup, peers, stats, bench) reach a running node\n' +
-        'through --node (MACULA_NODE, default 127.0.0.1:9443).\n' +
+        `through --node (MACULA_NODE, default ${DEFAULT_NODE_ADDRESS}).\n` +
         'Exit codes: 0 success, 1 failure (message on stderr), 2 usage error.',
     );
   registerStart(program);

@@ -11,8 +11,9 @@ import { readCredentialFile } from '../auth/files.js';
 import { DEFAULT_REALM } from '../session/messenger.js';
 import type { Identity } from '../identity/identity.js';
 import { ConfigError } from '../util/errors.js';
+import { NODE_DEFAULTS } from '../node/defaults.js';
 
-export const DEFAULT_NODE_ADDRESS = '127.0.0.1:9443';
+export const DEFAULT_NODE_ADDRESS = `127.0.0.1:${NODE_DEFAULTS.port}`;
 
 function portParser(protocol: 'UDP' | 'TCP'): (value: string) => number {
   return (value) => {
@@ -106,7 +107,7 @@ function asUsageError(check: () => unknown, value: string): string {
 
 export function parseHostPort(value: string): PeerAddress {
   try {
-    return parseAddress(value, 9443);
+    return parseAddress(value, NODE_DEFAULTS.port);
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }

@@ -4,8 +4,8 @@
  */
 import { intOption, numberOption } from '../util/options.js';
 import { ALPHA, K, MAX_WIRE_CONTACTS } from './constants.js';
-import type { RecordStoreInit } from './record-store.js';
-import type { RoutingTableInit } from './routing-table.js';
+import { RECORD_STORE_DEFAULTS, type RecordStoreInit } from './record-store.js';
+import { ROUTING_TABLE_DEFAULTS, type RoutingTableInit } from './routing-table.js';
 import { DEFAULT_REPUBLISH_MARGIN_MS } from './own-records.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
@@ -89,3 +89,6 @@ export function resolveDhtOptions(init: DhtInit): DhtOptions {
   numberOption('DHT option lookupDeadlineMs', o.lookupDeadlineMs, 0, { exclusiveMin: true });
   return Object.freeze(o);
 }
+
+/** The DHT's defaults, each defined once above or in the record store and routing table. */
+export const DHT_DEFAULTS = Object.freeze({ ...resolveDhtOptions({}), routingTable: ROUTING_TABLE_DEFAULTS, recordStore: RECORD_STORE_DEFAULTS });

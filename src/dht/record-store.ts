@@ -30,6 +30,22 @@ export const DEFAULT_MAX_TTL_MS = 60 * 60 * 1000;
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 30_000;
 export const DEFAULT_SWEEP_INTERVAL_MS = 60_000;
 export const DEFAULT_SWEEP_BATCH = 10_000;
+
+export const RECORD_STORE_DEFAULTS = Object.freeze({
+  maxRecordSize: DEFAULT_MAX_RECORD_SIZE,
+  maxRecordsPerKey: DEFAULT_MAX_RECORDS_PER_KEY,
+  maxRecordsPerPublisher: DEFAULT_MAX_RECORDS_PER_PUBLISHER,
+  maxRecords: DEFAULT_MAX_RECORDS,
+  maxBytes: DEFAULT_MAX_BYTES,
+  maxBytesPerPublisher: DEFAULT_MAX_BYTES_PER_PUBLISHER,
+  maxBytesPerKey: DEFAULT_MAX_BYTES_PER_KEY,
+  maxTombstones: DEFAULT_MAX_TOMBSTONES,
+  maxTombstonesPerPublisher: DEFAULT_MAX_TOMBSTONES_PER_PUBLISHER,
+  maxTtlMs: DEFAULT_MAX_TTL_MS,
+  maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS,
+  sweepIntervalMs: DEFAULT_SWEEP_INTERVAL_MS,
+  sweepBatch: DEFAULT_SWEEP_BATCH,
+});
 /**
  * Bytes a record costs besides its value: key, public key, signature, seq,
  * expiry and their CBOR framing (what a VALUE answer carries per record).

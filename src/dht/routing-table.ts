@@ -28,6 +28,13 @@ export const DEFAULT_PING_FRESH_MS = 5 * 60_000;
 export const DEFAULT_MAX_FAILURES = 2;
 export const DEFAULT_MAX_PENDING_EVICTIONS = 16;
 
+export const ROUTING_TABLE_DEFAULTS = Object.freeze({
+  pingCount: DEFAULT_PING_COUNT,
+  pingFreshMs: DEFAULT_PING_FRESH_MS,
+  maxFailures: DEFAULT_MAX_FAILURES,
+  maxPendingEvictions: DEFAULT_MAX_PENDING_EVICTIONS,
+});
+
 export interface TableContact extends Contact {
   /** Required by k-bucket's typings; unused, our arbiter always keeps the newest sighting. */
   vectorClock: number;

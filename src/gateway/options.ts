@@ -63,6 +63,22 @@ export const DEFAULT_MAX_DHT_BYTES_PER_CLIENT = 64 * 1024;
 export const DEFAULT_MAX_CLIENT_DHT_KEYS = 768;
 export const DEFAULT_MAX_CLIENT_DHT_BYTES = 768 * 1024;
 
+/** The gateway's defaults (maxClientsPerAddress follows maxClients: a quarter, at least 64). */
+export const GATEWAY_DEFAULTS = Object.freeze({
+  maxClients: DEFAULT_MAX_CLIENTS,
+  maxClientsPerAddress: defaultMaxClientsPerAddress(DEFAULT_MAX_CLIENTS),
+  maxSubscriptionsPerClient: DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT,
+  maxCallsPerClient: DEFAULT_MAX_CALLS_PER_CLIENT,
+  maxServedPerClient: DEFAULT_MAX_SERVED_PER_CLIENT,
+  maxPendingForwards: DEFAULT_MAX_PENDING_FORWARDS,
+  subscribeReadyTimeoutMs: DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS,
+  refusalGraceMs: DEFAULT_REFUSAL_GRACE_MS,
+  maxDhtKeysPerClient: DEFAULT_MAX_DHT_KEYS_PER_CLIENT,
+  maxDhtBytesPerClient: DEFAULT_MAX_DHT_BYTES_PER_CLIENT,
+  maxClientDhtKeys: DEFAULT_MAX_CLIENT_DHT_KEYS,
+  maxClientDhtBytes: DEFAULT_MAX_CLIENT_DHT_BYTES,
+});
+
 export interface GatewayInit {
   /** Most light clients connected at once; more are refused with MACULA_ERR_TOO_MANY_CLIENTS. Default 10,000. */
   maxClients?: number;

@@ -36,6 +36,14 @@ export const DEFAULT_LIVENESS_PROBE_TIMEOUT_MS = 2_000;
 export const DEFAULT_LIVENESS_FORGET_AFTER_MS = 600_000;
 export const DEFAULT_LIVENESS_MAX_TRACKED = 10_000;
 
+export const LIVENESS_DEFAULTS = Object.freeze({
+  baseBackoffMs: DEFAULT_LIVENESS_BASE_BACKOFF_MS,
+  maxBackoffMs: DEFAULT_LIVENESS_MAX_BACKOFF_MS,
+  probeTimeoutMs: DEFAULT_LIVENESS_PROBE_TIMEOUT_MS,
+  forgetAfterMs: DEFAULT_LIVENESS_FORGET_AFTER_MS,
+  maxTracked: DEFAULT_LIVENESS_MAX_TRACKED,
+});
+
 export interface LivenessInit {
   /** First wait before a down node is probed (or, without a probe, tried again). Default 1000 ms. */
   baseBackoffMs?: number;

@@ -58,11 +58,24 @@ function announceHostFor(bound: string): string {
 }
 
 
-export interface MeshNodeOptions extends QuicTransportOptions, MessengerInit {
+/** The session layer's options of a node (the realm is the node's; a node's role is always `node`). */
+export type SessionInit = Omit<MessengerInit, 'realm' | 'role' | 'credential'>;
+
+/**
+ * A node's options: the node's own at the top level, each component's in
+ * its own section, owned by that component (its defaults in its module,
+ * collected in `DEFAULTS`):
+ *
+ *     { port, host, realm, bootstrap, …,
+ *       transport, pool, session, dht, registry, liveness, rpc: { client, server }, pubsub, gateway }
+ */
+export interface MeshNodeOptions {
   /** UDP port to listen on; 0 picks a free port. Default 9443. */
   port?: number;
   /** Address to bind. Default 0.0.0.0. */
   host?: string;
+  /** The mesh realm: nodes only talk within one realm. Default `default`. */
+  realm?: string;
   /**
    * Host other nodes should use to reach this one, published in registry and
    * subscription records. Default: the bound host, or when bound to all
@@ -78,25 +91,32 @@ export interface MeshNodeOptions extends QuicTransportOptions, MessengerInit {
   /** Run over the in-process memory transport of this network instead of QUIC. */
   memoryNetwork?: MemoryNetwork;
   /**
+   * QUIC transport: handshake and idle timeouts, keep-alives, stream and
+   * receive windows, admission rates; see src/transport/quic.ts. A node's
+   * QUIC idle timeout defaults to 6 s and its keep-alive to 1.5 s
+   * (`NODE_DEFAULTS`), not the transport's 30 s / 10 s.
+   */
+  transport?: QuicTransportOptions;
+  /**
    * Connection pool: `maxConnections` (default gateway.maxClients + 1000,
    * see nodeConnectionLimit), the idle reaper (`idleTimeoutMs`, default
-   * 5 min: not the QUIC idle timeout, which is the top-level
-   * `idleTimeoutMs`), dial timeout; see src/transport/pool.ts.
+   * 5 min: not the QUIC idle timeout, which is `transport.idleTimeoutMs`),
+   * dial timeout; see src/transport/pool.ts.
    */
   pool?: ConnectionPoolInit;
+  /** Session layer: request timeout, requests in flight per connection, frame size and budgets, HELLO admission; see src/session/messenger.ts. */
+  session?: SessionInit;
   /** DHT parameters (k, alpha, timeouts, record store bounds); see src/dht/options.ts. */
   dht?: DhtInit;
   /** Service registry cache and TTL defaults; see src/registry/registry.ts. */
   registry?: Omit<ServiceRegistryInit, 'realm'>;
-  /** RPC caller defaults (timeout, selection, attempts, result cache); see src/rpc/client.ts. */
-  rpc?: RpcClientInit;
-  /** RPC server limits (handler timeout, procedures, running calls); see src/rpc/server.ts. */
-  rpcServer?: RpcServerInit;
-  /** Pub/sub tunables (fan-out pool, caches, limits); see src/pubsub/options.ts. */
-  pubsub?: PubSubInit;
   /** Failure detection shared by RPC and pub/sub (backoff between probes of a down node); see src/liveness/liveness.ts. */
   liveness?: LivenessInit;
-  /** Light-client gateway limits (maxClients, per-client subscriptions, calls, served procedures); see src/gateway/gateway.ts. */
+  /** RPC: the caller's defaults (timeout, selection, attempts, result cache) and the server's limits (handler timeout, procedures, running calls); see src/rpc/. */
+  rpc?: { client?: RpcClientInit; server?: RpcServerInit };
+  /** Pub/sub tunables (fan-out pool, caches, limits); see src/pubsub/options.ts. */
+  pubsub?: PubSubInit;
+  /** Light-client gateway limits (maxClients, per-client subscriptions, calls, served procedures); see src/gateway/options.ts. */
   gateway?: GatewayInit;
   /** How long stop() waits for records to be withdrawn from the mesh. Default 5000 ms. */
   stopTimeoutMs?: number;
@@ -152,8 +172,8 @@ export class MeshNode extends EventEmitter {
     this.identity = identity;
     this.options = options;
     this.transport = options.memoryNetwork
-      ? new MemoryTransport({ identity, network: options.memoryNetwork }, options)
-      : new QuicTransport({ identity }, { idleTimeoutMs: NODE_QUIC_IDLE_TIMEOUT_MS, keepAliveMs: NODE_QUIC_KEEPALIVE_MS, ...options });
+      ? new MemoryTransport({ identity, network: options.memoryNetwork }, options.transport)
+      : new QuicTransport({ identity }, { idleTimeoutMs: NODE_QUIC_IDLE_TIMEOUT_MS, keepAliveMs: NODE_QUIC_KEEPALIVE_MS, ...options.transport });
     // Light clients pin their connections: the pool always keeps room for mesh peers beyond them.
     const maxConnections = nodeConnectionLimit(options.pool?.maxConnections, options.gateway?.maxClients ?? DEFAULT_MAX_CLIENTS);
     this.pool = new ConnectionPool({ transport: this.transport }, { ...options.pool, maxConnections });
@@ -176,7 +196,7 @@ export class MeshNode extends EventEmitter {
           protocolError: (err, peer) => this.emit('protocol-error', err, peer),
         },
       },
-      options,
+      { ...options.session, realm: options.realm ?? DEFAULT_REALM, role: 'node', ...(options.credential !== undefined && { credential: options.credential }) },
     );
     this.dht = new Dht(
       {
@@ -202,10 +222,10 @@ export class MeshNode extends EventEmitter {
       { dht: this.dht, localNode: { nodeId: identity.nodeIdHex, get address() { return node.advertisedAddress; } }, auth: this.guard, liveness: this.liveness },
       { ...options.registry, realm: this.messenger.realm },
     );
-    this.rpcServer = new RpcServer({ transport: this.messenger, registry: this.registry }, options.rpcServer);
+    this.rpcServer = new RpcServer({ transport: this.messenger, registry: this.registry }, options.rpc?.server);
     this.rpc = new RpcClient(
       { transport: this.messenger, registry: this.registry, server: this.rpcServer, liveness: this.liveness, observe: (ms, outcome) => this.emit('rpc-call', ms, outcome) },
-      options.rpc,
+      options.rpc?.client,
     );
     this.pubsub = new PubSub(
       { identity, dht: this.dht, messenger: this.messenger, realm: this.messenger.realm, advertisedAddress: () => this.advertisedAddress, auth: this.guard, liveness: this.liveness },
@@ -491,7 +511,7 @@ function realmGuardFor(identity: Identity, options: MeshNodeOptions): RealmGuard
     authority,
     credential,
     identity,
-    role: options.role ?? 'node',
+    role: 'node',
     ...(options.credentialClockToleranceS !== undefined && { clockToleranceS: options.credentialClockToleranceS }),
   });
 }

@@ -93,3 +93,6 @@ export function resolvePubSubOptions(init: PubSubInit = {}): PubSubOptions {
     unsubscribedIntervalMs: int('unsubscribedIntervalMs', init.unsubscribedIntervalMs ?? DEFAULT_UNSUBSCRIBED_INTERVAL_MS, 1),
   };
 }
+
+/** Pub/sub's defaults, each defined once above. */
+export const PUBSUB_DEFAULTS: PubSubOptions = Object.freeze(resolvePubSubOptions());

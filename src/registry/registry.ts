@@ -21,14 +21,24 @@ import { dhtKey } from '../dht/key.js';
 import { NotStoredError } from '../dht/errors.js';
 import { ConfigError } from '../util/errors.js';
 import { InvalidServiceNameError, RegistryLookupError } from './errors.js';
-import { NO_PROVIDERS, ProviderCache } from './provider-cache.js';
+import { DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL_MS, DEFAULT_NEGATIVE_CACHE_TTL_MS, NO_PROVIDERS, ProviderCache } from './provider-cache.js';
 import { decodeRegistration, DEFAULT_MAX_METADATA_BYTES, encodeRegistration, maxRegistrationBytes, registryNamespace } from './registration.js';
 import { isValidServiceName, MAX_SERVICE_NAME_LENGTH, validateServiceName } from './service-name.js';
 import type { Clock } from '../util/clock.js';
 import type { AdvertiseOptions, LocalNode, Provider, RegistryDht, RegistryStats } from './types.js';
+import { DEFAULT_REALM } from '../session/messenger.js';
 
-export const DEFAULT_REGISTRY_REALM = 'default';
+/** The node's default realm (one definition, in the session layer). */
+export const DEFAULT_REGISTRY_REALM = DEFAULT_REALM;
 export const DEFAULT_ADVERTISE_TTL_MS = 300_000;
+
+export const REGISTRY_DEFAULTS = Object.freeze({
+  cacheMaxEntries: DEFAULT_CACHE_MAX_ENTRIES,
+  cacheTtlMs: DEFAULT_CACHE_TTL_MS,
+  negativeCacheTtlMs: DEFAULT_NEGATIVE_CACHE_TTL_MS,
+  defaultTtlMs: DEFAULT_ADVERTISE_TTL_MS,
+  maxMetadataBytes: DEFAULT_MAX_METADATA_BYTES,
+});
 const MIN_TTL_MS = 1000;
 
 export interface ServiceRegistryComponents {

@@ -33,7 +33,7 @@ import { classifyFailure, failureCode, failureMessage, finalError, outcomeOf, to
 import { BadArgumentsError, NoLocalServerError, NoProvidersError, RpcTimeoutError, type AttemptFailure } from './errors.js';
 import { MAX_CALL_BUDGET_MS, RPC_CALL, RPC_RESULT } from './messages.js';
 import { resultCacheTtl, serviceName, validateProcedure } from './procedure.js';
-import { ResultCache, type ResultCacheInit } from './result-cache.js';
+import { RESULT_CACHE_DEFAULTS, ResultCache, type ResultCacheInit } from './result-cache.js';
 import { selectProvider, type RoundRobinState } from './selection.js';
 import { CALL_OUTCOMES, type CallOptions, type CallOutcome, type LocalInvoker, type RpcRegistry, type RpcRequester, type Selection } from './types.js';
 import { intOption, numberOption, oneOfOption } from '../util/options.js';
@@ -45,6 +45,16 @@ export const DEFAULT_MAX_TRACKED_PROCEDURES = 10_000;
 export const DEFAULT_SUSPECT_MS = 10_000;
 /** Room for the RPC_CALL envelope inside one frame. */
 export const DEFAULT_MAX_ARGS_BYTES = DEFAULT_MAX_FRAME_SIZE - 1024;
+
+export const RPC_CLIENT_DEFAULTS = Object.freeze({
+  timeoutMs: DEFAULT_CALL_TIMEOUT_MS,
+  selection: DEFAULT_SELECTION,
+  maxAttempts: DEFAULT_MAX_ATTEMPTS,
+  maxTrackedProcedures: DEFAULT_MAX_TRACKED_PROCEDURES,
+  suspectMs: DEFAULT_SUSPECT_MS,
+  maxArgsBytes: DEFAULT_MAX_ARGS_BYTES,
+  resultCache: RESULT_CACHE_DEFAULTS,
+});
 const SELECTIONS: readonly Selection[] = ['round-robin', 'random', 'local-first'];
 
 export interface RpcClientComponents {

@@ -14,6 +14,12 @@ export const DEFAULT_RESULT_CACHE_MAX_ENTRIES = 1000;
 export const DEFAULT_RESULT_CACHE_MAX_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_RESULT_CACHE_MAX_ENTRY_BYTES = 64 * 1024;
 
+export const RESULT_CACHE_DEFAULTS = Object.freeze({
+  maxEntries: DEFAULT_RESULT_CACHE_MAX_ENTRIES,
+  maxBytes: DEFAULT_RESULT_CACHE_MAX_BYTES,
+  maxEntryBytes: DEFAULT_RESULT_CACHE_MAX_ENTRY_BYTES,
+});
+
 export interface ResultCacheInit {
   /** Most results kept. Default 1000. */
   maxEntries?: number;

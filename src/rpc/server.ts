@@ -27,6 +27,13 @@ export const DEFAULT_HANDLER_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_RESULT_BYTES = DEFAULT_MAX_FRAME_SIZE - 1024;
 export const DEFAULT_MAX_PROCEDURES = 10_000;
 export const DEFAULT_MAX_RUNNING = 10_000;
+
+export const RPC_SERVER_DEFAULTS = Object.freeze({
+  handlerTimeoutMs: DEFAULT_HANDLER_TIMEOUT_MS,
+  maxResultBytes: DEFAULT_MAX_RESULT_BYTES,
+  maxProcedures: DEFAULT_MAX_PROCEDURES,
+  maxRunning: DEFAULT_MAX_RUNNING,
+});
 const MAX_ERROR_CODE_LENGTH = 64; // the ERROR message schema's limits
 const MAX_ERROR_MESSAGE_LENGTH = 1024;
 const ERROR_CODE = /^[\x21-\x7e]+$/;

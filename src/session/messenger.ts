@@ -7,7 +7,7 @@ import type { RealmGuard } from '../auth/realm-guard.js';
 import { ConnectionPool } from '../transport/pool.js';
 import type { Connection, PeerAddress, Transport } from '../transport/types.js';
 import { MaculaError, ProtocolError } from '../util/errors.js';
-import { FrameBudget, type BudgetRefusalReason, type FrameBudgetOptions } from '../wire/budget.js';
+import { FRAME_BUDGET_DEFAULTS, FrameBudget, type BudgetRefusalReason, type FrameBudgetOptions } from '../wire/budget.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { DEFAULT_MAX_QUEUED_BYTES, type OutboundMessage } from '../wire/framed-stream.js';
 import { messageName, type HandlerRegistry, type Message, type MessageDef, type WireMessage } from '../wire/messages.js';
@@ -113,6 +113,17 @@ export const DEFAULT_MAX_IN_FLIGHT = 1000;
 export const DEFAULT_MAX_PRE_HELLO_CONNECTIONS = 256;
 export const DEFAULT_MAX_PRE_HELLO_PER_SOURCE = 64;
 export const DEFAULT_HELLO_TIMEOUT_MS = 10_000;
+
+/** The session layer's defaults (the `session` options of a node). */
+export const SESSION_DEFAULTS = Object.freeze({
+  requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+  maxInFlight: DEFAULT_MAX_IN_FLIGHT,
+  maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
+  maxPreHelloConnections: DEFAULT_MAX_PRE_HELLO_CONNECTIONS,
+  maxPreHelloPerSource: DEFAULT_MAX_PRE_HELLO_PER_SOURCE,
+  helloTimeoutMs: DEFAULT_HELLO_TIMEOUT_MS,
+  ...FRAME_BUDGET_DEFAULTS,
+});
 
 /** A request arrived for a type that has no handler on this node. */
 export class UnsupportedMessageError extends MaculaError {

@@ -22,6 +22,13 @@ export const DEFAULT_CONNECTION_RATE = 200;
 export const DEFAULT_CONNECTION_BURST = 400;
 export const DEFAULT_CONNECTION_RATE_PER_SOURCE = 100;
 export const DEFAULT_CONNECTION_BURST_PER_SOURCE = 200;
+
+export const ADMISSION_DEFAULTS = Object.freeze({
+  connectionRate: DEFAULT_CONNECTION_RATE,
+  connectionBurst: DEFAULT_CONNECTION_BURST,
+  connectionRatePerSource: DEFAULT_CONNECTION_RATE_PER_SOURCE,
+  connectionBurstPerSource: DEFAULT_CONNECTION_BURST_PER_SOURCE,
+});
 /** Source addresses whose bucket is remembered (least recently seen forgotten first: a forgotten source starts full). */
 export const MAX_TRACKED_SOURCES = 10_000;
 

@@ -25,6 +25,7 @@ import {
   type TransportStats,
   emptyTransportStats,
 } from './types.js';
+import { intOption } from '../util/options.js';
 
 export const MEMORY_HOST = 'memory';
 const MAX_PORT = 65535;
@@ -114,14 +115,15 @@ export class MemoryTransport implements Transport {
     this.#identity = components.identity;
     this.#network = components.network;
     this.localNodeId = components.identity.nodeId;
-    this.#idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    this.#keepAliveMs = init.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
-    this.#incoming = new AcceptQueue(init.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS);
+    const int = (name: string, value: number, min: number) => intOption(`transport option ${name}`, value, min);
+    this.#idleTimeoutMs = int('idleTimeoutMs', init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 1);
+    this.#keepAliveMs = int('keepAliveMs', init.keepAliveMs ?? DEFAULT_KEEPALIVE_MS, 0);
+    this.#incoming = new AcceptQueue(int('maxPendingConnections', init.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS, 1));
     this.#stats = emptyTransportStats();
     this.#owner = {
       stats: this.#stats,
-      maxStreams: init.maxStreams ?? DEFAULT_MAX_STREAMS,
-      streamBufferBytes: init.streamBufferBytes ?? DEFAULT_STREAM_BUFFER_BYTES,
+      maxStreams: int('maxStreams', init.maxStreams ?? DEFAULT_MAX_STREAMS, 1),
+      streamBufferBytes: int('streamBufferBytes', init.streamBufferBytes ?? DEFAULT_STREAM_BUFFER_BYTES, 1),
       connectionClosed: (conn) => {
         if (this.#connections.delete(conn)) this.#stats.connectionsOpen--;
       },

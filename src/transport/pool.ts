@@ -33,6 +33,14 @@ export const DEFAULT_REAP_INTERVAL_MS = 60_000;
 /** When two nodes dial each other at once, the connection not kept is closed after this long. */
 export const DEFAULT_DUPLICATE_GRACE_MS = 5000;
 
+/** A bare pool's defaults (a node's maxConnections is its gateway's maxClients + MESH_CONNECTION_MARGIN). */
+export const POOL_DEFAULTS = Object.freeze({
+  maxConnections: DEFAULT_MAX_CONNECTIONS,
+  idleTimeoutMs: DEFAULT_POOL_IDLE_TIMEOUT_MS,
+  reapIntervalMs: DEFAULT_REAP_INTERVAL_MS,
+  duplicateGraceMs: DEFAULT_DUPLICATE_GRACE_MS,
+});
+
 export interface PoolStats {
   open: number;
   max: number;

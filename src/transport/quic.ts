@@ -14,7 +14,7 @@ import { isIP } from 'node:net';
 import { nodeIdFromPublicKey, toHex, type Identity } from '../identity/identity.js';
 import { DialError, PeerIdMismatchError, TransportError } from '../util/errors.js';
 import { AcceptQueue } from './accept-queue.js';
-import { ConnectionAdmission, type AdmissionOptions, type AdmissionRefusal } from './admission.js';
+import { ADMISSION_DEFAULTS, ConnectionAdmission, type AdmissionOptions, type AdmissionRefusal } from './admission.js';
 import { DEFAULT_GC_AFTER_CLOSED_CONNECTIONS, NativeMemoryReleaser } from './native-memory.js';
 import { parseRemoteMultiaddr } from './peer-id.js';
 import { QuicConnection, type QuicConnectionOwner } from './quic-connection.js';
@@ -87,6 +87,22 @@ export const DEFAULT_MAX_CONNECTION_DATA = 4 * 1024 * 1024;
 export const DEFAULT_MAX_HANDSHAKES = 128;
 export const DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_READ_CHUNK_BYTES = 256 * 1024;
+
+/** The QUIC transport's defaults, each defined once above or in types.ts / admission.ts (a node overrides two: see NODE_DEFAULTS). */
+export const TRANSPORT_DEFAULTS = Object.freeze({
+  handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+  keepAliveMs: DEFAULT_KEEPALIVE_MS,
+  maxStreams: DEFAULT_MAX_STREAMS,
+  maxPendingConnections: DEFAULT_MAX_PENDING_CONNECTIONS,
+  maxStreamData: DEFAULT_MAX_STREAM_DATA,
+  maxConnectionData: DEFAULT_MAX_CONNECTION_DATA,
+  maxHandshakes: DEFAULT_MAX_HANDSHAKES,
+  socketBufferBytes: DEFAULT_SOCKET_BUFFER_BYTES,
+  readChunkBytes: DEFAULT_READ_CHUNK_BYTES,
+  gcAfterClosedConnections: DEFAULT_GC_AFTER_CLOSED_CONNECTIONS,
+  ...ADMISSION_DEFAULTS,
+});
 
 /** quinn pings continuously when given 0, so "no keep-alive" is an interval that never elapses in practice. */
 const NO_KEEPALIVE_MS = 2 ** 31 - 1;

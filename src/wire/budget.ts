@@ -33,6 +33,13 @@ export const DEFAULT_MAX_CONNECTION_FRAME_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_PRE_HELLO_FRAME_BYTES = 64 * 1024;
 export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
 
+export const FRAME_BUDGET_DEFAULTS = Object.freeze({
+  maxNodeFrameBytes: DEFAULT_MAX_NODE_FRAME_BYTES,
+  maxConnectionFrameBytes: DEFAULT_MAX_CONNECTION_FRAME_BYTES,
+  maxPreHelloFrameBytes: DEFAULT_MAX_PRE_HELLO_FRAME_BYTES,
+  frameTimeoutMs: DEFAULT_FRAME_TIMEOUT_MS,
+});
+
 /** Why a budget refused: frames (first four), connections before HELLO, connection rates (see src/transport/admission.ts). */
 export const BUDGET_REFUSAL_REASONS = [
   'pre_hello_bytes',

@@ -16,7 +16,8 @@ export interface Testnet {
   destroy(): Promise<void>;
 }
 
-export interface TestnetOptions extends MeshNodeOptions {
+/** A node's options, except that `transport` picks the network: real QUIC on loopback or one in-process memory network. */
+export interface TestnetOptions extends Omit<MeshNodeOptions, 'transport'> {
   transport?: 'quic' | 'memory';
   /** How many nodes join at once. Default 8. */
   joinConcurrency?: number;

@@ -229,7 +229,7 @@ describe('admin server of a node that has not joined', () => {
       host: '127.0.0.1',
       port: 0,
       bootstrap: [{ host: '127.0.0.1', port: 9 }],
-      handshakeTimeoutMs: 300,
+      transport: { handshakeTimeoutMs: 300 },
       logger: quiet,
       stopTimeoutMs: 500,
     });

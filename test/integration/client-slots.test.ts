@@ -48,9 +48,9 @@ describe('client slots and mesh connections', () => {
 
 describe('idle timeouts', () => {
   it("the QUIC idle timeout and the pool's reaper are separate options", () => {
-    const node = new MeshNode(Identity.generate(), { port: 0, logger: quiet, idleTimeoutMs: 10_000, pool: { idleTimeoutMs: 120_000 } });
+    const node = new MeshNode(Identity.generate(), { port: 0, logger: quiet, transport: { idleTimeoutMs: 10_000 }, pool: { idleTimeoutMs: 120_000 } });
     assert.equal(node.pool.idleTimeoutMs, 120_000);
-    const defaults = new MeshNode(Identity.generate(), { port: 0, logger: quiet, idleTimeoutMs: 10_000 });
+    const defaults = new MeshNode(Identity.generate(), { port: 0, logger: quiet, transport: { idleTimeoutMs: 10_000 } });
     assert.equal(defaults.pool.idleTimeoutMs, 5 * 60_000, 'the QUIC idle timeout does not set the reaper');
   });
 });

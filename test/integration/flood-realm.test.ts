@@ -79,7 +79,7 @@ describe('realm isolation', () => {
       logger: { warn: (m) => warnings.push(m) },
       bootstrap: [red.nodes[0]!.listenAddress!],
       dht: { bootstrapRetryMinMs: 60_000 },
-      rpc: { timeoutMs: 1000 },
+      rpc: { client: { timeoutMs: 1000 } },
     }).start();
     try {
       await red.nodes[1]!.register('secret.op', () => 'red only');

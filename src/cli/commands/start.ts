@@ -3,9 +3,11 @@ import { waitForSignal } from '../signals.js';
 import { readCredentialFile } from '../../auth/files.js';
 import { prepareAdmin, type AdminHandle } from '../admin.js';
 import type { AdmissionRefusal } from '../../gateway/admission.js';
-import { DEFAULT_MAX_CLIENTS, MESH_CONNECTION_MARGIN, MIN_DEFAULT_CLIENTS_PER_ADDRESS } from '../../gateway/options.js';
+import { MIN_DEFAULT_CLIENTS_PER_ADDRESS } from '../../gateway/options.js';
+import { DEFAULT_ADMIN_HOST } from '../../metrics/admin-server.js';
+import { DEFAULTS, NODE_DEFAULTS } from '../../node/defaults.js';
 import { defaultDataDir, loadOrCreateIdentity } from '../../identity/identity.js';
-import { DEFAULT_PORT, MeshNode } from '../../node/mesh-node.js';
+import { MeshNode } from '../../node/mesh-node.js';
 import { formatAddress, type PeerAddress } from '../../transport/types.js';
 import { LOG_LEVELS, Logger, type LogLevel } from '../logger.js';
 import { collectHostPorts, intParser, MAX_NODE_LIMIT, parseBytes, parsePort, parseRealm, parseTcpPort } from '../options.js';
@@ -37,29 +39,29 @@ export function registerStart(program: Command): void {
   program
     .command('start')
     .description('run a mesh node in the foreground (Ctrl-C or SIGTERM stops it cleanly)')
-    .addOption(new Option('-p, --port <port>', 'UDP port to listen on (0 picks a free port)').env('MACULA_PORT').default(DEFAULT_PORT).argParser(parsePort))
-    .addOption(new Option('--host <address>', 'address to bind').env('MACULA_HOST').default('0.0.0.0'))
+    .addOption(new Option('-p, --port <port>', 'UDP port to listen on (0 picks a free port)').env('MACULA_PORT').default(NODE_DEFAULTS.port).argParser(parsePort))
+    .addOption(new Option('--host <address>', 'address to bind').env('MACULA_HOST').default(NODE_DEFAULTS.host))
     .addOption(new Option('-d, --data-dir <dir>', 'where the node key is kept').env('MACULA_DATA_DIR').default(defaultDataDir(), 'per-user data dir'))
     .addOption(new Option('-b, --bootstrap <host:port>', 'join the mesh through this node (repeatable, or comma-separated)').env('MACULA_BOOTSTRAP').argParser(collectHostPorts))
-    .addOption(new Option('-r, --realm <name>', 'mesh realm: nodes only talk within one realm').env('MACULA_REALM').default('default').argParser(parseRealm))
+    .addOption(new Option('-r, --realm <name>', 'mesh realm: nodes only talk within one realm').env('MACULA_REALM').default(NODE_DEFAULTS.realm).argParser(parseRealm))
     .addOption(new Option('--realm-key <hex>', "the realm authority's public key (printed by `macula realm create`): secures the realm").env('MACULA_REALM_KEY'))
     .addOption(new Option('--credential <file>', "this node's credential for a secured realm (`macula cred issue --role node`); re-read on SIGHUP").env('MACULA_CREDENTIAL'))
     .addOption(new Option('--announce-host <host>', 'host other nodes should use to reach this one (default: the bound address, or the first non-loopback IPv4 address)').env('MACULA_ANNOUNCE_HOST'))
     .addOption(new Option('--admin-port <port>', 'serve /metrics, /health, /ready, /live and /stats over HTTP on <admin-host>:<port> (0 picks a free port)').env('MACULA_ADMIN_PORT').argParser(parseTcpPort))
-    .addOption(new Option('--admin-host <address>', 'address the admin HTTP server binds (keep it on loopback unless it is firewalled)').env('MACULA_ADMIN_HOST').default('127.0.0.1'))
+    .addOption(new Option('--admin-host <address>', 'address the admin HTTP server binds (keep it on loopback unless it is firewalled)').env('MACULA_ADMIN_HOST').default(DEFAULT_ADMIN_HOST))
     .addOption(
       new Option('--max-rss <bytes>', '/health degrades at 80 % of this resident memory and fails at it, e.g. 2G (default: the cgroup memory limit, else total memory)')
         .env('MACULA_MAX_RSS')
         .argParser(parseBytes),
     )
-    .addOption(new Option('--max-clients <n>', 'most light clients (pub, sub, call, … commands) connected at once').env('MACULA_MAX_CLIENTS').default(DEFAULT_MAX_CLIENTS).argParser(intParser(0, MAX_NODE_LIMIT)))
+    .addOption(new Option('--max-clients <n>', 'most light clients (pub, sub, call, … commands) connected at once').env('MACULA_MAX_CLIENTS').default(DEFAULTS.gateway.maxClients).argParser(intParser(0, MAX_NODE_LIMIT)))
     .addOption(
       new Option('--max-clients-per-address <n>', `most light clients from one IP address (an IPv6 /64) (default: a quarter of --max-clients, at least ${MIN_DEFAULT_CLIENTS_PER_ADDRESS})`)
         .env('MACULA_MAX_CLIENTS_PER_ADDRESS')
         .argParser(intParser(0, MAX_NODE_LIMIT)),
     )
     .addOption(
-      new Option('--max-connections <n>', `most open QUIC connections, clients included (default: --max-clients + ${MESH_CONNECTION_MARGIN})`).env('MACULA_MAX_CONNECTIONS').argParser(intParser(1, MAX_NODE_LIMIT)),
+      new Option('--max-connections <n>', `most open QUIC connections, clients included (default: --max-clients + ${NODE_DEFAULTS.meshConnectionMargin})`).env('MACULA_MAX_CONNECTIONS').argParser(intParser(1, MAX_NODE_LIMIT)),
     )
     .addOption(new Option('--log-level <level>', 'diagnostics written to stderr').env('MACULA_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--status-interval <seconds>', 'print a one-line status this often (0: never)').env('MACULA_STATUS_INTERVAL').default(DEFAULT_STATUS_INTERVAL_S).argParser(intParser(0, 86_400, 's')))
