@@ -5,7 +5,7 @@
 import type { LookupStats } from './lookup.js';
 import type { DhtMetrics, DhtStats } from './metrics.js';
 
-type CounterStats = Pick<DhtStats, 'lookups' | 'lookupRoundsSum' | 'rpcSent' | 'rpcReceived' | 'timeouts' | 'failures'>;
+type CounterStats = Pick<DhtStats, 'lookups' | 'lookupRoundsSum' | 'lookupSkippedDown' | 'rpcSent' | 'rpcReceived' | 'timeouts' | 'failures'>;
 
 export class DhtCounters {
   readonly #metrics: DhtMetrics;
@@ -15,6 +15,7 @@ export class DhtCounters {
   readonly #received: Record<string, number> = {};
   #timeouts = 0;
   #failures = 0;
+  #skippedDown = 0;
 
   constructor(metrics: DhtMetrics) {
     this.#metrics = metrics;
@@ -43,6 +44,7 @@ export class DhtCounters {
     const byOutcome = this.#lookups[stats.kind];
     byOutcome[stats.outcome] = (byOutcome[stats.outcome] ?? 0) + 1;
     this.#roundsSum[stats.kind] += stats.rounds;
+    this.#skippedDown += stats.skippedDown;
     this.#metrics.lookup?.(stats);
   }
 
@@ -50,6 +52,7 @@ export class DhtCounters {
     return {
       lookups: { node: { ...this.#lookups.node }, value: { ...this.#lookups.value } },
       lookupRoundsSum: { ...this.#roundsSum },
+      lookupSkippedDown: this.#skippedDown,
       rpcSent: { ...this.#sent },
       rpcReceived: { ...this.#received },
       timeouts: this.#timeouts,

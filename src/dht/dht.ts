@@ -27,7 +27,7 @@ import { silentLogger, type DhtLogger, type DhtNetwork } from './network.js';
 import { OwnRecords } from './own-records.js';
 import { verifyRecord, type DhtRecord } from './record.js';
 import { RecordStore, SELF_ORIGIN, type StoreOrigin } from './record-store.js';
-import { nodeIdFromPublicKey } from '../identity/identity.js';
+import { nodeIdFromPublicKey, toHex } from '../identity/identity.js';
 import { RoutingTable } from './routing-table.js';
 import { resolveDhtOptions, type DhtInit, type DhtOptions } from './options.js';
 
@@ -39,6 +39,8 @@ export interface DhtComponents {
   clock?: Clock;
   logger?: DhtLogger;
   metrics?: DhtMetrics;
+  /** The failure detection's view (node ID in hex): lookups do not ask contacts of nodes it holds down. */
+  isDown?: (nodeIdHex: string) => boolean;
 }
 
 export interface PutResult {
@@ -142,6 +144,7 @@ export class Dht {
       request: (c, m, t) => this.#request(c, m, t),
       onResponse: (c) => this.table.add(c),
       onFailure: (c) => this.table.markFailed(c.id),
+      ...(components.isDown && { isDown: (id: Uint8Array) => components.isDown!(toHex(id)) }),
     };
   }
 

@@ -47,6 +47,8 @@ export interface LookupStats {
   rejectedContacts: number;
   /** Records in responses that were ignored: wrong key, bad signature, expired. */
   rejectedRecords: number;
+  /** Contacts not asked because the failure detection holds their node down. */
+  skippedDown: number;
   /** Wall time from start to end, ms (performance.now(): real time, also under a simulated Clock). */
   durationMs: number;
 }
@@ -66,6 +68,8 @@ export interface LookupPeers {
   onResponse(contact: Contact): void;
   /** A request to the contact failed or timed out. */
   onFailure(contact: Contact, timedOut: boolean): void;
+  /** Whether the node is known to be down now (the failure detection): such contacts are not asked, so a lookup does not wait out dead nodes. */
+  isDown?(id: Uint8Array): boolean;
 }
 
 export interface LookupParams {
@@ -142,6 +146,7 @@ class Lookup {
       failures: 0,
       rejectedContacts: 0,
       rejectedRecords: 0,
+      skippedDown: 0,
       durationMs: 0,
     };
   }
@@ -189,9 +194,15 @@ class Lookup {
   }
 
   #offer(contact: Contact): void {
-    if (bytesEqual(contact.id, this.#peers.selfId)) return;
+    if (bytesEqual(contact.id, this.#peers.selfId) || this.#down(contact.id)) return;
     const slot = this.#slot(contact.id);
     if (slot >= 0) this.#insert(slot, contact);
+  }
+
+  #down(id: Uint8Array): boolean {
+    if (this.#peers.isDown?.(id) !== true) return false;
+    this.#stats.skippedDown++;
+    return true;
   }
 
   #pump(): void {
@@ -284,7 +295,9 @@ class Lookup {
       const slot = this.#slot(id);
       if (slot < 0) continue; // duplicates (a peer naming itself again, say) end here
       const c = fromWireContact(w);
-      if (c) this.#insert(slot, c);
+      if (c) {
+        if (!this.#down(c.id)) this.#insert(slot, c);
+      }
       else this.#stats.rejectedContacts++;
     }
     if (this.#p.kind === 'value') {

@@ -46,6 +46,8 @@ export interface DhtStats {
   lookups: Record<LookupKind, Partial<Record<LookupOutcome, number>>>;
   /** Sum of `rounds` over finished lookups, per kind (mean = sum / count of that kind). */
   lookupRoundsSum: Record<LookupKind, number>;
+  /** Contacts lookups did not ask because the failure detection held their node down. */
+  lookupSkippedDown: number;
   rpcSent: Record<string, number>;
   rpcReceived: Record<string, number>;
   timeouts: number;

@@ -91,6 +91,7 @@ export const DHT_METRICS: readonly StatsMetric<DhtStats>[] = [
   { type: 'counter', name: 'macula_dht_requests_sent_total', help: 'DHT requests sent, by message type.', labelNames: ['type'], value: (s) => samplesByLabel('type', s.rpcSent) },
   { type: 'counter', name: 'macula_dht_requests_received_total', help: 'DHT requests received and handled, by message type.', labelNames: ['type'], value: (s) => samplesByLabel('type', s.rpcReceived) },
   { type: 'counter', name: 'macula_dht_request_timeouts_total', help: 'DHT requests sent that got no answer in time.', value: (s) => s.timeouts },
+  { type: 'counter', name: 'macula_dht_lookup_skipped_down_total', help: 'Contacts DHT lookups did not ask because the failure detection held their node down.', value: (s) => s.lookupSkippedDown },
   { type: 'counter', name: 'macula_dht_request_failures_total', help: 'DHT requests sent that failed other than by timeout (dial or stream error, ERROR answer).', value: (s) => s.failures },
 ];
 

@@ -205,6 +205,8 @@ export class MeshNode extends EventEmitter {
         logger: options.logger ?? stderrLogger,
         // one event per finished lookup, for the lookup histograms (src/metrics/node-metrics.ts)
         metrics: { lookup: (stats) => this.emit('lookup', stats) },
+        // A lookup does not wait out nodes the failure detection knows are down.
+        isDown: (nodeIdHex) => this.liveness.isDown(nodeIdHex),
       },
       options.dht,
     );

@@ -112,6 +112,24 @@ describe('lookup', () => {
     assert.deepEqual(ids(res.closest), ids(world.truthClosest(target, K, (c) => c === silent)));
   });
 
+  it('does not ask contacts of nodes known to be down, so silent dead nodes cost it nothing', async () => {
+    const world = new World(100);
+    const target = randomId();
+    const truth = world.truthClosest(target);
+    // The three closest are dead (they never answer) and the failure detection knows it.
+    const dead = new Set(truth.slice(0, 3).map((c) => idKey(c.id)));
+    for (const key of dead) world.scripts.set(key, () => 'silent');
+    const peers = { ...world.peers(), isDown: (id: Uint8Array) => dead.has(idKey(id)) };
+    const started = performance.now();
+    const res = await lookup(peers, params(world, target, { requestTimeoutMs: 2_000, seeds: [...truth.slice(0, 3), ...world.contacts.slice(0, 3)] }));
+    assert.ok(performance.now() - started < 1_000, 'no request waited for a dead node');
+    assert.equal(res.stats.timeouts, 0);
+    assert.ok(res.stats.skippedDown >= 3, `skipped ${res.stats.skippedDown}`);
+    assert.ok(!world.asked.some((c) => dead.has(idKey(c.id))), 'no dead node was asked');
+    // Each answer names the dead nodes among its k closest, so the live ones beyond k - 3 may go unlearnt.
+    assert.deepEqual(ids(res.closest).slice(0, K - 3), ids(world.truthClosest(target, K - 3, (c) => dead.has(idKey(c.id)))));
+  });
+
   it('waits for a slow peer that answers within its timeout', async () => {
     const world = new World(100);
     const target = randomId();

@@ -40,6 +40,7 @@ class FakeNode extends EventEmitter implements ObservedNode {
     storesRefused: { bad_signature: 1, stale: 0, expired: 0, ttl_too_long: 0, too_large: 0, key_full: 0, publisher_full: 0, store_full: 0, not_a_node: 0 },
     lookups: { node: { ok: 4 }, value: { found: 1, not_found: 2 } },
     lookupRoundsSum: { node: 8, value: 6 },
+    lookupSkippedDown: 0,
     rpcSent: { FIND_NODE: 10, PING: 2 },
     rpcReceived: { FIND_NODE: 7 },
     timeouts: 1,
