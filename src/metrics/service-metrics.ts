@@ -85,6 +85,7 @@ export const PUBSUB_METRICS: readonly StatsMetric<P>[] = [
   { type: 'counter', name: 'macula_pubsub_cache_hits_total', help: 'Subscriber cache hits, by level (topic, prefix).', labelNames: ['level'], value: (s: P) => samplesByLabel('level', { topic: s.cache.topicHits, prefix: s.cache.prefixHits }) },
   { type: 'counter', name: 'macula_pubsub_cache_misses_total', help: 'Subscriber cache misses, by level (topic, prefix).', labelNames: ['level'], value: (s: P) => samplesByLabel('level', { topic: s.cache.topicMisses, prefix: s.cache.prefixMisses }) },
   { type: 'gauge', name: 'macula_pubsub_cache_entries', help: 'Subscriber cache entries, by level (topic, prefix).', labelNames: ['level'], value: (s: P) => samplesByLabel('level', { topic: s.cache.topicSize, prefix: s.cache.prefixSize }) },
+  { type: 'counter', name: 'macula_pubsub_cache_stale_hits_total', help: 'Publishes answered from an expired subscriber cache entry while it was rebuilt in the background.', value: (s: P) => s.cache.staleHits },
   { type: 'counter', name: 'macula_pubsub_dht_lookups_total', help: 'DHT lookups made to resolve subscribers.', value: (s: P) => s.cache.dhtLookups },
 ];
 

@@ -158,7 +158,7 @@ export class PubSub {
       { limits: this.#limits, maxPublishers: o.maxPublishers, unsubscribedIntervalMs: o.unsubscribedIntervalMs },
     );
     // Down: out of every cached answer at once. Up: answers are rebuilt (from the DHT) with it.
-    components.liveness?.onChange((nodeId, up) => (up ? this.#cache.clear() : this.#cache.forget(nodeId)));
+    components.liveness?.onChange((nodeId, up) => (up ? this.#cache.up(nodeId) : this.#cache.down(nodeId)));
     messenger.handle(PUBLISH, this.#receiver.onPublish);
     messenger.handle(UNSUBSCRIBED, this.#receiver.onUnsubscribed);
   }

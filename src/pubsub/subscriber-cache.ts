@@ -1,25 +1,34 @@
 /**
  * Finds the subscriber nodes of a topic: two bounded LRU caches with TTL in
- * front of the DHT.
+ * front of the DHT, each single-flight through lru-cache's `fetchMethod`
+ * (concurrent misses of one key share one resolution).
  *
  * - Prefix level: literal prefix → the subscription records under its key
  *   (node, address, patterns). A topic of n segments needs the n + 1 prefixes
- *   '', s1, s1.s2, …, the topic itself: looked up in parallel, each
- *   single-flight (concurrent misses share one `findValue`), and each cached
- *   for the TTL, empty answers and failed lookups included, so a key costs
- *   at most one DHT lookup per TTL however hot it is.
+ *   '', s1, s1.s2, …, the topic itself: looked up in parallel and each
+ *   cached for the TTL, empty answers included, so a key costs at most one
+ *   DHT lookup per TTL however hot it is. A lookup that fails keeps the
+ *   entry it was refreshing (for another TTL), or caches an empty one.
  * - Topic level: topic → the nodes with at least one pattern matching it,
  *   built from the prefix entries and kept no longer than the oldest of
  *   them. A publish of a known topic is one map lookup.
  *
+ * Stale while revalidate: an entry past its TTL is still answered at once
+ * while it is rebuilt in the background, so a publish never waits for a
+ * DHT lookup of a topic it has published to before (a lookup that may be
+ * slow while dead nodes are still in routing tables). Only a topic never
+ * seen, or evicted, waits.
+ *
  * Invalidation does not go back to the DHT (which may still hold the old
  * record for a moment): UNSUBSCRIBED from a node removes its patterns that
  * match the topic from the cached prefix entries; a node that went down is
- * removed from every entry. Topic entries built before are dropped and
- * rebuilt from the prefix entries on the next publish.
+ * left out of topic answers (the ones listing it are dropped, rebuilt
+ * without it and remember that they left it out); when it is up again only
+ * the answers that left it out are dropped. Without the failure detection
+ * (`forget`) a node is removed from every entry.
  */
 import { LRUCache } from 'lru-cache';
-import { systemClock, type Clock } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
 import { dhtKey } from '../dht/key.js';
 import { recordPublisherId, type DhtRecord } from '../dht/record.js';
 import { toHex } from '../identity/identity.js';
@@ -58,6 +67,8 @@ export interface SubscriberCacheInit {
 
 export interface SubscriberCacheStats {
   topicHits: number;
+  /** Publishes answered from an entry past its TTL while it was rebuilt in the background. */
+  staleHits: number;
   topicMisses: number;
   topicSize: number;
   prefixHits: number;
@@ -76,8 +87,13 @@ interface PrefixSub {
 }
 
 interface PrefixEntry {
-  readonly expiresAt: number;
   subs: PrefixSub[];
+}
+
+/** A topic's answer, and the nodes left out of it because they were down (dropped once they are up). */
+interface TopicEntry {
+  readonly peers: readonly Peer[];
+  readonly leftOut: readonly string[] | undefined;
 }
 
 export const NO_PEERS: readonly Peer[] = Object.freeze([]);
@@ -92,53 +108,64 @@ export class SubscriberCache {
   readonly #auth: RecordAuth | undefined;
   readonly #namespace: string;
   readonly #selfId: string;
-  readonly #clock: Clock;
   readonly #peer: (nodeId: string, address: PeerAddress) => Peer;
   readonly #isDown: ((nodeId: string) => boolean) | undefined;
-  readonly #ttlMs: number;
   readonly #limits: TopicLimits;
-  readonly #topics: LRUCache<string, readonly Peer[]>;
+  readonly #topics: LRUCache<string, TopicEntry, readonly string[]>;
   readonly #prefixes: LRUCache<string, PrefixEntry>;
-  readonly #topicFlights = new Map<string, Promise<readonly Peer[]>>();
-  readonly #prefixFlights = new Map<string, Promise<PrefixEntry>>();
-  /** Bumped by every invalidation: a resolution that started before one must not cache its result. */
+  /** Reused by every topic read (no allocation on the hot path). */
+  readonly #status: LRUCache.Status<string, TopicEntry, readonly string[]> = {};
+  readonly #prefixStatus: LRUCache.Status<string, PrefixEntry> = {};
+  /** Bumped by every invalidation: a resolution that started before one is built again. */
   #generation = 0;
-  #s = { topicHits: 0, topicMisses: 0, prefixHits: 0, prefixMisses: 0, dhtLookups: 0, lookupFailures: 0, malformed: 0, invalidations: 0 };
+  #s = { topicHits: 0, staleHits: 0, topicMisses: 0, prefixHits: 0, prefixMisses: 0, dhtLookups: 0, lookupFailures: 0, malformed: 0, invalidations: 0 };
 
   constructor(components: SubscriberCacheComponents, init: SubscriberCacheInit) {
     this.#dht = components.dht;
     this.#auth = components.auth;
     this.#namespace = announcementKeyNamespace(components.realm);
     this.#selfId = components.selfId;
-    this.#clock = components.clock ?? systemClock;
     this.#peer = components.peer;
     this.#isDown = components.isDown;
-    this.#ttlMs = init.ttlMs;
     this.#limits = init.limits;
     // An injected clock drives entry ages too (tests advance time by hand);
     // otherwise lru-cache's own timer, which reads the clock at most once per ms.
     const timing = components.clock ? { perf: components.clock, ttlResolution: 0 } : {};
-    this.#topics = new LRUCache({ max: init.max, ttl: init.ttlMs, ...timing });
-    this.#prefixes = new LRUCache({ max: init.max, ttl: init.ttlMs, ...timing });
+    // Stale entries are answered (and kept) until their background refresh replaces them.
+    const stale = { allowStale: true, noDeleteOnStaleGet: true } as const;
+    this.#topics = new LRUCache<string, TopicEntry, readonly string[]>({
+      max: init.max,
+      ttl: init.ttlMs,
+      ...timing,
+      ...stale,
+      fetchMethod: (topic, _old, { context, options }) => this.#resolve(topic, context, options),
+    });
+    this.#prefixes = new LRUCache<string, PrefixEntry>({
+      max: init.max,
+      ttl: init.ttlMs,
+      ...timing,
+      ...stale,
+      fetchMethod: (prefix, old) => this.#fetch(prefix, old),
+    });
   }
 
-  /** The subscriber nodes of `topic` (not this node): the cached array on a hit, else a promise. */
+  /** The subscriber nodes of `topic` (not this node): the cached array when there is one (stale ones included), else a promise. */
   lookup(topic: string, segs: readonly string[]): readonly Peer[] | Promise<readonly Peer[]> {
-    const hit = this.#topics.get(topic);
+    const status = this.#status;
+    const hit = this.#topics.get(topic, { status });
     if (hit !== undefined) {
-      this.#s.topicHits++;
-      return hit;
+      if (status.get === 'stale') {
+        this.#s.staleHits++;
+        void this.#topics.fetch(topic, { context: segs }); // rebuilt in the background (once: single-flight)
+      } else if (status.get === 'stale-fetching') {
+        this.#s.staleHits++; // its rebuild is under way
+      } else {
+        this.#s.topicHits++;
+      }
+      return hit.peers;
     }
     this.#s.topicMisses++;
-    let flight = this.#topicFlights.get(topic);
-    if (flight === undefined) {
-      const p = this.#resolve(topic, segs).finally(() => {
-        if (this.#topicFlights.get(topic) === p) this.#topicFlights.delete(topic);
-      });
-      this.#topicFlights.set(topic, p);
-      flight = p;
-    }
-    return flight;
+    return this.#topics.fetch(topic, { context: segs }).then((e) => e?.peers ?? NO_PEERS);
   }
 
   /**
@@ -150,7 +177,7 @@ export class SubscriberCache {
     this.#topics.delete(topic);
     let changed = false;
     for (const prefix of prefixesOf(topic)) {
-      const entry = this.#prefixes.peek(prefix);
+      const entry = this.#prefixes.peek(prefix, { allowStale: true });
       if (entry === undefined || !entry.subs.some((s) => s.peer.nodeId === nodeId)) continue;
       const subs: PrefixSub[] = [];
       for (const s of entry.subs) {
@@ -170,7 +197,7 @@ export class SubscriberCache {
     this.#dropTopicsWith(nodeId);
   }
 
-  /** The node is down: remove it from every entry (O(entries), once per outage). */
+  /** Without the failure detection: the node is gone, remove it from every entry (O(entries), once per outage). */
   forget(nodeId: string): void {
     this.#s.invalidations++;
     this.#generation++;
@@ -178,6 +205,23 @@ export class SubscriberCache {
       if (entry.subs.some((s) => s.peer.nodeId === nodeId)) entry.subs = entry.subs.filter((s) => s.peer.nodeId !== nodeId);
     }
     this.#dropTopicsWith(nodeId);
+  }
+
+  /** The failure detection holds the node down: the topic answers listing it are rebuilt without it (O(entries), once per outage). */
+  down(nodeId: string): void {
+    this.#s.invalidations++;
+    this.#generation++;
+    this.#dropTopicsWith(nodeId);
+  }
+
+  /** The node is up again: only the topic answers that left it out are dropped (O(entries), once per outage). */
+  up(nodeId: string): void {
+    const stale: string[] = [];
+    for (const [topic, e] of this.#topics.entries()) if (e.leftOut?.includes(nodeId)) stale.push(topic);
+    if (stale.length === 0) return;
+    this.#s.invalidations++;
+    this.#generation++;
+    for (const topic of stale) this.#topics.delete(topic);
   }
 
   stats(): SubscriberCacheStats {
@@ -192,47 +236,57 @@ export class SubscriberCache {
 
   #dropTopicsWith(nodeId: string): void {
     const stale: string[] = [];
-    for (const [topic, peers] of this.#topics.entries()) if (peers.some((p) => p.nodeId === nodeId)) stale.push(topic);
+    for (const [topic, e] of this.#topics.entries()) if (e.peers.some((p) => p.nodeId === nodeId)) stale.push(topic);
     for (const topic of stale) this.#topics.delete(topic);
   }
 
-  async #resolve(topic: string, segs: readonly string[]): Promise<readonly Peer[]> {
-    const generation = this.#generation;
+  /** The fetchMethod of the topic level: the answer built from the prefix entries, cached no longer than the oldest of them. */
+  async #resolve(topic: string, segs: readonly string[], options: { ttl?: number }): Promise<TopicEntry> {
     const prefixes = prefixesOf(topic);
-    const entries = await Promise.all(prefixes.map((p) => this.#prefix(p)));
-    let expiresAt = Infinity;
-    let peers: Peer[] | undefined;
-    const seen = new Set<Peer>();
-    for (const entry of entries) {
-      if (entry.expiresAt < expiresAt) expiresAt = entry.expiresAt;
-      for (const s of entry.subs) {
-        if (seen.has(s.peer) || !matchesAny(s.patterns, segs) || this.#isDown?.(s.peer.nodeId) === true) continue;
-        seen.add(s.peer);
-        (peers ??= []).push(s.peer);
-      }
+    let entry: TopicEntry;
+    for (let attempt = 0; ; attempt++) {
+      const generation = this.#generation;
+      const entries = await Promise.all(prefixes.map((p) => this.#prefix(p)));
+      entry = this.#build(entries, segs);
+      if (generation === this.#generation || attempt === 2) break;
+      // Invalidated meanwhile: build it again from the entries as they are now.
     }
-    const result = peers ?? NO_PEERS;
-    const ttl = expiresAt - this.#clock.now();
-    if (generation === this.#generation && ttl > 0) this.#topics.set(topic, result, { ttl });
-    return result;
+    let ttl = Infinity;
+    for (const p of prefixes) ttl = Math.min(ttl, this.#prefixes.getRemainingTTL(p));
+    // lru-cache reads a TTL of 0 as "no TTL": an answer whose prefix entries are already past theirs is stale at once.
+    options.ttl = ttl > 0 && Number.isFinite(ttl) ? ttl : 1;
+    return entry;
   }
 
+  #build(entries: readonly PrefixEntry[], segs: readonly string[]): TopicEntry {
+    let peers: Peer[] | undefined;
+    let leftOut: string[] | undefined;
+    const seen = new Set<Peer>();
+    for (const entry of entries) {
+      for (const s of entry.subs) {
+        if (seen.has(s.peer) || !matchesAny(s.patterns, segs)) continue;
+        seen.add(s.peer);
+        if (this.#isDown?.(s.peer.nodeId) === true) (leftOut ??= []).push(s.peer.nodeId);
+        else (peers ??= []).push(s.peer);
+      }
+    }
+    return { peers: peers ?? NO_PEERS, leftOut };
+  }
+
+  /** A prefix entry for a topic answer being built: a fresh one, else the DHT's (a stale one is refreshed first; the topic's own stale answer is what publishes get meanwhile). */
   #prefix(prefix: string): PrefixEntry | Promise<PrefixEntry> {
-    const hit = this.#prefixes.get(prefix);
-    if (hit !== undefined) {
+    const status = this.#prefixStatus;
+    const hit = this.#prefixes.get(prefix, { status });
+    if (hit !== undefined && status.get === 'hit') {
       this.#s.prefixHits++;
       return hit;
     }
     this.#s.prefixMisses++;
-    let flight = this.#prefixFlights.get(prefix);
-    if (flight === undefined) {
-      flight = this.#fetch(prefix);
-      this.#prefixFlights.set(prefix, flight);
-    }
-    return flight;
+    return this.#prefixes.fetch(prefix, { allowStale: false }).then((e) => e ?? { subs: [] });
   }
 
-  async #fetch(prefix: string): Promise<PrefixEntry> {
+  /** The fetchMethod of the prefix level: the subscription records under the prefix's key. */
+  async #fetch(prefix: string, old: PrefixEntry | undefined): Promise<PrefixEntry> {
     this.#s.dhtLookups++;
     const subs: PrefixSub[] = [];
     try {
@@ -250,12 +304,10 @@ export class SubscriberCache {
         subs.push({ peer: this.#peer(nodeId, a.address), patterns: a.patterns });
       }
     } catch {
-      // Cached like an empty answer: a failing DHT is asked again after the TTL, not on every publish.
+      // A failing DHT is asked again after the TTL, not on every publish; what was known stays meanwhile.
       this.#s.lookupFailures++;
+      return old ?? { subs };
     }
-    const entry: PrefixEntry = { expiresAt: this.#clock.now() + this.#ttlMs, subs };
-    this.#prefixes.set(prefix, entry);
-    this.#prefixFlights.delete(prefix);
-    return entry;
+    return { subs };
   }
 }

@@ -311,6 +311,29 @@ describe('PubSub: announcements and the subscriber cache', () => {
     assert.ok(c.topicHits >= 0 && c.topicMisses >= 2 && c.prefixSize >= 4);
   });
 
+  it('answers a publish from an expired entry at once while one background lookup rebuilds it', async () => {
+    const net = new FakeNet();
+    const [pub, sub] = [net.add({ subscriberCacheTtlMs: 5000 }), net.add()];
+    await sub.pubsub.subscribe('s.t', () => undefined).ready;
+    assert.equal((await pub.pubsub.publish('s.t', 0)).nodes, 1);
+    const calls = net.findValueCalls;
+    // The entry expires and the DHT stalls (dead contacts in the routing tables, say).
+    net.clock.t += 5001;
+    const g = gate();
+    net.findGate = g.promise;
+    for (let i = 1; i <= 20; i++) assert.equal((await pub.pubsub.publish('s.t', i)).nodes, 1, 'no publish waits for the DHT');
+    const c = pub.pubsub.stats().cache;
+    assert.equal(c.staleHits, 20);
+    assert.equal(net.findValueCalls - calls, 3, "one rebuild in flight: '', s, s.t");
+    g.open();
+    net.findGate = undefined;
+    await until(() => pub.pubsub.stats().cache.topicSize === 1 && pub.pubsub.stats().cache.staleHits === 20, 'rebuilt');
+    await tick();
+    assert.equal((await pub.pubsub.publish('s.t', 21)).nodes, 1);
+    assert.equal(pub.pubsub.stats().cache.staleHits, 20, 'the rebuilt entry is fresh');
+    assert.equal(net.findValueCalls - calls, 3, 'and was not looked up again');
+  });
+
   it('drops malformed records (counted) and records whose patterns do not belong to their key', async () => {
     const net = new FakeNet();
     const pub = net.add();
@@ -479,10 +502,13 @@ describe('PubSub: fan-out under load', () => {
     await until(() => pub.pubsub.stats().fanout.peersDown === 1, 'node marked down');
     assert.equal(pub.pubsub.stats().fanout.backlogged, 0);
     assert.equal((await pub.pubsub.publish('st', 500)).nodes, 1, 'the down node left the caches');
-    // Its record is still in the DHT (it never withdrew): once the cache expires it comes back, and is skipped.
+    // Its record is still in the DHT (it never withdrew): once the cache expires the answer is
+    // used once more while it is rebuilt; the rebuilt one lists the node again, and it is skipped.
     net.clock.t += 5001;
-    assert.equal((await pub.pubsub.publish('st', 501)).nodes, 2);
+    assert.equal((await pub.pubsub.publish('st', 501)).nodes, 1, 'the expired answer, at once');
+    await tick();
+    assert.equal((await pub.pubsub.publish('st', 502)).nodes, 2);
     await until(() => pub.pubsub.stats().fanout.skippedDown === 1, 'the send to the down node is skipped');
-    await until(() => got.got.length === 502, 'the live node still gets everything');
+    await until(() => got.got.length === 503, 'the live node still gets everything');
   });
 });
