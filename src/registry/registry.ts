@@ -21,7 +21,7 @@ import { dhtKey } from '../dht/key.js';
 import { NotStoredError } from '../dht/errors.js';
 import { ConfigError } from '../util/errors.js';
 import { InvalidServiceNameError, RegistryLookupError } from './errors.js';
-import { DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL_MS, DEFAULT_NEGATIVE_CACHE_TTL_MS, NO_PROVIDERS, ProviderCache } from './provider-cache.js';
+import { DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL_MS, DEFAULT_NEGATIVE_CACHE_TTL_MS, NO_PROVIDERS, ProviderCache, type LoadedProviders } from './provider-cache.js';
 import { decodeRegistration, DEFAULT_MAX_METADATA_BYTES, encodeRegistration, maxRegistrationBytes, registryNamespace } from './registration.js';
 import { isValidServiceName, MAX_SERVICE_NAME_LENGTH, validateServiceName } from './service-name.js';
 import type { Clock } from '../util/clock.js';
@@ -84,7 +84,6 @@ export class ServiceRegistry {
   readonly #maxValueBytes: number;
   readonly #cache: ProviderCache;
   readonly #local = new Map<string, LocalAd>();
-  readonly #inflight = new Map<string, Promise<readonly Provider[]>>();
   #hits = 0;
   #misses = 0;
   #negativeHits = 0;
@@ -110,12 +109,12 @@ export class ServiceRegistry {
     this.maxMetadataBytes = init.maxMetadataBytes ?? DEFAULT_MAX_METADATA_BYTES;
     this.#maxValueBytes = maxRegistrationBytes(this.maxMetadataBytes, components.auth !== undefined);
     this.#cache = new ProviderCache(
-      { clock: components.clock },
+      { clock: components.clock, load: (name) => this.#fetch(name) },
       { maxEntries: init.cacheMaxEntries, ttlMs: init.cacheTtlMs, negativeTtlMs: init.negativeCacheTtlMs },
     );
     this.#isDown = components.liveness && ((id) => components.liveness!.isDown(id));
-    // Down: out of every cached answer at once. Up: answers are rebuilt (from the DHT) with it.
-    components.liveness?.onChange((nodeId, up) => (up ? this.clearCache() : this.#cache.dropNode(nodeId)));
+    // Down: out of every cached answer at once. Up: the answers that left it out are rebuilt (from the DHT) with it.
+    components.liveness?.onChange((nodeId, up) => (up ? this.#cache.nodeUp(nodeId) : this.#cache.dropNode(nodeId)));
   }
 
   /**
@@ -211,16 +210,14 @@ export class ServiceRegistry {
 
   /** Forgets the cached answer for `name` (e.g. after a provider failed); the next lookup asks the DHT. */
   invalidate(name: string): void {
-    this.#cache.delete(name);
     // A lookup already in flight may return what we just declared stale: it
     // still answers its waiters, but no longer fills the cache.
-    this.#inflight.delete(name);
+    this.#cache.delete(name);
   }
 
   /** Forgets every cached answer. */
   clearCache(): void {
     this.#cache.clear();
-    this.#inflight.clear();
   }
 
   stats(): RegistryStats {
@@ -229,7 +226,7 @@ export class ServiceRegistry {
       misses: this.#misses,
       negativeHits: this.#negativeHits,
       size: this.#cache.size,
-      inFlight: this.#inflight.size,
+      inFlight: this.#cache.inFlight,
       dhtLookups: this.#dhtLookups,
       dhtErrors: this.#dhtErrors,
       malformed: this.#malformed,
@@ -241,17 +238,12 @@ export class ServiceRegistry {
 
   #resolve(name: string): Promise<readonly Provider[]> {
     this.#misses++;
-    const pending = this.#inflight.get(name);
-    if (pending) return pending;
     if (!isValidServiceName(name)) return Promise.reject(new InvalidServiceNameError(name, MAX_SERVICE_NAME_LENGTH));
-    const flight: Promise<readonly Provider[]> = this.#fetch(name, () => this.#inflight.get(name) === flight).finally(() => {
-      if (this.#inflight.get(name) === flight) this.#inflight.delete(name);
-    });
-    this.#inflight.set(name, flight);
-    return flight;
+    return this.#cache.fetch(name);
   }
 
-  async #fetch(name: string, isCurrent: () => boolean): Promise<readonly Provider[]> {
+  /** The cache's load on a miss: a DHT lookup (one for concurrent misses of a name). */
+  async #fetch(name: string): Promise<LoadedProviders> {
     this.#dhtLookups++;
     let records;
     try {
@@ -259,7 +251,8 @@ export class ServiceRegistry {
     } catch (err) {
       this.#dhtErrors++;
       const local = this.local(name);
-      if (local.length > 0) return local;
+      // A degraded answer (this node only): not cached, the next lookup asks the DHT again.
+      if (local.length > 0) return { providers: local, cacheable: false };
       throw new RegistryLookupError(name, this.realm, { cause: err });
     }
     // Read after the await: advertise()/unadvertise() may have run meanwhile.
@@ -295,12 +288,14 @@ export class ServiceRegistry {
     }
     // Down providers are left out while another one is up; when all are down they stay, so that a
     // call says which provider it could not reach rather than that nobody provides the name.
+    let leftOut: string[] | undefined;
     if (down !== undefined) {
       if (providers.length === 0) providers.push(...down);
-      else this.#skippedDown += down.length;
+      else {
+        this.#skippedDown += down.length;
+        leftOut = down.map((p) => p.nodeId);
+      }
     }
-    const answer: readonly Provider[] = providers.length === 0 ? NO_PROVIDERS : Object.freeze(providers);
-    if (isCurrent()) this.#cache.set(name, answer);
-    return answer;
+    return { providers: providers.length === 0 ? NO_PROVIDERS : Object.freeze(providers), leftOut };
   }
 }

@@ -274,6 +274,46 @@ describe('ServiceRegistry lookup', () => {
     assert.equal(a.registry.lookupCached('mine'), undefined, 'a degraded answer is not cached');
   });
 
+  it('a node that is up again drops only the cached answers that left it out', async () => {
+    const { node, dht, clock } = mesh();
+    const [a, b] = [node(), node()];
+    const down = new Set<string>();
+    const listeners: ((nodeId: string, up: boolean) => void)[] = [];
+    const liveness = { isDown: (id: string) => down.has(id), onChange: (l: (nodeId: string, up: boolean) => void) => void listeners.push(l) };
+    const publisher = new Uint8Array(randomBytes(32));
+    const caller = new ServiceRegistry({ dht: dht.node(publisher), localNode: { nodeId: nodeIdOf(publisher), address: { host: '10.0.0.2', port: 7100 } }, clock, liveness });
+    await a.registry.advertise('both', {}, { ttlMs: 60_000 });
+    await b.registry.advertise('both', {}, { ttlMs: 60_000 });
+    await b.registry.advertise('other', {}, { ttlMs: 60_000 });
+    down.add(a.nodeId);
+    for (const l of listeners) l(a.nodeId, false);
+    assert.deepEqual((await caller.lookup('both')).map((p) => p.nodeId), [b.nodeId], 'left out while down');
+    assert.deepEqual((await caller.lookup('other')).map((p) => p.nodeId), [b.nodeId]);
+    const calls = dht.findCalls;
+    down.delete(a.nodeId);
+    for (const l of listeners) l(a.nodeId, true);
+    assert.equal(caller.lookupCached('both'), undefined, 'the answer that left it out is gone');
+    assert.notEqual(caller.lookupCached('other'), undefined, 'the others stay');
+    assert.deepEqual((await caller.lookup('both')).map((p) => p.nodeId).sort(), [a.nodeId, b.nodeId].sort());
+    assert.equal(dht.findCalls, calls + 1);
+  });
+
+  it('shares one DHT lookup among concurrent misses, and an invalidated one answers its waiters without filling the cache', async () => {
+    const { node, dht } = mesh();
+    const [a, b] = [node(), node()];
+    await a.registry.advertise('svc', {}, { ttlMs: 60_000 });
+    let open!: () => void;
+    dht.gate = new Promise((r) => (open = r));
+    const waiting = Array.from({ length: 10 }, () => b.registry.lookup('svc'));
+    assert.equal(b.registry.stats().inFlight, 1);
+    b.registry.invalidate('svc');
+    open();
+    dht.gate = undefined;
+    for (const found of await Promise.all(waiting)) assert.deepEqual(found.map((p) => p.nodeId), [a.nodeId]);
+    assert.equal(dht.findCalls, 1, 'one lookup for ten callers');
+    assert.equal(b.registry.lookupCached('svc'), undefined, 'what was declared stale is not cached');
+  });
+
   it('rejects invalid names on lookup', async () => {
     const { node } = mesh();
     await assert.rejects(node().registry.lookup(''), { code: 'MACULA_ERR_INVALID_NAME' });
