@@ -295,10 +295,8 @@ class Lookup {
       const slot = this.#slot(id);
       if (slot < 0) continue; // duplicates (a peer naming itself again, say) end here
       const c = fromWireContact(w);
-      if (c) {
-        if (!this.#down(c.id)) this.#insert(slot, c);
-      }
-      else this.#stats.rejectedContacts++;
+      if (!c) this.#stats.rejectedContacts++;
+      else if (!this.#down(c.id)) this.#insert(slot, c);
     }
     if (this.#p.kind === 'value') {
       if (!Array.isArray(res.records)) return false;
