@@ -23,17 +23,31 @@ import { isPlainMap } from '../wire/schema.js';
 import { GW_CALL, GW_PEERS, GW_PUB, GW_SERVE, GW_SUB } from '../gateway/messages.js';
 import { PUBLISH } from '../pubsub/messages.js';
 import { RPC_CALL } from '../rpc/messages.js';
-import type { Message } from '../wire/messages.js';
+import type { Message, MessageDef, WireMessage } from '../wire/messages.js';
+import type { Fields } from '../wire/schema.js';
 import type { Authorizer, Messenger } from '../session/messenger.js';
 
-/** Message type → the action it needs and the field that names its subject, and whether it comes from a light client. */
-const RULES = new Map<number, { action: Action; field: string; viaClient: boolean }>([
-  [PUBLISH.type, { action: 'pub', field: 'tp', viaClient: false }],
-  [RPC_CALL.type, { action: 'call', field: 'p', viaClient: false }],
-  [GW_PUB.type, { action: 'pub', field: 'tp', viaClient: true }],
-  [GW_SUB.type, { action: 'sub', field: 'pattern', viaClient: true }],
-  [GW_CALL.type, { action: 'call', field: 'p', viaClient: true }],
-  [GW_SERVE.type, { action: 'serve', field: 'p', viaClient: true }],
+interface Rule {
+  action: Action;
+  /** The subject the permission is checked for, read from the message. */
+  subject: (msg: Message) => string;
+  viaClient: boolean;
+}
+
+/** The rule of one message type, its subject read from the message as its definition types it. */
+function rule<F extends Fields>(def: MessageDef<F>, action: Action, subject: (msg: WireMessage<F>) => string, viaClient: boolean): [number, Rule] {
+  // Looked up by the type of a validated message, so it only ever reads messages of `def`'s shape.
+  return [def.type, { action, subject: subject as (msg: Message) => string, viaClient }];
+}
+
+/** Message type → the action it needs, the subject it names, and whether it comes from a light client. */
+const RULES = new Map<number, Rule>([
+  rule(PUBLISH, 'pub', (m) => m.tp, false),
+  rule(RPC_CALL, 'call', (m) => m.p, false),
+  rule(GW_PUB, 'pub', (m) => m.tp, true),
+  rule(GW_SUB, 'sub', (m) => m.pattern, true),
+  rule(GW_CALL, 'call', (m) => m.p, true),
+  rule(GW_SERVE, 'serve', (m) => m.p, true),
 ]);
 
 export function realmAuthorizer(guard: RealmGuard): Authorizer {
@@ -44,10 +58,10 @@ export function realmAuthorizer(guard: RealmGuard): Authorizer {
       if (!guard.mayAdminister(peer.credential)) throw new ForbiddenError('admin', 'peers');
       return;
     }
-    const rule = RULES.get(msg.t);
+    const needed = RULES.get(msg.t);
     // withdrawing a served procedure needs no permission
-    if (rule === undefined || (msg.t === GW_SERVE.type && msg.off === true)) return;
-    guard.check(peer.credential, rule.action, msg[rule.field] as string, rule.viaClient);
+    if (needed === undefined || (msg.t === GW_SERVE.type && msg.off === true)) return;
+    guard.check(peer.credential, needed.action, needed.subject(msg), needed.viaClient);
   };
 }
 

@@ -98,6 +98,8 @@ interface TopicEntry {
 
 export const NO_PEERS: readonly Peer[] = Object.freeze([]);
 
+const ALLOW_STALE = { allowStale: true } as const;
+
 function matchesAny(patterns: readonly string[][], segs: readonly string[]): boolean {
   for (const p of patterns) if (matchSegments(p, segs)) return true;
   return false;
@@ -113,9 +115,6 @@ export class SubscriberCache {
   readonly #limits: TopicLimits;
   readonly #topics: LRUCache<string, TopicEntry, readonly string[]>;
   readonly #prefixes: LRUCache<string, PrefixEntry>;
-  /** Reused by every topic read (no allocation on the hot path). */
-  readonly #status: LRUCache.Status<string, TopicEntry, readonly string[]> = {};
-  readonly #prefixStatus: LRUCache.Status<string, PrefixEntry> = {};
   /** Bumped by every invalidation: a resolution that started before one is built again. */
   #generation = 0;
   #s = { topicHits: 0, staleHits: 0, topicMisses: 0, prefixHits: 0, prefixMisses: 0, dhtLookups: 0, lookupFailures: 0, malformed: 0, invalidations: 0 };
@@ -131,8 +130,9 @@ export class SubscriberCache {
     // An injected clock drives entry ages too (tests advance time by hand);
     // otherwise lru-cache's own timer, which reads the clock at most once per ms.
     const timing = components.clock ? { perf: components.clock, ttlResolution: 0 } : {};
-    // Stale entries are answered (and kept) until their background refresh replaces them.
-    const stale = { allowStale: true, noDeleteOnStaleGet: true } as const;
+    // Stale entries are kept (a fresh-only get() does not delete them) to be answered while their
+    // refresh runs; a refresh whose entry was dropped meanwhile answers its waiters but is not stored.
+    const stale = { noDeleteOnStaleGet: true, ignoreFetchAbort: true } as const;
     this.#topics = new LRUCache<string, TopicEntry, readonly string[]>({
       max: init.max,
       ttl: init.ttlMs,
@@ -151,21 +151,20 @@ export class SubscriberCache {
 
   /** The subscriber nodes of `topic` (not this node): the cached array when there is one (stale ones included), else a promise. */
   lookup(topic: string, segs: readonly string[]): readonly Peer[] | Promise<readonly Peer[]> {
-    const status = this.#status;
-    const hit = this.#topics.get(topic, { status });
+    const hit = this.#topics.get(topic);
     if (hit !== undefined) {
-      if (status.get === 'stale') {
-        this.#s.staleHits++;
-        void this.#topics.fetch(topic, { context: segs }); // rebuilt in the background (once: single-flight)
-      } else if (status.get === 'stale-fetching') {
-        this.#s.staleHits++; // its rebuild is under way
-      } else {
-        this.#s.topicHits++;
-      }
+      this.#s.topicHits++;
       return hit.peers;
     }
+    const stale = this.#topics.peek(topic, ALLOW_STALE);
+    // Built (once: single-flight) in the background when a stale answer is given meanwhile.
+    const fresh = this.#topics.fetch(topic, { context: segs }).then((e) => e?.peers ?? NO_PEERS);
+    if (stale !== undefined) {
+      this.#s.staleHits++;
+      return stale.peers;
+    }
     this.#s.topicMisses++;
-    return this.#topics.fetch(topic, { context: segs }).then((e) => e?.peers ?? NO_PEERS);
+    return fresh;
   }
 
   /**
@@ -217,7 +216,7 @@ export class SubscriberCache {
   /** The node is up again: only the topic answers that left it out are dropped (O(entries), once per outage). */
   up(nodeId: string): void {
     const stale: string[] = [];
-    for (const [topic, e] of this.#topics.entries()) if (e.leftOut?.includes(nodeId)) stale.push(topic);
+    for (const [topic, { value: e }] of this.#topics.dump()) if (e.leftOut?.includes(nodeId)) stale.push(topic);
     if (stale.length === 0) return;
     this.#s.invalidations++;
     this.#generation++;
@@ -234,9 +233,10 @@ export class SubscriberCache {
     this.#prefixes.clear();
   }
 
+  /** Drops the answers listing the node, stale ones included (they are answered while rebuilt). */
   #dropTopicsWith(nodeId: string): void {
     const stale: string[] = [];
-    for (const [topic, e] of this.#topics.entries()) if (e.peers.some((p) => p.nodeId === nodeId)) stale.push(topic);
+    for (const [topic, { value: e }] of this.#topics.dump()) if (e.peers.some((p) => p.nodeId === nodeId)) stale.push(topic);
     for (const topic of stale) this.#topics.delete(topic);
   }
 
@@ -275,14 +275,13 @@ export class SubscriberCache {
 
   /** A prefix entry for a topic answer being built: a fresh one, else the DHT's (a stale one is refreshed first; the topic's own stale answer is what publishes get meanwhile). */
   #prefix(prefix: string): PrefixEntry | Promise<PrefixEntry> {
-    const status = this.#prefixStatus;
-    const hit = this.#prefixes.get(prefix, { status });
-    if (hit !== undefined && status.get === 'hit') {
+    const hit = this.#prefixes.get(prefix);
+    if (hit !== undefined) {
       this.#s.prefixHits++;
       return hit;
     }
     this.#s.prefixMisses++;
-    return this.#prefixes.fetch(prefix, { allowStale: false }).then((e) => e ?? { subs: [] });
+    return this.#prefixes.fetch(prefix).then((e) => e ?? { subs: [] });
   }
 
   /** The fetchMethod of the prefix level: the subscription records under the prefix's key. */
