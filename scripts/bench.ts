@@ -19,6 +19,8 @@ export interface Figure {
 
 export interface BenchContext {
   seconds: number;
+  /** How many times each compared figure is taken (alternating the systems). */
+  runs: number;
   /** Called as soon as a figure is known, so a long run shows progress. */
   report(figure: Figure): void;
   log(line: string): void;
@@ -35,7 +37,7 @@ const scenarios: Record<string, Scenario> = {
 };
 
 function usage(): never {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [--json] [--seconds N]\n`);
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [--json] [--seconds N] [--runs N]\n`);
   process.exit(2);
 }
 
@@ -45,7 +47,10 @@ async function main(): Promise<void> {
   const secIdx = args.indexOf('--seconds');
   const seconds = secIdx >= 0 ? Number(args[secIdx + 1]) : 3;
   if (!Number.isFinite(seconds) || seconds <= 0) usage();
-  const names = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--seconds');
+  const runsIdx = args.indexOf('--runs');
+  const runs = runsIdx >= 0 ? Number(args[runsIdx + 1]) : 3;
+  if (!Number.isInteger(runs) || runs < 1) usage();
+  const names = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--seconds' && args[i - 1] !== '--runs');
   if (names.length === 0) usage();
   for (const name of names) {
     const scenario = scenarios[name];
@@ -53,9 +58,10 @@ async function main(): Promise<void> {
     if (!json) process.stdout.write(`\n${name}\n${'-'.repeat(60)}\n`);
     await scenario({
       seconds,
+      runs,
       report(fig) {
         if (json) process.stdout.write(`${JSON.stringify({ scenario: name, ...fig, value: round(fig.value) })}\n`);
-        else process.stdout.write(`${fig.metric.padEnd(30)} ${fmt(fig.value).padStart(14)} ${fig.unit}\n`);
+        else process.stdout.write(`${fig.metric.padEnd(36)} ${fmt(fig.value).padStart(14)} ${fig.unit}\n`);
       },
       log(line) {
         if (!json) process.stdout.write(`  ${line}\n`);
