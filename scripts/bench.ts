@@ -10,6 +10,7 @@ import { trieScenario } from './bench/trie.js';
 import { rpcScenario } from './bench/rpc.js';
 import { pubsubScenario } from './bench/pubsub.js';
 import { authScenario } from './bench/auth.js';
+import { cliScenario } from './bench/cli.js';
 
 export interface Figure {
   metric: string;
@@ -34,6 +35,7 @@ const scenarios: Record<string, Scenario> = {
   rpc: rpcScenario,
   pubsub: pubsubScenario,
   auth: authScenario,
+  cli: cliScenario,
 };
 
 function usage(): never {
