@@ -14,6 +14,7 @@
 import { TopicTrie } from '../../src/pubsub/topic-trie.js';
 import { matchSegments, splitTopic } from '../../src/pubsub/topic.js';
 import type { BenchContext } from '../bench.js';
+import { reportSpread } from './procs.js';
 
 const SUBSCRIPTIONS = 100_000;
 const SITES = 1000;
@@ -91,12 +92,11 @@ function rate(seconds: number, step: (i: number) => void): number {
  * shared machine another process only ever slows a round down, and the
  * median ignores the few rounds it hit hardest.
  */
-function medianRate(seconds: number, step: (i: number) => void): { median: number; best: number } {
+function roundRates(seconds: number, step: (i: number) => void): number[] {
   const rounds = Math.max(5, Math.round(seconds / ROUND_SECONDS));
   const rates: number[] = [];
   for (let r = 0; r < rounds; r++) rates.push(rate(seconds / rounds, step));
-  rates.sort((a, b) => a - b);
-  return { median: rates[Math.floor(rounds / 2)]!, best: rates[rounds - 1]! };
+  return rates;
 }
 
 export async function trieScenario(ctx: BenchContext): Promise<void> {
@@ -123,24 +123,24 @@ export async function trieScenario(ctx: BenchContext): Promise<void> {
   for (let i = 0; i < 50_000; i++) results += trie.match(topics[i & mask]!).length;
   results = 0;
   let calls = 0;
-  const matchRate = medianRate(ctx.seconds, (i) => {
+  const matchRates = roundRates(ctx.seconds, (i) => {
     results += trie.match(topics[i & mask]!).length;
     calls++;
   });
   ctx.log(
     `${TOPIC_SAMPLES} random topics of 3 to 5 segments, ${(results / calls).toFixed(1)} matching subscriptions per topic on average; ` +
-      `best round ${Math.round(matchRate.best).toLocaleString('en-US')} matches/s`,
+      `${matchRates.length} rounds, median and min-max of the rounds`,
   );
-  ctx.report({ metric: 'trie_matches_per_s', value: matchRate.median, unit: 'matches/s' });
+  const matchRate = reportSpread(ctx, 'trie_matches_per_s', matchRates, 'matches/s');
 
   let visited = 0;
   const onValue = (): void => {
     visited++;
   };
-  const visitRate = medianRate(ctx.seconds / 2, (i) => {
+  const visitRates = roundRates(ctx.seconds / 2, (i) => {
     trie.forEachMatch(topics[i & mask]!, onValue);
   });
-  ctx.report({ metric: 'trie_foreach_matches_per_s', value: visitRate.median, unit: 'matches/s' });
+  reportSpread(ctx, 'trie_foreach_matches_per_s', visitRates, 'matches/s');
 
   // The baseline gets pre-split patterns so that it pays only for matching, like the trie.
   const split = patterns.map(splitTopic);
@@ -150,7 +150,7 @@ export async function trieScenario(ctx: BenchContext): Promise<void> {
     for (let p = 0; p < split.length; p++) if (matchSegments(split[p]!, t)) naiveResults++;
   });
   ctx.report({ metric: 'naive_matches_per_s', value: naiveRate, unit: 'matches/s' });
-  ctx.report({ metric: 'trie_vs_naive_ratio', value: matchRate.median / naiveRate, unit: 'x' });
+  ctx.report({ metric: 'trie_vs_naive_ratio', value: matchRate / naiveRate, unit: 'x' });
   // Read the counters so the measured loops cannot be optimised away.
   if (visited + naiveResults < 0) ctx.log('unreachable');
 }
