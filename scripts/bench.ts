@@ -1,9 +1,11 @@
 /**
- * Benchmark harness: `npm run bench -- <scenario> [--json] [--seconds N]`.
+ * Benchmark harness: `npm run bench -- <scenario> [--json] [--seconds N] [--runs N]`.
  * Each scenario prints a table for humans, or with --json one JSON object
  * per line: {"scenario", "metric", "value", "unit"}. Baselines run in the
- * same process and the same run, and ratios are reported, because the
- * machines are shared and noisy.
+ * same run, in processes of their own like ours (see bench/procs.ts), and
+ * each compared figure is taken --runs times alternating the two sides and
+ * printed as median with _min/_max, because the machines are shared and
+ * noisy.
  */
 import { transportScenario } from './bench/transport.js';
 import { trieScenario } from './bench/trie.js';
