@@ -23,8 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchFigure } from '../../src/cli/bench-scenarios.js';
 import type { BenchContext } from '../bench.js';
-import { natsAvailable } from './pubsub.js';
-import { alternate, Proc, reportRatio, reportSpread, startNatsServer, stopAll, totalCpu, Worker, type Trial } from './procs.js';
+import { alternate, natsAvailable, Proc, renamed, reportRatio, reportRounds, startNatsServer, stopAll, totalCpu, Worker, type Trial } from './procs.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/macula.js', import.meta.url));
 const MESSAGES = 50_000;
@@ -112,7 +111,7 @@ export async function cliScenario(ctx: BenchContext): Promise<void> {
   );
   const rounds = await alternate(ctx, ctx.runs, {
     ours: { trial: oursTrial },
-    ...(natsMissing ? {} : { nats: { trial: async () => Object.fromEntries(Object.entries(await natsTrial()).map(([k, v]) => [`nats_${k}`, v])) } }),
+    ...(natsMissing ? {} : { nats: { trial: async () => renamed(await natsTrial(), 'nats_') } }),
   });
   const units: Record<string, string> = {
     receive_rate: 'msgs/s',
@@ -124,7 +123,7 @@ export async function cliScenario(ctx: BenchContext): Promise<void> {
     rpc_latency_p50: 'ms',
     rpc_cpu_s_per_m_calls: 'CPU s',
   };
-  for (const prefix of ['', 'nats_']) for (const [k, unit] of Object.entries(units)) reportSpread(ctx, `${prefix}${k}`, rounds.get(`${prefix}${k}`), unit);
+  for (const pre of ['', 'nats_']) reportRounds(ctx, rounds, Object.entries(units).map(([k, unit]) => [`${pre}${k}`, `${pre}${k}`, unit] as const));
   reportRatio(ctx, 'vs_nats_receive_ratio', rounds.get('receive_rate'), rounds.get('nats_receive_rate'));
   reportRatio(ctx, 'vs_nats_call_ratio', rounds.get('call_rate'), rounds.get('nats_call_rate'));
 }

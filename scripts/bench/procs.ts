@@ -17,6 +17,8 @@ import { fileURLToPath } from 'node:url';
 import type { BenchContext } from '../bench.js';
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
+/** The payload of every pub/sub bench, on both sides. */
+export const PAYLOAD = new Uint8Array(100).fill(7);
 /** Clock ticks per second of /proc/<pid>/stat. */
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
 
@@ -155,6 +157,23 @@ export async function startNatsServer(): Promise<{ proc: Proc; url: string } | s
   }
 }
 
+/**
+ * Makes the workers parties of one system: mesh nodes (`first` starts the
+ * mesh, the others join through it), or NATS connections to a nats-server
+ * of their own, which is added to `procs`.
+ */
+export async function initWorkers(system: 'macula' | 'nats', first: Worker, others: readonly Worker[], procs: Proc[], pubsub?: unknown): Promise<void> {
+  if (system === 'nats') {
+    const server = await startNatsServer();
+    if (typeof server === 'string') throw new Error(server);
+    procs.push(server.proc);
+    await Promise.all([first, ...others].map((w) => w.request('init', { system: 'nats', url: server.url })));
+    return;
+  }
+  const { address } = await first.request<{ address: string }>('init', { system: 'macula', pubsub });
+  await Promise.all(others.map((w) => w.request('init', { system: 'macula', pubsub, bootstrap: address })));
+}
+
 /** What one trial of one variant measured: metric → value, plus the CPU seconds of all its processes. */
 export type Trial = Record<string, number>;
 
@@ -204,6 +223,29 @@ export function reportSpread(ctx: BenchContext, metric: string, values: readonly
   ctx.report({ metric: `${metric}_min`, value: Math.min(...values), unit });
   ctx.report({ metric: `${metric}_max`, value: Math.max(...values), unit });
   return m;
+}
+
+/** Reports each [metric, round key, unit] of `figures` with reportSpread; a key no round produced is left out. */
+export function reportRounds(ctx: BenchContext, rounds: Rounds, figures: ReadonlyArray<readonly [metric: string, key: string, unit: string]>): void {
+  for (const [metric, key, unit] of figures) reportSpread(ctx, metric, rounds.get(key), unit);
+}
+
+/** A trial's metrics renamed `${pre}${name}${suffix}`, so the variants' figures sit side by side. */
+export function renamed(t: Trial, pre: string, suffix = ''): Trial {
+  return Object.fromEntries(Object.entries(t).map(([k, v]) => [`${pre}${k}${suffix}`, v]));
+}
+
+/** Why NATS cannot be measured here, or undefined when it can. */
+export async function natsAvailable(): Promise<string | undefined> {
+  const server = await startNatsServer();
+  if (typeof server === 'string') return server;
+  await server.proc.stop();
+  try {
+    await import('nats');
+  } catch {
+    return 'the nats npm client is not installed';
+  }
+  return undefined;
 }
 
 /** Reports ours/theirs per round (rounds pair up as they alternate) as median and min–max. */

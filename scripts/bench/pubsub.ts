@@ -34,9 +34,8 @@ import { encodeAnnouncement } from '../../src/pubsub/announcement.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import type { PubSubInit } from '../../src/pubsub/options.js';
 import type { BenchContext } from '../bench.js';
-import { alternate, reportRatio, reportSpread, startNatsServer, stopAll, sumCounts, WARMUP_MS, window, Worker, type Proc, type Trial } from './procs.js';
+import { alternate, initWorkers, natsAvailable, PAYLOAD, renamed, reportRatio, reportRounds, stopAll, sumCounts, WARMUP_MS, window, Worker, type Proc, type Trial } from './procs.js';
 import { trieScenario } from './trie.js';
-import { PAYLOAD } from './worker.js';
 
 const FANOUT_NODES = 10;
 const SUBS_PER_NODE = 100;
@@ -60,15 +59,7 @@ async function topology(
   const subs = Array.from({ length: subscribers }, (_, i) => new Worker(`subscriber ${i + 1}`));
   const procs: Proc[] = [pub, ...subs];
   try {
-    if (system.kind === 'nats') {
-      const server = await startNatsServer();
-      if (typeof server === 'string') throw new Error(server);
-      procs.push(server.proc);
-      await Promise.all([pub, ...subs].map((w) => w.request('init', { system: 'nats', url: server.url })));
-    } else {
-      const { address } = await pub.request<{ address: string }>('init', { system: 'macula', pubsub: system.pubsub });
-      await Promise.all(subs.map((w) => w.request('init', { system: 'macula', pubsub: system.pubsub, bootstrap: address })));
-    }
+    await initWorkers(system.kind, pub, subs, procs, system.kind === 'macula' ? system.pubsub : undefined);
     await Promise.all(subs.map((w) => w.request('subscribe', { patterns, n })));
     await pub.request('reach', { topic, nodes: subscribers });
     return { pub, subs, procs };
@@ -146,51 +137,37 @@ export async function pubsubScenario(ctx: BenchContext): Promise<void> {
   const natsMissing = await natsAvailable();
   if (natsMissing) ctx.log(`NATS baseline skipped: ${natsMissing}`);
   const variants = (trial: (seconds: number, system: System) => Promise<Trial>) => ({
-    ours: { trial: async () => prefix('', await trial(ctx.seconds, ours)) },
-    tuned: { trial: async () => prefix('', await trial(ctx.seconds, tuned), '_tuned') },
-    ...(natsMissing ? {} : { nats: { trial: async () => prefix('nats_', await trial(ctx.seconds, { kind: 'nats' })) } }),
+    ours: { trial: () => trial(ctx.seconds, ours) },
+    tuned: { trial: async () => renamed(await trial(ctx.seconds, tuned), '', '_tuned') },
+    ...(natsMissing ? {} : { nats: { trial: async () => renamed(await trial(ctx.seconds, { kind: 'nats' }), 'nats_') } }),
   });
 
   ctx.log(`p2p: publisher node process → subscriber node process; NATS: publisher → nats-server → subscriber (${ctx.runs} runs, alternating)`);
   const p2p = await alternate(ctx, ctx.runs, variants(p2pTrial));
-  reportSpread(ctx, 'p2p_msgs_per_s', p2p.get('msgs_per_s'), 'msgs/s');
-  reportSpread(ctx, 'p2p_msgs_per_s_tuned', p2p.get('msgs_per_s_tuned'), 'msgs/s');
-  reportSpread(ctx, 'p2p_cpu_s_per_m_msgs', p2p.get('cpu_s_per_m_msgs'), 'CPU s');
-  reportSpread(ctx, 'nats_p2p_msgs_per_s', p2p.get('nats_msgs_per_s'), 'msgs/s');
-  reportSpread(ctx, 'nats_p2p_cpu_s_per_m_msgs', p2p.get('nats_cpu_s_per_m_msgs'), 'CPU s');
+  reportRounds(ctx, p2p, [
+    ['p2p_msgs_per_s', 'msgs_per_s', 'msgs/s'],
+    ['p2p_msgs_per_s_tuned', 'msgs_per_s_tuned', 'msgs/s'],
+    ['p2p_cpu_s_per_m_msgs', 'cpu_s_per_m_msgs', 'CPU s'],
+    ['nats_p2p_msgs_per_s', 'nats_msgs_per_s', 'msgs/s'],
+    ['nats_p2p_cpu_s_per_m_msgs', 'nats_cpu_s_per_m_msgs', 'CPU s'],
+  ]);
   reportRatio(ctx, 'vs_nats_p2p_ratio', p2p.get('msgs_per_s'), p2p.get('nats_msgs_per_s'));
 
   ctx.log(`fan-out: ${SUBSCRIPTIONS} subscriptions on ${FANOUT_NODES} subscriber node processes, all matching; NATS: ${FANOUT_NODES} subscriber processes`);
   const fan = await alternate(ctx, ctx.runs, variants(fanoutTrial));
-  reportSpread(ctx, 'fanout_publishes_per_s', fan.get('publishes_per_s'), 'publishes/s');
-  reportSpread(ctx, 'fanout_deliveries_per_s', fan.get('deliveries_per_s'), 'deliveries/s');
-  reportSpread(ctx, 'fanout_publishes_per_s_tuned', fan.get('publishes_per_s_tuned'), 'publishes/s');
-  reportSpread(ctx, 'fanout_deliveries_per_s_tuned', fan.get('deliveries_per_s_tuned'), 'deliveries/s');
-  reportSpread(ctx, 'fanout_cpu_s_per_m_deliveries', fan.get('cpu_s_per_m_deliveries'), 'CPU s');
-  reportSpread(ctx, 'nats_fanout_publishes_per_s', fan.get('nats_publishes_per_s'), 'publishes/s');
-  reportSpread(ctx, 'nats_fanout_deliveries_per_s', fan.get('nats_deliveries_per_s'), 'deliveries/s');
-  reportSpread(ctx, 'nats_fanout_cpu_s_per_m_deliveries', fan.get('nats_cpu_s_per_m_deliveries'), 'CPU s');
+  reportRounds(ctx, fan, [
+    ['fanout_publishes_per_s', 'publishes_per_s', 'publishes/s'],
+    ['fanout_deliveries_per_s', 'deliveries_per_s', 'deliveries/s'],
+    ['fanout_publishes_per_s_tuned', 'publishes_per_s_tuned', 'publishes/s'],
+    ['fanout_deliveries_per_s_tuned', 'deliveries_per_s_tuned', 'deliveries/s'],
+    ['fanout_cpu_s_per_m_deliveries', 'cpu_s_per_m_deliveries', 'CPU s'],
+    ['nats_fanout_publishes_per_s', 'nats_publishes_per_s', 'publishes/s'],
+    ['nats_fanout_deliveries_per_s', 'nats_deliveries_per_s', 'deliveries/s'],
+    ['nats_fanout_cpu_s_per_m_deliveries', 'nats_cpu_s_per_m_deliveries', 'CPU s'],
+  ]);
   reportRatio(ctx, 'vs_nats_fanout_ratio', fan.get('deliveries_per_s'), fan.get('nats_deliveries_per_s'));
 
   ctx.log('publish path alone, in this process (subscribers cached, a network that accepts every send at once):');
   ctx.report({ metric: 'publish_path_per_s', value: await publisherCeiling(Math.min(ctx.seconds, 2)), unit: 'publishes/s' });
   await trieScenario(ctx);
-}
-
-/** Prefixes (and suffixes) every metric of a trial, so the variants' figures sit side by side. */
-function prefix(pre: string, t: Trial, suffix = ''): Trial {
-  return Object.fromEntries(Object.entries(t).map(([k, v]) => [`${pre}${k}${suffix}`, v]));
-}
-
-/** Why NATS cannot be measured here, or undefined when it can. */
-export async function natsAvailable(): Promise<string | undefined> {
-  const server = await startNatsServer();
-  if (typeof server === 'string') return server;
-  await server.proc.stop();
-  try {
-    await import('nats');
-  } catch {
-    return 'the nats npm client is not installed';
-  }
-  return undefined;
 }

@@ -16,8 +16,7 @@
 import { Identity } from '../../src/identity/identity.js';
 import { MeshNode } from '../../src/node/mesh-node.js';
 import type { BenchContext } from '../bench.js';
-import { natsAvailable } from './pubsub.js';
-import { alternate, reportRatio, reportSpread, startNatsServer, stopAll, totalCpu, Worker, type Proc, type Trial } from './procs.js';
+import { alternate, initWorkers, natsAvailable, renamed, reportRatio, reportRounds, stopAll, totalCpu, Worker, type Proc, type Trial } from './procs.js';
 
 const PROCEDURE = 'bench.echo';
 
@@ -26,15 +25,7 @@ async function rpcTrial(seconds: number, system: 'macula' | 'nats'): Promise<Tri
   const caller = new Worker('caller');
   const procs: Proc[] = [server, caller];
   try {
-    if (system === 'nats') {
-      const nats = await startNatsServer();
-      if (typeof nats === 'string') throw new Error(nats);
-      procs.push(nats.proc);
-      await Promise.all([server, caller].map((w) => w.request('init', { system: 'nats', url: nats.url })));
-    } else {
-      const { address } = await server.request<{ address: string }>('init', { system: 'macula' });
-      await caller.request('init', { system: 'macula', bootstrap: address });
-    }
+    await initWorkers(system, server, [caller], procs);
     await server.request('serve', { procedure: PROCEDURE });
     const t: Trial = {};
     for (const inFlight of [1, 100]) {
@@ -52,28 +43,28 @@ async function rpcTrial(seconds: number, system: 'macula' | 'nats'): Promise<Tri
   }
 }
 
-function prefixed(pre: string, t: Trial): Trial {
-  return Object.fromEntries(Object.entries(t).map(([k, v]) => [`${pre}${k}`, v]));
-}
-
 export async function rpcScenario(ctx: BenchContext): Promise<void> {
   const natsMissing = await natsAvailable();
   if (natsMissing) ctx.log(`NATS baseline skipped: ${natsMissing}`);
   ctx.log(`caller node process → server node process; NATS: requester → nats-server → responder (${ctx.runs} runs, alternating)`);
   const rounds = await alternate(ctx, ctx.runs, {
     ours: { trial: () => rpcTrial(ctx.seconds, 'macula') },
-    ...(natsMissing ? {} : { nats: { trial: async () => prefixed('nats_', await rpcTrial(ctx.seconds, 'nats')) } }),
+    ...(natsMissing ? {} : { nats: { trial: async () => renamed(await rpcTrial(ctx.seconds, 'nats'), 'nats_') } }),
   });
-  reportSpread(ctx, 'calls_seq_per_s', rounds.get('calls_seq_per_s'), 'calls/s');
-  reportSpread(ctx, 'calls_100_per_s', rounds.get('calls_100_per_s'), 'calls/s');
-  reportSpread(ctx, 'latency_p50_ms', rounds.get('latency_p50_ms'), 'ms');
-  reportSpread(ctx, 'latency_p99_ms', rounds.get('latency_p99_ms'), 'ms');
-  reportSpread(ctx, 'cpu_s_per_m_calls_seq', rounds.get('cpu_s_per_m_calls_seq'), 'CPU s');
-  reportSpread(ctx, 'cpu_s_per_m_calls_100', rounds.get('cpu_s_per_m_calls_100'), 'CPU s');
-  reportSpread(ctx, 'nats_calls_seq_per_s', rounds.get('nats_calls_seq_per_s'), 'calls/s');
-  reportSpread(ctx, 'nats_calls_100_per_s', rounds.get('nats_calls_100_per_s'), 'calls/s');
-  reportSpread(ctx, 'nats_cpu_s_per_m_calls_seq', rounds.get('nats_cpu_s_per_m_calls_seq'), 'CPU s');
-  reportSpread(ctx, 'nats_cpu_s_per_m_calls_100', rounds.get('nats_cpu_s_per_m_calls_100'), 'CPU s');
+  reportRounds(ctx, rounds, [
+    ['calls_seq_per_s', 'calls_seq_per_s', 'calls/s'],
+    ['calls_100_per_s', 'calls_100_per_s', 'calls/s'],
+    ['latency_p50_ms', 'latency_p50_ms', 'ms'],
+    ['latency_p99_ms', 'latency_p99_ms', 'ms'],
+    ['cpu_s_per_m_calls_seq', 'cpu_s_per_m_calls_seq', 'CPU s'],
+    ['cpu_s_per_m_calls_100', 'cpu_s_per_m_calls_100', 'CPU s'],
+    ['nats_calls_seq_per_s', 'nats_calls_seq_per_s', 'calls/s'],
+    ['nats_calls_100_per_s', 'nats_calls_100_per_s', 'calls/s'],
+    ['nats_latency_p50_ms', 'nats_latency_p50_ms', 'ms'],
+    ['nats_latency_p99_ms', 'nats_latency_p99_ms', 'ms'],
+    ['nats_cpu_s_per_m_calls_seq', 'nats_cpu_s_per_m_calls_seq', 'CPU s'],
+    ['nats_cpu_s_per_m_calls_100', 'nats_cpu_s_per_m_calls_100', 'CPU s'],
+  ]);
   reportRatio(ctx, 'vs_nats_seq_ratio', rounds.get('calls_seq_per_s'), rounds.get('nats_calls_seq_per_s'));
   reportRatio(ctx, 'vs_nats_100_ratio', rounds.get('calls_100_per_s'), rounds.get('nats_calls_100_per_s'));
 

@@ -24,11 +24,11 @@ import { MeshNode } from '../../src/node/mesh-node.js';
 import { parseAddress, formatAddress } from '../../src/transport/types.js';
 import type { PubSubInit } from '../../src/pubsub/options.js';
 import { benchPubSub, benchRpc, type BenchClient } from '../../src/cli/bench-scenarios.js';
+import { PAYLOAD } from './procs.js';
 
 type NatsModule = typeof import('nats');
 type NatsConn = Awaited<ReturnType<NatsModule['connect']>>;
 
-export const PAYLOAD = new Uint8Array(100).fill(7);
 const RESULT = new Uint8Array(100);
 /** NATS publishes this many, then flushes (a round trip that paces it): its best rate measured here. */
 const NATS_BATCH = 4096;
