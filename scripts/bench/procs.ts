@@ -87,13 +87,18 @@ export class Proc {
   }
 }
 
+let profiles = 0;
+
 /** A forked bench worker (worker.ts): each request gets the reply with its id. */
 export class Worker extends Proc {
   #next = 0;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
+  /** With MACULA_BENCH_CPU_PROF=<dir> each worker writes a V8 CPU profile there when it exits (`node --cpu-prof`). */
   constructor(name: string) {
-    super(fork(WORKER, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }), name);
+    const dir = process.env.MACULA_BENCH_CPU_PROF;
+    const execArgv = dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${++profiles}-${name.replace(/\W+/g, '-')}.cpuprofile`] : [];
+    super(fork(WORKER, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv }), name);
     this.child.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: string }) => {
       const p = this.#pending.get(m.id);
       this.#pending.delete(m.id);
@@ -114,8 +119,14 @@ export class Worker extends Proc {
     });
   }
 
+  /** Asks the worker to close what it runs and exit (writing its CPU profile, if any); signals it only if it does not. */
   override async stop(): Promise<void> {
-    if (this.child.connected) await this.request('exit').catch(() => undefined);
+    if (this.child.connected) {
+      await this.request('exit').catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+      clearTimeout(timer);
+    }
     await super.stop();
   }
 }
