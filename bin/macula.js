@@ -1,2 +1,9 @@
 #!/usr/bin/env node
-import '../dist/src/cli/main.js';
+// `macula --version` answers without loading the command-line parser or the library.
+const args = process.argv.slice(2);
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+  const { VERSION } = await import('../dist/src/cli/version.js');
+  process.stdout.write(`${VERSION}\n`);
+} else {
+  await import('../dist/src/cli/main.js');
+}

@@ -1,15 +1,18 @@
 /**
- * Benchmark harness: `npm run bench -- <scenario> [--json] [--seconds N]`.
+ * Benchmark harness: `npm run bench -- <scenario> [--json] [--seconds N] [--runs N]`.
  * Each scenario prints a table for humans, or with --json one JSON object
  * per line: {"scenario", "metric", "value", "unit"}. Baselines run in the
- * same process and the same run, and ratios are reported, because the
- * machines are shared and noisy.
+ * same run, in processes of their own like ours (see bench/procs.ts), and
+ * each compared figure is taken --runs times alternating the two sides and
+ * printed as median with _min/_max, because the machines are shared and
+ * noisy.
  */
 import { transportScenario } from './bench/transport.js';
 import { trieScenario } from './bench/trie.js';
 import { rpcScenario } from './bench/rpc.js';
 import { pubsubScenario } from './bench/pubsub.js';
 import { authScenario } from './bench/auth.js';
+import { cliScenario } from './bench/cli.js';
 
 export interface Figure {
   metric: string;
@@ -19,6 +22,8 @@ export interface Figure {
 
 export interface BenchContext {
   seconds: number;
+  /** How many times each compared figure is taken (alternating the systems). */
+  runs: number;
   /** Called as soon as a figure is known, so a long run shows progress. */
   report(figure: Figure): void;
   log(line: string): void;
@@ -32,10 +37,11 @@ const scenarios: Record<string, Scenario> = {
   rpc: rpcScenario,
   pubsub: pubsubScenario,
   auth: authScenario,
+  cli: cliScenario,
 };
 
 function usage(): never {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [--json] [--seconds N]\n`);
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [--json] [--seconds N] [--runs N]\n`);
   process.exit(2);
 }
 
@@ -45,7 +51,10 @@ async function main(): Promise<void> {
   const secIdx = args.indexOf('--seconds');
   const seconds = secIdx >= 0 ? Number(args[secIdx + 1]) : 3;
   if (!Number.isFinite(seconds) || seconds <= 0) usage();
-  const names = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--seconds');
+  const runsIdx = args.indexOf('--runs');
+  const runs = runsIdx >= 0 ? Number(args[runsIdx + 1]) : 3;
+  if (!Number.isInteger(runs) || runs < 1) usage();
+  const names = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--seconds' && args[i - 1] !== '--runs');
   if (names.length === 0) usage();
   for (const name of names) {
     const scenario = scenarios[name];
@@ -53,9 +62,10 @@ async function main(): Promise<void> {
     if (!json) process.stdout.write(`\n${name}\n${'-'.repeat(60)}\n`);
     await scenario({
       seconds,
+      runs,
       report(fig) {
         if (json) process.stdout.write(`${JSON.stringify({ scenario: name, ...fig, value: round(fig.value) })}\n`);
-        else process.stdout.write(`${fig.metric.padEnd(30)} ${fmt(fig.value).padStart(14)} ${fig.unit}\n`);
+        else process.stdout.write(`${fig.metric.padEnd(36)} ${fmt(fig.value).padStart(14)} ${fig.unit}\n`);
       },
       log(line) {
         if (!json) process.stdout.write(`  ${line}\n`);

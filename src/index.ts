@@ -1,5 +1,6 @@
 /** Public API of the Macula mesh node. */
-export { createNode, MeshNode, DEFAULT_PORT, type MeshNodeOptions, type NodeStatus, type SessionInit } from './node/mesh-node.js';
+export { DEFAULT_PORT } from './transport/types.js';
+export { createNode, MeshNode, type MeshNodeOptions, type NodeStatus, type SessionInit } from './node/mesh-node.js';
 export { DEFAULTS, NODE_DEFAULTS } from './node/defaults.js';
 export { Messenger, type Handler, type MessengerInit, type Target } from './session/messenger.js';
 export { RemoteError, type PeerInfo, type Role } from './session/peer-session.js';

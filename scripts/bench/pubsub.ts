@@ -1,116 +1,98 @@
 /**
- * `pubsub` scenario, over QUIC on 127.0.0.1, 100-byte payloads, all nodes in
- * this process (so publisher and subscribers share the 2 cores):
- * 1. one publisher node → one subscriber node: messages delivered per second;
- * 2. one publisher → 10 subscriber nodes with 100 subscriptions each, all
- *    matching: publishes fanned out per second and handler deliveries per
- *    second;
- * 3. the same two through nats-server with the `nats` client, when both are
- *    available, and our/NATS ratios;
- * 4. the trie matching rate (the `trie` scenario).
- * Publishers publish as fast as the fan-out queue lets them (backpressure);
- * rates are counted at the subscribers over a window that starts once the
- * pipeline is warm.
+ * `pubsub` scenario, over 127.0.0.1, 100-byte payloads. How each comparison
+ * is built, so that it is like for like:
+ * - every node is a process of its own (the publisher node, the subscriber
+ *   node or nodes), and so is every NATS party (the publisher process,
+ *   nats-server, the subscriber process or processes): no two parties share
+ *   an event loop, and both systems get the same cores;
+ * - both systems carry the same payload and are counted at the same point,
+ *   the subscriber's handler, over the same window after the same warm-up
+ *   (WARMUP_MS); a publisher publishes as fast as its system's flow control
+ *   lets it (ours: each publish awaited; NATS: batches of 4096 then a flush,
+ *   its best rate measured here);
+ * - p2p: one publisher node → one subscriber node (one subscription);
+ *   NATS: publisher → nats-server → subscriber;
+ * - fan-out, the user's workload: 1,000 subscriptions on 10 subscriber
+ *   nodes (100 each, cycling over four patterns that all match the topic);
+ *   NATS: 10 subscriber processes with the same 100 subscriptions each
+ *   (`#` written `>`). Deliveries/s are counted at the handlers, and
+ *   publishes/s are deliveries/s ÷ 1,000 (publishes that reached every
+ *   subscription);
+ * - every figure is taken `--runs` times (default 3), alternating ours
+ *   (default options, then fanoutConcurrency 1024) and NATS, and printed as
+ *   the median with `_min` / `_max`; ratios pair the runs of one round;
+ * - CPU seconds per million messages (or deliveries) add up the user and
+ *   system time of every process of the side, nats-server included, read
+ *   from /proc/<pid>/stat over the window.
+ * Then, in this process: the publish path alone (a network that accepts
+ * every send at once) and the trie matching rate (the `trie` scenario).
  */
 import { dhtKey } from '../../src/dht/key.js';
 import { signRecord } from '../../src/dht/record.js';
 import { Identity } from '../../src/identity/identity.js';
-import { MeshNode } from '../../src/node/mesh-node.js';
 import { encodeAnnouncement } from '../../src/pubsub/announcement.js';
 import { PubSub } from '../../src/pubsub/pubsub.js';
 import type { PubSubInit } from '../../src/pubsub/options.js';
 import type { BenchContext } from '../bench.js';
-import { startNats, type NatsBaseline } from './nats.js';
+import { alternate, initWorkers, natsAvailable, PAYLOAD, renamed, reportRatio, reportRounds, stopAll, sumCounts, WARMUP_MS, window, Worker, type Proc, type Trial } from './procs.js';
 import { trieScenario } from './trie.js';
 
-const PAYLOAD = new Uint8Array(100).fill(7);
 const FANOUT_NODES = 10;
 const SUBS_PER_NODE = 100;
+const SUBSCRIPTIONS = FANOUT_NODES * SUBS_PER_NODE;
 /** Four patterns that all match the fan-out topic, cycled over each node's 100 subscriptions. */
 const FANOUT_PATTERNS = ['bench.fan.t', 'bench.fan.*', 'bench.*.t', 'bench.#'];
-const WARMUP_MS = 500;
-const NATS_BATCH = 4096;
+const NATS_FANOUT_PATTERNS = FANOUT_PATTERNS.map((p) => p.replace('#', '>'));
 const TUNED_CONCURRENCY = 1024;
 
-const quiet = { warn: () => {} };
+type System = { kind: 'macula'; pubsub: PubSubInit } | { kind: 'nats' };
 
-async function startNodes(n: number, init: PubSubInit): Promise<{ nodes: MeshNode[]; pubsubs: PubSub[] }> {
-  const first = await new MeshNode(Identity.generate(), { host: '127.0.0.1', port: 0, logger: quiet, pubsub: init }).start();
-  const rest = await Promise.all(
-    Array.from({ length: n - 1 }, () =>
-      new MeshNode(Identity.generate(), { host: '127.0.0.1', port: 0, logger: quiet, pubsub: init, bootstrap: [first.listenAddress!] }).start(),
-    ),
-  );
-  await Promise.all(rest.map((x) => x.joined()));
-  const nodes = [first, ...rest];
-  return { nodes, pubsubs: nodes.map((node) => node.pubsub) };
-}
-
-async function stopNodes(nodes: MeshNode[]): Promise<void> {
-  await Promise.all(nodes.map((n) => n.stop()));
-}
-
-/**
- * Runs `publishOne` in a loop (it applies its own backpressure) while
- * sampling the `counters` over a window of `seconds` after a warm-up;
- * returns each counter's rate over the window.
- */
-async function measure(seconds: number, publishOne: () => Promise<unknown>, counters: () => number[]): Promise<number[]> {
-  let stop = false;
-  const loop = (async () => {
-    let n = 0;
-    while (!stop) {
-      await publishOne();
-      // A publish that finds room resolves without touching the event loop: let I/O in now and then.
-      if (++n % 256 === 0) await new Promise((r) => setImmediate(r));
-    }
-  })();
-  await new Promise((r) => setTimeout(r, WARMUP_MS));
-  const c0 = counters();
-  const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, seconds * 1000));
-  const c1 = counters();
-  const elapsed = (performance.now() - t0) / 1000;
-  stop = true;
-  await loop;
-  return c1.map((c, i) => (c - c0[i]!) / elapsed);
-}
-
-async function p2p(ctx: BenchContext, init: PubSubInit): Promise<number> {
-  const { nodes, pubsubs } = await startNodes(2, init);
+/** Starts a publisher and `subscribers` subscriber processes of one system, each subscriber with `patterns` subscriptions. */
+async function topology(
+  system: System,
+  subscribers: number,
+  patterns: string[],
+  n: number,
+  topic: string,
+): Promise<{ pub: Worker; subs: Worker[]; procs: Proc[] }> {
+  const pub = new Worker('publisher');
+  const subs = Array.from({ length: subscribers }, (_, i) => new Worker(`subscriber ${i + 1}`));
+  const procs: Proc[] = [pub, ...subs];
   try {
-    const [pub, sub] = pubsubs as [PubSub, PubSub];
-    let delivered = 0;
-    await sub.subscribe('bench.p2p', () => void delivered++).ready;
-    const [rate] = await measure(ctx.seconds, () => pub.publish('bench.p2p', PAYLOAD), () => [delivered]);
-    const s = sub.stats();
-    ctx.log(`subscriber: ${s.received} received, ${s.duplicates} out of order, ${s.dropped} dropped on a full buffer`);
-    return rate!;
-  } finally {
-    await stopNodes(nodes);
+    await initWorkers(system.kind, pub, subs, procs, system.kind === 'macula' ? system.pubsub : undefined);
+    await Promise.all(subs.map((w) => w.request('subscribe', { patterns, n })));
+    await pub.request('reach', { topic, nodes: subscribers });
+    return { pub, subs, procs };
+  } catch (err) {
+    await stopAll(procs);
+    throw err;
   }
 }
 
-async function fanout(ctx: BenchContext, init: PubSubInit): Promise<{ publishes: number; deliveries: number }> {
-  const { nodes, pubsubs } = await startNodes(FANOUT_NODES + 1, init);
+async function flowTrial(seconds: number, system: System, subscribers: number, patterns: string[], n: number, topic: string) {
+  const { pub, subs, procs } = await topology(system, subscribers, patterns, n, topic);
   try {
-    const [pub, ...subs] = pubsubs as [PubSub, ...PubSub[]];
-    let delivered = 0;
-    const count = (): void => void delivered++;
-    const all = subs.flatMap((s) => Array.from({ length: SUBS_PER_NODE }, (_, i) => s.subscribe(FANOUT_PATTERNS[i % FANOUT_PATTERNS.length]!, count)));
-    await Promise.all(all.map((s) => s.ready));
-    const first = await pub.publish('bench.fan.t', PAYLOAD);
-    if (first.nodes !== FANOUT_NODES) ctx.log(`warning: the publisher resolved ${first.nodes} subscriber nodes, expected ${FANOUT_NODES}`);
-    const received = () => subs.reduce((n, s) => n + s.stats().received, 0);
-    const [messages, deliveries] = await measure(ctx.seconds, () => pub.publish('bench.fan.t', PAYLOAD), () => [received(), delivered]);
-    // A publish counts once all 10 nodes got it: PUBLISH messages received / 10.
-    const publishes = messages! / FANOUT_NODES;
-    const f = pub.stats().fanout;
-    ctx.log(`publisher fan-out pool: peak queue ${f.peakQueued}/${f.maxQueue}, ${f.sent} sends, ${f.sendFailures} failed`);
-    return { publishes, deliveries: deliveries! };
+    return await window(seconds, {
+      start: () => pub.request('publish-start', { topic }),
+      stop: () => pub.request('publish-stop'),
+      counted: () => sumCounts(subs, 'delivered'),
+      procs,
+    });
   } finally {
-    await stopNodes(nodes);
+    await stopAll(procs);
   }
+}
+
+async function p2pTrial(seconds: number, system: System): Promise<Trial> {
+  const patterns = ['bench.p2p'];
+  const r = await flowTrial(seconds, system, 1, patterns, 1, 'bench.p2p');
+  return { msgs_per_s: r.rate, cpu_s_per_m_msgs: r.cpuPerM };
+}
+
+async function fanoutTrial(seconds: number, system: System): Promise<Trial> {
+  const patterns = system.kind === 'nats' ? NATS_FANOUT_PATTERNS : FANOUT_PATTERNS;
+  const r = await flowTrial(seconds, system, FANOUT_NODES, patterns, SUBS_PER_NODE, 'bench.fan.t');
+  return { deliveries_per_s: r.rate, publishes_per_s: r.rate / SUBSCRIPTIONS, cpu_s_per_m_deliveries: r.cpuPerM };
 }
 
 /** The publish path with a network that accepts every send at once: the publisher-side ceiling. */
@@ -133,95 +115,59 @@ async function publisherCeiling(seconds: number): Promise<number> {
     },
     { subscriberCacheTtlMs: 3_600_000 },
   );
-  await ps.publish('x.y', PAYLOAD);
-  let n = 0;
-  const [rate] = await measure(seconds, async () => {
-    await ps.publish('x.y', PAYLOAD);
-    n++;
-  }, () => [n]);
-  await ps.stop();
-  return rate!;
-}
-
-// ---- NATS baseline -------------------------------------------------------------
-
-type NatsConn = Awaited<ReturnType<NatsBaseline['nats']['connect']>>;
-
-/**
- * Publishes a batch of 4096, then flushes (a round trip to the server, which
- * gives backpressure). Measured here, batches of 4096 gave NATS its best
- * rate (256: ~410K msgs/s, 4096: ~700K), so the ratios are against NATS at
- * its best.
- */
-function natsPublisher(nc: NatsConn, subject: string): () => Promise<unknown> {
-  return () => {
-    for (let i = 0; i < NATS_BATCH; i++) nc.publish(subject, PAYLOAD);
-    return nc.flush();
-  };
-}
-
-async function natsBaseline(ctx: BenchContext, base: NatsBaseline): Promise<{ p2p: number; fanout: number }> {
-  const conns: NatsConn[] = [];
-  const open = async () => {
-    const nc = await base.nats.connect({ servers: `127.0.0.1:${base.port}` });
-    conns.push(nc);
-    return nc;
-  };
-  try {
-    const pub = await open();
-    const sub = await open();
-    let got = 0;
-    sub.subscribe('bench.p2p', { callback: () => void got++ });
-    await sub.flush();
-    const [p2pRate] = await measure(ctx.seconds, natsPublisher(pub, 'bench.p2p'), () => [got]);
-    // Ten connections stand for the ten subscriber nodes, 100 subscriptions each.
-    let delivered = 0;
-    for (let i = 0; i < FANOUT_NODES; i++) {
-      const nc = await open();
-      for (let j = 0; j < SUBS_PER_NODE; j++) nc.subscribe('bench.fan.t', { callback: () => void delivered++ });
-      await nc.flush();
+  const run = async (ms: number): Promise<number> => {
+    const t0 = performance.now();
+    let n = 0;
+    while (performance.now() - t0 < ms) {
+      await ps.publish('x.y', PAYLOAD);
+      // A publish that finds room resolves without touching the event loop: let I/O in now and then.
+      if (++n % 256 === 0) await new Promise((r) => setImmediate(r));
     }
-    const [fanRate] = await measure(ctx.seconds, natsPublisher(pub, 'bench.fan.t'), () => [delivered]);
-    return { p2p: p2pRate!, fanout: fanRate! };
-  } finally {
-    await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
-  }
+    return n / ((performance.now() - t0) / 1000);
+  };
+  await run(WARMUP_MS);
+  const rate = await run(seconds * 1000);
+  await ps.stop();
+  return rate;
 }
 
 export async function pubsubScenario(ctx: BenchContext): Promise<void> {
-  ctx.log('default options (fanoutConcurrency 64):');
-  const p2pRate = await p2p(ctx, {});
-  ctx.report({ metric: 'p2p_msgs_per_s', value: p2pRate, unit: 'msgs/s' });
-  const fan = await fanout(ctx, {});
-  ctx.report({ metric: 'fanout_publishes_per_s', value: fan.publishes, unit: 'publishes/s' });
-  ctx.report({ metric: 'fanout_deliveries_per_s', value: fan.deliveries, unit: 'deliveries/s' });
+  const ours: System = { kind: 'macula', pubsub: {} };
+  const tuned: System = { kind: 'macula', pubsub: { fanoutConcurrency: TUNED_CONCURRENCY } };
+  const natsMissing = await natsAvailable();
+  if (natsMissing) ctx.log(`NATS baseline skipped: ${natsMissing}`);
+  const variants = (trial: (seconds: number, system: System) => Promise<Trial>) => ({
+    ours: { trial: () => trial(ctx.seconds, ours) },
+    tuned: { trial: async () => renamed(await trial(ctx.seconds, tuned), '', '_tuned') },
+    ...(natsMissing ? {} : { nats: { trial: async () => renamed(await trial(ctx.seconds, { kind: 'nats' }), 'nats_') } }),
+  });
 
-  // A send holds its pool slot until its frame is written, so with 64 slots
-  // a connection carries only the few frames queued during one write; more
-  // slots let each write carry more frames.
-  ctx.log(`fanoutConcurrency ${TUNED_CONCURRENCY}:`);
-  const tuned = { fanoutConcurrency: TUNED_CONCURRENCY };
-  ctx.report({ metric: 'p2p_msgs_per_s_tuned', value: await p2p(ctx, tuned), unit: 'msgs/s' });
-  const fanTuned = await fanout(ctx, tuned);
-  ctx.report({ metric: 'fanout_publishes_per_s_tuned', value: fanTuned.publishes, unit: 'publishes/s' });
-  ctx.report({ metric: 'fanout_deliveries_per_s_tuned', value: fanTuned.deliveries, unit: 'deliveries/s' });
+  ctx.log(`p2p: publisher node process → subscriber node process; NATS: publisher → nats-server → subscriber (${ctx.runs} runs, alternating)`);
+  const p2p = await alternate(ctx, ctx.runs, variants(p2pTrial));
+  reportRounds(ctx, p2p, [
+    ['p2p_msgs_per_s', 'msgs_per_s', 'msgs/s'],
+    ['p2p_msgs_per_s_tuned', 'msgs_per_s_tuned', 'msgs/s'],
+    ['p2p_cpu_s_per_m_msgs', 'cpu_s_per_m_msgs', 'CPU s'],
+    ['nats_p2p_msgs_per_s', 'nats_msgs_per_s', 'msgs/s'],
+    ['nats_p2p_cpu_s_per_m_msgs', 'nats_cpu_s_per_m_msgs', 'CPU s'],
+  ]);
+  reportRatio(ctx, 'vs_nats_p2p_ratio', p2p.get('msgs_per_s'), p2p.get('nats_msgs_per_s'));
 
-  ctx.log('publish path alone (subscribers cached, a network that accepts every send at once):');
+  ctx.log(`fan-out: ${SUBSCRIPTIONS} subscriptions on ${FANOUT_NODES} subscriber node processes, all matching; NATS: ${FANOUT_NODES} subscriber processes`);
+  const fan = await alternate(ctx, ctx.runs, variants(fanoutTrial));
+  reportRounds(ctx, fan, [
+    ['fanout_publishes_per_s', 'publishes_per_s', 'publishes/s'],
+    ['fanout_deliveries_per_s', 'deliveries_per_s', 'deliveries/s'],
+    ['fanout_publishes_per_s_tuned', 'publishes_per_s_tuned', 'publishes/s'],
+    ['fanout_deliveries_per_s_tuned', 'deliveries_per_s_tuned', 'deliveries/s'],
+    ['fanout_cpu_s_per_m_deliveries', 'cpu_s_per_m_deliveries', 'CPU s'],
+    ['nats_fanout_publishes_per_s', 'nats_publishes_per_s', 'publishes/s'],
+    ['nats_fanout_deliveries_per_s', 'nats_deliveries_per_s', 'deliveries/s'],
+    ['nats_fanout_cpu_s_per_m_deliveries', 'nats_cpu_s_per_m_deliveries', 'CPU s'],
+  ]);
+  reportRatio(ctx, 'vs_nats_fanout_ratio', fan.get('deliveries_per_s'), fan.get('nats_deliveries_per_s'));
+
+  ctx.log('publish path alone, in this process (subscribers cached, a network that accepts every send at once):');
   ctx.report({ metric: 'publish_path_per_s', value: await publisherCeiling(Math.min(ctx.seconds, 2)), unit: 'publishes/s' });
-
-  const nats = await startNats();
-  if (typeof nats === 'string') ctx.log(`NATS baseline skipped: ${nats}`);
-  else {
-    let base: { p2p: number; fanout: number };
-    try {
-      base = await natsBaseline(ctx, nats);
-    } finally {
-      await nats.stop();
-    }
-    ctx.report({ metric: 'nats_p2p_msgs_per_s', value: base.p2p, unit: 'msgs/s' });
-    ctx.report({ metric: 'vs_nats_p2p_ratio', value: p2pRate / base.p2p, unit: 'x' });
-    ctx.report({ metric: 'nats_fanout_deliveries_per_s', value: base.fanout, unit: 'deliveries/s' });
-    ctx.report({ metric: 'vs_nats_fanout_ratio', value: fan.deliveries / base.fanout, unit: 'x' });
-  }
   await trieScenario(ctx);
 }

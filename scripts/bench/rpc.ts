@@ -1,94 +1,90 @@
 /**
- * `rpc` scenario: two nodes over QUIC on 127.0.0.1, 100-byte args and
- * result; the same request/reply through NATS in the same run when
- * nats-server is installed; cached registry lookups in-process.
+ * `rpc` scenario, 100-byte args and result, over 127.0.0.1. How the
+ * comparison is built, so that it is like for like:
+ * - ours: a serving node process and a calling node process (QUIC between
+ *   them); NATS: a responder process, nats-server and a requester process;
+ * - the caller runs a closed loop with 1 call in flight (seq) and with 100,
+ *   after the same 200 warm-up calls, and counts completed calls;
+ * - each figure is taken `--runs` times (default 3), alternating ours and
+ *   NATS, and printed as the median with `_min` / `_max`; ratios pair the
+ *   runs of one round; CPU seconds per million calls add up every process
+ *   of the side, nats-server included (/proc/<pid>/stat);
+ * - latency percentiles are those of the seq loop, median over the runs.
+ * Then, in this process: cached registry lookups, the path every call takes
+ * before picking a provider.
  */
 import { Identity } from '../../src/identity/identity.js';
 import { MeshNode } from '../../src/node/mesh-node.js';
 import type { BenchContext } from '../bench.js';
-import { startNats } from './nats.js';
+import { alternate, initWorkers, natsAvailable, renamed, reportRatio, reportRounds, stopAll, totalCpu, Worker, type Proc, type Trial } from './procs.js';
 
-const SIZE = 100;
+const PROCEDURE = 'bench.echo';
 
-async function closedLoop(seconds: number, inFlight: number, call: () => Promise<unknown>, latencies?: number[]): Promise<number> {
-  const deadline = performance.now() + seconds * 1000;
-  const t0 = performance.now();
-  let done = 0;
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (performance.now() < deadline) {
-        const s = performance.now();
-        await call();
-        latencies?.push(performance.now() - s);
-        done++;
-      }
-    }),
-  );
-  return done / ((performance.now() - t0) / 1000);
-}
-
-function quantile(sorted: number[], q: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+async function rpcTrial(seconds: number, system: 'macula' | 'nats'): Promise<Trial> {
+  const server = new Worker('server');
+  const caller = new Worker('caller');
+  const procs: Proc[] = [server, caller];
+  try {
+    await initWorkers(system, server, [caller], procs);
+    await server.request('serve', { procedure: PROCEDURE });
+    const t: Trial = {};
+    for (const inFlight of [1, 100]) {
+      const cpu0 = totalCpu(procs);
+      const r = await caller.request<{ rate: number; calls: number; p50: number; p99: number }>('calls', { procedure: PROCEDURE, inFlight, seconds });
+      const cpu = totalCpu(procs) - cpu0;
+      const name = inFlight === 1 ? 'seq' : '100';
+      t[`calls_${name}_per_s`] = r.rate;
+      t[`cpu_s_per_m_calls_${name}`] = (cpu / r.calls) * 1e6;
+      if (inFlight === 1) Object.assign(t, { latency_p50_ms: r.p50, latency_p99_ms: r.p99 });
+    }
+    return t;
+  } finally {
+    await stopAll(procs);
+  }
 }
 
 export async function rpcScenario(ctx: BenchContext): Promise<void> {
-  const { seconds } = ctx;
+  const natsMissing = await natsAvailable();
+  if (natsMissing) ctx.log(`NATS baseline skipped: ${natsMissing}`);
+  ctx.log(`caller node process → server node process; NATS: requester → nats-server → responder (${ctx.runs} runs, alternating)`);
+  const rounds = await alternate(ctx, ctx.runs, {
+    ours: { trial: () => rpcTrial(ctx.seconds, 'macula') },
+    ...(natsMissing ? {} : { nats: { trial: async () => renamed(await rpcTrial(ctx.seconds, 'nats'), 'nats_') } }),
+  });
+  reportRounds(ctx, rounds, [
+    ['calls_seq_per_s', 'calls_seq_per_s', 'calls/s'],
+    ['calls_100_per_s', 'calls_100_per_s', 'calls/s'],
+    ['latency_p50_ms', 'latency_p50_ms', 'ms'],
+    ['latency_p99_ms', 'latency_p99_ms', 'ms'],
+    ['cpu_s_per_m_calls_seq', 'cpu_s_per_m_calls_seq', 'CPU s'],
+    ['cpu_s_per_m_calls_100', 'cpu_s_per_m_calls_100', 'CPU s'],
+    ['nats_calls_seq_per_s', 'nats_calls_seq_per_s', 'calls/s'],
+    ['nats_calls_100_per_s', 'nats_calls_100_per_s', 'calls/s'],
+    ['nats_latency_p50_ms', 'nats_latency_p50_ms', 'ms'],
+    ['nats_latency_p99_ms', 'nats_latency_p99_ms', 'ms'],
+    ['nats_cpu_s_per_m_calls_seq', 'nats_cpu_s_per_m_calls_seq', 'CPU s'],
+    ['nats_cpu_s_per_m_calls_100', 'nats_cpu_s_per_m_calls_100', 'CPU s'],
+  ]);
+  reportRatio(ctx, 'vs_nats_seq_ratio', rounds.get('calls_seq_per_s'), rounds.get('nats_calls_seq_per_s'));
+  reportRatio(ctx, 'vs_nats_100_ratio', rounds.get('calls_100_per_s'), rounds.get('nats_calls_100_per_s'));
+
+  // Cached registry lookups: the path every call takes before picking a provider.
   const quiet = { warn: () => {} };
   const server = await new MeshNode(Identity.generate(), { host: '127.0.0.1', port: 0, logger: quiet }).start();
   const client = await new MeshNode(Identity.generate(), { host: '127.0.0.1', port: 0, logger: quiet, bootstrap: [server.listenAddress!] }).start();
-  await client.joined();
-  const result = new Uint8Array(SIZE);
-  await server.register('bench.echo', () => result);
-  const args = new Uint8Array(SIZE);
-  const call = () => client.call('bench.echo', args);
-  for (let i = 0; i < 200; i++) await call(); // warm up: registry cache, connection, JIT
-
-  ctx.log(`macula: 2 nodes over QUIC on 127.0.0.1, ${SIZE}-byte args and result, ${seconds} s per figure`);
-  const latencies: number[] = [];
-  const seq = await closedLoop(seconds, 1, call, latencies);
-  ctx.report({ metric: 'calls_seq_per_s', value: seq, unit: 'calls/s' });
-  const par = await closedLoop(seconds, 100, call);
-  ctx.report({ metric: 'calls_100_per_s', value: par, unit: 'calls/s' });
-  latencies.sort((a, b) => a - b);
-  ctx.report({ metric: 'latency_p50_ms', value: quantile(latencies, 0.5), unit: 'ms' });
-  ctx.report({ metric: 'latency_p99_ms', value: quantile(latencies, 0.99), unit: 'ms' });
-
-  // Cached registry lookups: the path every call takes before picking a provider.
-  await client.lookup('rpc:bench.echo');
-  const N = 2_000_000;
-  const t0 = performance.now();
-  let sink = 0;
-  for (let i = 0; i < N; i++) sink += (await client.lookup('rpc:bench.echo')).length;
-  if (sink === 0) throw new Error('lookups returned nothing');
-  ctx.report({ metric: 'cached_lookups_per_s', value: N / ((performance.now() - t0) / 1000), unit: 'lookups/s' });
-  await client.stop();
-  await server.stop();
-
-  const nats = await startNats();
-  if (typeof nats === 'string') {
-    ctx.log(`NATS baseline skipped: ${nats}`);
-    return;
-  }
   try {
-    const responder = await nats.nats.connect({ servers: `127.0.0.1:${nats.port}` });
-    const requester = await nats.nats.connect({ servers: `127.0.0.1:${nats.port}` });
-    const sub = responder.subscribe('bench.echo');
-    void (async () => {
-      for await (const m of sub) m.respond(result);
-    })();
-    await responder.flush();
-    const natsCall = () => requester.request('bench.echo', args, { timeout: 5000 });
-    for (let i = 0; i < 200; i++) await natsCall();
-    ctx.log(`NATS: nats-server on 127.0.0.1, same payloads`);
-    const nSeq = await closedLoop(seconds, 1, natsCall);
-    ctx.report({ metric: 'nats_calls_seq_per_s', value: nSeq, unit: 'calls/s' });
-    const nPar = await closedLoop(seconds, 100, natsCall);
-    ctx.report({ metric: 'nats_calls_100_per_s', value: nPar, unit: 'calls/s' });
-    ctx.report({ metric: 'vs_nats_seq_ratio', value: seq / nSeq, unit: 'x' });
-    ctx.report({ metric: 'vs_nats_100_ratio', value: par / nPar, unit: 'x' });
-    await requester.close();
-    await responder.close();
+    await client.joined();
+    await server.register(PROCEDURE, () => new Uint8Array(100));
+    await client.call(PROCEDURE, new Uint8Array(100));
+    await client.lookup(`rpc:${PROCEDURE}`);
+    const N = 2_000_000;
+    const t0 = performance.now();
+    let sink = 0;
+    for (let i = 0; i < N; i++) sink += (await client.lookup(`rpc:${PROCEDURE}`)).length;
+    if (sink === 0) throw new Error('lookups returned nothing');
+    ctx.report({ metric: 'cached_lookups_per_s', value: N / ((performance.now() - t0) / 1000), unit: 'lookups/s' });
   } finally {
-    await nats.stop();
+    await client.stop();
+    await server.stop();
   }
 }

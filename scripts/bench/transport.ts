@@ -1,6 +1,19 @@
 /**
  * `transport` scenario: our framing over QUIC against the raw QUIC stream
- * (the ceiling), two endpoints in this process on 127.0.0.1.
+ * (the ceiling), two endpoints in this process on 127.0.0.1, 100-byte
+ * messages. How each ceiling is built, so that it is like for like:
+ * - one-way: the framed sender queues 256 messages per turn and awaits the
+ *   last (FramedStream sends what is queued in one write); the raw sender
+ *   copies 256 records of 100 bytes into one buffer per turn and awaits its
+ *   write. Both are counted at the receiver in records (framed: decoded
+ *   messages; raw: 100-byte records read), so framed/raw cannot exceed ~1;
+ * - request/response: the Messenger multiplexes requests on one stream per
+ *   direction; the raw ceiling keeps the same number in flight on one
+ *   bidirectional stream, the server echoing every chunk it reads in one
+ *   write and the client sending one new request per 100-byte reply;
+ * - bulk: 64 KiB writes awaited one at a time on both sides;
+ * - each figure is taken `--runs` times (default 3), alternating framed and
+ *   raw, median with `_min` / `_max`; ratios pair the runs of one round.
  */
 import { Identity } from '../../src/identity/identity.js';
 import { Messenger } from '../../src/session/messenger.js';
@@ -11,6 +24,7 @@ import { f } from '../../src/wire/schema.js';
 import { FramedStream } from '../../src/wire/framed-stream.js';
 import { defineMessage } from '../../src/wire/messages.js';
 import type { BenchContext } from '../bench.js';
+import { alternate, reportRatio, reportSpread } from './procs.js';
 
 const ECHO = defineMessage(240, 'BENCH_ECHO', { d: f.bytes(0, 1 << 20) });
 const ECHO_REPLY = defineMessage(241, 'BENCH_ECHO_REPLY', { d: f.bytes(0, 1 << 20) }, { response: true });
@@ -67,18 +81,19 @@ async function framedOneWay(client: Connection, server: Connection, seconds: num
   return rate;
 }
 
-/** The same flood as raw 100-byte stream writes, 64 writes in flight, counted in bytes at the receiver. */
+/** The same flood on a bare stream with the same batching: 256 records of 100 bytes per write, counted in records at the receiver. */
 async function rawOneWay(client: Connection, server: Connection, seconds: number): Promise<number> {
   const out = await client.openStream();
   const inbound = server.acceptStream();
+  const record = new Uint8Array(SMALL);
   let stop = false;
   const sender = (async () => {
-    const window: Promise<void>[] = [];
     while (!stop) {
-      window.push(out.write(new Uint8Array(SMALL)));
-      if (window.length >= 64) await window.shift();
+      // Copy each record into the write, as the framed side copies each encoded message.
+      const batch = new Uint8Array(256 * SMALL);
+      for (let i = 0; i < 256; i++) batch.set(record, i * SMALL);
+      await out.write(batch);
     }
-    await Promise.all(window);
     await out.finishWrite();
   })();
   const s = (await inbound)!;
@@ -89,7 +104,7 @@ async function rawOneWay(client: Connection, server: Connection, seconds: number
       if (c === null) break;
       bytes += c.length;
     }
-    return bytes / SMALL;
+    return Math.floor(bytes / SMALL);
   });
   stop = true;
   while ((await s.read()) !== null);
@@ -177,38 +192,43 @@ async function requestResponse(inFlight: number, seconds: number): Promise<numbe
   return rate;
 }
 
-/** Raw ceiling for request/response: one QUIC stream per request, no framing. */
+/**
+ * Raw ceiling for request/response: `inFlight` 100-byte requests kept
+ * outstanding on one bidirectional stream; the server echoes each chunk it
+ * reads in one write, the client sends one new request per reply received.
+ */
 async function rawRequestResponse(client: Connection, server: Connection, inFlight: number, seconds: number): Promise<number> {
-  let serving = true;
   const serve = (async () => {
-    while (serving) {
-      const s = await server.acceptStream();
-      if (s === null) return;
-      void (async () => {
-        const c = await s.read();
-        if (c) await s.write(c).catch(() => undefined);
-        await s.finishWrite().catch(() => undefined);
-      })();
+    const s = await server.acceptStream();
+    if (s === null) return;
+    for (;;) {
+      const c = await s.read();
+      if (c === null) break;
+      await s.write(c).catch(() => undefined);
     }
+    await s.finishWrite().catch(() => undefined);
   })();
-  const payload = new Uint8Array(SMALL);
+  const s = await client.openStream();
+  const requests = (n: number) => new Uint8Array(n * SMALL);
   const rate = await timed(seconds, async (deadline) => {
     let done = 0;
-    await Promise.all(
-      Array.from({ length: inFlight }, async () => {
-        while (performance.now() < deadline) {
-          const s = await client.openStream();
-          await s.write(payload);
-          await s.finishWrite();
-          while ((await s.read()) !== null);
-          done++;
-        }
-      }),
-    );
+    let pending = 0;
+    await s.write(requests(inFlight));
+    for (;;) {
+      const c = await s.read();
+      if (c === null) break;
+      pending += c.length;
+      const replies = Math.floor(pending / SMALL);
+      pending -= replies * SMALL;
+      done += replies;
+      if (performance.now() >= deadline) break;
+      if (replies > 0) await s.write(requests(replies));
+    }
     return done;
   });
-  serving = false;
-  void serve;
+  await s.finishWrite();
+  while ((await s.read()) !== null);
+  await serve;
   return rate;
 }
 
@@ -224,26 +244,35 @@ async function withPair<T>(fn: (client: Connection, server: Connection) => Promi
 
 export async function transportScenario(ctx: BenchContext): Promise<void> {
   const { seconds } = ctx;
-  ctx.log(`QUIC on 127.0.0.1, ${SMALL}-byte messages, ${seconds} s per figure`);
-  const framed = await withPair((c, s) => framedOneWay(c, s, seconds));
-  ctx.report({ metric: 'framed_oneway_msgs_per_s', value: framed, unit: 'msgs/s' });
-  const raw = await withPair((c, s) => rawOneWay(c, s, seconds));
-  ctx.report({ metric: 'raw_oneway_msgs_per_s', value: raw, unit: 'msgs/s' });
-  ctx.report({ metric: 'framed_vs_raw_ratio', value: framed / raw, unit: 'x' });
+  ctx.log(`QUIC on 127.0.0.1, ${SMALL}-byte messages, ${seconds} s per figure, ${ctx.runs} runs alternating framed and raw`);
+  const oneWay = await alternate(ctx, ctx.runs, {
+    framed: { trial: async () => ({ framed: await withPair((c, s) => framedOneWay(c, s, seconds)) }) },
+    raw: { trial: async () => ({ raw: await withPair((c, s) => rawOneWay(c, s, seconds)) }) },
+  });
+  reportSpread(ctx, 'framed_oneway_msgs_per_s', oneWay.get('framed'), 'msgs/s');
+  reportSpread(ctx, 'raw_oneway_msgs_per_s', oneWay.get('raw'), 'msgs/s');
+  reportRatio(ctx, 'framed_vs_raw_ratio', oneWay.get('framed'), oneWay.get('raw'));
 
-  const rr1 = await requestResponse(1, seconds);
-  ctx.report({ metric: 'reqresp_1_per_s', value: rr1, unit: 'req/s' });
-  const rr100 = await requestResponse(100, seconds);
-  ctx.report({ metric: 'reqresp_100_per_s', value: rr100, unit: 'req/s' });
-  const rawRr1 = await withPair((c, s) => rawRequestResponse(c, s, 1, seconds));
-  ctx.report({ metric: 'raw_reqresp_1_per_s', value: rawRr1, unit: 'req/s' });
-  const rawRr100 = await withPair((c, s) => rawRequestResponse(c, s, 100, seconds));
-  ctx.report({ metric: 'raw_reqresp_100_per_s', value: rawRr100, unit: 'req/s' });
-  ctx.report({ metric: 'reqresp_100_vs_raw_ratio', value: rr100 / rawRr100, unit: 'x' });
+  const rr = await alternate(ctx, ctx.runs, {
+    framed: { trial: async () => ({ rr1: await requestResponse(1, seconds), rr100: await requestResponse(100, seconds) }) },
+    raw: {
+      trial: async () => ({
+        raw1: await withPair((c, s) => rawRequestResponse(c, s, 1, seconds)),
+        raw100: await withPair((c, s) => rawRequestResponse(c, s, 100, seconds)),
+      }),
+    },
+  });
+  reportSpread(ctx, 'reqresp_1_per_s', rr.get('rr1'), 'req/s');
+  reportSpread(ctx, 'reqresp_100_per_s', rr.get('rr100'), 'req/s');
+  reportSpread(ctx, 'raw_reqresp_1_per_s', rr.get('raw1'), 'req/s');
+  reportSpread(ctx, 'raw_reqresp_100_per_s', rr.get('raw100'), 'req/s');
+  reportRatio(ctx, 'reqresp_100_vs_raw_ratio', rr.get('rr100'), rr.get('raw100'));
 
-  const bulkFramed = await withPair((c, s) => bulk(c, s, seconds, true));
-  ctx.report({ metric: 'bulk_mb_per_s', value: bulkFramed, unit: 'MB/s' });
-  const bulkRaw = await withPair((c, s) => bulk(c, s, seconds, false));
-  ctx.report({ metric: 'raw_bulk_mb_per_s', value: bulkRaw, unit: 'MB/s' });
-  ctx.report({ metric: 'bulk_vs_raw_ratio', value: bulkFramed / bulkRaw, unit: 'x' });
+  const bulkRounds = await alternate(ctx, ctx.runs, {
+    framed: { trial: async () => ({ framed: await withPair((c, s) => bulk(c, s, seconds, true)) }) },
+    raw: { trial: async () => ({ raw: await withPair((c, s) => bulk(c, s, seconds, false)) }) },
+  });
+  reportSpread(ctx, 'bulk_mb_per_s', bulkRounds.get('framed'), 'MB/s');
+  reportSpread(ctx, 'raw_bulk_mb_per_s', bulkRounds.get('raw'), 'MB/s');
+  reportRatio(ctx, 'bulk_vs_raw_ratio', bulkRounds.get('framed'), bulkRounds.get('raw'));
 }

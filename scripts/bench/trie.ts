@@ -14,6 +14,7 @@
 import { TopicTrie } from '../../src/pubsub/topic-trie.js';
 import { matchSegments, splitTopic } from '../../src/pubsub/topic.js';
 import type { BenchContext } from '../bench.js';
+import { reportSpread } from './procs.js';
 
 const SUBSCRIPTIONS = 100_000;
 const SITES = 1000;
@@ -74,8 +75,9 @@ function buildTopics(rand: () => number): string[] {
   return out;
 }
 
-/** Runs `step(i)` for `seconds`; returns calls per second. */
-function rate(seconds: number, step: (i: number) => void): number {
+/** Runs `step(i)` for `seconds`; returns calls per second of wall time and per CPU second of this process. */
+function rate(seconds: number, step: (i: number) => void): { wall: number; cpu: number } {
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
   let n = 0;
@@ -83,20 +85,27 @@ function rate(seconds: number, step: (i: number) => void): number {
     for (let k = 0; k < CLOCK_EVERY; k++) step(n++);
     if (performance.now() >= deadline) break;
   }
-  return n / ((performance.now() - t0) / 1000);
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return { wall: n / wall, cpu: n / ((cpu.user + cpu.system) / 1e6) };
 }
 
 /**
- * The run is cut into short rounds and the median round is reported: on a
- * shared machine another process only ever slows a round down, and the
- * median ignores the few rounds it hit hardest.
+ * The run is cut into short rounds; the median round is reported with the
+ * slowest and fastest: on a shared machine another process only ever slows
+ * a round down, and the median ignores the few rounds it hit hardest. The
+ * per-CPU-second rates leave out the time other processes held the core
+ * (not what they did to the caches).
  */
-function medianRate(seconds: number, step: (i: number) => void): { median: number; best: number } {
+function roundRates(seconds: number, step: (i: number) => void): { wall: number[]; cpu: number[] } {
   const rounds = Math.max(5, Math.round(seconds / ROUND_SECONDS));
-  const rates: number[] = [];
-  for (let r = 0; r < rounds; r++) rates.push(rate(seconds / rounds, step));
-  rates.sort((a, b) => a - b);
-  return { median: rates[Math.floor(rounds / 2)]!, best: rates[rounds - 1]! };
+  const out = { wall: [] as number[], cpu: [] as number[] };
+  for (let r = 0; r < rounds; r++) {
+    const x = rate(seconds / rounds, step);
+    out.wall.push(x.wall);
+    out.cpu.push(x.cpu);
+  }
+  return out;
 }
 
 export async function trieScenario(ctx: BenchContext): Promise<void> {
@@ -123,24 +132,25 @@ export async function trieScenario(ctx: BenchContext): Promise<void> {
   for (let i = 0; i < 50_000; i++) results += trie.match(topics[i & mask]!).length;
   results = 0;
   let calls = 0;
-  const matchRate = medianRate(ctx.seconds, (i) => {
+  const matchRates = roundRates(ctx.seconds, (i) => {
     results += trie.match(topics[i & mask]!).length;
     calls++;
   });
   ctx.log(
     `${TOPIC_SAMPLES} random topics of 3 to 5 segments, ${(results / calls).toFixed(1)} matching subscriptions per topic on average; ` +
-      `best round ${Math.round(matchRate.best).toLocaleString('en-US')} matches/s`,
+      `${matchRates.wall.length} rounds, median and min-max of the rounds`,
   );
-  ctx.report({ metric: 'trie_matches_per_s', value: matchRate.median, unit: 'matches/s' });
+  const matchRate = reportSpread(ctx, 'trie_matches_per_s', matchRates.wall, 'matches/s');
+  reportSpread(ctx, 'trie_matches_per_cpu_s', matchRates.cpu, 'matches/CPU s');
 
   let visited = 0;
   const onValue = (): void => {
     visited++;
   };
-  const visitRate = medianRate(ctx.seconds / 2, (i) => {
+  const visitRates = roundRates(ctx.seconds / 2, (i) => {
     trie.forEachMatch(topics[i & mask]!, onValue);
   });
-  ctx.report({ metric: 'trie_foreach_matches_per_s', value: visitRate.median, unit: 'matches/s' });
+  reportSpread(ctx, 'trie_foreach_matches_per_s', visitRates.wall, 'matches/s');
 
   // The baseline gets pre-split patterns so that it pays only for matching, like the trie.
   const split = patterns.map(splitTopic);
@@ -149,8 +159,8 @@ export async function trieScenario(ctx: BenchContext): Promise<void> {
     const t = splitTopic(topics[i & mask]!);
     for (let p = 0; p < split.length; p++) if (matchSegments(split[p]!, t)) naiveResults++;
   });
-  ctx.report({ metric: 'naive_matches_per_s', value: naiveRate, unit: 'matches/s' });
-  ctx.report({ metric: 'trie_vs_naive_ratio', value: matchRate.median / naiveRate, unit: 'x' });
+  ctx.report({ metric: 'naive_matches_per_s', value: naiveRate.wall, unit: 'matches/s' });
+  ctx.report({ metric: 'trie_vs_naive_ratio', value: matchRate / naiveRate.wall, unit: 'x' });
   // Read the counters so the measured loops cannot be optimised away.
   if (visited + naiveResults < 0) ctx.log('unreachable');
 }

@@ -10,52 +10,66 @@
 import { Command, CommanderError } from 'commander';
 import { MaculaError } from '../util/errors.js';
 import { escapeControls } from './output.js';
-import { registerBench } from './commands/bench.js';
-import { registerCall } from './commands/call.js';
-import { registerCheck } from './commands/check.js';
-import { registerContext } from './commands/context.js';
-import { registerCred } from './commands/cred.js';
-import { registerId } from './commands/id.js';
-import { registerLookup } from './commands/lookup.js';
-import { registerPeers } from './commands/peers.js';
-import { registerPub } from './commands/pub.js';
-import { registerRealm } from './commands/realm.js';
-import { registerServe } from './commands/serve.js';
-import { registerStart } from './commands/start.js';
-import { registerStats } from './commands/stats.js';
-import { registerSub } from './commands/sub.js';
 import { VERSION } from './version.js';
-import { applyContext, DEFAULT_NODE_ADDRESS } from './options.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Each command's module, loaded only when that command runs: a command pulls
+ * in the library parts it needs (`start` the node, `pub` the client) and no
+ * others, so a short command starts about as fast as Node itself. The order
+ * is the order `--help` lists them in.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  start: async () => (await import('./commands/start.js')).registerStart,
+  pub: async () => (await import('./commands/pub.js')).registerPub,
+  sub: async () => (await import('./commands/sub.js')).registerSub,
+  call: async () => (await import('./commands/call.js')).registerCall,
+  serve: async () => (await import('./commands/serve.js')).registerServe,
+  lookup: async () => (await import('./commands/lookup.js')).registerLookup,
+  peers: async () => (await import('./commands/peers.js')).registerPeers,
+  stats: async () => (await import('./commands/stats.js')).registerStats,
+  bench: async () => (await import('./commands/bench.js')).registerBench,
+  id: async () => (await import('./commands/id.js')).registerId,
+  realm: async () => (await import('./commands/realm.js')).registerRealm,
+  cred: async () => (await import('./commands/cred.js')).registerCred,
+  context: async () => (await import('./commands/context.js')).registerContext,
+  check: async () => (await import('./commands/check.js')).registerCheck,
+};
+
+/**
+ * The commands `argv` needs: the one it names, or all of them when it names
+ * none or an unknown one (help, usage errors and suggestions list them all).
+ * The program's only own options are --help and --version, so the first
+ * argument not starting with "-" is the command.
+ */
+export function commandsFor(argv: readonly string[]): string[] {
+  const name = argv.slice(2).find((a) => !a.startsWith('-'));
+  return name !== undefined && Object.hasOwn(COMMANDS, name) ? [name] : Object.keys(COMMANDS);
+}
+
+export async function buildProgram(commands: readonly string[] = Object.keys(COMMANDS)): Promise<Command> {
   const program = new Command('macula')
     .description('Macula: a peer-to-peer mesh node over QUIC (DHT, registry, RPC, pub/sub)')
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (str, write) => write(str) })
-    .exitOverride() // before adding commands: subcommands copy it
-    .addHelpText(
+    .exitOverride(); // before adding commands: subcommands copy it
+  for (const register of await Promise.all(commands.map((name) => COMMANDS[name]!()))) register(program);
+  if (commands.length > 1) {
+    // The program's own help: every command is loaded already, and with them the client options.
+    const { DEFAULT_NODE_ADDRESS } = await import('./options.js');
+    program.addHelpText(
       'after',
       '\nClient commands (pub, sub, call, serve, lookup, peers, stats, bench) reach a running node\n' +
         `through --node (MACULA_NODE, default ${DEFAULT_NODE_ADDRESS}).\n` +
         'Exit codes: 0 success, 1 failure (message on stderr), 2 usage error.',
     );
-  registerStart(program);
-  registerPub(program);
-  registerSub(program);
-  registerCall(program);
-  registerServe(program);
-  registerLookup(program);
-  registerPeers(program);
-  registerStats(program);
-  registerBench(program);
-  registerId(program);
-  registerRealm(program);
-  registerCred(program);
-  registerContext(program);
-  registerCheck(program);
+  }
   // Client commands take what neither a flag nor the environment set from the saved context.
-  program.hook('preAction', (_program, action) => applyContext(action));
+  program.hook('preAction', async (_program, action) => {
+    if (action.options.some((o) => o.attributeName() === 'context')) await (await import('./options.js')).applyContext(action);
+  });
   return program;
 }
 
@@ -89,7 +103,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 async function main(): Promise<void> {
   let code: number;
   try {
-    await buildProgram().parseAsync(process.argv);
+    await (await buildProgram(commandsFor(process.argv))).parseAsync(process.argv);
     code = Number(process.exitCode ?? 0);
   } catch (err) {
     code = reportError(err);

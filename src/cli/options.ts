@@ -3,17 +3,14 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { MaculaClient, DEFAULT_CLIENT_TIMEOUT_MS, validateRealm } from '../client/client.js';
 import { validatePattern, validateTopic } from '../pubsub/topic.js';
 import { MAX_CALL_BUDGET_MS } from '../rpc/messages.js';
-import { formatAddress, parseAddress, type PeerAddress } from '../transport/types.js';
+import { DEFAULT_PORT, formatAddress, parseAddress, type PeerAddress } from '../transport/types.js';
 import { VERSION } from './version.js';
 import { CONTEXT_FIELDS, resolveContext, validateContextName } from './contexts.js';
-import { inspectCredential } from '../auth/credential.js';
-import { readCredentialFile } from '../auth/files.js';
 import { DEFAULT_REALM } from '../session/messenger.js';
 import type { Identity } from '../identity/identity.js';
 import { ConfigError } from '../util/errors.js';
-import { NODE_DEFAULTS } from '../node/defaults.js';
 
-export const DEFAULT_NODE_ADDRESS = `127.0.0.1:${NODE_DEFAULTS.port}`;
+export const DEFAULT_NODE_ADDRESS = `127.0.0.1:${DEFAULT_PORT}`;
 
 function portParser(protocol: 'UDP' | 'TCP'): (value: string) => number {
   return (value) => {
@@ -107,7 +104,7 @@ function asUsageError(check: () => unknown, value: string): string {
 
 export function parseHostPort(value: string): PeerAddress {
   try {
-    return parseAddress(value, NODE_DEFAULTS.port);
+    return parseAddress(value, DEFAULT_PORT);
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
@@ -191,16 +188,20 @@ export async function applyContext(cmd: Command): Promise<void> {
 /** Connects the light client a command uses; NodeUnreachableError carries the message users see. */
 export async function connectClient(opts: ClientOptions, extra: { maxInFlight?: number } = {}): Promise<MaculaClient> {
   let credential: { chain: string[]; key: Identity | undefined } | undefined;
+  let realm = opts.realm ?? DEFAULT_REALM;
   if (opts.credential !== undefined) {
+    // Credentials (and the JWT library they need) load only for a command that uses one.
+    const [{ readCredentialFile }, { inspectCredential }] = await Promise.all([import('../auth/files.js'), import('../auth/credential.js')]);
     credential = await readCredentialFile(opts.credential);
     if (credential.key === undefined) {
       throw new ConfigError(`${opts.credential} holds no private key: a client needs a creds file made by \`macula cred issue --role client\` without --subject`);
     }
+    realm = opts.realm ?? inspectCredential(credential.chain[credential.chain.length - 1]!).realm;
   }
   return MaculaClient.connect(
     {
       node: opts.node,
-      realm: opts.realm ?? (credential ? inspectCredential(credential.chain[credential.chain.length - 1]!).realm : DEFAULT_REALM),
+      realm,
       timeoutMs: opts.connectTimeout,
       software: `macula-cli/${VERSION}`,
       ...(credential && { credential: credential.chain }),

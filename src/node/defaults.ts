@@ -17,7 +17,8 @@ import { RPC_SERVER_DEFAULTS } from '../rpc/server.js';
 import { DEFAULT_REALM, SESSION_DEFAULTS } from '../session/messenger.js';
 import { POOL_DEFAULTS } from '../transport/pool.js';
 import { TRANSPORT_DEFAULTS } from '../transport/quic.js';
-import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS, NODE_QUIC_IDLE_TIMEOUT_MS, NODE_QUIC_KEEPALIVE_MS } from './mesh-node.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../transport/types.js';
+import { DEFAULT_STOP_TIMEOUT_MS, NODE_QUIC_IDLE_TIMEOUT_MS, NODE_QUIC_KEEPALIVE_MS } from './mesh-node.js';
 import { DEFAULT_CREDENTIAL_SWEEP_MS } from './realm-security.js';
 import { DEFAULT_REVOCATION_POLL_MS } from './revocation-sync.js';
 

@@ -12,7 +12,7 @@ import { Identity, loadOrCreateIdentity, defaultDataDir, publicKeyFromHex } from
 import { ConnectionPool, type ConnectionPoolInit } from '../transport/pool.js';
 import { QuicTransport, type QuicTransportOptions } from '../transport/quic.js';
 import { MemoryNetwork, MemoryTransport } from '../transport/memory.js';
-import type { PeerAddress, Transport } from '../transport/types.js';
+import { DEFAULT_HOST, DEFAULT_PORT, type PeerAddress, type Transport } from '../transport/types.js';
 import { ConfigError, StoppedError } from '../util/errors.js';
 import { settleWithin } from '../util/time.js';
 import { PING, PONG } from '../wire/messages.js';
@@ -33,8 +33,6 @@ import { peersSnapshot } from '../gateway/snapshot.js';
 import type { NodeSnapshot } from '../metrics/node-sources.js';
 import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
 
-export const DEFAULT_PORT = 9443;
-export const DEFAULT_HOST = '0.0.0.0';
 export const DEFAULT_STOP_TIMEOUT_MS = 5000;
 /**
  * A node's QUIC connections hear from their peer at least every 1.5 s

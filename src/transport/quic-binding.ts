@@ -94,31 +94,42 @@ const PLATFORM_PACKAGES: Record<string, string> = {
   'linux-x64-musl': '@chainsafe/libp2p-quic-linux-x64-musl',
 };
 
-function platformKey(): string {
-  if (process.platform !== 'linux') return `${process.platform}-${process.arch}`;
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-  return `linux-${process.arch}-${header?.glibcVersionRuntime ? 'gnu' : 'musl'}`;
+/**
+ * The builds to try on this platform, in order. On Linux the C library is
+ * not asked for (`process.report` takes milliseconds, a noticeable part of a
+ * short command's start): npm installs only the build whose libc matches, and
+ * one linked against the other C library fails to load.
+ */
+function candidates(): string[] {
+  if (process.platform !== 'linux') return [`${process.platform}-${process.arch}`];
+  return [`linux-${process.arch}-gnu`, `linux-${process.arch}-musl`];
 }
 
 let loading: Promise<QuinnBinding> | undefined;
 
 export function loadQuinnBinding(): Promise<QuinnBinding> {
   loading ??= (async () => {
-    const key = platformKey();
-    const pkg = PLATFORM_PACKAGES[key];
-    if (!pkg) {
-      throw new TransportError(`no QUIC binding for ${key}; supported platforms: ${Object.keys(PLATFORM_PACKAGES).join(', ')}`);
+    const keys = candidates();
+    const failures: string[] = [];
+    for (const key of keys) {
+      const pkg = PLATFORM_PACKAGES[key];
+      if (!pkg) continue;
+      let mod: Partial<QuinnBinding>;
+      try {
+        mod = createRequire(import.meta.url)(pkg) as Partial<QuinnBinding>;
+      } catch (err) {
+        failures.push(`${pkg}: ${(err as Error).message}`);
+        continue;
+      }
+      if (typeof mod.QuinnConfig !== 'function' || typeof mod.Server !== 'function' || typeof mod.Client !== 'function') {
+        throw new TransportError(`the QUIC binding ${pkg} has an unexpected shape; reinstall the pinned version`);
+      }
+      return mod as QuinnBinding;
     }
-    let mod: Partial<QuinnBinding>;
-    try {
-      mod = createRequire(import.meta.url)(pkg) as Partial<QuinnBinding>;
-    } catch (err) {
-      throw new TransportError(`cannot load the QUIC binding ${pkg} (${(err as Error).message}); run npm install again`, { cause: err });
+    if (failures.length === 0) {
+      throw new TransportError(`no QUIC binding for ${keys.join(' or ')}; supported platforms: ${Object.keys(PLATFORM_PACKAGES).join(', ')}`);
     }
-    if (typeof mod.QuinnConfig !== 'function' || typeof mod.Server !== 'function' || typeof mod.Client !== 'function') {
-      throw new TransportError(`the QUIC binding ${pkg} has an unexpected shape; reinstall the pinned version`);
-    }
-    return mod as QuinnBinding;
+    throw new TransportError(`cannot load the QUIC binding (${failures.join('; ')}); run npm install again`);
   })();
   loading.catch(() => {
     loading = undefined;

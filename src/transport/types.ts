@@ -115,6 +115,9 @@ export interface TransportOptions {
   maxPendingConnections?: number;
 }
 
+/** Where a node listens unless told otherwise (UDP). */
+export const DEFAULT_PORT = 9443;
+export const DEFAULT_HOST = '0.0.0.0';
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 export const DEFAULT_KEEPALIVE_MS = 10_000;

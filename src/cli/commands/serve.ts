@@ -7,11 +7,11 @@ import { Semaphore } from '../../util/semaphore.js';
 import { addClientOptions, connectClient, describeNode, parseConcurrency, parseTimeoutMs, type ClientOptions } from '../options.js';
 import { toJson, writeErr } from '../output.js';
 import { waitForSignal } from '../signals.js';
-import { DEFAULTS } from '../../node/defaults.js';
+import { SESSION_DEFAULTS } from '../../session/messenger.js';
 
 export const DEFAULT_SERVE_CONCURRENCY = 8;
 /** Largest stdout taken as a result: what fits an RPC result frame with room for the envelope. */
-export const MAX_RESULT_OUTPUT_BYTES = DEFAULTS.session.maxFrameSize - 4096;
+export const MAX_RESULT_OUTPUT_BYTES = SESSION_DEFAULTS.maxFrameSize - 4096;
 /** Stderr kept for the error message of a failed run (the ERROR message field holds 1024 characters). */
 const MAX_STDERR_CHARS = 900;
 /** After SIGTERM, a command that does not exit is killed this much later. */

@@ -1,0 +1,129 @@
+/**
+ * `cli` scenario: the path a shell user sees. How the comparison is built,
+ * so that it is like for like:
+ * - ours: two real `macula start` processes (B bootstrapped from A) and one
+ *   real `macula bench pubsub` (then `rpc`) process, whose publisher (or
+ *   caller) is a light client of A and whose subscriber (or server) is a
+ *   light client of B: client → node → node → client;
+ * - NATS: nats-server and one worker process running the very same
+ *   measuring code (`benchPubSub` / `benchRpc` of src/cli/bench-scenarios.ts)
+ *   over two NATS connections: client → server → client;
+ * - the same message count (50,000 publishes, 10,000 calls), payload
+ *   (100 B), pipelining (64 in flight), warm-up and counting point (the
+ *   subscriber's handler, from first to last message);
+ * - each figure is taken `--runs` times (default 3), alternating ours and
+ *   NATS, median with `_min` / `_max`; CPU seconds per million messages add
+ *   up every process of the side (nodes and bench process; nats-server and
+ *   worker), read from /proc/<pid>/stat, the start of the bench process
+ *   (and of the worker) included on both sides.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BenchFigure } from '../../src/cli/bench-scenarios.js';
+import type { BenchContext } from '../bench.js';
+import { alternate, natsAvailable, Proc, renamed, reportRatio, reportRounds, startNatsServer, stopAll, totalCpu, Worker, type Trial } from './procs.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/macula.js', import.meta.url));
+const MESSAGES = 50_000;
+const CALLS = 10_000;
+const SIZE = 100;
+const CONCURRENCY = 64;
+
+/** A `macula` process that ignores saved contexts (its config dir is `configDir`). */
+function macula(name: string, args: string[], configDir: string): Proc {
+  return Proc.spawn(name, process.execPath, [BIN, ...args], { MACULA_CONTEXT: undefined, MACULA_CONFIG_DIR: configDir });
+}
+
+/** The figures of one `macula bench … --json` run (or the same figures from the NATS worker), by metric. */
+function byMetric(figures: BenchFigure[]): Record<string, number> {
+  return Object.fromEntries(figures.map((f) => [f.metric, f.value]));
+}
+
+function trialOf(ps: Record<string, number>, rpc: Record<string, number>, cpuPubSub: number, cpuRpc: number): Trial {
+  return {
+    receive_rate: ps.receive_rate!,
+    publish_rate: ps.publish_rate!,
+    lost: ps.lost!,
+    pubsub_latency_p50: ps.latency_p50!,
+    pubsub_cpu_s_per_m_msgs: (cpuPubSub / MESSAGES) * 1e6,
+    call_rate: rpc.call_rate!,
+    rpc_latency_p50: rpc.latency_p50!,
+    rpc_cpu_s_per_m_calls: (cpuRpc / CALLS) * 1e6,
+  };
+}
+
+async function oursTrial(): Promise<Trial> {
+  const dirs = [await mkdtemp(join(tmpdir(), 'macula-bench-a-')), await mkdtemp(join(tmpdir(), 'macula-bench-b-'))];
+  const common = ['--host', '127.0.0.1', '--port', '0', '--status-interval', '0', '--log-level', 'error'];
+  const procs: Proc[] = [];
+  try {
+    const a = macula('node A', ['start', ...common, '--data-dir', dirs[0]!], dirs[0]!);
+    procs.push(a);
+    const addrA = (await a.waitFor(/listening (\S+)\/udp/))[1]!;
+    const b = macula('node B', ['start', ...common, '--data-dir', dirs[1]!, '--bootstrap', addrA], dirs[1]!);
+    procs.push(b);
+    const addrB = (await b.waitFor(/listening (\S+)\/udp/))[1]!;
+    await b.waitFor(/joined the mesh/);
+    const run = async (scenario: string, count: number): Promise<[Record<string, number>, number]> => {
+      const cpu0 = totalCpu(procs);
+      const bench = macula(`macula bench ${scenario}`, ['bench', scenario, '--json', '-c', String(count), '-s', String(SIZE), '--concurrency', String(CONCURRENCY), '--node', addrA, '--remote', addrB], dirs[0]!);
+      procs.push(bench);
+      const code = await bench.exited;
+      if (code !== 0) throw new Error(`macula bench ${scenario} exited ${code}: ${bench.stderr}`);
+      const figures = bench.stdout.trim().split('\n').map((l) => JSON.parse(l) as BenchFigure);
+      return [byMetric(figures), totalCpu(procs) - cpu0];
+    };
+    const [ps, cpuPs] = await run('pubsub', MESSAGES);
+    const [rpc, cpuRpc] = await run('rpc', CALLS);
+    return trialOf(ps, rpc, cpuPs, cpuRpc);
+  } finally {
+    await stopAll(procs);
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  }
+}
+
+async function natsTrial(): Promise<Trial> {
+  const server = await startNatsServer();
+  if (typeof server === 'string') throw new Error(server);
+  const worker = new Worker('nats bench');
+  const procs: Proc[] = [server.proc, worker];
+  try {
+    const params = { url: server.url, size: SIZE, concurrency: CONCURRENCY };
+    let cpu0 = totalCpu(procs);
+    const ps = byMetric(await worker.request<BenchFigure[]>('cli-pubsub', { ...params, count: MESSAGES }));
+    const cpuPs = totalCpu(procs) - cpu0;
+    cpu0 = totalCpu(procs);
+    const rpc = byMetric(await worker.request<BenchFigure[]>('cli-rpc', { ...params, count: CALLS }));
+    return trialOf(ps, rpc, cpuPs, totalCpu(procs) - cpu0);
+  } finally {
+    await stopAll(procs);
+  }
+}
+
+export async function cliScenario(ctx: BenchContext): Promise<void> {
+  const natsMissing = await natsAvailable();
+  if (natsMissing) ctx.log(`NATS baseline skipped: ${natsMissing}`);
+  ctx.log(
+    `macula bench pubsub (${MESSAGES} msgs) and rpc (${CALLS} calls) between two macula start processes; ` +
+      `NATS: the same code through nats-server (${ctx.runs} runs, alternating)`,
+  );
+  const rounds = await alternate(ctx, ctx.runs, {
+    ours: { trial: oursTrial },
+    ...(natsMissing ? {} : { nats: { trial: async () => renamed(await natsTrial(), 'nats_') } }),
+  });
+  const units: Record<string, string> = {
+    receive_rate: 'msgs/s',
+    publish_rate: 'msgs/s',
+    lost: 'msgs',
+    pubsub_latency_p50: 'ms',
+    pubsub_cpu_s_per_m_msgs: 'CPU s',
+    call_rate: 'calls/s',
+    rpc_latency_p50: 'ms',
+    rpc_cpu_s_per_m_calls: 'CPU s',
+  };
+  for (const pre of ['', 'nats_']) reportRounds(ctx, rounds, Object.entries(units).map(([k, unit]) => [`${pre}${k}`, `${pre}${k}`, unit] as const));
+  reportRatio(ctx, 'vs_nats_receive_ratio', rounds.get('receive_rate'), rounds.get('nats_receive_rate'));
+  reportRatio(ctx, 'vs_nats_call_ratio', rounds.get('call_rate'), rounds.get('nats_call_rate'));
+}

@@ -1,0 +1,84 @@
+/**
+ * Each command loads only the modules it needs: `--version` none of the
+ * library (not even the command-line parser), `pub` the light client but
+ * neither the node nor the credential library, `id` neither the transport
+ * nor the client. Checked by recording every module the real process
+ * resolves, through a module hook registered before the command starts.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { BIN, unusedUdpPort } from '../helpers/cli.js';
+
+const HOOKS = `import { appendFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
+  const resolved = await next(specifier, context);
+  appendFileSync(process.env.MACULA_TEST_MODULE_LOG, resolved.url + '\\n');
+  return resolved;
+}`;
+const REGISTER = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOKS)}`)});`;
+
+const dirs: string[] = [];
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+/** Runs `macula <args>` and returns its exit code and the modules it loaded, relative to the package (node: builtins left out). */
+async function loadedBy(args: string[]): Promise<{ code: number | null; stderr: string; modules: string[] }> {
+  const dir = await mkdtemp(join(tmpdir(), 'macula-modules-'));
+  dirs.push(dir);
+  const log = join(dir, 'modules.log');
+  const env: NodeJS.ProcessEnv = { ...process.env, MACULA_TEST_MODULE_LOG: log, MACULA_DATA_DIR: dir, XDG_CONFIG_HOME: dir };
+  delete env.MACULA_CONTEXT;
+  const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, BIN, ...args], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`macula ${args.join(' ')} did not exit within 20 s\n${stderr}`));
+    }, 20_000);
+    child.on('close', (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  const root = new URL('../', pathToFileURL(BIN)).href;
+  const text = await readFile(log, 'utf8').catch(() => '');
+  const modules = [...new Set(text.split('\n'))].filter((u) => u.startsWith(root)).map((u) => u.slice(root.length));
+  return { code, stderr, modules };
+}
+
+describe('macula: each command loads only what it needs', { timeout: 60_000 }, () => {
+  it('--version loads neither the library nor the command-line parser', async () => {
+    for (const flag of ['--version', '-V']) {
+      const { code, modules, stderr } = await loadedBy([flag]);
+      assert.equal(code, 0, stderr);
+      assert.deepEqual(modules.sort(), ['bin/macula.js', 'dist/src/cli/version.js'], `${flag} loaded: ${modules.join(', ')}`);
+    }
+  });
+
+  it('pub loads the client and transport, but not the node, the DHT or the credential library', async () => {
+    // Nothing listens on the port: the command fails after loading what it needs.
+    const { code, modules } = await loadedBy(['pub', '--node', `127.0.0.1:${await unusedUdpPort()}`, '--connect-timeout', '2000', 'a.b', 'x']);
+    assert.equal(code, 1);
+    assert.ok(modules.includes('dist/src/client/client.js'), modules.join(', '));
+    assert.ok(modules.includes('dist/src/transport/quic.js'), modules.join(', '));
+    const unneeded = modules.filter((m) => /^dist\/src\/(node|dht|gateway\/gateway|auth\/credential|metrics)|node_modules\/jose\//.test(m));
+    assert.deepEqual(unneeded, [], `pub loaded ${unneeded.join(', ')}`);
+  });
+
+  it('id loads neither the transport nor the client', async () => {
+    const { code, modules, stderr } = await loadedBy(['id']);
+    assert.equal(code, 0, stderr);
+    const unneeded = modules.filter((m) => /^dist\/src\/(transport|client|node|session)\//.test(m));
+    assert.deepEqual(unneeded, [], `id loaded ${unneeded.join(', ')}`);
+  });
+});
