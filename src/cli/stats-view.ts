@@ -128,6 +128,7 @@ export function renderStats(now: Snapshot, previous?: Snapshot, seconds = 0): st
       `dht store ${formatCount(num(now, 'dht.records') ?? 0)} records (${formatCount(num(now, 'dht.ownRecords') ?? 0)} own)` +
       (num(now, 'pubsub.subscriptions') !== undefined ? `, ${formatCount(num(now, 'pubsub.subscriptions')!)} subscriptions` : '') +
       `, ${formatCount(num(now, 'rpc.server.procedures') ?? 0)} procedures served`,
+    ...reachabilityLine(now),
     '',
   );
 
@@ -180,6 +181,15 @@ export function renderStats(now: Snapshot, previous?: Snapshot, seconds = 0): st
     ),
   );
   return `${out.join('\n')}\n`;
+}
+
+/** `reachability public|private|unknown`, with the address peers observed; absent when the node does not report it. */
+function reachabilityLine(now: Snapshot): string[] {
+  const nat = now.nat as { reachability?: { status?: string; checkedAt?: number }; observed?: { host?: string; behindNat?: boolean } } | undefined;
+  if (!nat) return [];
+  const status = nat.reachability?.status ?? 'not checked';
+  const observed = nat.observed?.host ? `, peers see it as ${nat.observed.host}${nat.observed.behindNat ? ' (behind a NAT)' : ''}` : '';
+  return [`         reachability ${status}${observed}`];
 }
 
 /** The busiest client source against the per-address share; absent when the node does not report it. */

@@ -21,6 +21,7 @@
 import { totalmem } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { ConfigError } from '../util/errors.js';
+import { reachabilityHealth, reachabilitySource, type NatNode } from './nat-metrics.js';
 import { nodeBudgets, queueSource, type BudgetReading, type ObservedNode } from './node-sources.js';
 
 export type { BudgetReading };
@@ -153,6 +154,7 @@ export class HealthMonitor {
     this.addCheck('queueSaturation', () => this.#saturationCheck());
     this.addCheck('budgets', () => this.#budgetCheck());
     this.addCheck('joinedMesh', () => this.#joinedCheck());
+    if (reachabilitySource(this.#node)) this.addCheck('reachability', () => reachabilityHealth(this.#node as NatNode));
   }
 
   /** Starts sampling the event loop. Idempotent. */

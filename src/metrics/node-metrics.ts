@@ -26,6 +26,7 @@ import type { PoolStats } from '../transport/pool.js';
 import type { TransportStats } from '../transport/types.js';
 import type { ProtocolErrorKind } from '../util/errors.js';
 import { registerStatsMetrics, samplesByLabel, type Metrics, type Sample, type StatsMetric } from './metrics.js';
+import { reachabilitySource, REACHABILITY_METRICS } from './nat-metrics.js';
 import { authSource, queueSource, trafficSource, type ObservedNode, type QueueStats, type TrafficStats } from './node-sources.js';
 
 // ---- tables -----------------------------------------------------------------
@@ -225,6 +226,8 @@ export function instrumentNode(node: ObservedNode, metrics: Metrics): NodeInstru
   if (queues) registerStatsMetrics(metrics, queues, QUEUE_METRICS);
   const auth = authSource(node);
   if (auth) registerStatsMetrics(metrics, auth, AUTH_METRICS);
+  const reachability = reachabilitySource(node);
+  if (reachability) registerStatsMetrics(metrics, reachability, REACHABILITY_METRICS);
 
   const protocolErrors: Record<string, number> = Object.fromEntries(PROTOCOL_ERROR_KINDS.map((k) => [k, 0]));
   metrics.counter({

@@ -20,6 +20,8 @@ import type { PubSubStats } from '../pubsub/pubsub.js';
 import type { RegistryStats } from '../registry/types.js';
 import type { RpcClientStats } from '../rpc/client.js';
 import type { RpcServerStats } from '../rpc/server.js';
+import type { ObservedStats } from '../nat/observed.js';
+import type { ReachabilityStats } from '../nat/reachability.js';
 
 export type { QueueStats, TrafficStats };
 
@@ -61,6 +63,8 @@ export interface NodeSnapshot {
   rpc: { client: RpcClientStats; server: RpcServerStats };
   pubsub: PubSubStats;
   gateway: GatewayStats;
+  /** Behind a NAT or not: the reachability check (absent when off) and the addresses peers observed. */
+  nat?: { reachability: ReachabilityStats | undefined; observed: ObservedStats };
   /** A secured realm's admission and permission counters. */
   auth?: RealmGuardStats;
   process: {

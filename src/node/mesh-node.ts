@@ -31,6 +31,8 @@ import { Gateway, type GatewayInit } from '../gateway/index.js';
 import { DEFAULT_MAX_CLIENTS, nodeConnectionLimit } from '../gateway/options.js';
 import { peersSnapshot } from '../gateway/snapshot.js';
 import type { NodeSnapshot } from '../metrics/node-sources.js';
+import { ObservedAddresses } from '../nat/observed.js';
+import { ReachabilityCheck, type ReachabilityInit } from '../nat/reachability.js';
 import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
 
 export const DEFAULT_PORT = 9443;
@@ -98,6 +100,11 @@ export interface MeshNodeOptions extends QuicTransportOptions, MessengerInit {
   liveness?: LivenessInit;
   /** Light-client gateway limits (maxClients, per-client subscriptions, calls, served procedures); see src/gateway/gateway.ts. */
   gateway?: GatewayInit;
+  /**
+   * The reachability check (public / private / unknown; src/nat/reachability.ts),
+   * or false to run none. Default: on over QUIC, off over the in-process network (it has no NATs).
+   */
+  reachability?: ReachabilityInit | false;
   /** How long stop() waits for records to be withdrawn from the mesh. Default 5000 ms. */
   stopTimeoutMs?: number;
   /** Where warnings go (unreachable bootstrap, …). Default: stderr. */
@@ -123,7 +130,8 @@ const stderrLogger: DhtLogger = { warn: (m) => process.stderr.write(`macula: war
 /**
  * Events: 'peer' (PeerInfo, after a HELLO), 'protocol-error' (ProtocolError,
  * PeerInfo | undefined), 'lookup' (LookupStats of every finished DHT lookup),
- * 'rpc-call' (ms, outcome of every call made).
+ * 'rpc-call' (ms, outcome of every call made), 'reachability' (the new status
+ * when the reachability check changes its answer).
  */
 export class MeshNode extends EventEmitter {
   readonly identity: Identity;
@@ -138,6 +146,10 @@ export class MeshNode extends EventEmitter {
   readonly rpc: RpcClient;
   readonly pubsub: PubSub;
   readonly gateway: Gateway;
+  /** The addresses peers saw this node's packets come from. */
+  readonly observed = new ObservedAddresses();
+  /** Whether others can dial this node (undefined when the check is off). */
+  readonly reachability: ReachabilityCheck | undefined;
   readonly options: MeshNodeOptions;
   /** A secured realm's guard (undefined in an open realm). */
   readonly guard: RealmGuard | undefined;
@@ -174,6 +186,7 @@ export class MeshNode extends EventEmitter {
             if (contact) this.dht.onContact(contact);
           },
           protocolError: (err, peer) => this.emit('protocol-error', err, peer),
+          observed: (address, peer) => this.observed.record(address, peer.nodeIdHex),
         },
       },
       options,
@@ -227,6 +240,22 @@ export class MeshNode extends EventEmitter {
       },
       options.gateway,
     );
+    const reachability = options.reachability ?? (options.memoryNetwork ? false : {});
+    if (reachability !== false) {
+      const check = new ReachabilityCheck(
+        {
+          messenger: this.messenger,
+          transport: this.transport,
+          observed: this.observed,
+          peers: () => this.dht.table.toArray(),
+          advertisedAddress: () => this.advertisedAddress,
+        },
+        reachability,
+      );
+      this.observed.onChange = () => check.addressChanged();
+      check.onChange = (status) => this.emit('reachability', status);
+      this.reachability = check;
+    }
     if (this.guard) {
       this.messenger.authorize = realmAuthorizer(this.guard);
       this.revocations = new RevocationSync({ guard: this.guard, dht: this.dht, messenger: this.messenger });
@@ -349,6 +378,7 @@ export class MeshNode extends EventEmitter {
     this.#state = 'running';
     this.#startedAt = Date.now();
     this.revocations?.start(this.options.revocationPollMs);
+    this.reachability?.start();
     const bootstrap = this.options.bootstrap ?? [];
     if (bootstrap.length > 0) this.#joined = this.dht.bootstrap(bootstrap);
     return this;
@@ -420,6 +450,7 @@ export class MeshNode extends EventEmitter {
       rpc: { client: this.rpc.stats(), server: this.rpcServer.stats() },
       pubsub: this.pubsub.stats(),
       gateway: this.gateway.stats(),
+      nat: { reachability: this.reachability?.stats(), observed: this.observed.stats() },
       ...(this.guard && { auth: this.guard.stats() }),
       process: {
         pid: process.pid,
@@ -440,6 +471,7 @@ export class MeshNode extends EventEmitter {
     this.#state = 'stopped';
     clearInterval(this.#sweep);
     this.revocations?.stop();
+    this.reachability?.stop();
     void this.pubsub.stop({ withdraw: false });
     this.liveness.close();
     this.dht.stop();
@@ -453,6 +485,7 @@ export class MeshNode extends EventEmitter {
     this.#state = 'stopped';
     clearInterval(this.#sweep);
     this.revocations?.stop();
+    this.reachability?.stop();
     // Withdraw our records first (while connections are up), so that others
     // stop finding them at once instead of after their TTL.
     if (wasRunning) {

@@ -54,6 +54,8 @@ export interface MessengerEvents {
   message(peer: PeerInfo): void;
   hello(peer: PeerInfo): void;
   protocolError(err: ProtocolError, peer: PeerInfo | undefined): void;
+  /** A peer told us the address our packets came from (HELLO_ACK). */
+  observed(address: PeerAddress, peer: PeerInfo): void;
 }
 
 /** Messages by type name (e.g. FIND_NODE) since the messenger was created. */
@@ -133,6 +135,12 @@ export class Messenger implements SessionHost {
   readonly #credential: readonly string[] | undefined;
   /** See Authorizer; undefined in an open realm. */
   authorize: Authorizer | undefined;
+  /**
+   * Sees every inbound connection before the pool does; returning true takes
+   * it (the reachability check's dial-backs, which must not replace the
+   * connection in use for that node).
+   */
+  claimInbound: ((conn: Connection) => boolean) | undefined;
   /** Set only in a secured realm (SessionHost.admit). */
   readonly admit: ((peer: PeerInfo, hello: Message) => Promise<void>) | undefined;
   // Indexed by message type (1..255). A plain array increment on the hot
@@ -192,6 +200,7 @@ export class Messenger implements SessionHost {
       for (;;) {
         const conn = await this.#transport.acceptConnection();
         if (conn === null) return;
+        if (this.claimInbound?.(conn)) continue;
         this.pool.accept(conn);
       }
     })();
@@ -363,6 +372,10 @@ export class Messenger implements SessionHost {
   onHello(peer: PeerInfo): void {
     this.#passedHello(peer.connection);
     this.#events.hello?.(peer);
+  }
+
+  onObserved(address: PeerAddress, peer: PeerInfo): void {
+    this.#events.observed?.(address, peer);
   }
 
   onProtocolError(err: ProtocolError, peer: PeerInfo): void {

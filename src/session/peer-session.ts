@@ -62,6 +62,8 @@ export interface SessionHost {
   onTraffic(direction: 'in' | 'out', type: number): void;
   /** A one-way message was not handled (it has no answer to carry an error): counted. */
   onOneWayDropped(reason: OneWayDropReason): void;
+  /** The peer's HELLO_ACK told the address our packets came from (see src/nat/observed.ts). */
+  onObserved?(observed: PeerAddress, peer: PeerInfo): void;
 }
 
 interface Pending {
@@ -179,7 +181,11 @@ export class PeerSession {
     });
     this.#out = out;
     hello.then(
-      (ack) => this.#learn(ack),
+      (ack) => {
+        this.#learn(ack);
+        const obs = ack.obs as { h: string; p: number } | undefined;
+        if (obs) h.onObserved?.({ host: obs.h, port: obs.p }, this.peer);
+      },
       (err) => {
         // A refused HELLO (wrong realm, node full) ends the connection: fail everything queued on it.
         this.#failAll(err);
@@ -264,7 +270,8 @@ export class PeerSession {
         }
       }
       this.#learn(first);
-      void stream.send(this.#hello(HELLO_ACK.type), first.id).catch(() => undefined);
+      const { host: h, port: p } = this.peer.connection.remoteAddress;
+      void stream.send({ ...this.#hello(HELLO_ACK.type), obs: { h, p } }, first.id).catch(() => undefined);
       for (;;) {
         const msg = await stream.read();
         if (msg === null) break;

@@ -122,6 +122,8 @@ export const HELLO_ACK = defineMessage(2, 'HELLO_ACK', {
   port: f.uint(65535),
   agent: f.opt(f.str(0, 64)),
   cred: f.opt(f.arr(f.str(1, MAX_CREDENTIAL_TOKEN_BYTES), MAX_CREDENTIAL_CHAIN)),
+  /** The address the HELLO came from, as the answering side saw it (how a node learns it is behind a NAT). */
+  obs: f.opt(f.obj({ h: f.str(1, 255), p: f.uint(65535) })),
 }, { response: true });
 export const PING = defineMessage(3, 'PING', {});
 export const PONG = defineMessage(4, 'PONG', {}, { response: true });
