@@ -22,6 +22,8 @@ import type { RpcClientStats } from '../rpc/client.js';
 import type { RpcServerStats } from '../rpc/server.js';
 import type { ObservedStats } from '../nat/observed.js';
 import type { ReachabilityStats } from '../nat/reachability.js';
+import type { RelayClientStats } from '../relay/client.js';
+import type { RelayServerStats } from '../relay/server.js';
 
 export type { QueueStats, TrafficStats };
 
@@ -64,7 +66,15 @@ export interface NodeSnapshot {
   pubsub: PubSubStats;
   gateway: GatewayStats;
   /** Behind a NAT or not: the reachability check (absent when off) and the addresses peers observed. */
-  nat?: { reachability: ReachabilityStats | undefined; observed: ObservedStats };
+  nat?: {
+    reachability: ReachabilityStats | undefined;
+    observed: ObservedStats;
+    /** The address this node announces (a relayed one while it is behind a NAT with relays). */
+    advertised: string | undefined;
+    /** Relaying for others (src/relay/server.ts) and the relays this node keeps (src/relay/client.ts). */
+    relay: RelayServerStats | undefined;
+    relays: RelayClientStats | undefined;
+  };
   /** A secured realm's admission and permission counters. */
   auth?: RealmGuardStats;
   process: {

@@ -17,7 +17,8 @@ import type { Messenger } from '../session/messenger.js';
 import type { PeerInfo } from '../session/peer-session.js';
 import type { Connection, PeerAddress, Transport } from '../transport/types.js';
 import { LimitExceededError } from '../util/errors.js';
-import { DialBackNotANodeError } from './errors.js';
+import { isRelayedHost } from '../transport/relayed-address.js';
+import { DialBackNotANodeError, DialBackRelayedError } from './errors.js';
 import type { Message } from '../wire/messages.js';
 import { DIAL_BACK, DIAL_BACK_RESULT } from './messages.js';
 import type { ObservedAddresses } from './observed.js';
@@ -168,7 +169,8 @@ export class ReachabilityCheck {
     const port = this.#c.advertisedAddress().port;
     if (this.#lastPort !== 0 && port !== this.#lastPort) this.#status = 'unknown';
     this.#lastPort = port;
-    const peers = sample(this.#c.peers(), this.probes);
+    // Only peers reached directly: a dial-back through a relay would prove nothing about our own address.
+    const peers = sample(this.#c.peers().filter((p) => !isRelayedHost(p.host)), this.probes);
     let reached = 0;
     let unreached = 0;
     await Promise.all(
@@ -212,6 +214,7 @@ export class ReachabilityCheck {
     const from = peer.connection.remoteAddress;
     const obs = { h: from.host, p: from.port };
     if (peer.role !== 'node') throw new DialBackNotANodeError();
+    if ((peer.connection as { relayed?: boolean }).relayed === true) throw new DialBackRelayedError();
     if (this.#serving.has(peer.nodeIdHex) || this.#serving.size >= this.maxConcurrentDialBacks) {
       this.#dialBacks.refused++;
       throw new LimitExceededError('dial-backs running', this.maxConcurrentDialBacks, 'retry the reachability check later');

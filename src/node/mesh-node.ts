@@ -12,7 +12,7 @@ import { Identity, loadOrCreateIdentity, defaultDataDir, publicKeyFromHex } from
 import { ConnectionPool, type ConnectionPoolInit } from '../transport/pool.js';
 import { QuicTransport, type QuicTransportOptions } from '../transport/quic.js';
 import { MemoryNetwork, MemoryTransport } from '../transport/memory.js';
-import type { PeerAddress, Transport } from '../transport/types.js';
+import { formatAddress, type PeerAddress, type Transport } from '../transport/types.js';
 import { ConfigError, StoppedError } from '../util/errors.js';
 import { settleWithin } from '../util/time.js';
 import { PING, PONG } from '../wire/messages.js';
@@ -33,6 +33,9 @@ import { peersSnapshot } from '../gateway/snapshot.js';
 import type { NodeSnapshot } from '../metrics/node-sources.js';
 import { ObservedAddresses } from '../nat/observed.js';
 import { ReachabilityCheck, type ReachabilityInit } from '../nat/reachability.js';
+import { RelayClient, type RelayClientInit } from '../relay/client.js';
+import { RelayServer, type RelayServerInit } from '../relay/server.js';
+import { RelayingTransport } from '../relay/transport.js';
 import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
 
 export const DEFAULT_PORT = 9443;
@@ -105,6 +108,13 @@ export interface MeshNodeOptions extends QuicTransportOptions, MessengerInit {
    * or false to run none. Default: on over QUIC, off over the in-process network (it has no NATs).
    */
   reachability?: ReachabilityInit | false;
+  /**
+   * Relaying (src/relay/; needs the reachability check). `serve`: relay for
+   * nodes behind a NAT — true always, false never, default when this node is
+   * found public; `limits` bound what it relays. `client`: how a node found
+   * private keeps relays, or false to never use relays.
+   */
+  relay?: { serve?: boolean; limits?: RelayServerInit; client?: RelayClientInit | false };
   /** How long stop() waits for records to be withdrawn from the mesh. Default 5000 ms. */
   stopTimeoutMs?: number;
   /** Where warnings go (unreachable bootstrap, …). Default: stderr. */
@@ -150,6 +160,10 @@ export class MeshNode extends EventEmitter {
   readonly observed = new ObservedAddresses();
   /** Whether others can dial this node (undefined when the check is off). */
   readonly reachability: ReachabilityCheck | undefined;
+  /** Relays for nodes behind a NAT while enabled (undefined without the reachability check). */
+  readonly relayServer: RelayServer | undefined;
+  /** Keeps relays while this node is private (undefined without the reachability check or with relay.client false). */
+  readonly relayClient: RelayClient | undefined;
   readonly options: MeshNodeOptions;
   /** A secured realm's guard (undefined in an open realm). */
   readonly guard: RealmGuard | undefined;
@@ -163,9 +177,12 @@ export class MeshNode extends EventEmitter {
     super();
     this.identity = identity;
     this.options = options;
-    this.transport = options.memoryNetwork
-      ? new MemoryTransport({ identity, network: options.memoryNetwork }, options)
-      : new QuicTransport({ identity }, { idleTimeoutMs: NODE_QUIC_IDLE_TIMEOUT_MS, keepAliveMs: NODE_QUIC_KEEPALIVE_MS, ...options });
+    const transport = new RelayingTransport(
+      options.memoryNetwork
+        ? new MemoryTransport({ identity, network: options.memoryNetwork }, options)
+        : new QuicTransport({ identity }, { idleTimeoutMs: NODE_QUIC_IDLE_TIMEOUT_MS, keepAliveMs: NODE_QUIC_KEEPALIVE_MS, ...options }),
+    );
+    this.transport = transport;
     // Light clients pin their connections: the pool always keeps room for mesh peers beyond them.
     const maxConnections = nodeConnectionLimit(options.pool?.maxConnections, options.gateway?.maxClients ?? DEFAULT_MAX_CLIENTS);
     this.pool = new ConnectionPool({ transport: this.transport }, { ...options.pool, maxConnections });
@@ -253,8 +270,35 @@ export class MeshNode extends EventEmitter {
         reachability,
       );
       this.observed.onChange = () => check.addressChanged();
-      check.onChange = (status) => this.emit('reachability', status);
       this.reachability = check;
+      const relay = options.relay ?? {};
+      const server = new RelayServer(
+        { messenger: this.messenger, enabled: () => relay.serve ?? check.status === 'public' },
+        relay.limits,
+      );
+      this.relayServer = server;
+      let client: RelayClient | undefined;
+      if (relay.client !== false) {
+        client = new RelayClient(
+          {
+            messenger: this.messenger,
+            identity,
+            realm: this.messenger.realm,
+            candidates: () => this.dht.table.toArray(),
+            accept: (conn) => transport.acceptRelayed(conn),
+          },
+          relay.client,
+        );
+        transport.dialRelayed = (address, dialOptions) => client!.dial(address, dialOptions);
+        this.messenger.announcedHost = () => client!.relayedAddress()?.host;
+        client.onChange = () => this.#addressChanged();
+        this.relayClient = client;
+      }
+      this.messenger.claimStream = (first, stream, peer) => server.claim(first, stream, peer) || (client?.claim(first, stream, peer) ?? false);
+      check.onChange = (status) => {
+        client?.setActive(status === 'private');
+        this.emit('reachability', status);
+      };
     }
     if (this.guard) {
       this.messenger.authorize = realmAuthorizer(this.guard);
@@ -355,7 +399,15 @@ export class MeshNode extends EventEmitter {
   get advertisedAddress(): PeerAddress {
     const listen = this.transport.listenAddress;
     if (!listen) throw new StoppedError('the node is not listening yet; start() it first');
-    return { host: this.options.announceHost ?? announceHostFor(listen.host), port: listen.port };
+    return this.relayClient?.relayedAddress() ?? { host: this.options.announceHost ?? announceHostFor(listen.host), port: listen.port };
+  }
+
+  /** The advertised address changed (relays gained or lost): records are put again with it. */
+  #addressChanged(): void {
+    if (this.#state !== 'running') return;
+    this.emit('address', this.advertisedAddress);
+    void this.registry.addressChanged();
+    this.pubsub.addressChanged();
   }
 
   get running(): boolean {
@@ -450,7 +502,13 @@ export class MeshNode extends EventEmitter {
       rpc: { client: this.rpc.stats(), server: this.rpcServer.stats() },
       pubsub: this.pubsub.stats(),
       gateway: this.gateway.stats(),
-      nat: { reachability: this.reachability?.stats(), observed: this.observed.stats() },
+      nat: {
+        reachability: this.reachability?.stats(),
+        observed: this.observed.stats(),
+        advertised: this.#state === 'running' ? formatAddress(this.advertisedAddress) : undefined,
+        relay: this.relayServer?.stats(),
+        relays: this.relayClient?.stats(),
+      },
       ...(this.guard && { auth: this.guard.stats() }),
       process: {
         pid: process.pid,
@@ -472,6 +530,8 @@ export class MeshNode extends EventEmitter {
     clearInterval(this.#sweep);
     this.revocations?.stop();
     this.reachability?.stop();
+    this.relayClient?.stop();
+    this.relayServer?.close();
     void this.pubsub.stop({ withdraw: false });
     this.liveness.close();
     this.dht.stop();
@@ -486,6 +546,8 @@ export class MeshNode extends EventEmitter {
     clearInterval(this.#sweep);
     this.revocations?.stop();
     this.reachability?.stop();
+    this.relayClient?.stop();
+    this.relayServer?.close();
     // Withdraw our records first (while connections are up), so that others
     // stop finding them at once instead of after their TTL.
     if (wasRunning) {

@@ -9,7 +9,7 @@ import type { Connection, PeerAddress, Transport } from '../transport/types.js';
 import { MaculaError, ProtocolError } from '../util/errors.js';
 import { FrameBudget, type BudgetRefusalReason, type FrameBudgetOptions } from '../wire/budget.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
-import { DEFAULT_MAX_QUEUED_BYTES, type OutboundMessage } from '../wire/framed-stream.js';
+import { DEFAULT_MAX_QUEUED_BYTES, type FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
 import { messageName, type Message, type MessageDef } from '../wire/messages.js';
 import { PeerSession, type OneWayDropReason, type PeerInfo, type Role, type SessionHost } from './peer-session.js';
 export type { OneWayDropReason } from './peer-session.js';
@@ -141,6 +141,10 @@ export class Messenger implements SessionHost {
    * connection in use for that node).
    */
   claimInbound: ((conn: Connection) => boolean) | undefined;
+  /** See SessionHost.claimStream (relay circuits). */
+  claimStream: ((first: Message, stream: FramedStream, peer: PeerInfo) => boolean) | undefined;
+  /** See SessionHost.announcedHost (a relayed address while the node is behind a NAT). */
+  announcedHost: (() => string | undefined) | undefined;
   /** Set only in a secured realm (SessionHost.admit). */
   readonly admit: ((peer: PeerInfo, hello: Message) => Promise<void>) | undefined;
   // Indexed by message type (1..255). A plain array increment on the hot
@@ -241,6 +245,12 @@ export class Messenger implements SessionHost {
     const conn = await this.pool.get(target.address, target.nodeId);
     this.pool.touch(conn);
     await this.#session(conn).notify(msg);
+  }
+
+  /** A new stream on `conn` framed like the session's (the relay's circuits); the caller owns it. */
+  openStream(conn: Connection): Promise<FramedStream> {
+    this.pool.touch(conn);
+    return this.#session(conn).openFramedStream();
   }
 
   /** Messages read and queued by type since this messenger was created. */

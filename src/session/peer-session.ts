@@ -10,6 +10,7 @@
  */
 import type { Credential } from '../auth/credential.js';
 import { shortId } from '../identity/identity.js';
+import { isRelayedHost } from '../transport/relayed-address.js';
 import type { Connection, PeerAddress, Stream } from '../transport/types.js';
 import { BadResultError, ConnectionClosedError, fromWire, ProtocolError, TimeoutError, toWire } from '../util/errors.js';
 export { RemoteError } from '../util/errors.js';
@@ -64,6 +65,13 @@ export interface SessionHost {
   onOneWayDropped(reason: OneWayDropReason): void;
   /** The peer's HELLO_ACK told the address our packets came from (see src/nat/observed.ts). */
   onObserved?(observed: PeerAddress, peer: PeerInfo): void;
+  /**
+   * A stream of a greeted peer whose first message is not HELLO (a relay
+   * circuit, src/relay/): returns true to take the stream over.
+   */
+  claimStream?(first: Message, stream: FramedStream, peer: PeerInfo): boolean;
+  /** The host this node announces when it is not its connections' address (a relayed address), sent in HELLO as `addr`. */
+  announcedHost?(): string | undefined;
 }
 
 interface Pending {
@@ -129,6 +137,11 @@ export class PeerSession {
   async request(msg: OutboundMessage, timeoutMs: number): Promise<Message> {
     const out = await this.#stream();
     return this.#send(out, msg, timeoutMs);
+  }
+
+  /** A new stream of this connection, framed as the session's own (budget, limits, counters); the caller owns it. */
+  async openFramedStream(): Promise<FramedStream> {
+    return this.#framed(await this.peer.connection.openStream());
   }
 
   /** Sends a one-way message (no id, no response). */
@@ -236,7 +249,9 @@ export class PeerSession {
     this.#budget?.greet();
     this.peer.greeted = true;
     this.peer.role = msg.role as Role;
-    this.peer.address = { host: this.peer.connection.remoteAddress.host, port: msg.port as number };
+    // A peer may name a relayed address only (src/transport/relayed-address.ts): a direct address is always the one its packets came from.
+    const addr = typeof msg.addr === 'string' && isRelayedHost(msg.addr) ? msg.addr : undefined;
+    this.peer.address = { host: addr ?? this.peer.connection.remoteAddress.host, port: msg.port as number };
     this.#host.onHello(this.peer);
   }
 
@@ -255,6 +270,7 @@ export class PeerSession {
     try {
       const first = await stream.read();
       if (first === null) return;
+      if (first.t !== HELLO.type && this.peer.greeted && host.claimStream?.(first, stream, this.peer)) return;
       if (first.t !== HELLO.type) throw this.#violation(`the first message on a stream must be HELLO, got ${messageName(first.t)}`);
       if (first.realm !== host.realm) {
         // Name only what the peer said: a refusal must not tell a stranger which realm this node serves.
@@ -290,6 +306,8 @@ export class PeerSession {
     const h = this.#host;
     const msg: OutboundMessage = { t: type, realm: h.realm, role: h.role, port: h.listenPort };
     if (h.credential) msg.cred = h.credential;
+    const addr = h.announcedHost?.();
+    if (addr !== undefined) msg.addr = addr;
     return msg;
   }
 

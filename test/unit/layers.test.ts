@@ -21,6 +21,7 @@ export const LAYERS: Readonly<Record<string, number>> = {
   registry: 6,
   pubsub: 6,
   nat: 6,
+  relay: 6,
   rpc: 7,
   gateway: 8,
   client: 9,
