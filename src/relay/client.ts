@@ -136,10 +136,12 @@ export class RelayClient {
 
   async #fill(): Promise<void> {
     const now = Date.now();
-    const candidates = shuffle(this.#c.candidates()).filter((c) => {
-      const hex = toHex(c.id);
-      return !isRelayedHost(c.host) && !this.#held.has(hex) && (this.#refusedUntil.get(hex) ?? 0) <= now;
-    });
+    const usable = shuffle(this.#c.candidates()).filter((c) => !isRelayedHost(c.host) && !this.#held.has(toHex(c.id)));
+    const fresh = usable.filter((c) => (this.#refusedUntil.get(toHex(c.id)) ?? 0) <= now);
+    // A refusal is often passing (a node not yet found public does not relay): with no other
+    // candidate left, the one whose backoff ends first is asked again, one per round.
+    const waiting = usable.filter((c) => !fresh.includes(c)).sort((a, b) => this.#refusedUntil.get(toHex(a.id))! - this.#refusedUntil.get(toHex(b.id))!);
+    const candidates = fresh.length > 0 ? fresh : waiting.slice(0, 1);
     for (const c of candidates) {
       if (!this.#active || this.#held.size >= this.wanted) return;
       const hex = toHex(c.id);

@@ -11,6 +11,7 @@
  */
 import { formatAddress, parseAddress, type PeerAddress } from './types.js';
 
+/** Also known to formatAddress/parseAddress (types.ts), which write a relayed address as its host alone. */
 const PREFIX = 'relay~';
 /** A contact's host is at most 255 characters: three IPv4 relays fit with room to spare. */
 export const MAX_RELAYS_IN_ADDRESS = 3;
