@@ -24,6 +24,7 @@ import type { ObservedStats } from '../nat/observed.js';
 import type { ReachabilityStats } from '../nat/reachability.js';
 import type { RelayClientStats } from '../relay/client.js';
 import type { RelayServerStats } from '../relay/server.js';
+import type { DirectUpgradeStats } from '../relay/upgrade.js';
 
 export type { QueueStats, TrafficStats };
 
@@ -74,6 +75,8 @@ export interface NodeSnapshot {
     /** Relaying for others (src/relay/server.ts) and the relays this node keeps (src/relay/client.ts). */
     relay: RelayServerStats | undefined;
     relays: RelayClientStats | undefined;
+    /** Relayed connections replaced by direct ones (src/relay/upgrade.ts). */
+    directUpgrade: DirectUpgradeStats;
   };
   /** A secured realm's admission and permission counters. */
   auth?: RealmGuardStats;

@@ -36,6 +36,8 @@ import { ReachabilityCheck, type ReachabilityInit } from '../nat/reachability.js
 import { RelayClient, type RelayClientInit } from '../relay/client.js';
 import { RelayServer, type RelayServerInit } from '../relay/server.js';
 import { RelayingTransport } from '../relay/transport.js';
+import { DirectUpgrade } from '../relay/upgrade.js';
+import { isRelayedHost } from '../transport/relayed-address.js';
 import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
 
 export const DEFAULT_PORT = 9443;
@@ -164,6 +166,8 @@ export class MeshNode extends EventEmitter {
   readonly relayServer: RelayServer | undefined;
   /** Keeps relays while this node is private (undefined without the reachability check or with relay.client false). */
   readonly relayClient: RelayClient | undefined;
+  /** Replaces relayed connections by direct ones once the node behind the relay is reachable. */
+  readonly directUpgrade: DirectUpgrade;
   readonly options: MeshNodeOptions;
   /** A secured realm's guard (undefined in an open realm). */
   readonly guard: RealmGuard | undefined;
@@ -257,6 +261,7 @@ export class MeshNode extends EventEmitter {
       },
       options.gateway,
     );
+    this.directUpgrade = new DirectUpgrade({ messenger: this.messenger, transport });
     const reachability = options.reachability ?? (options.memoryNetwork ? false : {});
     if (reachability !== false) {
       const check = new ReachabilityCheck(
@@ -405,7 +410,9 @@ export class MeshNode extends EventEmitter {
   /** The advertised address changed (relays gained or lost): records are put again with it. */
   #addressChanged(): void {
     if (this.#state !== 'running') return;
-    this.emit('address', this.advertisedAddress);
+    const address = this.advertisedAddress;
+    this.emit('address', address);
+    if (!isRelayedHost(address.host)) this.directUpgrade.announce(address);
     void this.registry.addressChanged();
     this.pubsub.addressChanged();
   }
@@ -508,6 +515,7 @@ export class MeshNode extends EventEmitter {
         advertised: this.#state === 'running' ? formatAddress(this.advertisedAddress) : undefined,
         relay: this.relayServer?.stats(),
         relays: this.relayClient?.stats(),
+        directUpgrade: this.directUpgrade.stats(),
       },
       ...(this.guard && { auth: this.guard.stats() }),
       process: {

@@ -40,3 +40,9 @@ export const RELAY_STATUS = defineMessage(66, 'RELAY_STATUS', {
 });
 /** Opaque bytes of a circuit (the ends' Noise messages). */
 export const RELAY_DATA = defineMessage(67, 'RELAY_DATA', { b: f.bytes(1, MAX_RELAY_DATA_BYTES) });
+/**
+ * Sent over a relayed connection by a node that became reachable: dial me at
+ * this address instead. The receiver dials it expecting the sender's node ID;
+ * the direct connection then replaces the relayed one in both pools.
+ */
+export const RELAY_DIRECT = defineMessage(68, 'RELAY_DIRECT', { h: f.str(1, 255), p: f.uint(65535) });

@@ -74,6 +74,35 @@ describe('relayed connections on loopback', () => {
     }
   });
 
+  it('a relayed connection is replaced by a direct one when the node behind the relay becomes reachable', async () => {
+    const net = await createTestnet(1, { ...options, relay: { serve: true } });
+    try {
+      const caller = await net.add({ relay: { serve: false } });
+      const hidden = await net.add({ relay: { serve: false } });
+      await hide(hidden, 1);
+      // On loopback the direct path exists: drop whatever direct connection the join made, then dial the relayed address.
+      let relayed: (Connection & { relayed?: boolean }) | undefined;
+      for (let i = 0; i < 20 && relayed?.relayed !== true; i++) {
+        for (const c of [caller.pool.connectionTo(hidden.nodeId), hidden.pool.connectionTo(caller.nodeId)]) c?.close();
+        caller.liveness.up(hidden.nodeId);
+        relayed = await caller.pool.get(hidden.advertisedAddress, hidden.nodeId);
+      }
+      assert.equal(relayed?.relayed, true, 'the caller holds a relayed connection');
+      await caller.messenger.requestOn(relayed!, { t: PING.type });
+      // Found reachable: the node lets its relays go and tells its relayed peers where to dial it.
+      hidden.relayClient!.setActive(false);
+      await waitFor(() => {
+        const conn = caller.pool.connectionTo(hidden.nodeId) as { relayed?: boolean } | undefined;
+        return conn !== undefined && conn.relayed !== true;
+      }, 10_000, 'a direct connection in use');
+      assert.equal(hidden.directUpgrade.stats().announced, 1);
+      assert.equal(caller.directUpgrade.stats().upgraded, 1);
+      await waitFor(() => relayed!.isClosed, 15_000, 'the relayed connection closed after the grace period');
+    } finally {
+      await net.destroy();
+    }
+  });
+
   it('refuses past its limits with MACULA_ERR_RELAY_* codes and counts each refusal', async () => {
     const net = await createTestnet(1, { ...options, relay: { serve: true, limits: { maxReservations: 1, maxCircuits: 1, circuitMaxBytes: 16 * 1024 } } });
     try {
