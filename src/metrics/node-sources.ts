@@ -22,6 +22,7 @@ import type { RpcClientStats } from '../rpc/client.js';
 import type { RpcServerStats } from '../rpc/server.js';
 import type { ObservedStats } from '../nat/observed.js';
 import type { ReachabilityStats } from '../nat/reachability.js';
+import type { PortMappingStats } from '../nat/port-mapping.js';
 import type { RelayClientStats } from '../relay/client.js';
 import type { RelayServerStats } from '../relay/server.js';
 import type { DirectUpgradeStats } from '../relay/upgrade.js';
@@ -77,6 +78,8 @@ export interface NodeSnapshot {
     relays: RelayClientStats | undefined;
     /** Relayed connections replaced by direct ones (src/relay/upgrade.ts). */
     directUpgrade: DirectUpgradeStats;
+    /** Router port mapping (src/nat/port-mapping.ts), when on. */
+    portMapping: PortMappingStats | undefined;
   };
   /** A secured realm's admission and permission counters. */
   auth?: RealmGuardStats;

@@ -33,6 +33,7 @@ import { peersSnapshot } from '../gateway/snapshot.js';
 import type { NodeSnapshot } from '../metrics/node-sources.js';
 import { ObservedAddresses } from '../nat/observed.js';
 import { ReachabilityCheck, type ReachabilityInit } from '../nat/reachability.js';
+import { PortMapper } from '../nat/port-mapping.js';
 import { RelayClient, type RelayClientInit } from '../relay/client.js';
 import { RelayServer, type RelayServerInit } from '../relay/server.js';
 import { RelayingTransport } from '../relay/transport.js';
@@ -117,6 +118,12 @@ export interface MeshNodeOptions extends QuicTransportOptions, MessengerInit {
    * private keeps relays, or false to never use relays.
    */
   relay?: { serve?: boolean; limits?: RelayServerInit; client?: RelayClientInit | false };
+  /**
+   * Ask the router (UPnP IGD, then NAT-PMP) to forward a public UDP port to
+   * this node, and announce the mapped address (src/nat/port-mapping.ts).
+   * Default false.
+   */
+  portMapping?: boolean;
   /** How long stop() waits for records to be withdrawn from the mesh. Default 5000 ms. */
   stopTimeoutMs?: number;
   /** Where warnings go (unreachable bootstrap, …). Default: stderr. */
@@ -168,6 +175,8 @@ export class MeshNode extends EventEmitter {
   readonly relayClient: RelayClient | undefined;
   /** Replaces relayed connections by direct ones once the node behind the relay is reachable. */
   readonly directUpgrade: DirectUpgrade;
+  /** Router port mapping (undefined unless the portMapping option is on). */
+  readonly portMapper: PortMapper | undefined;
   readonly options: MeshNodeOptions;
   /** A secured realm's guard (undefined in an open realm). */
   readonly guard: RealmGuard | undefined;
@@ -262,6 +271,14 @@ export class MeshNode extends EventEmitter {
       options.gateway,
     );
     this.directUpgrade = new DirectUpgrade({ messenger: this.messenger, transport });
+    if (options.portMapping === true) {
+      const mapper = new PortMapper();
+      mapper.onMapped = () => {
+        this.reachability?.addressChanged();
+        this.#addressChanged();
+      };
+      this.portMapper = mapper;
+    }
     const reachability = options.reachability ?? (options.memoryNetwork ? false : {});
     if (reachability !== false) {
       const check = new ReachabilityCheck(
@@ -404,7 +421,7 @@ export class MeshNode extends EventEmitter {
   get advertisedAddress(): PeerAddress {
     const listen = this.transport.listenAddress;
     if (!listen) throw new StoppedError('the node is not listening yet; start() it first');
-    return this.relayClient?.relayedAddress() ?? { host: this.options.announceHost ?? announceHostFor(listen.host), port: listen.port };
+    return this.relayClient?.relayedAddress() ?? this.portMapper?.external ?? { host: this.options.announceHost ?? announceHostFor(listen.host), port: listen.port };
   }
 
   /** The advertised address changed (relays gained or lost): records are put again with it. */
@@ -438,6 +455,8 @@ export class MeshNode extends EventEmitter {
     this.#startedAt = Date.now();
     this.revocations?.start(this.options.revocationPollMs);
     this.reachability?.start();
+    const listen = this.transport.listenAddress!;
+    void this.portMapper?.start({ host: announceHostFor(listen.host), port: listen.port });
     const bootstrap = this.options.bootstrap ?? [];
     if (bootstrap.length > 0) this.#joined = this.dht.bootstrap(bootstrap);
     return this;
@@ -516,6 +535,7 @@ export class MeshNode extends EventEmitter {
         relay: this.relayServer?.stats(),
         relays: this.relayClient?.stats(),
         directUpgrade: this.directUpgrade.stats(),
+        portMapping: this.portMapper?.stats(),
       },
       ...(this.guard && { auth: this.guard.stats() }),
       process: {
@@ -540,6 +560,7 @@ export class MeshNode extends EventEmitter {
     this.reachability?.stop();
     this.relayClient?.stop();
     this.relayServer?.close();
+    await this.portMapper?.stop();
     void this.pubsub.stop({ withdraw: false });
     this.liveness.close();
     this.dht.stop();
@@ -556,6 +577,7 @@ export class MeshNode extends EventEmitter {
     this.reachability?.stop();
     this.relayClient?.stop();
     this.relayServer?.close();
+    await this.portMapper?.stop();
     // Withdraw our records first (while connections are up), so that others
     // stop finding them at once instead of after their TTL.
     if (wasRunning) {

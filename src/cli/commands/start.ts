@@ -32,6 +32,7 @@ interface StartOptions {
   realmKey?: string;
   credential?: string;
   relay?: boolean;
+  portMapping?: boolean;
 }
 
 export function registerStart(program: Command): void {
@@ -48,6 +49,7 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--announce-host <host>', 'host other nodes should use to reach this one (default: the bound address, or the first non-loopback IPv4 address)').env('MACULA_ANNOUNCE_HOST'))
     .addOption(new Option('--relay', 'relay for nodes behind a NAT even before this node is found reachable (default: relay once found public)'))
     .addOption(new Option('--no-relay', 'never relay for other nodes'))
+    .addOption(new Option('--port-mapping', 'ask the router (UPnP, NAT-PMP) to forward a public UDP port to this node and announce it').env('MACULA_PORT_MAPPING'))
     .addOption(new Option('--admin-port <port>', 'serve /metrics, /health, /ready, /live and /stats over HTTP on <admin-host>:<port> (0 picks a free port)').env('MACULA_ADMIN_PORT').argParser(parseTcpPort))
     .addOption(new Option('--admin-host <address>', 'address the admin HTTP server binds (keep it on loopback unless it is firewalled)').env('MACULA_ADMIN_HOST').default('127.0.0.1'))
     .addOption(
@@ -92,6 +94,7 @@ export function registerStart(program: Command): void {
         ...(opts.realmKey !== undefined && { realmKey: opts.realmKey }),
         ...(credential !== undefined && { credential }),
         ...(opts.relay !== undefined && { relay: { serve: opts.relay } }),
+        ...(opts.portMapping === true && { portMapping: true }),
       });
       watchClients(node, logger);
       watchReachability(node, logger);
