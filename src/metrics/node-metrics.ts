@@ -26,7 +26,7 @@ import type { PoolStats } from '../transport/pool.js';
 import type { TransportStats } from '../transport/types.js';
 import type { ProtocolErrorKind } from '../util/errors.js';
 import { registerStatsMetrics, samplesByLabel, type Metrics, type Sample, type StatsMetric } from './metrics.js';
-import { reachabilitySource, REACHABILITY_METRICS } from './nat-metrics.js';
+import { reachabilitySource, REACHABILITY_METRICS, RELAY_CLIENT_METRICS, RELAY_SERVER_METRICS, type NatNode } from './nat-metrics.js';
 import { authSource, queueSource, trafficSource, type ObservedNode, type QueueStats, type TrafficStats } from './node-sources.js';
 
 // ---- tables -----------------------------------------------------------------
@@ -228,6 +228,9 @@ export function instrumentNode(node: ObservedNode, metrics: Metrics): NodeInstru
   if (auth) registerStatsMetrics(metrics, auth, AUTH_METRICS);
   const reachability = reachabilitySource(node);
   if (reachability) registerStatsMetrics(metrics, reachability, REACHABILITY_METRICS);
+  const { relayServer, relayClient } = node as NatNode;
+  if (relayServer) registerStatsMetrics(metrics, () => relayServer.stats(), RELAY_SERVER_METRICS);
+  if (relayClient) registerStatsMetrics(metrics, () => relayClient.stats(), RELAY_CLIENT_METRICS);
 
   const protocolErrors: Record<string, number> = Object.fromEntries(PROTOCOL_ERROR_KINDS.map((k) => [k, 0]));
   metrics.counter({

@@ -234,9 +234,15 @@ export class ReachabilityCheck {
     }
   }
 
-  /** An inbound connection from a node we asked for a dial-back, while we wait for its answer, is that dial-back. */
+  /**
+   * An inbound connection from a node we asked for a dial-back, while we
+   * wait for its answer and still hold the connection the request went
+   * over, is that dial-back (the node has no other reason to dial us anew).
+   */
   #claim(conn: Connection): boolean {
     if (!this.#awaiting.has(conn.remoteNodeIdHex)) return false;
+    const inUse = this.#c.messenger.pool.connectionTo(conn.remoteNodeIdHex);
+    if (inUse === undefined || inUse === conn) return false;
     // The dialer closes it once its handshake is done; close it here too in case it does not.
     setTimeout(() => conn.close(), 2000).unref();
     return true;

@@ -12,7 +12,7 @@
  * Needs root, `ip` and `iptables`; only the namespaces are touched.
  */
 import { spawnSync } from 'node:child_process';
-import { netnsUnavailable } from './netns.js';
+import { netnsUnavailable, removeStaleNamespaces, run } from './netns.js';
 
 const NS_PATTERN = /^macn-[a-z0-9]+-(\d+)$/;
 
@@ -29,32 +29,6 @@ export function natTopologyUnavailable(): string | undefined {
   const r = spawnSync('iptables', ['--version'], { stdio: 'ignore' });
   if (r.error !== undefined || r.status !== 0) return 'iptables is not installed (Debian package iptables)';
   return undefined;
-}
-
-function run(cmd: string, args: string[]): void {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}: ${r.stderr.trim()}`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Deletes topologies left by runs whose process is gone. */
-function removeStale(): void {
-  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  for (const line of r.stdout?.split('\n') ?? []) {
-    const name = line.split(' ')[0] ?? '';
-    const m = NS_PATTERN.exec(name);
-    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
-    spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-  }
 }
 
 export class NatTopology {
@@ -78,7 +52,7 @@ export class NatTopology {
   }
 
   static create(): NatTopology {
-    removeStale();
+    removeStaleNamespaces(NS_PATTERN);
     const pid = process.pid;
     const ns = (role: string) => `macn-${role}-${pid}`;
     const made: string[] = [];

@@ -85,6 +85,11 @@ describe('admin server on a real QUIC node', () => {
     expectType('macula_rpc_served_total', 'counter');
     expectType('macula_liveness_nodes_down', 'gauge');
     expectType('macula_liveness_marked_down_total', 'counter');
+    expectType('macula_reachability', 'gauge');
+    expectType('macula_dial_backs_total', 'counter');
+    expectType('macula_relay_circuits', 'gauge');
+    expectType('macula_relay_refused_total', 'counter');
+    expectType('macula_relays_held', 'gauge');
     expectType('nodejs_heap_size_used_bytes', 'gauge');
     assert.ok(f.has('nodejs_eventloop_lag_seconds'));
     assert.equal(sampleValue(f, 'macula_up'), 1);
