@@ -87,7 +87,7 @@ if (o.role === 'call') {
     }),
   );
   const elapsed = (performance.now() - t0) / 1000;
-  const conn = node.pool.connections().find((c) => (c as { relayed?: boolean }).relayed === true);
+  const conn = node.pool.connections().find((c) => c.relayed === true);
   process.stdout.write(
     `${JSON.stringify({
       p50: samples[Math.floor(samples.length / 2)],

@@ -214,7 +214,7 @@ export class ReachabilityCheck {
     const from = peer.connection.remoteAddress;
     const obs = { h: from.host, p: from.port };
     if (peer.role !== 'node') throw new DialBackNotANodeError();
-    if ((peer.connection as { relayed?: boolean }).relayed === true) throw new DialBackRelayedError();
+    if (peer.connection.relayed === true) throw new DialBackRelayedError();
     if (this.#serving.has(peer.nodeIdHex) || this.#serving.size >= this.maxConcurrentDialBacks) {
       this.#dialBacks.refused++;
       throw new LimitExceededError('dial-backs running', this.maxConcurrentDialBacks, 'retry the reachability check later');

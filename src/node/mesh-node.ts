@@ -299,20 +299,22 @@ export class MeshNode extends EventEmitter {
         relay.limits,
       );
       this.relayServer = server;
-      let client: RelayClient | undefined;
-      if (relay.client !== false) {
-        client = new RelayClient(
-          {
-            messenger: this.messenger,
-            identity,
-            realm: this.messenger.realm,
-            candidates: () => this.dht.table.toArray(),
-            accept: (conn) => transport.acceptRelayed(conn),
-          },
-          relay.client,
-        );
-        transport.dialRelayed = (address, dialOptions) => client!.dial(address, dialOptions);
-        this.messenger.announcedHost = () => client!.relayedAddress()?.host;
+      const client =
+        relay.client === false
+          ? undefined
+          : new RelayClient(
+              {
+                messenger: this.messenger,
+                identity,
+                realm: this.messenger.realm,
+                candidates: () => this.dht.table.toArray(),
+                accept: (conn) => transport.acceptRelayed(conn),
+              },
+              relay.client,
+            );
+      if (client) {
+        transport.dialRelayed = (address, dialOptions) => client.dial(address, dialOptions);
+        this.messenger.announcedHost = () => client.relayedAddress()?.host;
         client.onChange = () => this.#addressChanged();
         this.relayClient = client;
       }
@@ -422,6 +424,14 @@ export class MeshNode extends EventEmitter {
     const listen = this.transport.listenAddress;
     if (!listen) throw new StoppedError('the node is not listening yet; start() it first');
     return this.relayClient?.relayedAddress() ?? this.portMapper?.external ?? { host: this.options.announceHost ?? announceHostFor(listen.host), port: listen.port };
+  }
+
+  /** Stops the reachability check, lets relays go, closes circuits, removes the port mapping. */
+  async #stopNat(): Promise<void> {
+    this.reachability?.stop();
+    this.relayClient?.stop();
+    this.relayServer?.close();
+    await this.portMapper?.stop();
   }
 
   /** The advertised address changed (relays gained or lost): records are put again with it. */
@@ -557,10 +567,7 @@ export class MeshNode extends EventEmitter {
     this.#state = 'stopped';
     clearInterval(this.#sweep);
     this.revocations?.stop();
-    this.reachability?.stop();
-    this.relayClient?.stop();
-    this.relayServer?.close();
-    await this.portMapper?.stop();
+    await this.#stopNat();
     void this.pubsub.stop({ withdraw: false });
     this.liveness.close();
     this.dht.stop();
@@ -574,10 +581,7 @@ export class MeshNode extends EventEmitter {
     this.#state = 'stopped';
     clearInterval(this.#sweep);
     this.revocations?.stop();
-    this.reachability?.stop();
-    this.relayClient?.stop();
-    this.relayServer?.close();
-    await this.portMapper?.stop();
+    await this.#stopNat();
     // Withdraw our records first (while connections are up), so that others
     // stop finding them at once instead of after their TTL.
     if (wasRunning) {

@@ -37,7 +37,7 @@ export class DirectUpgrade {
   /** This node is reachable at `address` now: tell every peer it is connected to through a relay. */
   announce(address: PeerAddress): void {
     for (const conn of this.#messenger.pool.connections()) {
-      if ((conn as { relayed?: boolean }).relayed !== true) continue;
+      if (conn.relayed !== true) continue;
       this.#stats.announced++;
       void this.#messenger
         .notify({ address: conn.remoteAddress, nodeId: conn.remoteNodeIdHex }, { t: RELAY_DIRECT.type, h: address.host, p: address.port })
@@ -51,11 +51,11 @@ export class DirectUpgrade {
 
   async #dial(msg: Message, peer: PeerInfo): Promise<void> {
     const relayed = peer.connection;
-    if ((relayed as { relayed?: boolean }).relayed !== true || this.#tried.has(relayed)) return;
+    if (relayed.relayed !== true || this.#tried.has(relayed)) return;
     this.#tried.add(relayed);
     try {
       const conn = await this.#transport.dial({ host: msg.h as string, port: msg.p as number }, { expectedNodeId: peer.nodeId, timeoutMs: 5000 });
-      if (this.#messenger.pool.adopt(conn)) this.#stats.upgraded++;
+      if (this.#messenger.pool.accept(conn)) this.#stats.upgraded++;
     } catch {
       this.#stats.failed++;
     }

@@ -44,6 +44,8 @@ export interface Connection {
   acceptStream(): Promise<Stream | null>;
   /** Round-trip time estimate in ms (0 when unknown). */
   rttMs(): number;
+  /** True for a connection through a relay (src/relay/): the pool prefers a direct one. */
+  readonly relayed?: boolean;
   close(): void;
 }
 

@@ -49,7 +49,7 @@ describe('relayed connections on loopback', () => {
           if (Buffer.from(payload).includes(MARKER)) leaks++;
         };
       }
-      const conn = (await caller.transport.dial(address, { expectedNodeId: hidden.nodeId })) as Connection & { relayed?: boolean };
+      const conn = await caller.transport.dial(address, { expectedNodeId: hidden.nodeId });
       assert.equal(conn.relayed, true);
       assert.equal(conn.remoteNodeIdHex, hidden.nodeId);
       // A request carrying the marker in plaintext: a 32-byte DHT key.
@@ -81,7 +81,7 @@ describe('relayed connections on loopback', () => {
       const hidden = await net.add({ relay: { serve: false } });
       await hide(hidden, 1);
       // On loopback the direct path exists: drop whatever direct connection the join made, then dial the relayed address.
-      let relayed: (Connection & { relayed?: boolean }) | undefined;
+      let relayed: Connection | undefined;
       for (let i = 0; i < 20 && relayed?.relayed !== true; i++) {
         for (const c of [caller.pool.connectionTo(hidden.nodeId), hidden.pool.connectionTo(caller.nodeId)]) c?.close();
         caller.liveness.up(hidden.nodeId);
@@ -92,7 +92,7 @@ describe('relayed connections on loopback', () => {
       // Found reachable: the node lets its relays go and tells its relayed peers where to dial it.
       hidden.relayClient!.setActive(false);
       await waitFor(() => {
-        const conn = caller.pool.connectionTo(hidden.nodeId) as { relayed?: boolean } | undefined;
+        const conn = caller.pool.connectionTo(hidden.nodeId);
         return conn !== undefined && conn.relayed !== true;
       }, 10_000, 'a direct connection in use');
       assert.equal(hidden.directUpgrade.stats().announced, 1);
