@@ -17,6 +17,7 @@ import type { Messenger } from '../session/messenger.js';
 import type { PeerInfo } from '../session/peer-session.js';
 import type { Connection, PeerAddress, Transport } from '../transport/types.js';
 import { LimitExceededError } from '../util/errors.js';
+import { shuffle } from '../util/shuffle.js';
 import { isRelayedHost } from '../transport/relayed-address.js';
 import { DialBackNotANodeError, DialBackRelayedError } from './errors.js';
 import type { Message } from '../wire/messages.js';
@@ -170,7 +171,7 @@ export class ReachabilityCheck {
     if (this.#lastPort !== 0 && port !== this.#lastPort) this.#status = 'unknown';
     this.#lastPort = port;
     // Only peers reached directly: a dial-back through a relay would prove nothing about our own address.
-    const peers = sample(this.#c.peers().filter((p) => !isRelayedHost(p.host)), this.probes);
+    const peers = shuffle(this.#c.peers().filter((p) => !isRelayedHost(p.host))).slice(0, this.probes);
     let reached = 0;
     let unreached = 0;
     await Promise.all(
@@ -247,14 +248,4 @@ export class ReachabilityCheck {
     setTimeout(() => conn.close(), 2000).unref();
     return true;
   }
-}
-
-/** Up to n distinct items, chosen at random. */
-function sample<T>(items: readonly T[], n: number): T[] {
-  const copy = [...items];
-  for (let i = copy.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
-  }
-  return copy.slice(0, n);
 }

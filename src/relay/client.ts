@@ -16,6 +16,7 @@ import type { PeerInfo } from '../session/peer-session.js';
 import { isRelayedHost, MAX_RELAYS_IN_ADDRESS, relayedAddress, relaysOf } from '../transport/relayed-address.js';
 import { formatAddress, type Connection, type DialOptions, type PeerAddress } from '../transport/types.js';
 import { DialError } from '../util/errors.js';
+import { shuffle } from '../util/shuffle.js';
 import type { FramedStream } from '../wire/framed-stream.js';
 import { PING, type Message } from '../wire/messages.js';
 import { RelayError } from './errors.js';
@@ -281,13 +282,4 @@ function withTimeout<T>(p: Promise<T>, ms: number, where: string): Promise<T> {
       timer = setTimeout(() => reject(new DialError(where, `cannot reach a node at ${where}: timed out after ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
-}
-
-function shuffle<T>(items: readonly T[]): T[] {
-  const copy = [...items];
-  for (let i = copy.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
-  }
-  return copy;
 }
