@@ -203,11 +203,14 @@ export class RelayClient {
     for (const relay of relays) {
       const left = deadline - Date.now();
       if (left <= 0) break;
+      const attempt = this.#circuit(relay, expected, address);
       try {
-        const conn = await withTimeout(this.#circuit(relay, expected, address), left, where);
+        const conn = await withTimeout(attempt, left, where);
         this.#stats.circuitsDialed++;
         return conn;
       } catch (err) {
+        // A circuit that opens after its deadline is closed, not left behind.
+        attempt.then((late) => late.close(), () => undefined);
         last = err;
       }
     }
