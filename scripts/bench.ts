@@ -13,6 +13,7 @@ import { rpcScenario } from './bench/rpc.js';
 import { pubsubScenario } from './bench/pubsub.js';
 import { authScenario } from './bench/auth.js';
 import { cliScenario } from './bench/cli.js';
+import { natScenario } from './bench/nat.js';
 
 export interface Figure {
   metric: string;
@@ -38,6 +39,7 @@ const scenarios: Record<string, Scenario> = {
   pubsub: pubsubScenario,
   auth: authScenario,
   cli: cliScenario,
+  nat: natScenario,
 };
 
 function usage(): never {

@@ -128,6 +128,7 @@ export function renderStats(now: Snapshot, previous?: Snapshot, seconds = 0): st
       `dht store ${formatCount(num(now, 'dht.records') ?? 0)} records (${formatCount(num(now, 'dht.ownRecords') ?? 0)} own)` +
       (num(now, 'pubsub.subscriptions') !== undefined ? `, ${formatCount(num(now, 'pubsub.subscriptions')!)} subscriptions` : '') +
       `, ${formatCount(num(now, 'rpc.server.procedures') ?? 0)} procedures served`,
+    ...reachabilityLine(now),
     '',
   );
 
@@ -180,6 +181,19 @@ export function renderStats(now: Snapshot, previous?: Snapshot, seconds = 0): st
     ),
   );
   return `${out.join('\n')}\n`;
+}
+
+/** `reachability public|private|unknown`, with the address peers observed; absent when the node does not report it. */
+function reachabilityLine(now: Snapshot): string[] {
+  const nat = now.nat as
+    | { reachability?: { status?: string }; observed?: { host?: string; behindNat?: boolean }; advertised?: string; relay?: { enabled?: boolean; circuits?: number; reservations?: number } }
+    | undefined;
+  if (!nat) return [];
+  const status = nat.reachability?.status ?? 'not checked';
+  const observed = nat.observed?.host ? `, peers see it as ${nat.observed.host}${nat.observed.behindNat ? ' (behind a NAT)' : ''}` : '';
+  const lines = [`         reachability ${status}${observed}${nat.advertised ? `, announced as ${nat.advertised}` : ''}`];
+  if (nat.relay?.enabled) lines.push(`         relaying for ${formatCount(nat.relay.reservations ?? 0)} nodes, ${formatCount(nat.relay.circuits ?? 0)} circuits open`);
+  return lines;
 }
 
 /** The busiest client source against the per-address share; absent when the node does not report it. */

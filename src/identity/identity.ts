@@ -106,6 +106,14 @@ export class Identity {
     return new Uint8Array(edSign(null, data, this.#privateKey));
   }
 
+  /** The key in libsodium's layout (seed ‖ public key), for the relayed connections' Noise handshake. */
+  ed25519SecretKey(): Uint8Array {
+    const out = new Uint8Array(64);
+    out.set(this.#seed, 0);
+    out.set(this.publicKey, 32);
+    return out;
+  }
+
   /**
    * The key in libp2p's protobuf encoding (`PrivateKey { Type = Ed25519, Data = seed || public }`),
    * which the QUIC stack uses for its TLS certificate.

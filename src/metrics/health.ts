@@ -22,6 +22,7 @@ import { totalmem } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { nodeBudgets, SnapshotReader, type BudgetReading, type NodeSnapshot, type ObservedNode } from './node-sources.js';
 import { numberOption } from '../util/options.js';
+import { reachabilityHealth } from './nat-metrics.js';
 
 export type { BudgetReading };
 
@@ -154,6 +155,7 @@ export class HealthMonitor {
     this.addCheck('queueSaturation', () => this.#saturationCheck());
     this.addCheck('budgets', () => this.#budgetCheck());
     this.addCheck('joinedMesh', () => this.#joinedCheck());
+    if (this.#snapshot().nat?.reachability) this.addCheck('reachability', () => reachabilityHealth(this.#snapshot().nat));
   }
 
   /** Starts sampling the event loop. Idempotent. */

@@ -27,6 +27,7 @@ import type { TransportStats } from '../transport/types.js';
 import type { ProtocolErrorKind } from '../util/errors.js';
 import { registerStatsMetrics, samplesByLabel, type Metrics, type Sample, type StatsMetric } from './metrics.js';
 import { SnapshotReader, type ObservedNode, type QueueStats, type TrafficStats } from './node-sources.js';
+import { REACHABILITY_METRICS, RELAY_CLIENT_METRICS, RELAY_SERVER_METRICS } from './nat-metrics.js';
 
 // ---- tables -----------------------------------------------------------------
 
@@ -230,6 +231,11 @@ export function instrumentNode(node: ObservedNode, metrics: Metrics): NodeInstru
   // A secured realm's counters; an open realm has none (and no such families).
   if (node.snapshot().auth !== undefined) registerStatsMetrics(metrics, () => snapshot().auth!, AUTH_METRICS);
   const onCall = registerServiceMetrics(metrics, snapshot);
+  // Behind a NAT: the reachability check and relaying, when the node runs them.
+  const nat = node.snapshot().nat;
+  if (nat?.reachability) registerStatsMetrics(metrics, () => snapshot().nat!.reachability!, REACHABILITY_METRICS);
+  if (nat?.relay) registerStatsMetrics(metrics, () => snapshot().nat!.relay!, RELAY_SERVER_METRICS);
+  if (nat?.relays) registerStatsMetrics(metrics, () => snapshot().nat!.relays!, RELAY_CLIENT_METRICS);
 
   const protocolErrors: Record<string, number> = Object.fromEntries(PROTOCOL_ERROR_KINDS.map((k) => [k, 0]));
   metrics.counter({

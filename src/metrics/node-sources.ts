@@ -16,6 +16,12 @@ import type { PubSubStats } from '../pubsub/pubsub.js';
 import type { RegistryStats } from '../registry/types.js';
 import type { RpcClientStats } from '../rpc/client.js';
 import type { RpcServerStats } from '../rpc/server.js';
+import type { ObservedStats } from '../nat/observed.js';
+import type { ReachabilityStats } from '../nat/reachability.js';
+import type { PortMappingStats } from '../nat/port-mapping.js';
+import type { RelayClientStats } from '../relay/client.js';
+import type { RelayServerStats } from '../relay/server.js';
+import type { DirectUpgradeStats } from '../relay/upgrade.js';
 
 export type { QueueStats, TrafficStats };
 
@@ -73,6 +79,20 @@ export interface NodeSnapshot {
   rpc: { client: RpcClientStats; server: RpcServerStats };
   pubsub: PubSubStats;
   gateway: GatewayStats;
+  /** Behind a NAT or not: the reachability check (absent when off) and the addresses peers observed. */
+  nat?: {
+    reachability: ReachabilityStats | undefined;
+    observed: ObservedStats;
+    /** The address this node announces (a relayed one while it is behind a NAT with relays). */
+    advertised: string | undefined;
+    /** Relaying for others (src/relay/server.ts) and the relays this node keeps (src/relay/client.ts). */
+    relay: RelayServerStats | undefined;
+    relays: RelayClientStats | undefined;
+    /** Relayed connections replaced by direct ones (src/relay/upgrade.ts). */
+    directUpgrade: DirectUpgradeStats;
+    /** Router port mapping (src/nat/port-mapping.ts), when on. */
+    portMapping: PortMappingStats | undefined;
+  };
   /** A secured realm's admission and permission counters. */
   auth?: RealmGuardStats;
   process: {

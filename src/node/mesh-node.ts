@@ -12,7 +12,7 @@ import { Identity, loadOrCreateIdentity, defaultDataDir, publicKeyFromHex } from
 import { ConnectionPool, type ConnectionPoolInit } from '../transport/pool.js';
 import { QuicTransport, type QuicTransportOptions } from '../transport/quic.js';
 import { MemoryNetwork, MemoryTransport } from '../transport/memory.js';
-import { DEFAULT_HOST, DEFAULT_PORT, type PeerAddress, type Transport } from '../transport/types.js';
+import { DEFAULT_HOST, DEFAULT_PORT, formatAddress, type PeerAddress, type Transport } from '../transport/types.js';
 import { ConfigError, StoppedError } from '../util/errors.js';
 import { settleWithin } from '../util/time.js';
 import { PING, PONG } from '../wire/messages.js';
@@ -31,6 +31,14 @@ import { Gateway, type GatewayInit } from '../gateway/index.js';
 import { DEFAULT_MAX_CLIENTS, nodeConnectionLimit } from '../gateway/options.js';
 import { peersSnapshot } from '../gateway/snapshot.js';
 import type { NodeSnapshot } from '../metrics/node-sources.js';
+import { ObservedAddresses } from '../nat/observed.js';
+import { ReachabilityCheck, type ReachabilityInit } from '../nat/reachability.js';
+import { PortMapper } from '../nat/port-mapping.js';
+import { RelayClient, type RelayClientInit } from '../relay/client.js';
+import { RelayServer, type RelayServerInit } from '../relay/server.js';
+import { RelayingTransport } from '../relay/transport.js';
+import { DirectUpgrade } from '../relay/upgrade.js';
+import { isRelayedHost } from '../transport/relayed-address.js';
 import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
 
 export const DEFAULT_STOP_TIMEOUT_MS = 5000;
@@ -116,6 +124,24 @@ export interface MeshNodeOptions {
   pubsub?: PubSubInit;
   /** Light-client gateway limits (maxClients, per-client subscriptions, calls, served procedures); see src/gateway/options.ts. */
   gateway?: GatewayInit;
+  /**
+   * The reachability check (public / private / unknown; src/nat/reachability.ts),
+   * or false to run none. Default: on over QUIC, off over the in-process network (it has no NATs).
+   */
+  reachability?: ReachabilityInit | false;
+  /**
+   * Relaying (src/relay/; needs the reachability check). `serve`: relay for
+   * nodes behind a NAT — true always, false never, default when this node is
+   * found public; `limits` bound what it relays. `client`: how a node found
+   * private keeps relays, or false to never use relays.
+   */
+  relay?: { serve?: boolean; limits?: RelayServerInit; client?: RelayClientInit | false };
+  /**
+   * Ask the router (UPnP IGD, then NAT-PMP) to forward a public UDP port to
+   * this node, and announce the mapped address (src/nat/port-mapping.ts).
+   * Default false.
+   */
+  portMapping?: boolean;
   /** How long stop() waits for records to be withdrawn from the mesh. Default 5000 ms. */
   stopTimeoutMs?: number;
   /** Where warnings go (unreachable bootstrap, …). Default: stderr. */
@@ -141,7 +167,8 @@ const stderrLogger: DhtLogger = { warn: (m) => process.stderr.write(`macula: war
 /**
  * Events: 'peer' (PeerInfo, after a HELLO), 'protocol-error' (ProtocolError,
  * PeerInfo | undefined), 'lookup' (LookupStats of every finished DHT lookup),
- * 'rpc-call' (ms, outcome of every call made).
+ * 'rpc-call' (ms, outcome of every call made), 'reachability' (the new status
+ * when the reachability check changes its answer).
  */
 export class MeshNode extends EventEmitter {
   readonly identity: Identity;
@@ -156,6 +183,18 @@ export class MeshNode extends EventEmitter {
   readonly rpc: RpcClient;
   readonly pubsub: PubSub;
   readonly gateway: Gateway;
+  /** The addresses peers saw this node's packets come from. */
+  readonly observed = new ObservedAddresses();
+  /** Whether others can dial this node (undefined when the check is off). */
+  readonly reachability: ReachabilityCheck | undefined;
+  /** Relays for nodes behind a NAT while enabled (undefined without the reachability check). */
+  readonly relayServer: RelayServer | undefined;
+  /** Keeps relays while this node is private (undefined without the reachability check or with relay.client false). */
+  readonly relayClient: RelayClient | undefined;
+  /** Replaces relayed connections by direct ones once the node behind the relay is reachable. */
+  readonly directUpgrade: DirectUpgrade;
+  /** Router port mapping (undefined unless the portMapping option is on). */
+  readonly portMapper: PortMapper | undefined;
   readonly options: MeshNodeOptions;
   /** A secured realm's guard (undefined in an open realm). */
   readonly guard: RealmGuard | undefined;
@@ -169,9 +208,12 @@ export class MeshNode extends EventEmitter {
     super();
     this.identity = identity;
     this.options = options;
-    this.transport = options.memoryNetwork
-      ? new MemoryTransport({ identity, network: options.memoryNetwork }, options.transport)
-      : new QuicTransport({ identity }, { idleTimeoutMs: NODE_QUIC_IDLE_TIMEOUT_MS, keepAliveMs: NODE_QUIC_KEEPALIVE_MS, ...options.transport });
+    const transport = new RelayingTransport(
+      options.memoryNetwork
+        ? new MemoryTransport({ identity, network: options.memoryNetwork }, options.transport)
+        : new QuicTransport({ identity }, { idleTimeoutMs: NODE_QUIC_IDLE_TIMEOUT_MS, keepAliveMs: NODE_QUIC_KEEPALIVE_MS, ...options.transport }),
+    );
+    this.transport = transport;
     // Light clients pin their connections: the pool always keeps room for mesh peers beyond them.
     const maxConnections = nodeConnectionLimit(options.pool?.maxConnections, options.gateway?.maxClients ?? DEFAULT_MAX_CLIENTS);
     this.pool = new ConnectionPool({ transport: this.transport }, { ...options.pool, maxConnections });
@@ -192,6 +234,7 @@ export class MeshNode extends EventEmitter {
             if (contact) this.dht.onContact(contact);
           },
           protocolError: (err, peer) => this.emit('protocol-error', err, peer),
+          observed: (address, peer) => this.observed.record(address, peer.nodeIdHex),
         },
       },
       { ...options.session, realm: options.realm ?? DEFAULT_REALM, role: 'node', ...(options.credential !== undefined && { credential: options.credential }) },
@@ -247,6 +290,60 @@ export class MeshNode extends EventEmitter {
       },
       options.gateway,
     );
+    this.directUpgrade = new DirectUpgrade({ messenger: this.messenger, transport });
+    if (options.portMapping === true) {
+      const mapper = new PortMapper();
+      mapper.onMapped = () => {
+        this.reachability?.addressChanged();
+        this.#addressChanged();
+      };
+      this.portMapper = mapper;
+    }
+    const reachability = options.reachability ?? (options.memoryNetwork ? false : {});
+    if (reachability !== false) {
+      const check = new ReachabilityCheck(
+        {
+          messenger: this.messenger,
+          transport: this.transport,
+          observed: this.observed,
+          peers: () => this.dht.table.toArray(),
+          advertisedAddress: () => this.advertisedAddress,
+        },
+        reachability,
+      );
+      this.observed.onChange = () => check.addressChanged();
+      this.reachability = check;
+      const relay = options.relay ?? {};
+      const server = new RelayServer(
+        { messenger: this.messenger, enabled: () => relay.serve ?? check.status === 'public' },
+        relay.limits,
+      );
+      this.relayServer = server;
+      const client =
+        relay.client === false
+          ? undefined
+          : new RelayClient(
+              {
+                messenger: this.messenger,
+                identity,
+                realm: this.messenger.realm,
+                candidates: () => this.dht.table.toArray(),
+                accept: (conn) => transport.acceptRelayed(conn),
+              },
+              relay.client,
+            );
+      if (client) {
+        transport.dialRelayed = (address, dialOptions) => client.dial(address, dialOptions);
+        this.messenger.announcedHost = () => client.relayedAddress()?.host;
+        client.onChange = () => this.#addressChanged();
+        this.relayClient = client;
+      }
+      this.messenger.claimStream = (first, stream, peer) => server.claim(first, stream, peer) || (client?.claim(first, stream, peer) ?? false);
+      check.onChange = (status) => {
+        client?.setActive(status === 'private');
+        this.emit('reachability', status);
+      };
+    }
     if (this.guard) {
       this.messenger.authorize = realmAuthorizer(this.guard);
       this.revocations = new RevocationSync({ guard: this.guard, dht: this.dht, messenger: this.messenger });
@@ -346,7 +443,25 @@ export class MeshNode extends EventEmitter {
   get advertisedAddress(): PeerAddress {
     const listen = this.transport.listenAddress;
     if (!listen) throw new StoppedError('the node is not listening yet; start() it first');
-    return { host: this.options.announceHost ?? announceHostFor(listen.host), port: listen.port };
+    return this.relayClient?.relayedAddress() ?? this.portMapper?.external ?? { host: this.options.announceHost ?? announceHostFor(listen.host), port: listen.port };
+  }
+
+  /** Stops the reachability check, lets relays go, closes circuits, removes the port mapping. */
+  async #stopNat(): Promise<void> {
+    this.reachability?.stop();
+    this.relayClient?.stop();
+    this.relayServer?.close();
+    await this.portMapper?.stop();
+  }
+
+  /** The advertised address changed (relays gained or lost): records are put again with it. */
+  #addressChanged(): void {
+    if (this.#state !== 'running') return;
+    const address = this.advertisedAddress;
+    this.emit('address', address);
+    if (!isRelayedHost(address.host)) this.directUpgrade.announce(address);
+    void this.registry.addressChanged();
+    this.pubsub.addressChanged();
   }
 
   get running(): boolean {
@@ -369,6 +484,9 @@ export class MeshNode extends EventEmitter {
     this.#state = 'running';
     this.#startedAt = Date.now();
     this.revocations?.start(this.options.revocationPollMs);
+    this.reachability?.start();
+    const listen = this.transport.listenAddress!;
+    void this.portMapper?.start({ host: announceHostFor(listen.host), port: listen.port });
     const bootstrap = this.options.bootstrap ?? [];
     if (bootstrap.length > 0) this.#joined = this.dht.bootstrap(bootstrap);
     return this;
@@ -442,6 +560,15 @@ export class MeshNode extends EventEmitter {
       rpc: { client: this.rpc.stats(), server: this.rpcServer.stats() },
       pubsub: this.pubsub.stats(),
       gateway: this.gateway.stats(),
+      nat: {
+        reachability: this.reachability?.stats(),
+        observed: this.observed.stats(),
+        advertised: this.#state === 'running' ? formatAddress(this.advertisedAddress) : undefined,
+        relay: this.relayServer?.stats(),
+        relays: this.relayClient?.stats(),
+        directUpgrade: this.directUpgrade.stats(),
+        portMapping: this.portMapper?.stats(),
+      },
       ...(this.guard && { auth: this.guard.stats() }),
       process: {
         pid: process.pid,
@@ -462,6 +589,7 @@ export class MeshNode extends EventEmitter {
     this.#state = 'stopped';
     clearInterval(this.#sweep);
     this.revocations?.stop();
+    await this.#stopNat();
     void this.pubsub.stop({ withdraw: false });
     this.liveness.close();
     this.dht.stop();
@@ -475,6 +603,7 @@ export class MeshNode extends EventEmitter {
     this.#state = 'stopped';
     clearInterval(this.#sweep);
     this.revocations?.stop();
+    await this.#stopNat();
     // Withdraw our records first (while connections are up), so that others
     // stop finding them at once instead of after their TTL.
     if (wasRunning) {

@@ -129,6 +129,12 @@ export class Announcer {
     return this.#schedule(s);
   }
 
+  /** This node's address changed (it moved behind relays, or back): every announcement is put again with the new one. */
+  addressChanged(): void {
+    if (this.#stopped) return;
+    for (const s of this.#keys.values()) if (s.patterns.size > 0) this.#kick(s);
+  }
+
   /** Whether `topic` is under a prefix announced as `<prefix>.#` (O(segments)). */
   coversBroadly(topic: string): boolean {
     if (this.#broadened.size === 0) return false;

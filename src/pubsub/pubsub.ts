@@ -203,6 +203,11 @@ export class PubSub {
     return (peers as Promise<readonly Peer[]>).then((p) => this.#send(topic, segs, data, payload, p, options));
   }
 
+  /** This node's advertised address changed: subscription records are announced again with it. */
+  addressChanged(): void {
+    this.#announcer.addressChanged();
+  }
+
   /** The fan-out worker pool (its depth, for metrics and tests). */
   get fanoutPool(): Fanout['pool'] {
     return this.#fanout.pool;

@@ -71,6 +71,7 @@ interface LocalAd {
   readonly key: Uint8Array;
   /** The one-element provider list of this node, prebuilt so local() allocates nothing. */
   readonly providers: readonly Provider[];
+  readonly ttlMs: number;
 }
 
 export class ServiceRegistry {
@@ -140,7 +141,7 @@ export class ServiceRegistry {
       expires: Infinity,
       local: true,
     });
-    const ad: LocalAd = { key, providers: Object.freeze([provider]) };
+    const ad: LocalAd = { key, providers: Object.freeze([provider]), ttlMs };
     this.#local.set(name, ad);
     this.invalidate(name);
     try {
@@ -171,6 +172,20 @@ export class ServiceRegistry {
   async withdrawAll(): Promise<number> {
     const results = await Promise.allSettled([...this.#local.keys()].map((name) => this.unadvertise(name)));
     return results.filter((r) => r.status === 'fulfilled' && r.value).length;
+  }
+
+  /**
+   * This node's advertised address changed (it moved behind relays, or
+   * back): every registration is put again with the new address. Best
+   * effort: a failure leaves the old record until the next change or its expiry.
+   */
+  async addressChanged(): Promise<void> {
+    await Promise.allSettled(
+      [...this.#local].map(([name, ad]) => {
+        const p = ad.providers[0]!;
+        return this.advertise(name, p.metadata as Record<string, unknown>, { ttlMs: ad.ttlMs });
+      }),
+    );
   }
 
   /** Names this node advertises. */

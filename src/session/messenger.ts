@@ -9,7 +9,7 @@ import type { Connection, PeerAddress, Transport } from '../transport/types.js';
 import { MaculaError, ProtocolError } from '../util/errors.js';
 import { FRAME_BUDGET_DEFAULTS, FrameBudget, type BudgetRefusalReason, type FrameBudgetOptions } from '../wire/budget.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
-import { DEFAULT_MAX_QUEUED_BYTES, type OutboundMessage } from '../wire/framed-stream.js';
+import { DEFAULT_MAX_QUEUED_BYTES, type FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
 import { messageName, type HandlerRegistry, type Message, type MessageDef, type WireMessage } from '../wire/messages.js';
 import type { Fields } from '../wire/schema.js';
 import { PeerSession, type Hello, type OneWayDropReason, type PeerInfo, type Role, type SessionHost } from './peer-session.js';
@@ -57,6 +57,8 @@ export interface MessengerEvents {
   message(peer: PeerInfo): void;
   hello(peer: PeerInfo): void;
   protocolError(err: ProtocolError, peer: PeerInfo | undefined): void;
+  /** A peer told us the address our packets came from (HELLO_ACK). */
+  observed(address: PeerAddress, peer: PeerInfo): void;
 }
 
 /** Messages by type name (e.g. FIND_NODE) since the messenger was created. */
@@ -147,6 +149,16 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
   readonly #credential: readonly string[] | undefined;
   /** See Authorizer; undefined in an open realm. */
   authorize: Authorizer | undefined;
+  /**
+   * Sees every inbound connection before the pool does; returning true takes
+   * it (the reachability check's dial-backs, which must not replace the
+   * connection in use for that node).
+   */
+  claimInbound: ((conn: Connection) => boolean) | undefined;
+  /** See SessionHost.claimStream (relay circuits). */
+  claimStream: ((first: Message, stream: FramedStream, peer: PeerInfo) => boolean) | undefined;
+  /** See SessionHost.announcedHost (a relayed address while the node is behind a NAT). */
+  announcedHost: (() => string | undefined) | undefined;
   /** Set only in a secured realm (SessionHost.admit). */
   readonly admit: ((peer: PeerInfo, hello: Hello) => Promise<void>) | undefined;
   // Indexed by message type (1..255). A plain array increment on the hot
@@ -209,6 +221,7 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
       for (;;) {
         const conn = await this.#transport.acceptConnection();
         if (conn === null) return;
+        if (this.claimInbound?.(conn)) continue;
         this.pool.accept(conn);
       }
     })();
@@ -249,6 +262,12 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
     const conn = await this.pool.get(target.address, target.nodeId);
     this.pool.touch(conn);
     await this.#session(conn).notify(msg);
+  }
+
+  /** A new stream on `conn` framed like the session's (the relay's circuits); the caller owns it. */
+  openStream(conn: Connection): Promise<FramedStream> {
+    this.pool.touch(conn);
+    return this.#session(conn).openFramedStream();
   }
 
   /** Messages read and queued by type since this messenger was created. */
@@ -380,6 +399,10 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
   onHello(peer: PeerInfo): void {
     this.#passedHello(peer.connection);
     this.#events.hello?.(peer);
+  }
+
+  onObserved(address: PeerAddress, peer: PeerInfo): void {
+    this.#events.observed?.(address, peer);
   }
 
   onProtocolError(err: ProtocolError, peer: PeerInfo): void {

@@ -10,6 +10,7 @@
  */
 import type { Credential } from '../auth/credential.js';
 import { shortId } from '../identity/identity.js';
+import { isRelayedHost } from '../transport/relayed-address.js';
 import type { Connection, PeerAddress, Stream } from '../transport/types.js';
 import { BadResultError, ConnectionClosedError, fromWire, ProtocolError, TimeoutError, toWire } from '../util/errors.js';
 export { RemoteError } from '../util/errors.js';
@@ -65,6 +66,15 @@ export interface SessionHost {
   onTraffic(direction: 'in' | 'out', type: number): void;
   /** A one-way message was not handled (it has no answer to carry an error): counted. */
   onOneWayDropped(reason: OneWayDropReason): void;
+  /** The peer's HELLO_ACK told the address our packets came from (see src/nat/observed.ts). */
+  onObserved?(observed: PeerAddress, peer: PeerInfo): void;
+  /**
+   * A stream of a greeted peer whose first message is not HELLO (a relay
+   * circuit, src/relay/): returns true to take the stream over.
+   */
+  claimStream?(first: Message, stream: FramedStream, peer: PeerInfo): boolean;
+  /** The host this node announces when it is not its connections' address (a relayed address), sent in HELLO as `addr`. */
+  announcedHost?(): string | undefined;
 }
 
 interface Pending {
@@ -132,6 +142,11 @@ export class PeerSession {
     return this.#send(out, msg, timeoutMs);
   }
 
+  /** A new stream of this connection, framed as the session's own (budget, limits, counters); the caller owns it. */
+  async openFramedStream(): Promise<FramedStream> {
+    return this.#framed(await this.peer.connection.openStream());
+  }
+
   /** Sends a one-way message (no id, no response). */
   async notify(msg: OutboundMessage): Promise<void> {
     const out = await this.#stream();
@@ -183,7 +198,11 @@ export class PeerSession {
     });
     this.#out = out;
     hello.then(
-      (ack) => this.#learn(ack),
+      (ack) => {
+        this.#learn(ack);
+        const obs = ack.obs as { h: string; p: number } | undefined;
+        if (obs) h.onObserved?.({ host: obs.h, port: obs.p }, this.peer);
+      },
       (err) => {
         // A refused HELLO (wrong realm, node full) ends the connection: fail everything queued on it.
         this.#failAll(err);
@@ -234,7 +253,9 @@ export class PeerSession {
     this.#budget?.greet();
     this.peer.greeted = true;
     this.peer.role = msg.role;
-    this.peer.address = { host: this.peer.connection.remoteAddress.host, port: msg.port };
+    // A peer may name a relayed address only (src/transport/relayed-address.ts): a direct address is always the one its packets came from.
+    const addr = msg.addr !== undefined && isRelayedHost(msg.addr) ? msg.addr : undefined;
+    this.peer.address = { host: addr ?? this.peer.connection.remoteAddress.host, port: msg.port };
     this.#host.onHello(this.peer);
   }
 
@@ -253,7 +274,10 @@ export class PeerSession {
     try {
       const first = await stream.read();
       if (first === null) return;
-      if (!isMessage(first, HELLO)) throw this.#violation(`the first message on a stream must be HELLO, got ${messageName(first.t)}`);
+      if (!isMessage(first, HELLO)) {
+        if (this.peer.greeted && host.claimStream?.(first, stream, this.peer)) return;
+        throw this.#violation(`the first message on a stream must be HELLO, got ${messageName(first.t)}`);
+      }
       if (first.realm !== host.realm) {
         // Name only what the peer said: a refusal must not tell a stranger which realm this node serves.
         const message = `this node does not serve realm "${first.realm}"; use the same --realm on every node`;
@@ -268,7 +292,8 @@ export class PeerSession {
         }
       }
       this.#learn(first);
-      void stream.send(this.#hello(HELLO_ACK.type), first.id).catch(() => undefined);
+      const { host: h, port: p } = this.peer.connection.remoteAddress;
+      void stream.send({ ...this.#hello(HELLO_ACK.type), obs: { h, p } }, first.id).catch(() => undefined);
       for (;;) {
         const msg = await stream.read();
         if (msg === null) break;
@@ -287,6 +312,8 @@ export class PeerSession {
     const h = this.#host;
     const msg: OutboundMessage = { t: type, realm: h.realm, role: h.role, port: h.listenPort };
     if (h.credential) msg.cred = h.credential;
+    const addr = h.announcedHost?.();
+    if (addr !== undefined) msg.addr = addr;
     return msg;
   }
 

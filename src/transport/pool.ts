@@ -5,8 +5,9 @@
  * connections unused for `idleTimeoutMs`.
  *
  * When two nodes dial each other at the same moment each ends up with two
- * connections; both keep the one dialed by the node with the smaller ID
- * (a rule both sides compute alike) and retire the other after a grace
+ * connections; both keep a direct one over one through a relay, else the
+ * one dialed by the node with the smaller ID (a rule both sides compute
+ * alike), and retire the other after a grace
  * period, so requests already in flight on it can finish.
  */
 import { toHex } from '../identity/identity.js';
@@ -233,6 +234,8 @@ export class ConnectionPool {
 
   /** Of two connections to one node, both sides keep the one dialed by the smaller node ID. */
   #preferred(a: Connection, b: Connection): Connection {
+    // A direct connection replaces one through a relay (src/relay/), whoever dialed it.
+    if ((a.relayed === true) !== (b.relayed === true)) return a.relayed === true ? b : a;
     const dialer = (c: Connection) => (c.direction === 'outbound' ? this.#localHex : c.remoteNodeIdHex);
     const da = dialer(a);
     const db = dialer(b);

@@ -44,6 +44,8 @@ export interface Connection {
   acceptStream(): Promise<Stream | null>;
   /** Round-trip time estimate in ms (0 when unknown). */
   rttMs(): number;
+  /** True for a connection through a relay (src/relay/): the pool prefers a direct one. */
+  readonly relayed?: boolean;
   close(): void;
 }
 
@@ -124,13 +126,22 @@ export const DEFAULT_KEEPALIVE_MS = 10_000;
 export const DEFAULT_MAX_STREAMS = 64;
 export const DEFAULT_MAX_PENDING_CONNECTIONS = 256;
 
+/** A relayed address's host (src/transport/relayed-address.ts) names its relays and their ports: it is written alone. */
+const RELAYED = 'relay~';
+
 export function formatAddress(a: PeerAddress): string {
+  if (a.host.startsWith(RELAYED)) return a.host;
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
 /** Parses `host:port` or `[v6]:port`; `defaultPort` is used when no port is given. */
 export function parseAddress(text: string, defaultPort?: number): PeerAddress {
   const s = text.trim();
+  if (s.startsWith(RELAYED)) {
+    // The port of a relayed address is its first relay's.
+    const first = s.slice(RELAYED.length).split('~')[0] ?? '';
+    return { host: s, port: parseAddress(first).port };
+  }
   let host: string;
   let portText: string | undefined;
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);

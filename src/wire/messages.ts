@@ -137,6 +137,8 @@ export const HELLO = defineMessage(1, 'HELLO', {
   agent: f.opt(f.str(0, 64)),
   /** The sender's credential chain (issuer first) in a secured realm. */
   cred: f.opt(f.arr(f.str(1, MAX_CREDENTIAL_TOKEN_BYTES), MAX_CREDENTIAL_CHAIN)),
+  /** A node behind a NAT: its relayed address (the host of src/transport/relayed-address.ts); anything else is ignored. */
+  addr: f.opt(f.str(1, 255)),
 });
 export const HELLO_ACK = defineMessage(2, 'HELLO_ACK', {
   realm: f.str(1, 64),
@@ -144,6 +146,9 @@ export const HELLO_ACK = defineMessage(2, 'HELLO_ACK', {
   port: f.uint(65535),
   agent: f.opt(f.str(0, 64)),
   cred: f.opt(f.arr(f.str(1, MAX_CREDENTIAL_TOKEN_BYTES), MAX_CREDENTIAL_CHAIN)),
+  addr: f.opt(f.str(1, 255)),
+  /** The address the HELLO came from, as the answering side saw it (how a node learns it is behind a NAT). */
+  obs: f.opt(f.obj({ h: f.str(1, 255), p: f.uint(65535) })),
 }, { response: true });
 export const PING = defineMessage(3, 'PING', {});
 export const PONG = defineMessage(4, 'PONG', {}, { response: true });

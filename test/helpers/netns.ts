@@ -56,7 +56,8 @@ function ip(...args: string[]): void {
   run('ip', args);
 }
 
-function run(cmd: string, args: string[]): void {
+/** Runs a command and fails with its stderr when it does. */
+export function run(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}: ${r.stderr.trim()}`);
@@ -64,14 +65,15 @@ function run(cmd: string, args: string[]): void {
 
 /**
  * Deletes namespaces left behind by earlier runs whose process is gone (a
- * run killed before its cleanup), so they do not pile up. Namespaces of
+ * run killed before its cleanup), so they do not pile up. `pattern` captures
+ * the creating process's pid (default: this file's namespaces). Namespaces of
  * live processes (parallel runs) are left alone.
  */
-export function removeStaleNamespaces(): void {
+export function removeStaleNamespaces(pattern: RegExp = NS_PATTERN): void {
   const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
   for (const line of r.stdout?.split('\n') ?? []) {
     const name = line.split(' ')[0] ?? '';
-    const m = NS_PATTERN.exec(name);
+    const m = pattern.exec(name);
     if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
     spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
   }

@@ -84,6 +84,11 @@ describe('admin server on a real QUIC node', () => {
     expectType('macula_rpc_served_total', 'counter');
     expectType('macula_liveness_nodes_down', 'gauge');
     expectType('macula_liveness_marked_down_total', 'counter');
+    expectType('macula_reachability', 'gauge');
+    expectType('macula_dial_backs_total', 'counter');
+    expectType('macula_relay_circuits', 'gauge');
+    expectType('macula_relay_refused_total', 'counter');
+    expectType('macula_relays_held', 'gauge');
     expectType('nodejs_heap_size_used_bytes', 'gauge');
     assert.ok(f.has('nodejs_eventloop_lag_seconds'));
     assert.equal(sampleValue(f, 'macula_up'), 1);
@@ -158,7 +163,8 @@ describe('admin server on a real QUIC node', () => {
     assert.match(res.type, /^application\/json/);
     const body = JSON.parse(res.text) as { status: string; checks: Record<string, { status: string; [k: string]: unknown }> };
     assert.ok(body.status === 'ok' || body.status === 'degraded', body.status);
-    assert.deepEqual(Object.keys(body.checks).sort(), ['budgets', 'eventLoopLag', 'joinedMesh', 'queueSaturation']);
+    assert.deepEqual(Object.keys(body.checks).sort(), ['budgets', 'eventLoopLag', 'joinedMesh', 'queueSaturation', 'reachability']);
+    assert.ok(['public', 'private', 'unknown'].includes(body.checks.reachability!.reachability as string), 'the reachability check shows its answer');
     assert.deepEqual(Object.keys(body.checks.budgets!.budgets as object).sort(), ['dhtStoreBytes', 'dhtStoreRecords', 'frameBytes', 'preHelloConnections', 'rss'], 'a real node reports its RSS, DHT store and frame and connection budgets');
     assert.equal(body.checks.joinedMesh!.status, 'ok');
     assert.equal(typeof body.checks.eventLoopLag!.valueMs, 'number');

@@ -20,6 +20,8 @@ export const LAYERS: Readonly<Record<string, number>> = {
   session: 5,
   registry: 6,
   pubsub: 6,
+  nat: 6,
+  relay: 6,
   rpc: 7,
   gateway: 8,
   client: 9,

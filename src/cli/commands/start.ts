@@ -33,6 +33,8 @@ interface StartOptions {
   statusInterval: number;
   realmKey?: string;
   credential?: string;
+  relay?: boolean;
+  portMapping?: boolean;
 }
 
 export function registerStart(program: Command): void {
@@ -47,6 +49,9 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--realm-key <hex>', "the realm authority's public key (printed by `macula realm create`): secures the realm").env('MACULA_REALM_KEY'))
     .addOption(new Option('--credential <file>', "this node's credential for a secured realm (`macula cred issue --role node`); re-read on SIGHUP").env('MACULA_CREDENTIAL'))
     .addOption(new Option('--announce-host <host>', 'host other nodes should use to reach this one (default: the bound address, or the first non-loopback IPv4 address)').env('MACULA_ANNOUNCE_HOST'))
+    .addOption(new Option('--relay', 'relay for nodes behind a NAT even before this node is found reachable (default: relay once found public)'))
+    .addOption(new Option('--no-relay', 'never relay for other nodes'))
+    .addOption(new Option('--port-mapping', 'ask the router (UPnP, NAT-PMP) to forward a public UDP port to this node and announce it').env('MACULA_PORT_MAPPING'))
     .addOption(new Option('--admin-port <port>', 'serve /metrics, /health, /ready, /live and /stats over HTTP on <admin-host>:<port> (0 picks a free port)').env('MACULA_ADMIN_PORT').argParser(parseTcpPort))
     .addOption(new Option('--admin-host <address>', 'address the admin HTTP server binds (keep it on loopback unless it is firewalled)').env('MACULA_ADMIN_HOST').default(DEFAULT_ADMIN_HOST))
     .addOption(
@@ -90,8 +95,11 @@ export function registerStart(program: Command): void {
         ...(opts.announceHost !== undefined && { announceHost: opts.announceHost }),
         ...(opts.realmKey !== undefined && { realmKey: opts.realmKey }),
         ...(credential !== undefined && { credential }),
+        ...(opts.relay !== undefined && { relay: { serve: opts.relay } }),
+        ...(opts.portMapping === true && { portMapping: true }),
       });
       watchClients(node, logger);
+      watchReachability(node, logger);
       watchBudgets(node, logger);
       const startAdmin = opts.adminPort !== undefined ? prepareAdmin(node) : undefined;
       let admin: AdminHandle | undefined;
@@ -173,6 +181,14 @@ function watchBudgets(node: MeshNode, logger: Logger): void {
     reported = now;
     if (news.length > 0) logger.warn(`refused peers over a budget: ${news.map(([reason, n]) => `${n} ${reason}`).join(', ')} (see macula_budget_refusals_total)`);
   }, 10_000).unref();
+}
+
+/** One line when the reachability check changes its answer, and when the announced address changes (relays). */
+function watchReachability(node: MeshNode, logger: Logger): void {
+  node.on('reachability', (status: string) =>
+    logger.info(status === 'private' ? 'reachability: private (others cannot dial this node); looking for relays' : `reachability: ${status}`),
+  );
+  node.on('address', (address: PeerAddress) => logger.info(`announcing ${formatAddress(address)}`));
 }
 
 function watchClients(node: MeshNode, logger: Logger): void {

@@ -1,0 +1,251 @@
+/**
+ * The reachability check (as libp2p's AutoNAT): a node asks a few peers to
+ * dial it back, on a fresh connection, at the host its request came from and
+ * the port it listens on. If they get through (the dial-back's TLS
+ * handshake proves our node ID), others can reach us: `public`; if the dials
+ * fail, we are behind a NAT or a firewall: `private`; no answers: `unknown`.
+ * Re-checked every `intervalMs`, sooner while the answer is unknown, and
+ * when the observed or announced address changes.
+ *
+ * Serving the check: a peer's DIAL_BACK is dialed only at the host its
+ * request came from (never a host it names, so nobody can aim our dials at
+ * a third party), one at a time per peer and `maxConcurrentDialBacks` in
+ * total; more are refused with MACULA_ERR_LIMIT and counted.
+ */
+import { toHex } from '../identity/identity.js';
+import type { Messenger } from '../session/messenger.js';
+import type { PeerInfo } from '../session/peer-session.js';
+import type { Connection, PeerAddress, Transport } from '../transport/types.js';
+import { LimitExceededError } from '../util/errors.js';
+import { shuffle } from '../util/shuffle.js';
+import { isRelayedHost } from '../transport/relayed-address.js';
+import { DialBackNotANodeError, DialBackRelayedError } from './errors.js';
+import type { Message } from '../wire/messages.js';
+import { DIAL_BACK, DIAL_BACK_RESULT } from './messages.js';
+import type { ObservedAddresses } from './observed.js';
+
+export type Reachability = 'public' | 'private' | 'unknown';
+
+export interface ReachabilityInit {
+  /** Peers asked per check. Default 3. */
+  probes?: number;
+  /** Time between checks once an answer is known. Default 5 min. */
+  intervalMs?: number;
+  /** Time between checks while the answer is unknown (no peers yet, no answers). Default 10 s. */
+  retryMs?: number;
+  /** First check after start. Default 1 s. */
+  firstCheckMs?: number;
+  /** How long a dial-back may take. Default 3 s. */
+  dialBackTimeoutMs?: number;
+  /** Dial-backs this node runs for others at once; more are refused (MACULA_ERR_LIMIT). Default 8. */
+  maxConcurrentDialBacks?: number;
+}
+
+export const DEFAULT_REACHABILITY_PROBES = 3;
+export const DEFAULT_REACHABILITY_INTERVAL_MS = 5 * 60_000;
+export const DEFAULT_REACHABILITY_RETRY_MS = 10_000;
+export const DEFAULT_DIAL_BACK_TIMEOUT_MS = 3000;
+export const DEFAULT_MAX_CONCURRENT_DIAL_BACKS = 8;
+
+/** A peer the check may ask: a mesh node with its listen address. */
+export interface ReachabilityPeer extends PeerAddress {
+  id: Uint8Array;
+}
+
+export interface ReachabilityComponents {
+  messenger: Messenger;
+  transport: Transport;
+  observed: ObservedAddresses;
+  /** Nodes the check may ask (the routing table's contacts). */
+  peers(): ReachabilityPeer[];
+  /** The address this node announces (its port is what peers dial back). */
+  advertisedAddress(): PeerAddress;
+}
+
+export interface ReachabilityStats {
+  status: Reachability;
+  /** Unix ms of the last finished check (0: none yet). */
+  checkedAt: number;
+  checks: number;
+  /** Answers to our requests, by outcome, in total: dialed back, could not dial back, no answer (error, timeout, refusal). */
+  answers: { reached: number; unreached: number; none: number };
+  /** Dial-backs this node ran for others, by outcome. */
+  dialBacks: { reached: number; unreached: number; refused: number };
+  /** Dial-backs running now, and their bound. */
+  dialBacksRunning: number;
+  maxConcurrentDialBacks: number;
+}
+
+/** A verdict from the answers of one check; a tie or no answers is `unknown`. */
+export function verdict(reached: number, unreached: number): Reachability {
+  if (reached > unreached) return 'public';
+  if (unreached > reached) return 'private';
+  return 'unknown';
+}
+
+export class ReachabilityCheck {
+  readonly probes: number;
+  readonly intervalMs: number;
+  readonly retryMs: number;
+  readonly dialBackTimeoutMs: number;
+  readonly maxConcurrentDialBacks: number;
+  /** Called when the status changes. */
+  onChange: ((status: Reachability) => void) | undefined;
+  readonly #c: ReachabilityComponents;
+  readonly #firstCheckMs: number;
+  #status: Reachability = 'unknown';
+  #checkedAt = 0;
+  #checks = 0;
+  readonly #answers = { reached: 0, unreached: 0, none: 0 };
+  readonly #dialBacks = { reached: 0, unreached: 0, refused: 0 };
+  /** Peers whose DIAL_BACK we are serving now. */
+  readonly #serving = new Set<string>();
+  /** Peers asked to dial us back now: their inbound connections are dial-backs, kept out of the pool. */
+  readonly #awaiting = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<Reachability> | undefined;
+  #stopped = true;
+  #lastPort = 0;
+
+  constructor(components: ReachabilityComponents, init: ReachabilityInit = {}) {
+    this.#c = components;
+    this.probes = init.probes ?? DEFAULT_REACHABILITY_PROBES;
+    this.intervalMs = init.intervalMs ?? DEFAULT_REACHABILITY_INTERVAL_MS;
+    this.retryMs = init.retryMs ?? DEFAULT_REACHABILITY_RETRY_MS;
+    this.dialBackTimeoutMs = init.dialBackTimeoutMs ?? DEFAULT_DIAL_BACK_TIMEOUT_MS;
+    this.maxConcurrentDialBacks = init.maxConcurrentDialBacks ?? DEFAULT_MAX_CONCURRENT_DIAL_BACKS;
+    this.#firstCheckMs = init.firstCheckMs ?? 1000;
+    components.messenger.handle(DIAL_BACK, (msg, peer) => this.#serve(msg, peer));
+    components.messenger.claimInbound = (conn) => this.#claim(conn);
+  }
+
+  get status(): Reachability {
+    return this.#status;
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#schedule(this.#firstCheckMs);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** The address changed (observed or announced): check again soon. */
+  addressChanged(): void {
+    if (!this.#stopped) this.#schedule(this.#firstCheckMs);
+  }
+
+  /** Runs one check now (a check in progress is shared) and resolves with the status. */
+  check(): Promise<Reachability> {
+    this.#running ??= this.#check().finally(() => {
+      this.#running = undefined;
+      if (!this.#stopped) this.#schedule(this.#status === 'unknown' ? this.retryMs : this.intervalMs);
+    });
+    return this.#running;
+  }
+
+  stats(): ReachabilityStats {
+    return {
+      status: this.#status,
+      checkedAt: this.#checkedAt,
+      checks: this.#checks,
+      answers: { ...this.#answers },
+      dialBacks: { ...this.#dialBacks },
+      dialBacksRunning: this.#serving.size,
+      maxConcurrentDialBacks: this.maxConcurrentDialBacks,
+    };
+  }
+
+  #schedule(ms: number): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.check(), ms);
+    this.#timer.unref();
+  }
+
+  async #check(): Promise<Reachability> {
+    const port = this.#c.advertisedAddress().port;
+    if (this.#lastPort !== 0 && port !== this.#lastPort) this.#status = 'unknown';
+    this.#lastPort = port;
+    // Only peers reached directly: a dial-back through a relay would prove nothing about our own address.
+    const peers = shuffle(this.#c.peers().filter((p) => !isRelayedHost(p.host))).slice(0, this.probes);
+    let reached = 0;
+    let unreached = 0;
+    await Promise.all(
+      peers.map(async (peer) => {
+        const hex = toHex(peer.id);
+        this.#awaiting.set(hex, (this.#awaiting.get(hex) ?? 0) + 1);
+        try {
+          const answer = await this.#c.messenger.request(
+            { address: peer, nodeId: peer.id },
+            { t: DIAL_BACK.type, port },
+            // The peer's dial-back runs inside this deadline.
+            { timeoutMs: this.dialBackTimeoutMs + 5000 },
+          );
+          const obs = answer.obs as { h: string; p: number };
+          this.#c.observed.record({ host: obs.h, port: obs.p }, hex);
+          if (answer.ok === true) reached++;
+          else unreached++;
+        } catch {
+          this.#answers.none++;
+        } finally {
+          const left = (this.#awaiting.get(hex) ?? 1) - 1;
+          if (left > 0) this.#awaiting.set(hex, left);
+          else this.#awaiting.delete(hex);
+        }
+      }),
+    );
+    this.#answers.reached += reached;
+    this.#answers.unreached += unreached;
+    this.#checks++;
+    this.#checkedAt = Date.now();
+    const status = verdict(reached, unreached);
+    // No answers keep what was known: an unanswered check proves nothing either way.
+    if (reached + unreached > 0 && status !== this.#status) {
+      this.#status = status;
+      this.onChange?.(status);
+    }
+    return this.#status;
+  }
+
+  async #serve(msg: Message, peer: PeerInfo): Promise<{ t: number; ok: boolean; code?: string; obs: { h: string; p: number } }> {
+    const from = peer.connection.remoteAddress;
+    const obs = { h: from.host, p: from.port };
+    if (peer.role !== 'node') throw new DialBackNotANodeError();
+    if (peer.connection.relayed === true) throw new DialBackRelayedError();
+    if (this.#serving.has(peer.nodeIdHex) || this.#serving.size >= this.maxConcurrentDialBacks) {
+      this.#dialBacks.refused++;
+      throw new LimitExceededError('dial-backs running', this.maxConcurrentDialBacks, 'retry the reachability check later');
+    }
+    this.#serving.add(peer.nodeIdHex);
+    let conn: Connection | undefined;
+    try {
+      conn = await this.#c.transport.dial({ host: from.host, port: msg.port as number }, { expectedNodeId: peer.nodeId, timeoutMs: this.dialBackTimeoutMs });
+      this.#dialBacks.reached++;
+      return { t: DIAL_BACK_RESULT.type, ok: true, obs };
+    } catch (err) {
+      this.#dialBacks.unreached++;
+      return { t: DIAL_BACK_RESULT.type, ok: false, code: (err as { code?: string }).code ?? 'MACULA_ERR_TRANSPORT', obs };
+    } finally {
+      this.#serving.delete(peer.nodeIdHex);
+      conn?.close();
+    }
+  }
+
+  /**
+   * An inbound connection from a node we asked for a dial-back, while we
+   * wait for its answer and still hold the connection the request went
+   * over, is that dial-back (the node has no other reason to dial us anew).
+   */
+  #claim(conn: Connection): boolean {
+    if (!this.#awaiting.has(conn.remoteNodeIdHex)) return false;
+    const inUse = this.#c.messenger.pool.connectionTo(conn.remoteNodeIdHex);
+    if (inUse === undefined || inUse === conn) return false;
+    // The dialer closes it once its handshake is done; close it here too in case it does not.
+    setTimeout(() => conn.close(), 2000).unref();
+    return true;
+  }
+}
