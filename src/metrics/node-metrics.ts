@@ -18,6 +18,7 @@
  */
 import { instrumentServices, type ServiceNode } from './service-metrics.js';
 import type { RealmGuardStats } from '../auth/realm-guard.js';
+import { WEB_METRICS } from './web-metrics.js';
 import { STORE_REFUSAL_REASONS } from '../dht/errors.js';
 import { BUDGET_REFUSAL_REASONS } from '../wire/budget.js';
 import type { LookupStats } from '../dht/lookup.js';
@@ -225,6 +226,8 @@ export function instrumentNode(node: ObservedNode, metrics: Metrics): NodeInstru
   if (queues) registerStatsMetrics(metrics, queues, QUEUE_METRICS);
   const auth = authSource(node);
   if (auth) registerStatsMetrics(metrics, auth, AUTH_METRICS);
+  const web = node.web;
+  if (web) registerStatsMetrics(metrics, () => web.stats(), WEB_METRICS);
 
   const protocolErrors: Record<string, number> = Object.fromEntries(PROTOCOL_ERROR_KINDS.map((k) => [k, 0]));
   metrics.counter({

@@ -16,6 +16,7 @@ import type { PoolStats } from '../transport/pool.js';
 import type { BudgetStats, QueueStats, TrafficStats } from '../session/messenger.js';
 import type { PeerAddress, TransportStats } from '../transport/types.js';
 import type { GatewayStats } from '../gateway/options.js';
+import type { WebStats } from '../web/server.js';
 import type { PubSubStats } from '../pubsub/pubsub.js';
 import type { RegistryStats } from '../registry/types.js';
 import type { RpcClientStats } from '../rpc/client.js';
@@ -37,6 +38,8 @@ export interface ObservedNode {
     readonly store?: { readonly size: number; readonly maxRecords: number };
   };
   readonly messenger: object;
+  /** The web gateway, when the node runs one. */
+  readonly web?: { stats(): WebStats } | undefined;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter listener shape
   on(event: string, listener: (...args: any[]) => void): unknown;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -63,6 +66,8 @@ export interface NodeSnapshot {
   gateway: GatewayStats;
   /** A secured realm's admission and permission counters. */
   auth?: RealmGuardStats;
+  /** The web gateway (browsers, web apps), when it runs. */
+  web?: WebStats;
   process: {
     pid: number;
     uptimeSeconds: number;

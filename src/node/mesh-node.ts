@@ -31,6 +31,7 @@ import { Gateway, type GatewayInit } from '../gateway/index.js';
 import { DEFAULT_MAX_CLIENTS, nodeConnectionLimit } from '../gateway/options.js';
 import { peersSnapshot } from '../gateway/snapshot.js';
 import type { NodeSnapshot } from '../metrics/node-sources.js';
+import { WebGateway, type WebGatewayInit } from '../web/server.js';
 import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
 
 export const DEFAULT_PORT = 9443;
@@ -98,6 +99,11 @@ export interface MeshNodeOptions extends QuicTransportOptions, MessengerInit {
   liveness?: LivenessInit;
   /** Light-client gateway limits (maxClients, per-client subscriptions, calls, served procedures); see src/gateway/gateway.ts. */
   gateway?: GatewayInit;
+  /**
+   * The web gateway for browsers and web apps (WebTransport, its WebSocket
+   * mapping, the dashboard); off unless given. See src/web/server.ts.
+   */
+  web?: WebGatewayInit;
   /** How long stop() waits for records to be withdrawn from the mesh. Default 5000 ms. */
   stopTimeoutMs?: number;
   /** Where warnings go (unreachable bootstrap, …). Default: stderr. */
@@ -138,6 +144,8 @@ export class MeshNode extends EventEmitter {
   readonly rpc: RpcClient;
   readonly pubsub: PubSub;
   readonly gateway: Gateway;
+  /** The web gateway, when options.web is given: its sessions are light clients of `gateway`. */
+  readonly web: WebGateway | undefined;
   readonly options: MeshNodeOptions;
   /** A secured realm's guard (undefined in an open realm). */
   readonly guard: RealmGuard | undefined;
@@ -227,6 +235,8 @@ export class MeshNode extends EventEmitter {
       },
       options.gateway,
     );
+    // Web sessions join the pool like inbound QUIC connections: one gateway, several transports.
+    this.web = options.web ? new WebGateway({ nodeId: this.nodeId, realm: this.messenger.realm, accept: (conn) => this.pool.accept(conn) }, options.web) : undefined;
     if (this.guard) {
       this.messenger.authorize = realmAuthorizer(this.guard);
       this.revocations = new RevocationSync({ guard: this.guard, dht: this.dht, messenger: this.messenger });
@@ -349,6 +359,7 @@ export class MeshNode extends EventEmitter {
     this.#state = 'running';
     this.#startedAt = Date.now();
     this.revocations?.start(this.options.revocationPollMs);
+    await this.web?.start();
     const bootstrap = this.options.bootstrap ?? [];
     if (bootstrap.length > 0) this.#joined = this.dht.bootstrap(bootstrap);
     return this;
@@ -421,6 +432,7 @@ export class MeshNode extends EventEmitter {
       pubsub: this.pubsub.stats(),
       gateway: this.gateway.stats(),
       ...(this.guard && { auth: this.guard.stats() }),
+      ...(this.web && { web: this.web.stats() }),
       process: {
         pid: process.pid,
         uptimeSeconds: Math.round(process.uptime()),
@@ -441,6 +453,7 @@ export class MeshNode extends EventEmitter {
     clearInterval(this.#sweep);
     this.revocations?.stop();
     void this.pubsub.stop({ withdraw: false });
+    await this.web?.stop();
     this.liveness.close();
     this.dht.stop();
     this.messenger.stop();
@@ -466,6 +479,7 @@ export class MeshNode extends EventEmitter {
     } else {
       await this.pubsub.stop({ withdraw: false });
     }
+    await this.web?.stop();
     this.liveness.close();
     this.dht.stop();
     this.messenger.stop();
