@@ -40,7 +40,7 @@ export interface WebConnectionInit {
   /** Streams the peer may have open at once. */
   maxStreams: number;
   /** Called once for every stream refused: over maxStreams, or without a known role. */
-  onStreamRefused?: () => void;
+  onStreamRefused?: (reason: 'max_streams' | 'bad_stream') => void;
 }
 
 let nextStreamId = 0;
@@ -55,9 +55,13 @@ export class WebStream implements Stream {
   /** Bytes read past the role byte, handed out by the next read(). */
   #head: Uint8Array | undefined;
 
-  constructor(bidi: BidiStreamLike, onEnd?: () => void) {
+  readonly #sessionClosed: () => boolean;
+
+  /** `sessionClosed`: once it says so, nothing more is written (the package's HTTP/2 session loops on writes after its close). */
+  constructor(bidi: BidiStreamLike, sessionClosed: () => boolean, onEnd?: () => void) {
     this.#reader = bidi.readable.getReader();
     this.#writer = bidi.writable.getWriter();
+    this.#sessionClosed = sessionClosed;
     this.#onEnd = onEnd;
     this.#writer.closed.catch(() => undefined);
   }
@@ -90,6 +94,7 @@ export class WebStream implements Stream {
   }
 
   async write(data: Uint8Array): Promise<void> {
+    if (this.#sessionClosed()) throw new ConnectionClosedError('the web session is closed');
     try {
       await this.#writer.write(data);
     } catch (err) {
@@ -98,13 +103,25 @@ export class WebStream implements Stream {
   }
 
   async finishWrite(): Promise<void> {
+    if (this.#sessionClosed()) return;
     await this.#writer.close().catch(() => undefined);
   }
 
   reset(): void {
     this.#end();
+    if (this.#sessionClosed()) return;
     this.#reader.cancel().catch(() => undefined);
     this.#writer.abort().catch(() => undefined);
+  }
+
+  /** Also runs `f` once the reading side ends (after the other callbacks). */
+  onEnd(f: () => void): void {
+    if (this.#done) return void f();
+    const before = this.#onEnd;
+    this.#onEnd = () => {
+      before?.();
+      f();
+    };
   }
 
   #end(): null {
@@ -201,13 +218,13 @@ export class WebConnection implements Connection {
         const { value, done } = await reader.read();
         if (done || value === undefined) break;
         if (this.#open >= this.#init.maxStreams) {
-          this.#init.onStreamRefused?.();
+          this.#init.onStreamRefused?.('max_streams');
           value.readable.cancel().catch(() => undefined);
           value.writable.abort().catch(() => undefined);
           continue;
         }
         this.#open++;
-        void this.#route(new WebStream(value, () => this.#open--));
+        void this.#route(new WebStream(value, () => this.#isClosed, () => this.#open--));
       }
     } catch {
       // the session ended
@@ -220,6 +237,8 @@ export class WebConnection implements Connection {
     const role = await stream.readRole();
     if (this.#isClosed) return stream.reset();
     if (role === STREAM_ROLE_CLIENT) {
+      // The client ending its request stream is its goodbye: the session closes from this side.
+      stream.onEnd(() => this.close());
       const waiter = this.#waiting.shift();
       if (waiter) waiter(stream);
       else this.#accepted.push(stream);
@@ -228,7 +247,7 @@ export class WebConnection implements Connection {
       if (waiter) waiter(stream);
       else this.#nodeStreams.push(stream);
     } else {
-      if (role !== undefined) this.#init.onStreamRefused?.();
+      if (role !== undefined) this.#init.onStreamRefused?.('bad_stream');
       stream.reset();
     }
   }

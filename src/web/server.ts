@@ -58,8 +58,9 @@ export interface WebGatewayComponents {
   accept(conn: Connection): boolean;
 }
 
-export type WebRefusal = 'max_sessions' | 'max_streams' | 'pool_full' | 'handshake_failed';
-export const WEB_REFUSALS: readonly WebRefusal[] = ['max_sessions', 'max_streams', 'pool_full', 'handshake_failed'];
+/** Why a session or stream was refused: the limits, a full connection pool, a failed handshake, a stream without a known role. */
+export type WebRefusal = 'max_sessions' | 'max_streams' | 'bad_stream' | 'pool_full' | 'handshake_failed';
+export const WEB_REFUSALS: readonly WebRefusal[] = ['max_sessions', 'max_streams', 'bad_stream', 'pool_full', 'handshake_failed'];
 
 export interface WebStats {
   /** Modes on: http3 only with the optional native package. */
@@ -96,7 +97,7 @@ export class WebGateway extends EventEmitter {
   readonly #node: WebGatewayComponents;
   readonly #sessions = new Set<WebConnection>();
   readonly #opened: Record<WebMode, number> = { http3: 0, http2: 0, websocket: 0 };
-  readonly #refused: Record<WebRefusal, number> = { max_sessions: 0, max_streams: 0, pool_full: 0, handshake_failed: 0 };
+  readonly #refused: Record<WebRefusal, number> = { max_sessions: 0, max_streams: 0, bad_stream: 0, pool_full: 0, handshake_failed: 0 };
   readonly #static = new Map<string, Buffer>();
   #modes: Record<WebMode, boolean> = { http3: false, http2: true, websocket: true };
   #server: WtServer | undefined;
@@ -256,7 +257,7 @@ export class WebGateway extends EventEmitter {
     const mode = modeOf(session);
     const conn = new WebConnection(session, parsePeerAddress(session.peerAddress), mode, {
       maxStreams: this.maxStreamsPerSession,
-      onStreamRefused: () => this.#refused.max_streams++,
+      onStreamRefused: (reason) => this.#refused[reason]++,
     });
     this.#sessions.add(conn);
     this.#opened[mode]++;

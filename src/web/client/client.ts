@@ -31,6 +31,8 @@ export const DEFAULT_TIMEOUT_MS = 5000;
 /** Messages a subscription read as an async iterator buffers; older ones are dropped (counted in `dropped`). */
 export const DEFAULT_SUBSCRIPTION_BUFFER = 1000;
 const CALL_MARGIN_MS = 1000;
+/** How long close() waits for the node to close the session after the request stream ended. */
+const CLOSE_WAIT_MS = 2000;
 
 type Msg = { v?: number; t: number; id?: number; [k: string]: unknown };
 
@@ -99,6 +101,7 @@ class FrameChannel {
   #buf: Uint8Array = new Uint8Array(0);
   #queue: Uint8Array[] = [];
   #flushing = false;
+  #ending = false;
 
   /** `role`: the byte that opens the stream (stream-roles.ts). */
   constructor(stream: BidiStream, role: number) {
@@ -133,6 +136,7 @@ class FrameChannel {
         const out = frames.length === 1 ? frames[0]! : concat(frames);
         await this.#writer.write(out);
       }
+      if (this.#ending) await this.#writer.close();
     } catch {
       this.#queue = [];
     } finally {
@@ -158,6 +162,12 @@ class FrameChannel {
       if (done || !value) return null;
       this.#buf = this.#buf.length === 0 ? value : concat([this.#buf, value]);
     }
+  }
+
+  /** Finishes the writing side once everything queued is written. */
+  end(): void {
+    this.#ending = true;
+    if (!this.#flushing) void this.#flush();
   }
 
   close(): void {
@@ -372,16 +382,26 @@ export class MaculaWebClient {
       this.#served.clear();
       await Promise.allSettled(procedures.map((p) => this.#request({ t: GW_SERVE.type, p, off: true }, 3000, true)));
     }
+    // Ending the request stream asks the node to close the session: closing it from
+    // this side while the node still writes makes node's HTTP/2 client loop (Node 20).
+    if (!this.#isClosed && this.#out) {
+      this.#out.end();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.closed, new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     this.#shutdown();
     return this.closed;
   }
 
   #shutdown(): void {
-    this.#out?.close();
-    try {
-      this.#session?.close({ closeCode: 0, reason: 'client closed' });
-    } catch {
-      // already closed
+    if (!this.#isClosed) {
+      this.#out?.close();
+      try {
+        this.#session?.close({ closeCode: 0, reason: 'client closed' });
+      } catch {
+        // already closed
+      }
     }
     this.#onClosed();
   }
