@@ -109,6 +109,7 @@ function render(s) {
     ['connections', s.pool?.open, s.pool?.max],
     ['light clients', g.clients, g.maxClients],
     ['client DHT keys', g.dhtKeys, g.maxClientDhtKeys],
+    ['web sessions', s.web?.sessions, s.web?.maxSessions],
   ];
   rows('queues', queues.map(([name, used, limit]) => [name, `${used ?? 0} / ${limit ?? '–'}`, bar(Number(used) || 0, Number(limit) || 0)]));
   const r = s.registry ?? {};
