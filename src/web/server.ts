@@ -31,8 +31,15 @@ export const DEFAULT_WEB_HOST = '127.0.0.1';
 export const DEFAULT_MAX_WEB_SESSIONS = 1000;
 /** One request stream per direction is all the protocol uses; a few more leave room for a reconnecting client. */
 export const DEFAULT_MAX_STREAMS_PER_SESSION = 4;
-/** Flow-control windows: the package's 16 KiB default stalls a stream at one larger message. */
+/** Flow-control window of a stream: the package's 16 KiB default stalls a stream at one larger message. */
 export const WEB_FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
+/**
+ * Flow-control window of a session. The package receives with a window of
+ * its size limit but announces its initial size: unless both are equal the
+ * peer stops at the announced size while the node waits for half the limit
+ * before it raises the window, and the session stalls for good.
+ */
+export const WEB_SESSION_FLOW_CONTROL_WINDOW = 4 * WEB_FLOW_CONTROL_WINDOW;
 /** How often the certificate's remaining validity is checked. */
 const ROTATION_CHECK_MS = 3600_000;
 
@@ -154,9 +161,9 @@ export class WebGateway extends EventEmitter {
       cert: this.#cert.cert,
       privKey: this.#cert.key,
       initialStreamFlowControlWindow: WEB_FLOW_CONTROL_WINDOW,
-      initialSessionFlowControlWindow: WEB_FLOW_CONTROL_WINDOW,
+      initialSessionFlowControlWindow: WEB_SESSION_FLOW_CONTROL_WINDOW,
       streamFlowControlWindowSizeLimit: WEB_FLOW_CONTROL_WINDOW,
-      sessionFlowControlWindowSizeLimit: 4 * WEB_FLOW_CONTROL_WINDOW,
+      sessionFlowControlWindowSizeLimit: WEB_SESSION_FLOW_CONTROL_WINDOW,
     };
     const server = (http3 ? new wt.HttpServer({ ...args, reliability: 'both' } as never) : new wt.Http2Server(args as never)) as WtServer;
     this.#server = server;

@@ -2,7 +2,7 @@
 import { MaculaWebClient, type WebClientInit } from '../../src/web/client/client.js';
 import type { WebTransportLike } from '../../src/web/connection.js';
 import { loadWebTransport } from '../../src/web/package.js';
-import { WEB_FLOW_CONTROL_WINDOW } from '../../src/web/server.js';
+import { WEB_FLOW_CONTROL_WINDOW, WEB_SESSION_FLOW_CONTROL_WINDOW } from '../../src/web/server.js';
 
 /** WebTransport options for Node: HTTP/2 (no HTTP/3 here), the node's certificate pinned, flow-control windows raised. */
 export function nodeTransportOptions(sha256: string): Record<string, unknown> {
@@ -10,7 +10,8 @@ export function nodeTransportOptions(sha256: string): Record<string, unknown> {
     forceReliable: true,
     serverCertificateHashes: [{ algorithm: 'sha-256', value: Buffer.from(sha256, 'hex') }],
     initialStreamFlowControlWindow: WEB_FLOW_CONTROL_WINDOW,
-    initialSessionFlowControlWindow: WEB_FLOW_CONTROL_WINDOW,
+    initialSessionFlowControlWindow: WEB_SESSION_FLOW_CONTROL_WINDOW,
+    sessionFlowControlWindowSizeLimit: WEB_SESSION_FLOW_CONTROL_WINDOW,
   };
 }
 
