@@ -175,7 +175,7 @@ export class WebGateway extends EventEmitter {
     this.#address = { host: bound?.host ?? this.host, port: bound?.port ?? this.#init.port };
     void this.#acceptLoop(sessions as unknown as ReadableStream<WebTransportLike & { header?: Record<string, unknown>; peerAddress?: string; reliability?: string }>);
     if (this.#cert.generated) {
-      this.#rotation = setInterval(() => void this.#rotateIfDue(), ROTATION_CHECK_MS);
+      this.#rotation = setInterval(() => void this.rotateIfDue().catch(() => undefined), ROTATION_CHECK_MS);
       this.#rotation.unref();
     }
     return this.#address;
@@ -194,11 +194,12 @@ export class WebGateway extends EventEmitter {
     await Promise.race([server.closed, new Promise((r) => setTimeout(r, 2000).unref())]);
   }
 
-  /** Replaces a generated certificate once less than ROTATE_BEFORE_EXPIRY_MS of it is left. */
-  async #rotateIfDue(now = Date.now()): Promise<void> {
+  /** Replaces a generated certificate once less than ROTATE_BEFORE_EXPIRY_MS of it is left (checked hourly); true if it did. */
+  async rotateIfDue(now = Date.now()): Promise<boolean> {
     const cert = this.#cert;
-    if (!cert?.generated || !this.#server || cert.notAfter.getTime() - now > ROTATE_BEFORE_EXPIRY_MS) return;
+    if (!cert?.generated || !this.#server || cert.notAfter.getTime() - now > ROTATE_BEFORE_EXPIRY_MS) return false;
     await this.rotateCertificate();
+    return true;
   }
 
   /** Makes a new certificate and serves it to new connections (open sessions keep theirs). */
