@@ -21,7 +21,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { ConfigError } from '../util/errors.js';
 import type { Connection, PeerAddress } from '../transport/types.js';
-import { generateCertificate, readCertificate, ROTATE_BEFORE_EXPIRY_MS, type WebCertificate } from './cert.js';
+import type { WebCertificate } from './cert.js';
 import { parsePeerAddress, WebConnection, type WebTransportLike } from './connection.js';
 import { loadWebTransport } from './package.js';
 
@@ -103,6 +103,8 @@ export class WebGateway extends EventEmitter {
   readonly #init: WebGatewayInit;
   readonly #node: WebGatewayComponents;
   readonly #sessions = new Set<WebConnection>();
+  /** Sessions admitted and still in their handshake: they count against maxSessions too. */
+  #handshaking = 0;
   readonly #opened: Record<WebMode, number> = { http3: 0, http2: 0, websocket: 0 };
   readonly #refused: Record<WebRefusal, number> = { max_sessions: 0, max_streams: 0, bad_stream: 0, pool_full: 0, handshake_failed: 0 };
   readonly #static = new Map<string, Buffer>();
@@ -144,6 +146,7 @@ export class WebGateway extends EventEmitter {
 
   async start(): Promise<PeerAddress> {
     const { module: wt, http3 } = await loadWebTransport();
+    const { generateCertificate, readCertificate } = await certificates();
     this.#modes = { http3, http2: true, websocket: true };
     this.#cert = this.#init.certFile !== undefined ? await readCertificate(this.#init.certFile, this.#init.keyFile!) : await generateCertificate([this.host]);
     for (const [, file] of Object.entries(STATIC_FILES)) {
@@ -197,6 +200,7 @@ export class WebGateway extends EventEmitter {
   /** Replaces a generated certificate once less than ROTATE_BEFORE_EXPIRY_MS of it is left (checked hourly); true if it did. */
   async rotateIfDue(now = Date.now()): Promise<boolean> {
     const cert = this.#cert;
+    const { ROTATE_BEFORE_EXPIRY_MS } = await certificates();
     if (!cert?.generated || !this.#server || cert.notAfter.getTime() - now > ROTATE_BEFORE_EXPIRY_MS) return false;
     await this.rotateCertificate();
     return true;
@@ -204,7 +208,7 @@ export class WebGateway extends EventEmitter {
 
   /** Makes a new certificate and serves it to new connections (open sessions keep theirs). */
   async rotateCertificate(): Promise<WebCertificate> {
-    const next = await generateCertificate([this.host]);
+    const next = await (await certificates()).generateCertificate([this.host]);
     this.#server?.updateCert(next.cert, next.key, false);
     this.#cert = next;
     this.#rotations++;
@@ -251,16 +255,19 @@ export class WebGateway extends EventEmitter {
   }
 
   async #admit(session: WebTransportLike & { header?: Record<string, unknown>; peerAddress?: string; reliability?: string }): Promise<void> {
-    if (this.#sessions.size >= this.maxSessions) {
+    if (this.#sessions.size + this.#handshaking >= this.maxSessions) {
       this.#refused.max_sessions++;
       closeQuietly(session, `this node serves its maximum of ${this.maxSessions} web sessions`);
       return;
     }
+    this.#handshaking++;
     try {
       await session.ready;
     } catch {
       this.#refused.handshake_failed++;
       return;
+    } finally {
+      this.#handshaking--;
     }
     const mode = modeOf(session);
     const conn = new WebConnection(session, parsePeerAddress(session.peerAddress), mode, {
@@ -316,6 +323,9 @@ export class WebGateway extends EventEmitter {
     send(200, CONTENT_TYPES[file.slice(file.lastIndexOf('.'))] ?? 'application/octet-stream', body);
   }
 }
+
+/** The certificate code, loaded when a web gateway starts: its X.509 library costs every `macula` command ~0.5 s to load. */
+const certificates = (): Promise<typeof import('./cert.js')> => import('./cert.js');
 
 const h2Sessions = new WeakMap<object, Set<{ destroy(): void }>>();
 

@@ -197,6 +197,21 @@ describe('web gateway (WebTransport over HTTP/2 from Node)', { timeout: 120_000 
     await w.close();
   });
 
+  it('refuses sessions over maxSessions, counts them, and serves the ones it holds', async () => {
+    const n = new MeshNode(Identity.generate(), { host: '127.0.0.1', port: 0, logger: quiet, web: { port: 0, host: '127.0.0.1', maxSessions: 1 } });
+    await n.start();
+    try {
+      const first = await connectWeb(n.web!.url, n.web!.certificate.sha256);
+      const second = await rawSession(n.web!.url, n.web!.certificate.sha256).catch(() => undefined);
+      if (second) await until('the second session to be closed', async () => (await Promise.race([second.closed.then(() => true, () => true), new Promise((r) => setTimeout(() => r(false), 50))])) as boolean);
+      assert.equal(n.web!.stats().refused.max_sessions, 1);
+      assert.equal(typeof (await first.ping()), 'number');
+      await first.close();
+    } finally {
+      await n.stop();
+    }
+  });
+
   it('replaces its certificate before it expires: new sessions pin the new hash', async () => {
     const old = a.web!.certificate.sha256;
     assert.equal(await a.web!.rotateIfDue(), false, 'a fresh certificate is kept');

@@ -16,9 +16,9 @@
  */
 import { Decoder, Encoder } from 'cbor-x';
 import { GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../../gateway/messages.js';
-import { ConnectionClosedError, FrameTooLargeError, ProtocolError, RemoteError, StoppedError, TimeoutError, ConfigError } from '../../util/errors.js';
+import { ConnectionClosedError, ProtocolError, RemoteError, StoppedError, TimeoutError, ConfigError } from '../../util/errors.js';
 import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION } from '../../wire/messages.js';
-import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_BYTES } from '../../wire/frame.js';
+import { encodeFrame, FrameDecoder } from '../../wire/frame.js';
 import { STREAM_ROLE_CLIENT, STREAM_ROLE_NODE } from '../stream-roles.js';
 
 const cbor = { useRecords: false, mapsAsObjects: true, variableMapSize: true, tagUint8Array: false } as const;
@@ -98,7 +98,8 @@ interface Pending {
 class FrameChannel {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #buf: Uint8Array = new Uint8Array(0);
+  readonly #decoder = new FrameDecoder();
+  readonly #bodies: Uint8Array[] = [];
   #queue: Uint8Array[] = [];
   #flushing = false;
   #ending = false;
@@ -117,12 +118,7 @@ class FrameChannel {
   }
 
   send(msg: Msg): void {
-    const body = encoder.encode({ ...msg, v: PROTOCOL_VERSION }) as Uint8Array;
-    if (body.length > DEFAULT_MAX_FRAME_SIZE) throw new FrameTooLargeError(body.length, DEFAULT_MAX_FRAME_SIZE);
-    const frame = new Uint8Array(FRAME_HEADER_BYTES + body.length);
-    new DataView(frame.buffer).setUint32(0, body.length);
-    frame.set(body, FRAME_HEADER_BYTES);
-    this.#queue.push(frame);
+    this.#queue.push(encodeFrame(encoder.encode({ ...msg, v: PROTOCOL_VERSION }) as Uint8Array));
     if (!this.#flushing) void this.#flush();
   }
 
@@ -133,7 +129,7 @@ class FrameChannel {
       while (this.#queue.length > 0) {
         await Promise.resolve();
         const frames = this.#queue.splice(0);
-        const out = frames.length === 1 ? frames[0]! : concat(frames);
+        const out = frames.length === 1 ? frames[0]! : concatFrames(frames);
         await this.#writer.write(out);
       }
       if (this.#ending) await this.#writer.close();
@@ -147,20 +143,15 @@ class FrameChannel {
   /** The next message, or null at the end of the stream. */
   async read(): Promise<Msg | null> {
     for (;;) {
-      if (this.#buf.length >= FRAME_HEADER_BYTES) {
-        const len = new DataView(this.#buf.buffer, this.#buf.byteOffset).getUint32(0);
-        if (len > DEFAULT_MAX_FRAME_SIZE) throw new FrameTooLargeError(len, DEFAULT_MAX_FRAME_SIZE);
-        if (this.#buf.length >= FRAME_HEADER_BYTES + len) {
-          const body = this.#buf.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len);
-          this.#buf = this.#buf.subarray(FRAME_HEADER_BYTES + len);
-          const msg = decoder.decode(body) as Msg;
-          if (msg === null || typeof msg !== 'object' || typeof msg.t !== 'number') throw new ProtocolError('bad_envelope', 'the node sent a message without a type');
-          return msg;
-        }
+      const body = this.#bodies.shift();
+      if (body) {
+        const msg = decoder.decode(body) as Msg;
+        if (msg === null || typeof msg !== 'object' || typeof msg.t !== 'number') throw new ProtocolError('bad_envelope', 'the node sent a message without a type');
+        return msg;
       }
       const { value, done } = await this.#reader.read();
       if (done || !value) return null;
-      this.#buf = this.#buf.length === 0 ? value : concat([this.#buf, value]);
+      this.#bodies.push(...this.#decoder.push(value));
     }
   }
 
@@ -176,7 +167,7 @@ class FrameChannel {
   }
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
+function concatFrames(parts: Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;
   const out = new Uint8Array(n);
