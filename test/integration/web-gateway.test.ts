@@ -222,6 +222,6 @@ describe('web gateway (WebTransport over HTTP/2 from Node)', { timeout: 120_000 
     const w = await connectWeb(url, next.sha256);
     clients.push(w);
     assert.equal(w.info!.nodeId, a.nodeId);
-    await assert.rejects(connectWeb(url, old, { timeoutMs: 3000 }));
+    await assert.rejects(connectWeb(url, old, { timeoutMs: 3000 }), (err: { code?: string }) => err.code === 'MACULA_ERR_UNREACHABLE');
   });
 });

@@ -19,6 +19,7 @@ import { GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_PEERS, GW_PUB, GW_SERVE, GW_S
 import { ConnectionClosedError, ProtocolError, RemoteError, StoppedError, TimeoutError, ConfigError } from '../../util/errors.js';
 import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION } from '../../wire/messages.js';
 import { encodeFrame, FrameDecoder } from '../../wire/frame.js';
+import { WebGatewayUnreachableError } from '../errors.js';
 import { STREAM_ROLE_CLIENT, STREAM_ROLE_NODE } from '../stream-roles.js';
 
 const cbor = { useRecords: false, mapsAsObjects: true, variableMapSize: true, tagUint8Array: false } as const;
@@ -231,7 +232,9 @@ export class MaculaWebClient {
       () => this.#onClosed(),
     );
     try {
-      await withTimeout(session.ready, this.timeoutMs, `connecting to ${this.url}`);
+      await withTimeout(session.ready, this.timeoutMs, `connecting to ${this.url}`).catch((err: unknown) => {
+        throw new WebGatewayUnreachableError(this.url, { cause: err });
+      });
       // Both streams are opened here, the node's too (see stream-roles.ts).
       this.#out = new FrameChannel(await session.createBidirectionalStream(), STREAM_ROLE_CLIENT);
       void this.#readResponses(this.#out);
