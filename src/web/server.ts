@@ -81,6 +81,8 @@ export interface WebStats {
   certificate: { sha256: string; notAfter: string; generated: boolean; rotations: number };
 }
 
+/** A session as the package's server hands it out: the W3C shape plus the request headers and the peer. */
+type ServerSession = WebTransportLike & { header?: Record<string, unknown>; peerAddress?: string; reliability?: string };
 type Wt = Awaited<ReturnType<typeof loadWebTransport>>['module'];
 type WtServer = InstanceType<Wt['HttpServer']>;
 
@@ -95,7 +97,7 @@ const STATIC_FILES: Record<string, string> = {
 };
 export const STATIC_DIR = new URL('./static/', import.meta.url);
 
-/** Events: 'certificate' (WebCertificate) after a rotation; 'error' never (failures are counted). */
+/** Events: 'certificate' (WebCertificate) after a rotation. Refusals are counted (stats().refused), not emitted. */
 export class WebGateway extends EventEmitter {
   readonly host: string;
   readonly maxSessions: number;
@@ -172,11 +174,16 @@ export class WebGateway extends EventEmitter {
     this.#server = server;
     const sessions = server.sessionStream(WEB_SESSION_PATH);
     server.startServer();
-    await server.ready;
+    try {
+      await server.ready;
+    } catch (err) {
+      this.#server = undefined;
+      throw new ConfigError(`the web gateway cannot listen on ${this.host}:${this.#init.port}: ${(err as Error).message}; choose another --web-port or --web-host`, { cause: err });
+    }
     this.#serveStaticOn(server);
     const bound = server.address();
     this.#address = { host: bound?.host ?? this.host, port: bound?.port ?? this.#init.port };
-    void this.#acceptLoop(sessions as unknown as ReadableStream<WebTransportLike & { header?: Record<string, unknown>; peerAddress?: string; reliability?: string }>);
+    void this.#acceptLoop(sessions as unknown as ReadableStream<ServerSession>);
     if (this.#cert.generated) {
       this.#rotation = setInterval(() => void this.rotateIfDue().catch(() => undefined), ROTATION_CHECK_MS);
       this.#rotation.unref();
@@ -240,7 +247,7 @@ export class WebGateway extends EventEmitter {
     };
   }
 
-  async #acceptLoop(stream: ReadableStream<WebTransportLike & { header?: Record<string, unknown>; peerAddress?: string; reliability?: string }>): Promise<void> {
+  async #acceptLoop(stream: ReadableStream<ServerSession>): Promise<void> {
     const reader = stream.getReader();
     for (;;) {
       let next;
@@ -254,7 +261,7 @@ export class WebGateway extends EventEmitter {
     }
   }
 
-  async #admit(session: WebTransportLike & { header?: Record<string, unknown>; peerAddress?: string; reliability?: string }): Promise<void> {
+  async #admit(session: ServerSession): Promise<void> {
     if (this.#sessions.size + this.#handshaking >= this.maxSessions) {
       this.#refused.max_sessions++;
       closeQuietly(session, `this node serves its maximum of ${this.maxSessions} web sessions`);

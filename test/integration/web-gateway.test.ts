@@ -212,6 +212,15 @@ describe('web gateway (WebTransport over HTTP/2 from Node)', { timeout: 120_000 
     }
   });
 
+  it('says which web port it cannot listen on', async () => {
+    const n = new MeshNode(Identity.generate(), { host: '127.0.0.1', port: 0, logger: quiet, web: { port: a.web!.address!.port, host: '127.0.0.1' } });
+    try {
+      await assert.rejects(n.start(), (err: { code?: string; message?: string }) => err.code === 'MACULA_ERR_CONFIG' && /cannot listen on 127\.0\.0\.1:\d+.*--web-port/.test(err.message ?? ''));
+    } finally {
+      await n.stop();
+    }
+  });
+
   it('replaces its certificate before it expires: new sessions pin the new hash', async () => {
     const old = a.web!.certificate.sha256;
     assert.equal(await a.web!.rotateIfDue(), false, 'a fresh certificate is kept');
