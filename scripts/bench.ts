@@ -14,6 +14,7 @@ import { pubsubScenario } from './bench/pubsub.js';
 import { authScenario } from './bench/auth.js';
 import { cliScenario } from './bench/cli.js';
 import { natScenario } from './bench/nat.js';
+import { webScenario } from './bench/web.js';
 
 export interface Figure {
   metric: string;
@@ -40,6 +41,7 @@ const scenarios: Record<string, Scenario> = {
   auth: authScenario,
   cli: cliScenario,
   nat: natScenario,
+  web: webScenario,
 };
 
 function usage(): never {

@@ -85,7 +85,7 @@ export const DEFAULT_ADMIN_MAX_HEADER_BYTES = 8 * 1024;
 
 /** Names the built-in /stats sections use; addStatsSection() cannot take them. */
 const BUILT_IN_SECTIONS = new Set([
-  ...['generatedAt', 'node', 'pool', 'transport', 'dht', 'traffic', 'queues', 'registry', 'rpc', 'pubsub', 'gateway', 'auth', 'process'] satisfies (keyof NodeSnapshot)[],
+  ...['generatedAt', 'node', 'pool', 'transport', 'dht', 'traffic', 'queues', 'registry', 'rpc', 'pubsub', 'gateway', 'auth', 'web', 'process'] satisfies (keyof NodeSnapshot)[],
   ...['health', 'protocolErrors', 'admin'],
 ]);
 

@@ -18,6 +18,7 @@
  */
 import { registerServiceMetrics } from './service-metrics.js';
 import type { RealmGuardStats } from '../auth/realm-guard.js';
+import { WEB_METRICS } from './web-metrics.js';
 import { STORE_REFUSAL_REASONS } from '../dht/errors.js';
 import { BUDGET_REFUSAL_REASONS } from '../wire/budget.js';
 import type { LookupStats } from '../dht/lookup.js';
@@ -236,6 +237,8 @@ export function instrumentNode(node: ObservedNode, metrics: Metrics): NodeInstru
   if (nat?.reachability) registerStatsMetrics(metrics, () => snapshot().nat!.reachability!, REACHABILITY_METRICS);
   if (nat?.relay) registerStatsMetrics(metrics, () => snapshot().nat!.relay!, RELAY_SERVER_METRICS);
   if (nat?.relays) registerStatsMetrics(metrics, () => snapshot().nat!.relays!, RELAY_CLIENT_METRICS);
+  // The web gateway (browsers, web apps), when the node runs one.
+  if (node.snapshot().web) registerStatsMetrics(metrics, () => snapshot().web!, WEB_METRICS);
 
   const protocolErrors: Record<string, number> = Object.fromEntries(PROTOCOL_ERROR_KINDS.map((k) => [k, 0]));
   metrics.counter({

@@ -12,6 +12,7 @@ import type { PoolStats } from '../transport/pool.js';
 import type { QueueStats, TrafficStats } from '../session/messenger.js';
 import type { TransportStats } from '../transport/types.js';
 import type { GatewayStats } from '../gateway/options.js';
+import type { WebStats } from '../web/server.js';
 import type { PubSubStats } from '../pubsub/pubsub.js';
 import type { RegistryStats } from '../registry/types.js';
 import type { RpcClientStats } from '../rpc/client.js';
@@ -95,6 +96,8 @@ export interface NodeSnapshot {
   };
   /** A secured realm's admission and permission counters. */
   auth?: RealmGuardStats;
+  /** The web gateway (browsers, web apps), when it runs. */
+  web?: WebStats;
   process: {
     pid: number;
     uptimeSeconds: number;

@@ -39,6 +39,7 @@ import { RelayServer, type RelayServerInit } from '../relay/server.js';
 import { RelayingTransport } from '../relay/transport.js';
 import { DirectUpgrade } from '../relay/upgrade.js';
 import { isRelayedHost } from '../transport/relayed-address.js';
+import { WebGateway, type WebGatewayInit } from '../web/server.js';
 import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
 
 export const DEFAULT_STOP_TIMEOUT_MS = 5000;
@@ -142,6 +143,11 @@ export interface MeshNodeOptions {
    * Default false.
    */
   portMapping?: boolean;
+  /**
+   * The web gateway for browsers and web apps (WebTransport, its WebSocket
+   * mapping, the dashboard); off unless given. See src/web/server.ts.
+   */
+  web?: WebGatewayInit;
   /** How long stop() waits for records to be withdrawn from the mesh. Default 5000 ms. */
   stopTimeoutMs?: number;
   /** Where warnings go (unreachable bootstrap, …). Default: stderr. */
@@ -195,6 +201,8 @@ export class MeshNode extends EventEmitter {
   readonly directUpgrade: DirectUpgrade;
   /** Router port mapping (undefined unless the portMapping option is on). */
   readonly portMapper: PortMapper | undefined;
+  /** The web gateway, when options.web is given: its sessions are light clients of `gateway`. */
+  readonly web: WebGateway | undefined;
   readonly options: MeshNodeOptions;
   /** A secured realm's guard (undefined in an open realm). */
   readonly guard: RealmGuard | undefined;
@@ -344,6 +352,8 @@ export class MeshNode extends EventEmitter {
         this.emit('reachability', status);
       };
     }
+    // Web sessions join the pool like inbound QUIC connections: one gateway, several transports.
+    this.web = options.web ? new WebGateway({ nodeId: this.nodeId, realm: this.messenger.realm, accept: (conn) => this.pool.accept(conn) }, options.web) : undefined;
     if (this.guard) {
       this.messenger.authorize = realmAuthorizer(this.guard);
       this.revocations = new RevocationSync({ guard: this.guard, dht: this.dht, messenger: this.messenger });
@@ -487,6 +497,7 @@ export class MeshNode extends EventEmitter {
     this.reachability?.start();
     const listen = this.transport.listenAddress!;
     void this.portMapper?.start({ host: announceHostFor(listen.host), port: listen.port });
+    await this.web?.start();
     const bootstrap = this.options.bootstrap ?? [];
     if (bootstrap.length > 0) this.#joined = this.dht.bootstrap(bootstrap);
     return this;
@@ -570,6 +581,7 @@ export class MeshNode extends EventEmitter {
         portMapping: this.portMapper?.stats(),
       },
       ...(this.guard && { auth: this.guard.stats() }),
+      ...(this.web && { web: this.web.stats() }),
       process: {
         pid: process.pid,
         uptimeSeconds: Math.round(process.uptime()),
@@ -591,6 +603,7 @@ export class MeshNode extends EventEmitter {
     this.revocations?.stop();
     await this.#stopNat();
     void this.pubsub.stop({ withdraw: false });
+    await this.web?.stop();
     this.liveness.close();
     this.dht.stop();
     this.messenger.stop();
@@ -617,6 +630,7 @@ export class MeshNode extends EventEmitter {
     } else {
       await this.pubsub.stop({ withdraw: false });
     }
+    await this.web?.stop();
     this.liveness.close();
     this.dht.stop();
     this.messenger.stop();

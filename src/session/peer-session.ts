@@ -283,6 +283,9 @@ export class PeerSession {
         const message = `this node does not serve realm "${first.realm}"; use the same --realm on every node`;
         return await this.#refuse(stream, first, 'MACULA_ERR_REALM', message);
       }
+      if (this.peer.connection.clientOnly && first.role !== 'client') {
+        return await this.#refuse(stream, first, 'MACULA_ERR_NOT_A_CLIENT', 'this connection carries light clients only (a web session); say HELLO with role "client"');
+      }
       if (host.admit) {
         try {
           await host.admit(this.peer, first);

@@ -35,6 +35,11 @@ export interface Connection {
   /** The address the connection comes from (for inbound: the peer's source address, not its listen port). */
   readonly remoteAddress: PeerAddress;
   readonly direction: Direction;
+  /**
+   * Set by transports that only carry light clients (a browser's web
+   * session): the session layer refuses a HELLO as a mesh node on it.
+   */
+  readonly clientOnly?: boolean;
   readonly isClosed: boolean;
   /** Resolves (never rejects) once the connection is closed for any reason. */
   readonly closed: Promise<void>;

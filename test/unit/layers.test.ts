@@ -25,10 +25,11 @@ export const LAYERS: Readonly<Record<string, number>> = {
   rpc: 7,
   gateway: 8,
   client: 9,
-  metrics: 9,
-  node: 10,
-  cli: 11,
-  'index.ts': 12,
+  web: 9,
+  metrics: 10,
+  node: 11,
+  cli: 12,
+  'index.ts': 13,
 };
 
 /** Imports that cross the rule on purpose, each with its reason. */

@@ -12,6 +12,9 @@ import { formatAddress, type PeerAddress } from '../../transport/types.js';
 import { LOG_LEVELS, Logger, type LogLevel } from '../logger.js';
 import { collectHostPorts, intParser, MAX_NODE_LIMIT, parseBytes, parsePort, parseRealm, parseTcpPort } from '../options.js';
 import { shortNodeId } from '../output.js';
+import type { WebCertificate } from '../../web/cert.js';
+import { HTTP3_PACKAGE } from '../../web/package.js';
+import { DEFAULT_WEB_HOST, type WebGateway } from '../../web/server.js';
 
 export const DEFAULT_STATUS_INTERVAL_S = 60;
 const INTERRUPTED: unique symbol = Symbol('interrupted');
@@ -35,6 +38,10 @@ interface StartOptions {
   credential?: string;
   relay?: boolean;
   portMapping?: boolean;
+  webPort?: number;
+  webHost: string;
+  webCert?: string;
+  webKey?: string;
 }
 
 export function registerStart(program: Command): void {
@@ -54,6 +61,10 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--port-mapping', 'ask the router (UPnP, NAT-PMP) to forward a public UDP port to this node and announce it').env('MACULA_PORT_MAPPING'))
     .addOption(new Option('--admin-port <port>', 'serve /metrics, /health, /ready, /live and /stats over HTTP on <admin-host>:<port> (0 picks a free port)').env('MACULA_ADMIN_PORT').argParser(parseTcpPort))
     .addOption(new Option('--admin-host <address>', 'address the admin HTTP server binds (keep it on loopback unless it is firewalled)').env('MACULA_ADMIN_HOST').default(DEFAULT_ADMIN_HOST))
+    .addOption(new Option('--web-port <port>', 'serve browsers and web apps (WebTransport, its WebSocket mapping) and the dashboard over HTTPS on <web-host>:<port> (0 picks a free port)').env('MACULA_WEB_PORT').argParser(parseTcpPort))
+    .addOption(new Option('--web-host <address>', 'address the web gateway binds').env('MACULA_WEB_HOST').default(DEFAULT_WEB_HOST))
+    .addOption(new Option('--web-cert <file>', 'PEM certificate for the web gateway (default: a self-signed ECDSA certificate made at start, rotated before expiry)').env('MACULA_WEB_CERT'))
+    .addOption(new Option('--web-key <file>', 'PEM private key of --web-cert').env('MACULA_WEB_KEY'))
     .addOption(
       new Option('--max-rss <bytes>', '/health degrades at 80 % of this resident memory and fails at it, e.g. 2G (default: the cgroup memory limit, else total memory)')
         .env('MACULA_MAX_RSS')
@@ -97,6 +108,9 @@ export function registerStart(program: Command): void {
         ...(credential !== undefined && { credential }),
         ...(opts.relay !== undefined && { relay: { serve: opts.relay } }),
         ...(opts.portMapping === true && { portMapping: true }),
+        ...(opts.webPort !== undefined && {
+          web: { port: opts.webPort, host: opts.webHost, ...(opts.webCert !== undefined && { certFile: opts.webCert }), ...(opts.webKey !== undefined && { keyFile: opts.webKey }) },
+        }),
       });
       watchClients(node, logger);
       watchReachability(node, logger);
@@ -126,6 +140,7 @@ export function registerStart(program: Command): void {
       out.write(`  listening ${formatAddress(listen)}/udp (QUIC)\n`);
       if (opts.announceHost !== undefined) out.write(`  announce  ${formatAddress(node.advertisedAddress)}\n`);
       if (admin) out.write(`  admin     ${admin.url}\n`);
+      if (node.web) printWeb(node.web, out, logger);
       out.write(`  data dir  ${opts.dataDir}\n`);
       if (opts.bootstrap?.length) {
         const joined = await untilSignal(node.joined());
@@ -145,6 +160,18 @@ export function registerStart(program: Command): void {
       await node.stop();
       out.write('stopped\n');
     });
+}
+
+/** Where the web gateway listens, which WebTransport modes are on and why, and the certificate hash browsers pin. */
+function printWeb(web: WebGateway, out: NodeJS.WritableStream, logger: Logger): void {
+  const modes = web.modes;
+  const on = [modes.http3 && 'WebTransport over HTTP/3', 'WebTransport over HTTP/2', 'its WebSocket mapping'].filter(Boolean).join(', ');
+  out.write(`  web       ${web.url} (dashboard at /, client library at /macula-client.js)\n`);
+  out.write(`  web modes ${on}${modes.http3 ? '' : ` (HTTP/3 off: the optional ${HTTP3_PACKAGE} is not installed)`}\n`);
+  const certLine = (c: WebCertificate): string =>
+    `sha-256 ${c.sha256} (${c.generated ? 'self-signed ECDSA, ' : ''}valid until ${c.notAfter.toISOString()}${c.generated ? ', replaced before expiry' : ''})`;
+  out.write(`  web cert  ${certLine(web.certificate)}\n`);
+  web.on('certificate', (c: WebCertificate) => logger.info(`web certificate replaced: ${certLine(c)}`));
 }
 
 /** SIGHUP re-reads the credential file: a renewed credential takes effect without a restart. */

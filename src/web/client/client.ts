@@ -1,0 +1,514 @@
+/**
+ * The light client for browsers and web apps: the API of MaculaClient
+ * (connect, publish, subscribe, call, serve, lookup, stats, peers, close)
+ * over a WebTransport session to a node's web gateway instead of QUIC.
+ *
+ * It speaks the node's own protocol on the session's streams: length-
+ * prefixed CBOR frames; its request stream opens with HELLO (role `client`),
+ * the node's request stream (GW_MSG, INVOKE) opens with the node's HELLO,
+ * answered HELLO_ACK. The gateway on the other side is the one QUIC clients
+ * use: same messages, limits and errors.
+ *
+ * Runs where a W3C `WebTransport` class exists: a browser (the bundle at
+ * /macula-client.js brings the package's polyfill, which falls back to its
+ * WebSocket mapping), or Node with the WebTransport class of
+ * @fails-components/webtransport passed as `WebTransport`.
+ */
+import { Decoder, Encoder } from 'cbor-x';
+import { GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../../gateway/messages.js';
+import { ConnectionClosedError, ProtocolError, RemoteError, StoppedError, TimeoutError, ConfigError } from '../../util/errors.js';
+import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION } from '../../wire/messages.js';
+import { encodeFrame, FrameDecoder } from '../../wire/frame.js';
+import { WebGatewayUnreachableError } from '../errors.js';
+import { STREAM_ROLE_CLIENT, STREAM_ROLE_NODE } from '../stream-roles.js';
+
+const cbor = { useRecords: false, mapsAsObjects: true, variableMapSize: true, tagUint8Array: false } as const;
+const encoder = new Encoder(cbor);
+const decoder = new Decoder(cbor);
+
+/** The path of the node's WebTransport endpoint. */
+export const SESSION_PATH = '/macula';
+export const DEFAULT_TIMEOUT_MS = 5000;
+/** Messages a subscription read as an async iterator buffers; older ones are dropped (counted in `dropped`). */
+export const DEFAULT_SUBSCRIPTION_BUFFER = 1000;
+const CALL_MARGIN_MS = 1000;
+/** How long close() waits for the node to close the session after the request stream ended. */
+const CLOSE_WAIT_MS = 2000;
+
+type Msg = { v?: number; t: number; id?: number; [k: string]: unknown };
+
+interface BidiStream {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+}
+interface WebTransportSession {
+  readonly ready: Promise<unknown>;
+  readonly closed: Promise<unknown>;
+  createBidirectionalStream(): Promise<BidiStream>;
+  close(info?: { closeCode?: number; reason?: string }): void;
+}
+export type WebTransportClass = new (url: string, options?: Record<string, unknown>) => WebTransportSession;
+
+export interface WebClientInit {
+  /** The node's web gateway, e.g. https://127.0.0.1:8443 (the session path is added). */
+  url: string;
+  realm?: string;
+  /** Connect deadline and default request timeout. Default 5000 ms. */
+  timeoutMs?: number;
+  /** Sent in GW_ATTACH, e.g. "my-app/1.0". */
+  software?: string;
+  /** For a secured realm: the credential chain sent in HELLO. */
+  credential?: readonly string[];
+  /** The WebTransport class to use. Default: globalThis.WebTransport (the bundle sets the package's polyfill). */
+  WebTransport?: WebTransportClass;
+  /** Passed to the WebTransport constructor, e.g. serverCertificateHashes; forceReliable and flow-control windows for Node. */
+  transportOptions?: Record<string, unknown>;
+}
+
+export interface WebMessage {
+  topic: string;
+  data: unknown;
+  publisher: string | undefined;
+  seq: number | undefined;
+  origin: string | undefined;
+}
+
+export interface WebSubscription extends AsyncIterable<WebMessage> {
+  readonly sid: number;
+  readonly pattern: string;
+  /** Messages dropped from the iterator's buffer because nobody read them. */
+  readonly dropped: number;
+  unsubscribe(): Promise<void>;
+}
+
+export type WebServeHandler = (args: unknown, ctx: { procedure: string; timeoutMs: number | undefined; signal: AbortSignal }) => unknown;
+
+export interface AttachInfo {
+  nodeId: string;
+  realm: string;
+  limits: { subscriptions: number; calls: number; served: number };
+}
+
+interface Pending {
+  resolve(m: Msg): void;
+  reject(e: unknown): void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Length-prefixed CBOR frames over one WebTransport stream. */
+class FrameChannel {
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #decoder = new FrameDecoder();
+  readonly #bodies: Uint8Array[] = [];
+  #queue: Uint8Array[] = [];
+  #flushing = false;
+  #ending = false;
+
+  /** `role`: the byte that opens the stream (stream-roles.ts). */
+  constructor(stream: BidiStream, role: number) {
+    this.#reader = stream.readable.getReader();
+    this.#writer = stream.writable.getWriter();
+    this.#writer.closed.catch(() => undefined);
+    this.#queue.push(Uint8Array.of(role));
+  }
+
+  /** Writes what is queued (the role byte of a stream with nothing else to send yet). */
+  flush(): void {
+    if (!this.#flushing && this.#queue.length > 0) void this.#flush();
+  }
+
+  send(msg: Msg): void {
+    this.#queue.push(encodeFrame(encoder.encode({ ...msg, v: PROTOCOL_VERSION }) as Uint8Array));
+    if (!this.#flushing) void this.#flush();
+  }
+
+  /** Frames sent in one turn go out in one write. */
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#queue.length > 0) {
+        await Promise.resolve();
+        const frames = this.#queue.splice(0);
+        const out = frames.length === 1 ? frames[0]! : concatFrames(frames);
+        await this.#writer.write(out);
+      }
+      if (this.#ending) await this.#writer.close();
+    } catch {
+      this.#queue = [];
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  /** The next message, or null at the end of the stream. */
+  async read(): Promise<Msg | null> {
+    for (;;) {
+      const body = this.#bodies.shift();
+      if (body) {
+        const msg = decoder.decode(body) as Msg;
+        if (msg === null || typeof msg !== 'object' || typeof msg.t !== 'number') throw new ProtocolError('bad_envelope', 'the node sent a message without a type');
+        return msg;
+      }
+      const { value, done } = await this.#reader.read();
+      if (done || !value) return null;
+      this.#bodies.push(...this.#decoder.push(value));
+    }
+  }
+
+  /** Finishes the writing side once everything queued is written. */
+  end(): void {
+    this.#ending = true;
+    if (!this.#flushing) void this.#flush();
+  }
+
+  close(): void {
+    this.#writer.close().catch(() => undefined);
+    this.#reader.cancel().catch(() => undefined);
+  }
+}
+
+function concatFrames(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+export class MaculaWebClient {
+  readonly url: string;
+  readonly realm: string;
+  readonly timeoutMs: number;
+  info: AttachInfo | undefined;
+  /** Resolves once the session is closed, by close() or because it was lost. */
+  readonly closed: Promise<void>;
+  /** Called when the session is lost (not after close()). */
+  ondisconnect: ((err: Error) => void) | undefined;
+
+  readonly #init: WebClientInit;
+  #session: WebTransportSession | undefined;
+  #out: FrameChannel | undefined;
+  readonly #pending = new Map<number, Pending>();
+  readonly #subs = new Map<number, (m: WebMessage) => void>();
+  readonly #served = new Map<string, WebServeHandler>();
+  #nextId = 1;
+  #nextSid = 1;
+  #closing = false;
+  #isClosed = false;
+  #resolveClosed!: () => void;
+
+  /** Opens a session to the node's web gateway and attaches to its gateway. */
+  static async connect(init: WebClientInit): Promise<MaculaWebClient> {
+    const client = new MaculaWebClient(init);
+    await client.open();
+    return client;
+  }
+
+  constructor(init: WebClientInit) {
+    this.#init = init;
+    this.url = init.url.replace(/\/+$/, '');
+    this.realm = init.realm ?? 'default';
+    this.timeoutMs = init.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+  }
+
+  get connected(): boolean {
+    return this.#session !== undefined && !this.#isClosed && !this.#closing;
+  }
+
+  async open(): Promise<AttachInfo> {
+    if (this.#session) throw new ConfigError('this client is already connected');
+    const WT = this.#init.WebTransport ?? (globalThis as { WebTransport?: WebTransportClass }).WebTransport;
+    if (!WT) throw new ConfigError('no WebTransport class here: pass one as `WebTransport` (in Node: the one of @fails-components/webtransport)');
+    const session = new WT(`${this.url}${SESSION_PATH}`, this.#init.transportOptions ?? {});
+    this.#session = session;
+    session.closed.then(
+      () => this.#onClosed(),
+      () => this.#onClosed(),
+    );
+    try {
+      await withTimeout(session.ready, this.timeoutMs, `connecting to ${this.url}`).catch((err: unknown) => {
+        throw new WebGatewayUnreachableError(this.url, { cause: err });
+      });
+      // Both streams are opened here, the node's too (see stream-roles.ts).
+      this.#out = new FrameChannel(await session.createBidirectionalStream(), STREAM_ROLE_CLIENT);
+      void this.#readResponses(this.#out);
+      const nodeStream = new FrameChannel(await session.createBidirectionalStream(), STREAM_ROLE_NODE);
+      nodeStream.flush();
+      void this.#serveNode(nodeStream);
+      const hello: Msg = { t: HELLO.type, realm: this.realm, role: 'client', port: 0 };
+      if (this.#init.credential) hello.cred = [...this.#init.credential];
+      const helloDone = this.#request(hello);
+      const attach: Msg = { t: GW_ATTACH.type };
+      if (this.#init.software !== undefined) attach.software = this.#init.software;
+      const [, info] = await Promise.all([helloDone, this.#request(attach)]);
+      this.info = info as AttachInfo;
+      return this.info;
+    } catch (err) {
+      this.#shutdown();
+      throw err;
+    }
+  }
+
+  async publish(topic: string, data: unknown, options: { timeoutMs?: number } = {}): Promise<{ nodes: number; local: number }> {
+    return (await this.#request({ t: GW_PUB.type, tp: topic, d: data }, options.timeoutMs)) as { nodes: number; local: number };
+  }
+
+  /**
+   * Subscribes to `pattern`. With `onMessage`, it runs for each message;
+   * without, read the subscription as an async iterator (`for await`).
+   */
+  async subscribe(pattern: string, onMessage?: (msg: WebMessage) => unknown): Promise<WebSubscription> {
+    const sid = this.#nextSid++;
+    const buffer: WebMessage[] = [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    let dropped = 0;
+    this.#subs.set(sid, (m) => {
+      if (onMessage) {
+        try {
+          onMessage(m);
+        } catch {
+          // a failing callback does not end the subscription
+        }
+        return;
+      }
+      if (buffer.length >= DEFAULT_SUBSCRIPTION_BUFFER) {
+        buffer.shift();
+        dropped++;
+      }
+      buffer.push(m);
+      wake?.();
+    });
+    try {
+      await this.#request({ t: GW_SUB.type, pattern, sid });
+    } catch (err) {
+      this.#subs.delete(sid);
+      throw err;
+    }
+    const end = (): void => {
+      ended = true;
+      wake?.();
+    };
+    void this.closed.then(end);
+    const client = this;
+    return {
+      sid,
+      pattern,
+      get dropped() {
+        return dropped;
+      },
+      async unsubscribe() {
+        end();
+        if (!client.#subs.delete(sid) || !client.connected) return;
+        await client.#request({ t: GW_UNSUB.type, sid });
+      },
+      async *[Symbol.asyncIterator]() {
+        for (;;) {
+          const next = buffer.shift();
+          if (next) {
+            yield next;
+            continue;
+          }
+          if (ended) return;
+          await new Promise<void>((r) => (wake = r));
+          wake = undefined;
+        }
+      },
+    };
+  }
+
+  async call(procedure: string, args?: unknown, options: { timeoutMs?: number } = {}): Promise<unknown> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const msg: Msg = { t: GW_CALL.type, p: procedure, timeoutMs };
+    if (args !== undefined) msg.a = args;
+    return this.#request(msg, timeoutMs + CALL_MARGIN_MS);
+  }
+
+  async serve(procedure: string, handler: WebServeHandler, options: { timeoutMs?: number } = {}): Promise<{ procedure: string; unserve(): Promise<void> }> {
+    if (this.#served.has(procedure)) throw new ConfigError(`this client already serves "${procedure}"`);
+    this.#served.set(procedure, handler);
+    try {
+      await this.#request({ t: GW_SERVE.type, p: procedure, ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }) });
+    } catch (err) {
+      if (this.#served.get(procedure) === handler) this.#served.delete(procedure);
+      throw err;
+    }
+    return {
+      procedure,
+      unserve: async () => {
+        if (this.#served.get(procedure) !== handler) return;
+        this.#served.delete(procedure);
+        if (this.connected) await this.#request({ t: GW_SERVE.type, p: procedure, off: true });
+      },
+    };
+  }
+
+  async lookup(name: string, options: { fresh?: boolean } = {}): Promise<unknown[]> {
+    return (await this.#request({ t: GW_LOOKUP.type, name, ...(options.fresh && { fresh: true }) })) as unknown[];
+  }
+
+  async stats(): Promise<Record<string, unknown>> {
+    return (await this.#request({ t: GW_STATS.type })) as Record<string, unknown>;
+  }
+
+  async peers(): Promise<Record<string, unknown>> {
+    return (await this.#request({ t: GW_PEERS.type })) as Record<string, unknown>;
+  }
+
+  /** Round trip to the node through the gateway (PING/PONG), in ms. */
+  async ping(): Promise<number> {
+    const t0 = performance.now();
+    await this.#request({ t: PING.type });
+    return performance.now() - t0;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing) return this.closed;
+    this.#closing = true;
+    if (this.#served.size > 0 && !this.#isClosed) {
+      const procedures = [...this.#served.keys()];
+      this.#served.clear();
+      await Promise.allSettled(procedures.map((p) => this.#request({ t: GW_SERVE.type, p, off: true }, 3000, true)));
+    }
+    // Ending the request stream asks the node to close the session: closing it from
+    // this side while the node still writes makes node's HTTP/2 client loop (Node 20).
+    if (!this.#isClosed && this.#out) {
+      this.#out.end();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.closed, new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
+    this.#shutdown();
+    return this.closed;
+  }
+
+  #shutdown(): void {
+    if (!this.#isClosed) {
+      this.#out?.close();
+      try {
+        this.#session?.close({ closeCode: 0, reason: 'client closed' });
+      } catch {
+        // already closed
+      }
+    }
+    this.#onClosed();
+  }
+
+  #request(msg: Msg, timeoutMs: number = this.timeoutMs, whileClosing = false): Promise<unknown> {
+    const out = this.#out;
+    if (!out || (this.#closing && !whileClosing)) return Promise.reject(StoppedError.of('this client'));
+    if (this.#isClosed) return Promise.reject(new ConnectionClosedError(`lost the session to ${this.url}`));
+    const id = this.#nextId;
+    this.#nextId = id >= MAX_REQUEST_ID ? 1 : id + 1;
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { resolve: (m) => resolve(m.r), reject, timer: undefined };
+      if (timeoutMs > 0) {
+        pending.timer = setTimeout(() => {
+          this.#pending.delete(id);
+          reject(new TimeoutError(`the request to ${this.url}`, timeoutMs));
+        }, timeoutMs);
+      }
+      this.#pending.set(id, pending);
+      try {
+        out.send({ ...msg, id });
+      } catch (err) {
+        this.#pending.delete(id);
+        clearTimeout(pending.timer);
+        reject(err);
+      }
+    });
+  }
+
+  async #readResponses(out: FrameChannel): Promise<void> {
+    try {
+      for (;;) {
+        const msg = await out.read();
+        if (msg === null) break;
+        const pending = msg.id === undefined ? undefined : this.#pending.get(msg.id);
+        if (!pending) continue;
+        this.#pending.delete(msg.id!);
+        clearTimeout(pending.timer);
+        if (msg.t === ERROR.type) pending.reject(new RemoteError(String(msg.code), String(msg.message)));
+        else pending.resolve(msg);
+      }
+    } catch {
+      // a broken stream ends the session below
+    }
+    this.#shutdown();
+  }
+
+  /** The node's request stream: its HELLO, then GW_MSG (one-way) and INVOKE (answered). */
+  async #serveNode(ch: FrameChannel): Promise<void> {
+    try {
+      const hello = await ch.read();
+      if (hello === null) return;
+      if (hello.t !== HELLO.type) throw new ProtocolError('unexpected_message', 'the node did not open its stream with HELLO');
+      ch.send({ t: HELLO_ACK.type, id: hello.id, realm: this.realm, role: 'client', port: 0 });
+      for (;;) {
+        const msg = await ch.read();
+        if (msg === null) return;
+        if (msg.t === GW_MSG.type) {
+          this.#subs.get(msg.sid as number)?.({ topic: msg.tp as string, data: msg.d, publisher: msg.pub as string | undefined, seq: msg.s as number | undefined, origin: msg.o as string | undefined });
+        } else if (msg.t === INVOKE.type && msg.id !== undefined) {
+          void this.#invoke(ch, msg);
+        } else if (msg.t === PING.type && msg.id !== undefined) {
+          ch.send({ t: 4, id: msg.id });
+        } else if (msg.id !== undefined) {
+          ch.send({ t: ERROR.type, id: msg.id, code: 'MACULA_ERR_UNSUPPORTED', message: `this client does not handle message type ${msg.t}` });
+        }
+      }
+    } catch {
+      ch.close();
+    }
+  }
+
+  async #invoke(ch: FrameChannel, msg: Msg): Promise<void> {
+    const procedure = msg.p as string;
+    const handler = this.#served.get(procedure);
+    const timeoutMs = typeof msg.d === 'number' ? msg.d : undefined;
+    const controller = new AbortController();
+    const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new TimeoutError(`the call of "${procedure}"`, timeoutMs)), timeoutMs) : undefined;
+    try {
+      if (!handler) throw new RemoteError('MACULA_ERR_NO_SUCH_PROCEDURE', `this client does not serve "${procedure}"`);
+      const r = await handler(msg.a, { procedure, timeoutMs, signal: controller.signal });
+      ch.send({ t: RESULT.type, id: msg.id, ...(r !== undefined && { r }) });
+    } catch (err) {
+      const e = err as { code?: unknown; message?: unknown };
+      const code = typeof e?.code === 'string' && /^[A-Z0-9_]{1,64}$/.test(e.code) ? e.code : 'MACULA_ERR_HANDLER';
+      try {
+        ch.send({ t: ERROR.type, id: msg.id, code, message: String(e?.message ?? err).slice(0, 1024) });
+      } catch {
+        // the session is gone
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #onClosed(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    const err = new ConnectionClosedError(`lost the session to ${this.url}`);
+    for (const [id, p] of this.#pending) {
+      this.#pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    if (!this.#closing) this.ondisconnect?.(err);
+    this.#resolveClosed();
+  }
+}
+
+/** Connects to a node's web gateway (see MaculaWebClient.connect). */
+export const connect = (init: WebClientInit): Promise<MaculaWebClient> => MaculaWebClient.connect(init);
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new TimeoutError(what, ms)), ms)))]).finally(() => clearTimeout(timer));
+}
