@@ -62,6 +62,13 @@ export class Peer {
   }
 }
 
+/** One message for one node; `failover` is called when it cannot go there (node down, send failed). */
+export interface Send {
+  peer: Peer;
+  msg: OutboundMessage;
+  failover?: (() => void) | undefined;
+}
+
 export interface FanoutComponents {
   messenger: FanoutMessenger;
   clock: Clock;
@@ -191,6 +198,47 @@ export class Fanout {
     clearInterval(this.#sweep);
     for (const p of this.#peers.values()) this.#dropBacklog(p);
     await settleWithin(this.pool.close(), CLOSE_WAIT_MS);
+  }
+
+  /** Like submit, with a message (and a failover) of its own per node. */
+  submitSends(sends: readonly Send[]): Promise<void> | undefined {
+    if (this.#closed) return Promise.reject(StoppedError.of('pub/sub fan-out'));
+    let i = 0;
+    for (; i < sends.length && this.room() > 0; i++) void this.pool.submit(this.#sendJob(sends[i]!));
+    if (i === sends.length) return undefined;
+    return (async () => {
+      for (let j = i; j < sends.length; j++) await this.pool.submit(this.#sendJob(sends[j]!));
+    })();
+  }
+
+  /** Like trySubmitAll, for submitSends. */
+  trySubmitSends(sends: readonly Send[]): boolean {
+    if (this.#closed) throw StoppedError.of('pub/sub fan-out');
+    if (this.room() < sends.length) return false;
+    for (const s of sends) void this.pool.submit(this.#sendJob(s));
+    return true;
+  }
+
+  #sendJob(s: Send): () => Promise<void> | undefined {
+    if (s.failover === undefined) return this.#job(s.peer, s.msg);
+    const { peer, msg, failover } = s;
+    return () => {
+      if (this.#liveness.isDown(peer.nodeId)) {
+        this.#skippedDown++;
+        failover();
+        return undefined;
+      }
+      const pool = this.#messenger.pool;
+      if (peer.backlog !== undefined || (pool !== undefined && pool.connectionTo(peer.nodeId) === undefined)) {
+        this.#hold(peer, msg);
+        return undefined;
+      }
+      peer.inFlight++;
+      return this.#messenger.notify(peer.target, msg).then(peer.onSent, (err: unknown) => {
+        peer.onFailed(err);
+        failover();
+      });
+    };
   }
 
   async #submitRest(peers: readonly Peer[], from: number, msg: OutboundMessage): Promise<void> {

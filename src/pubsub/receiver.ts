@@ -15,7 +15,8 @@ import { toHex } from '../identity/identity.js';
 import type { PeerInfo } from '../session/peer-session.js';
 import type { Message } from '../wire/messages.js';
 import type { Announcer } from './announcer.js';
-import type { FanoutMessenger } from './fanout.js';
+import type { FanoutMessenger, FanoutTarget } from './fanout.js';
+import type { Headers } from '../wire/headers.js';
 import type { LocalSubscriptions } from './local-subscriptions.js';
 import { UNSUBSCRIBED } from './messages.js';
 import type { SubscriberCache } from './subscriber-cache.js';
@@ -29,6 +30,8 @@ export interface ReceiverComponents {
   messenger: FanoutMessenger;
   /** Injected in tests; the default is the system clock. */
   clock?: Clock;
+  /** Sends a subscriber's answer to a request back to the requesting node. */
+  respond: (to: FanoutTarget, inbox: number, data: unknown, headers: Headers | undefined) => Promise<void>;
 }
 
 export interface ReceiverInit {
@@ -95,7 +98,13 @@ export class Receiver {
     this.#lastSeq.set(from, seq);
     const delivered: PubSubMessage = { topic, data: msg.d, publisher: from, seq };
     if (msg.o instanceof Uint8Array) delivered.origin = toHex(msg.o);
-    if (this.#c.local.deliver(delivered, segs) === 0) this.#unmatched(topic, peer);
+    if (msg.h !== undefined) delivered.headers = msg.h as Headers;
+    if (msg.r !== undefined) {
+      const inbox = msg.r as number;
+      const to = { address: peer.address, nodeId: from };
+      delivered.respond = (data, options) => this.#c.respond(to, inbox, data, options?.headers);
+    }
+    if (this.#c.local.deliver(delivered, segs, msg.qo !== true, msg.g as string[] | undefined) === 0) this.#unmatched(topic, peer);
     return undefined;
   };
 

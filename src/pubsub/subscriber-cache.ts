@@ -25,7 +25,7 @@ import { recordPublisherId, type DhtRecord } from '../dht/record.js';
 import { toHex } from '../identity/identity.js';
 import type { PeerAddress } from '../transport/types.js';
 import type { RecordAuth } from '../auth/record-auth.js';
-import { announcementKeyNamespace, decodeAnnouncement } from './announcement.js';
+import { announcementKeyNamespace, decodeAnnouncement, type QueueEntry } from './announcement.js';
 import type { Peer } from './fanout.js';
 import { matchSegments, prefixesOf, type TopicLimits } from './topic.js';
 
@@ -73,6 +73,15 @@ export interface SubscriberCacheStats {
 interface PrefixSub {
   readonly peer: Peer;
   patterns: string[][];
+  queues: QueueEntry[];
+}
+
+/** Where a topic's messages go besides this node. */
+export interface TopicTargets {
+  /** Nodes with a plain subscription matching the topic. */
+  readonly nodes: readonly Peer[];
+  /** Queue group → its member nodes (in node ID order), when any group matches the topic. */
+  readonly groups: ReadonlyMap<string, readonly Peer[]> | undefined;
 }
 
 interface PrefixEntry {
@@ -81,6 +90,13 @@ interface PrefixEntry {
 }
 
 export const NO_PEERS: readonly Peer[] = Object.freeze([]);
+const NO_TARGETS: TopicTargets = Object.freeze({ nodes: NO_PEERS, groups: undefined });
+
+function hasNode(t: TopicTargets, nodeId: string): boolean {
+  if (t.nodes.some((p) => p.nodeId === nodeId)) return true;
+  if (t.groups !== undefined) for (const members of t.groups.values()) if (members.some((p) => p.nodeId === nodeId)) return true;
+  return false;
+}
 
 function matchesAny(patterns: readonly string[][], segs: readonly string[]): boolean {
   for (const p of patterns) if (matchSegments(p, segs)) return true;
@@ -97,9 +113,9 @@ export class SubscriberCache {
   readonly #isDown: ((nodeId: string) => boolean) | undefined;
   readonly #ttlMs: number;
   readonly #limits: TopicLimits;
-  readonly #topics: LRUCache<string, readonly Peer[]>;
+  readonly #topics: LRUCache<string, TopicTargets>;
   readonly #prefixes: LRUCache<string, PrefixEntry>;
-  readonly #topicFlights = new Map<string, Promise<readonly Peer[]>>();
+  readonly #topicFlights = new Map<string, Promise<TopicTargets>>();
   readonly #prefixFlights = new Map<string, Promise<PrefixEntry>>();
   /** Bumped by every invalidation: a resolution that started before one must not cache its result. */
   #generation = 0;
@@ -122,8 +138,8 @@ export class SubscriberCache {
     this.#prefixes = new LRUCache({ max: init.max, ttl: init.ttlMs, ...timing });
   }
 
-  /** The subscriber nodes of `topic` (not this node): the cached array on a hit, else a promise. */
-  lookup(topic: string, segs: readonly string[]): readonly Peer[] | Promise<readonly Peer[]> {
+  /** The subscriber nodes of `topic` (not this node): the cached answer on a hit, else a promise. */
+  lookup(topic: string, segs: readonly string[]): TopicTargets | Promise<TopicTargets> {
     const hit = this.#topics.get(topic);
     if (hit !== undefined) {
       this.#s.topicHits++;
@@ -157,8 +173,9 @@ export class SubscriberCache {
         if (s.peer.nodeId !== nodeId) subs.push(s);
         else {
           const rest = s.patterns.filter((p) => !matchSegments(p, segs));
-          if (rest.length !== s.patterns.length) changed = true;
-          if (rest.length > 0) subs.push({ peer: s.peer, patterns: rest });
+          const queues = s.queues.filter((q) => !matchSegments(q.segs, segs));
+          if (rest.length !== s.patterns.length || queues.length !== s.queues.length) changed = true;
+          if (rest.length + queues.length > 0) subs.push({ peer: s.peer, patterns: rest, queues });
         }
       }
       entry.subs = subs;
@@ -192,26 +209,37 @@ export class SubscriberCache {
 
   #dropTopicsWith(nodeId: string): void {
     const stale: string[] = [];
-    for (const [topic, peers] of this.#topics.entries()) if (peers.some((p) => p.nodeId === nodeId)) stale.push(topic);
+    for (const [topic, targets] of this.#topics.entries()) if (hasNode(targets, nodeId)) stale.push(topic);
     for (const topic of stale) this.#topics.delete(topic);
   }
 
-  async #resolve(topic: string, segs: readonly string[]): Promise<readonly Peer[]> {
+  async #resolve(topic: string, segs: readonly string[]): Promise<TopicTargets> {
     const generation = this.#generation;
     const prefixes = prefixesOf(topic);
     const entries = await Promise.all(prefixes.map((p) => this.#prefix(p)));
     let expiresAt = Infinity;
     let peers: Peer[] | undefined;
+    let groups: Map<string, Peer[]> | undefined;
     const seen = new Set<Peer>();
     for (const entry of entries) {
       if (entry.expiresAt < expiresAt) expiresAt = entry.expiresAt;
       for (const s of entry.subs) {
-        if (seen.has(s.peer) || !matchesAny(s.patterns, segs) || this.#isDown?.(s.peer.nodeId) === true) continue;
+        if (this.#isDown?.(s.peer.nodeId) === true) continue;
+        for (const q of s.queues) {
+          if (!matchSegments(q.segs, segs)) continue;
+          groups ??= new Map();
+          const members = groups.get(q.group);
+          if (members === undefined) groups.set(q.group, [s.peer]);
+          else if (!members.includes(s.peer)) members.push(s.peer);
+        }
+        if (seen.has(s.peer) || !matchesAny(s.patterns, segs)) continue;
         seen.add(s.peer);
         (peers ??= []).push(s.peer);
       }
     }
-    const result = peers ?? NO_PEERS;
+    // One order for every publisher, whatever order the DHT answered in: round-robin over it spreads evenly.
+    if (groups !== undefined) for (const members of groups.values()) members.sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+    const result: TopicTargets = peers === undefined && groups === undefined ? NO_TARGETS : { nodes: peers ?? NO_PEERS, groups };
     const ttl = expiresAt - this.#clock.now();
     if (generation === this.#generation && ttl > 0) this.#topics.set(topic, result, { ttl });
     return result;
@@ -245,9 +273,9 @@ export class SubscriberCache {
           this.#s.malformed++;
           continue;
         }
-        const subjects = this.#auth && a.patterns.map((p) => p.join('.'));
+        const subjects = this.#auth && [...a.patterns, ...a.queues.map((q) => q.segs)].map((p) => p.join('.'));
         if (subjects && !(await this.#auth!.permits(record.publisher, a.credential, 'sub', subjects))) continue;
-        subs.push({ peer: this.#peer(nodeId, a.address), patterns: a.patterns });
+        subs.push({ peer: this.#peer(nodeId, a.address), patterns: a.patterns, queues: a.queues });
       }
     } catch {
       // Cached like an empty answer: a failing DHT is asked again after the TTL, not on every publish.

@@ -14,6 +14,7 @@
  * than one microtask per subscription per message.
  */
 import { RingQueue } from '../util/worker-pool.js';
+import type { Headers } from '../wire/headers.js';
 
 /** A message as subscribers see it. Treat it as read-only: it is shared by every matching subscription. */
 export interface PubSubMessage {
@@ -25,6 +26,14 @@ export interface PubSubMessage {
   seq: number;
   /** Node ID (hex) of the light client the publishing node published for, as that node authenticated it. */
   origin?: string;
+  /** The publisher's headers, unchanged. */
+  headers?: Headers;
+  /**
+   * Present when the message is a request (`request()`): answers the
+   * requester (one-way; resolves once the answer is queued).
+   * @throws InvalidPayloadError, InvalidHeadersError — as rejections
+   */
+  respond?: (data: unknown, options?: { headers?: Headers }) => Promise<void>;
 }
 
 export type MessageHandler = (msg: PubSubMessage) => void | Promise<void>;
@@ -44,6 +53,8 @@ export interface SubscriptionComponents {
 export interface SubscriptionInit {
   id: number;
   pattern: string;
+  /** Queue group this subscription is a member of. */
+  queue?: string;
   /** Messages waiting for the handler before new ones are dropped. */
   bufferSize: number;
 }
@@ -51,6 +62,8 @@ export interface SubscriptionInit {
 export class Subscription {
   readonly id: number;
   readonly pattern: string;
+  /** The queue group this subscription is a member of (one member of each group gets a message), if any. */
+  readonly queue: string | undefined;
   /**
    * Resolves once the DHT holds this node's record listing the pattern. A
    * failed announcement is retried (and counted); stop() resolves it too.
@@ -77,6 +90,7 @@ export class Subscription {
   constructor(components: SubscriptionComponents, init: SubscriptionInit) {
     this.id = init.id;
     this.pattern = init.pattern;
+    this.queue = init.queue;
     this.#handler = components.handler;
     this.#schedule = components.schedule;
     this.#unsubscribe = components.unsubscribe;
