@@ -24,6 +24,7 @@ import { registerServe } from './commands/serve.js';
 import { registerStart } from './commands/start.js';
 import { registerStats } from './commands/stats.js';
 import { registerSub } from './commands/sub.js';
+import { registerReq } from './commands/req.js';
 import { VERSION } from './version.js';
 import { applyContext } from './options.js';
 
@@ -36,13 +37,14 @@ export function buildProgram(): Command {
     .exitOverride() // before adding commands: subcommands copy it
     .addHelpText(
       'after',
-      '\nClient commands (pub, sub, call, serve, lookup, peers, stats, bench) reach a running node\n' +
+      '\nClient commands (pub, sub, req, call, serve, lookup, peers, stats, bench) reach a running node\n' +
         'through --node (MACULA_NODE, default 127.0.0.1:9443).\n' +
         'Exit codes: 0 success, 1 failure (message on stderr), 2 usage error.',
     );
   registerStart(program);
   registerPub(program);
   registerSub(program);
+  registerReq(program);
   registerCall(program);
   registerServe(program);
   registerLookup(program);
