@@ -342,7 +342,7 @@ export class Gateway extends EventEmitter {
     const charge = this.#keys.take(c.keys, key, patternBytes(pattern));
     let sub: GatewaySubscription;
     try {
-      sub = ps.subscribe(pattern, (m) => this.#forward(c, sid, m), msg.q !== undefined ? { queue: msg.q as string } : undefined);
+      sub = ps.subscribe(pattern, (m) => this.#forward(c, sid, m), { client: c.nodeIdHex, ...(msg.q !== undefined && { queue: msg.q as string }) });
     } catch (err) {
       this.#keys.release(c.keys, key, charge);
       throw err;

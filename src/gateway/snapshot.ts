@@ -22,7 +22,7 @@ export interface GatewaySubscription {
 
 /** The node's pub/sub service, as the gateway uses it. */
 export interface GatewayPubSub {
-  subscribe(pattern: string, handler: (msg: PubSubMessage) => void | Promise<void>, options?: { queue?: string }): GatewaySubscription;
+  subscribe(pattern: string, handler: (msg: PubSubMessage) => void | Promise<void>, options?: { queue?: string; client?: string }): GatewaySubscription;
   publish(topic: string, data: unknown, options?: { origin?: string; headers?: Headers }): Promise<unknown>;
   request(topic: string, data: unknown, options?: { origin?: string; headers?: Headers; max?: number; timeoutMs?: number }): Promise<readonly { data: unknown; headers?: Headers; responder: string }[]>;
   stats(): unknown;

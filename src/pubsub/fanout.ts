@@ -76,6 +76,8 @@ export interface FanoutComponents {
   liveness?: LivenessView;
   /** Told when a node goes down, so caches can forget it. */
   onPeerDown?: (peer: Peer) => void;
+  /** Told of messages for a node dropped here (skipped while down, backlog full or dropped). */
+  onDrop?: (peer: Peer, n: number) => void;
 }
 
 export interface FanoutInit {
@@ -110,6 +112,7 @@ export class Fanout {
   readonly pool: WorkerPool;
   readonly #messenger: FanoutMessenger;
   readonly #onPeerDown: ((peer: Peer) => void) | undefined;
+  readonly #onDrop: ((peer: Peer, n: number) => void) | undefined;
   readonly #liveness: LivenessView;
   readonly #init: FanoutInit;
   readonly #peers: LRUCache<string, Peer>;
@@ -125,6 +128,7 @@ export class Fanout {
   constructor(components: FanoutComponents, init: FanoutInit) {
     this.#messenger = components.messenger;
     this.#onPeerDown = components.onPeerDown;
+    this.#onDrop = components.onDrop;
     this.#liveness =
       components.liveness ?? new Liveness({ now: () => components.clock.now() }, { baseBackoffMs: Math.max(1, init.downBackoffMs), maxBackoffMs: Math.max(1, init.maxDownBackoffMs), maxTracked: init.maxPeers });
     this.#init = init;
@@ -252,6 +256,7 @@ export class Fanout {
   #send(peer: Peer, msg: OutboundMessage): Promise<void> | undefined {
     if (this.#liveness.isDown(peer.nodeId)) {
       this.#skippedDown++;
+      this.#onDrop?.(peer, 1);
       return undefined;
     }
     const pool = this.#messenger.pool;
@@ -289,6 +294,7 @@ export class Fanout {
     // The total bound keeps many unreachable nodes from adding up to unbounded memory.
     if (peer.backlog.size >= this.#init.nodeBacklog || this.#held >= this.#init.maxQueue) {
       this.#backlogDropped++;
+      this.#onDrop?.(peer, 1);
       return;
     }
     peer.backlog.push(msg);
@@ -332,6 +338,7 @@ export class Fanout {
     if (backlog === undefined || backlog.size === 0) return;
     this.#held -= backlog.size;
     this.#backlogDropped += backlog.size;
+    this.#onDrop?.(peer, backlog.size);
   }
 
   #checkStalls(): void {

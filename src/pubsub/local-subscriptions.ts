@@ -18,6 +18,15 @@ import { validatePattern, type TopicLimits } from './topic.js';
 export interface LocalSubscriptionsComponents {
   announcer: Announcer;
   onHandlerError?: ((err: unknown, sub: Subscription) => void) | undefined;
+  onDrop?: ((sub: Subscription) => void) | undefined;
+}
+
+export interface AddOptions {
+  onClose?: (() => void) | undefined;
+  /** Queue group to join. */
+  queue?: string | undefined;
+  /** The light client the subscription forwards to (for reports). */
+  client?: string | undefined;
 }
 
 export interface LocalSubscriptionsInit {
@@ -36,6 +45,7 @@ export interface DeliveryTotals {
 export class LocalSubscriptions {
   readonly #announcer: Announcer;
   readonly #onHandlerError: LocalSubscriptionsComponents['onHandlerError'];
+  readonly #onDrop: LocalSubscriptionsComponents['onDrop'];
   readonly #init: LocalSubscriptionsInit;
   readonly #trie: TopicTrie<Subscription>;
   readonly #subs = new Set<Subscription>();
@@ -59,6 +69,7 @@ export class LocalSubscriptions {
   constructor(components: LocalSubscriptionsComponents, init: LocalSubscriptionsInit) {
     this.#announcer = components.announcer;
     this.#onHandlerError = components.onHandlerError;
+    this.#onDrop = components.onDrop;
     this.#init = init;
     this.#trie = new TopicTrie(init.limits);
   }
@@ -79,7 +90,8 @@ export class LocalSubscriptions {
   /**
    * @throws InvalidTopicError, InvalidQueueGroupError, LimitExceededError
    */
-  add(pattern: string, handler: MessageHandler, onClose?: () => void, queue?: string): Subscription {
+  add(pattern: string, handler: MessageHandler, options: AddOptions = {}): Subscription {
+    const { onClose, queue, client } = options;
     validatePattern(pattern, this.#init.limits);
     if (queue !== undefined) validateQueueGroup(queue);
     const max = this.#init.maxSubscriptions;
@@ -91,8 +103,9 @@ export class LocalSubscriptions {
         unsubscribe: this.#remove,
         ...(this.#onHandlerError ? { onHandlerError: this.#onHandlerError } : {}),
         ...(onClose ? { onClose } : {}),
+        ...(this.#onDrop ? { onDrop: this.#onDrop } : {}),
       },
-      { id: ++this.#nextId, pattern, bufferSize: this.#init.bufferSize, ...(queue !== undefined && { queue }) },
+      { id: ++this.#nextId, pattern, bufferSize: this.#init.bufferSize, ...(queue !== undefined && { queue }), ...(client !== undefined && { client }) },
     );
     this.#trie.add(pattern, sub);
     this.#subs.add(sub);

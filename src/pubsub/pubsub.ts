@@ -65,6 +65,7 @@ import { LocalSubscriptions, type DeliveryTotals } from './local-subscriptions.j
 import { MAX_INBOX, PUBLISH, REPLY, UNSUBSCRIBED } from './messages.js';
 import { resolvePubSubOptions, type PubSubInit, type PubSubOptions } from './options.js';
 import { Receiver, type ReceiverStats } from './receiver.js';
+import { SlowConsumers, type SlowConsumer } from './slow-consumers.js';
 import { SubscriberCache, type SubscriberCacheDht, type SubscriberCacheStats, type TopicTargets } from './subscriber-cache.js';
 import { SubscriptionIterator, type MessageHandler, type PubSubMessage, type Subscription } from './subscription.js';
 import { validateTopic, type TopicLimits } from './topic.js';
@@ -103,6 +104,8 @@ export interface SubscribeOptions {
   onClose?: () => void;
   /** Queue group: each message goes to one member of the group across the mesh instead of to all. */
   queue?: string;
+  /** Node ID (hex) of the light client the subscription forwards to (the gateway sets it); named in slow-consumer reports. */
+  client?: string;
 }
 
 export interface RequestOptions {
@@ -169,6 +172,10 @@ export interface PubSubStats extends ReceiverStats, DeliveryTotals {
   /** Replies for no pending request (late, or after `max`). */
   repliesUnmatched: number;
   repliesSent: number;
+  /** Top 10 subscriptions and subscriber nodes by drops in the last minute. */
+  slowConsumers: SlowConsumer[];
+  /** Consumers with drops tracked now (at most 1000). */
+  slowConsumersTracked: number;
   announce: AnnouncerStats;
   cache: SubscriberCacheStats;
   fanout: FanoutStats;
@@ -201,6 +208,7 @@ export class PubSub {
   readonly #messenger: PubSubComponents['messenger'];
   readonly #isDown: (nodeId: string) => boolean;
   readonly #turns = new LRUCache<string, number>({ max: MAX_GROUP_TURNS });
+  readonly #slow = new SlowConsumers();
   readonly #inboxes = new Map<number, Inbox>();
   #nextInbox = 0;
   #seq = Date.now() * 1000;
@@ -231,11 +239,29 @@ export class PubSub {
     this.#limits = { maxBytes: o.maxTopicBytes, maxSegments: o.maxTopicSegments };
     this.#announcer = new Announcer(components, { ttlMs: o.announceTtlMs, maxAnnounceBytes: o.maxAnnounceBytes });
     this.#local = new LocalSubscriptions(
-      { announcer: this.#announcer, onHandlerError: components.onHandlerError },
+      {
+        announcer: this.#announcer,
+        onHandlerError: components.onHandlerError,
+        onDrop: (sub) =>
+          this.#slow.record(`s${sub.id}`, () => ({
+            kind: 'subscription',
+            node: this.#selfId,
+            pattern: sub.pattern,
+            subscription: sub.id,
+            ...(sub.queue !== undefined && { queue: sub.queue }),
+            ...(sub.client !== undefined && { client: sub.client }),
+          })),
+      },
       { limits: this.#limits, bufferSize: o.subscriptionBufferSize, maxSubscriptions: o.maxSubscriptions },
     );
     this.#fanout = new Fanout(
-      { messenger, clock, liveness: components.liveness, onPeerDown: components.liveness ? undefined : (peer: Peer) => this.#cache.forget(peer.nodeId) },
+      {
+        messenger,
+        clock,
+        liveness: components.liveness,
+        onPeerDown: components.liveness ? undefined : (peer: Peer) => this.#cache.forget(peer.nodeId),
+        onDrop: (peer, n) => this.#slow.record(`n${peer.nodeId}`, () => ({ kind: 'node', node: peer.nodeId }), n),
+      },
       {
         concurrency: o.fanoutConcurrency,
         maxQueue: o.fanoutQueue,
@@ -275,7 +301,7 @@ export class PubSub {
    */
   subscribe(pattern: string, handler: MessageHandler, options: SubscribeOptions = {}): Subscription {
     if (this.#stopped) throw StoppedError.of('pub/sub');
-    return this.#local.add(pattern, handler, options.onClose, options.queue);
+    return this.#local.add(pattern, handler, options);
   }
 
   /** Subscribes and returns an async iterator over the messages; `return()` (or `break`) unsubscribes. */
@@ -376,6 +402,8 @@ export class PubSub {
       patterns: this.#local.patternCount,
       ...this.#n,
       requestsPending: this.#inboxes.size,
+      slowConsumers: this.#slow.top(10),
+      slowConsumersTracked: this.#slow.size,
       ...this.#receiver.stats(),
       ...this.#local.totals(),
       announce: this.#announcer.stats(),

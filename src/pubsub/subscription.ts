@@ -48,6 +48,8 @@ export interface SubscriptionComponents {
   onHandlerError?: (err: unknown, sub: Subscription) => void;
   /** Called once when the subscription closes (unsubscribe or stop). */
   onClose?: () => void;
+  /** Told of every message dropped because the buffer was full. */
+  onDrop?: (sub: Subscription) => void;
 }
 
 export interface SubscriptionInit {
@@ -55,6 +57,8 @@ export interface SubscriptionInit {
   pattern: string;
   /** Queue group this subscription is a member of. */
   queue?: string;
+  /** Node ID of the light client this subscription forwards to (gateway subscriptions). */
+  client?: string;
   /** Messages waiting for the handler before new ones are dropped. */
   bufferSize: number;
 }
@@ -64,6 +68,8 @@ export class Subscription {
   readonly pattern: string;
   /** The queue group this subscription is a member of (one member of each group gets a message), if any. */
   readonly queue: string | undefined;
+  /** The light client this subscription forwards to, if a gateway made it for one. */
+  readonly client: string | undefined;
   /**
    * Resolves once the DHT holds this node's record listing the pattern. A
    * failed announcement is retried (and counted); stop() resolves it too.
@@ -80,6 +86,7 @@ export class Subscription {
   readonly #unsubscribe: (sub: Subscription) => Promise<void>;
   readonly #onError: ((err: unknown, sub: Subscription) => void) | undefined;
   readonly #onClose: (() => void) | undefined;
+  readonly #onDrop: ((sub: Subscription) => void) | undefined;
   readonly #buffer = new RingQueue<PubSubMessage>();
   readonly #max: number;
   #busy = false;
@@ -91,6 +98,8 @@ export class Subscription {
     this.id = init.id;
     this.pattern = init.pattern;
     this.queue = init.queue;
+    this.client = init.client;
+    this.#onDrop = components.onDrop;
     this.#handler = components.handler;
     this.#schedule = components.schedule;
     this.#unsubscribe = components.unsubscribe;
@@ -134,6 +143,7 @@ export class Subscription {
     if (this.#closed) return;
     if (this.#buffer.size >= this.#max) {
       this.#dropped++;
+      this.#onDrop?.(this);
       return;
     }
     this.#buffer.push(msg);

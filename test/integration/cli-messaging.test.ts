@@ -44,6 +44,12 @@ function jsonLines(text: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+after(async () => {
+  await Promise.all(clients.map((x) => x.close()));
+  for (const p of procs) p.kill('SIGKILL');
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
 describe('macula messaging commands on a 3-node mesh', { timeout: 120_000 }, () => {
   let a: StartedNode;
   let b: StartedNode;
@@ -54,12 +60,6 @@ describe('macula messaging commands on a 3-node mesh', { timeout: 120_000 }, () 
     await a.proc.waitFor(/first node of a new mesh/);
     [b, c] = await Promise.all([node(['--bootstrap', a.address]), node(['--bootstrap', a.address])]);
     await Promise.all([b.proc.waitFor(/joined the mesh/), c.proc.waitFor(/joined the mesh/)]);
-  });
-
-  after(async () => {
-    await Promise.all(clients.map((x) => x.close()));
-    for (const p of procs) p.kill('SIGKILL');
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
   it('sub --queue members share the messages, sub --headers prints what pub -H sent', async () => {
@@ -120,5 +120,46 @@ describe('macula messaging commands on a 3-node mesh', { timeout: 120_000 }, () 
     const long = await runMacula(['call', 'hdr.echo', '-H', `${'k'.repeat(65)}:v`, '--node', b.address]);
     assert.equal(long.code, 2);
     assert.match(long.stderr, /invalid headers/);
+  });
+});
+
+describe('macula stats names slow consumers', { timeout: 120_000 }, () => {
+  it('a frozen `macula sub` fills its subscription on the gateway node: stats lists it with pattern, node and client', async () => {
+    const n = await node();
+    await n.proc.waitFor(/first node of a new mesh/);
+    const sub = spawnMacula(['sub', 'bulk.#', '--node', n.address]);
+    await sub.waitForStderr(/subscribed to bulk\.#/);
+    sub.kill('SIGSTOP'); // reads nothing more: QUIC flow control, then the forwards, then the subscription buffer fill up
+    try {
+      // One burst well past the flow-control window, the 1024 forwards in flight and the 1000-message buffer,
+      // before the node's QUIC idle timeout closes the frozen client's connection.
+      const payload = 'x'.repeat(8 * 1024);
+      let seen: Record<string, unknown>[] = [];
+      await waitFor(
+        async () => {
+          const pub = await runMacula(['pub', 'bulk.data', payload, '--count', '5000', '--node', n.address]);
+          assert.equal(pub.code, 0, pub.stderr);
+          const stats = await runMacula(['stats', '--json', '--node', n.address]);
+          assert.equal(stats.code, 0, stats.stderr);
+          seen = (JSON.parse(stats.stdout) as { pubsub: { slowConsumers: Record<string, unknown>[] } }).pubsub.slowConsumers;
+          return seen.length > 0;
+        },
+        20_000,
+        'a slow consumer reported',
+      );
+      const slow = seen[0]!;
+      assert.equal(slow.kind, 'subscription');
+      assert.equal(slow.pattern, 'bulk.#');
+      assert.equal(slow.node, n.nodeId);
+      assert.match(String(slow.client), /^[0-9a-f]{64}$/);
+      assert.ok((slow.dropsLastMinute as number) > 0 && (slow.dropsTotal as number) >= (slow.dropsLastMinute as number));
+      const text = await runMacula(['stats', '--interval', '0', '--node', n.address]);
+      assert.equal(text.code, 0, text.stderr);
+      assert.match(text.stdout, /slow consumers\s+node\s+drops, last minute\s+total/);
+      assert.match(text.stdout, new RegExp(`subscription bulk\\.# of client ${String(slow.client).slice(0, 12)}…\\s+${n.nodeId.slice(0, 12)}…\\s+[\\d,]+\\s+[\\d,]+`));
+    } finally {
+      sub.kill('SIGCONT');
+      sub.kill('SIGKILL');
+    }
   });
 });

@@ -146,4 +146,16 @@ describe('queue groups, headers, request/reply', { timeout: 90_000 }, () => {
     assert.equal(a.pubsub.stats().requestsPending, 0, 'finished requests leave no inbox behind');
     assert.ok(b.pubsub.stats().repliesSent >= 3);
   });
+
+  it('a subscription whose handler stalls is named in the snapshot (slow consumers)', async () => {
+    const stuck = b.subscribe('slow.x', () => new Promise<void>(() => undefined));
+    await stuck.ready;
+    for (let i = 0; i < 1500; i++) await a.publish('slow.x', i);
+    // One message is with the handler, 1000 wait in the buffer, the rest are dropped.
+    await waitFor(() => stuck.dropped === 499, 10_000, 'drops');
+    const slow = b.snapshot().pubsub.slowConsumers;
+    assert.deepEqual(slow[0], { kind: 'subscription', node: b.nodeId, pattern: 'slow.x', subscription: stuck.id, dropsLastMinute: 499, dropsTotal: 499 });
+    assert.equal(b.snapshot().pubsub.slowConsumersTracked, 1);
+    await stuck.unsubscribe();
+  });
 });
