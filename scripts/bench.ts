@@ -10,6 +10,7 @@ import { trieScenario } from './bench/trie.js';
 import { rpcScenario } from './bench/rpc.js';
 import { pubsubScenario } from './bench/pubsub.js';
 import { authScenario } from './bench/auth.js';
+import { queueScenario } from './bench/queue.js';
 
 export interface Figure {
   metric: string;
@@ -32,6 +33,7 @@ const scenarios: Record<string, Scenario> = {
   rpc: rpcScenario,
   pubsub: pubsubScenario,
   auth: authScenario,
+  queue: queueScenario,
 };
 
 function usage(): never {

@@ -34,7 +34,7 @@ const TUNED_CONCURRENCY = 1024;
 
 const quiet = { warn: () => {} };
 
-async function startNodes(n: number, init: PubSubInit): Promise<{ nodes: MeshNode[]; pubsubs: PubSub[] }> {
+export async function startNodes(n: number, init: PubSubInit): Promise<{ nodes: MeshNode[]; pubsubs: PubSub[] }> {
   const first = await new MeshNode(Identity.generate(), { host: '127.0.0.1', port: 0, logger: quiet, pubsub: init }).start();
   const rest = await Promise.all(
     Array.from({ length: n - 1 }, () =>
@@ -46,7 +46,7 @@ async function startNodes(n: number, init: PubSubInit): Promise<{ nodes: MeshNod
   return { nodes, pubsubs: nodes.map((node) => node.pubsub) };
 }
 
-async function stopNodes(nodes: MeshNode[]): Promise<void> {
+export async function stopNodes(nodes: MeshNode[]): Promise<void> {
   await Promise.all(nodes.map((n) => n.stop()));
 }
 
@@ -55,7 +55,7 @@ async function stopNodes(nodes: MeshNode[]): Promise<void> {
  * sampling the `counters` over a window of `seconds` after a warm-up;
  * returns each counter's rate over the window.
  */
-async function measure(seconds: number, publishOne: () => Promise<unknown>, counters: () => number[]): Promise<number[]> {
+export async function measure(seconds: number, publishOne: () => Promise<unknown>, counters: () => number[]): Promise<number[]> {
   let stop = false;
   const loop = (async () => {
     let n = 0;
