@@ -30,6 +30,12 @@
  *   publish whose subscriber lookup is still pending may be overtaken by a
  *   later one of another topic whose subscribers are cached).
  * - No order across publishers.
+ * - Queue groups: a message goes to every plain subscription and to at most
+ *   one member of each matching queue group in the mesh (exactly one while
+ *   the chosen member is up): the publisher picks the member node
+ *   round-robin per group (see #pickMembers), that node one local member.
+ * - Requests: `request()` publishes with a reply inbox of this node;
+ *   subscribers answer with `msg.respond()` (REPLY, one-way).
  * - A new subscription is seen by a publisher within the cache TTL (5 s) of
  *   its announcement; an unsubscribed node is dropped from a publisher's
  *   cache by its UNSUBSCRIBED notice, on the first message it receives.
@@ -439,9 +445,10 @@ export class PubSub {
   #send(out: Outgoing, targets: TopicTargets, noWait: boolean): Promise<PublishResult> {
     if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
     const seq = this.#seq;
-    const base = this.#fields(out, seq);
     const picks = targets.groups !== undefined || this.#local.hasQueues ? this.#pickMembers(out, targets) : undefined;
     const peers = targets.nodes;
+    // Built only when some node gets a copy: a publish with local subscribers alone needs no message.
+    const base = peers.length > 0 || picks?.remote !== undefined ? this.#fields(out, seq) : undefined;
     let sends: Send[] | undefined;
     let nodes = peers.length;
     let msg: EncodedMessage | undefined;
@@ -449,15 +456,15 @@ export class PubSub {
       sends = [];
       for (const p of peers) {
         const groups = picks.remote.get(p);
-        if (groups === undefined) sends.push({ peer: p, msg: (msg ??= this.#encode(out, base)) });
+        if (groups === undefined) sends.push({ peer: p, msg: (msg ??= this.#encode(out, base!)) });
         else {
-          sends.push(this.#groupSend(out, base, p, groups, false, targets));
+          sends.push(this.#groupSend(out, base!, p, groups, false, targets));
           picks.remote.delete(p);
         }
       }
-      for (const [p, groups] of picks.remote) sends.push(this.#groupSend(out, base, p, groups, true, targets));
+      for (const [p, groups] of picks.remote) sends.push(this.#groupSend(out, base!, p, groups, true, targets));
       nodes = sends.length;
-    } else if (peers.length > 0) msg = this.#encode(out, base);
+    } else if (peers.length > 0) msg = this.#encode(out, base!);
     if (noWait && nodes > 0) {
       const ok = sends !== undefined ? this.#fanout.trySubmitSends(sends) : this.#fanout.trySubmitAll(peers, msg!);
       if (!ok) {
