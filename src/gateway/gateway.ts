@@ -300,13 +300,8 @@ export class Gateway extends EventEmitter {
   }
 
   /** A request from the client: counted against its calls in flight, answered with the replies. */
-  async #req(msg: Message, c: ClientState): Promise<OutboundMessage> {
-    if (c.calls >= this.maxCallsPerClient) {
-      throw new ClientLimitError('MACULA_ERR_BUSY', 'calls in flight', this.maxCallsPerClient, 'wait for answers before sending more requests');
-    }
-    c.calls++;
-    this.#n.callsInFlight++;
-    try {
+  #req(msg: Message, c: ClientState): Promise<OutboundMessage> {
+    return this.#inCallSlot(c, async () => {
       const headers = msg.h as Headers | undefined;
       const options = {
         origin: c.nodeIdHex,
@@ -316,6 +311,18 @@ export class Gateway extends EventEmitter {
       };
       const replies = await this.#pubsub().request(msg.tp as string, msg.d, options);
       return ok(replies.map((r) => ({ d: r.data, from: r.responder, ...(r.headers !== undefined && { h: r.headers }) })));
+    });
+  }
+
+  /** Runs `work` as one of the client's calls in flight (calls and requests), refusing past maxCallsPerClient. */
+  async #inCallSlot(c: ClientState, work: () => Promise<OutboundMessage>): Promise<OutboundMessage> {
+    if (c.calls >= this.maxCallsPerClient) {
+      throw new ClientLimitError('MACULA_ERR_BUSY', 'calls in flight', this.maxCallsPerClient, 'wait for answers before sending more calls or requests');
+    }
+    c.calls++;
+    this.#n.callsInFlight++;
+    try {
+      return await work();
     } finally {
       c.calls--;
       this.#n.callsInFlight--;
@@ -419,13 +426,8 @@ export class Gateway extends EventEmitter {
     return ok(true);
   }
 
-  async #call(msg: Message, c: ClientState): Promise<OutboundMessage> {
-    if (c.calls >= this.maxCallsPerClient) {
-      throw new ClientLimitError('MACULA_ERR_BUSY', 'calls in flight', this.maxCallsPerClient, 'wait for answers before sending more calls');
-    }
-    c.calls++;
-    this.#n.callsInFlight++;
-    try {
+  #call(msg: Message, c: ClientState): Promise<OutboundMessage> {
+    return this.#inCallSlot(c, async () => {
       const timeoutMs = msg.timeoutMs as number | undefined;
       // The client's node ID travels with the call, so the handler can tell which client of this node called.
       let resultHeaders: Headers | undefined;
@@ -438,10 +440,7 @@ export class Gateway extends EventEmitter {
       };
       const r = await this.#node.services.call(msg.p as string, msg.a, options);
       return { t: RESULT.type, r, ...(resultHeaders !== undefined && { h: resultHeaders }) };
-    } finally {
-      c.calls--;
-      this.#n.callsInFlight--;
-    }
+    });
   }
 
   async #serve(msg: Message, c: ClientState): Promise<OutboundMessage> {

@@ -232,11 +232,7 @@ export class Fanout {
         failover();
         return undefined;
       }
-      const pool = this.#messenger.pool;
-      if (peer.backlog !== undefined || (pool !== undefined && pool.connectionTo(peer.nodeId) === undefined)) {
-        this.#hold(peer, msg);
-        return undefined;
-      }
+      if (this.#heldWhileDialing(peer, msg)) return undefined;
       peer.inFlight++;
       return this.#messenger.notify(peer.target, msg).then(peer.onSent, (err: unknown) => {
         peer.onFailed(err);
@@ -259,13 +255,17 @@ export class Fanout {
       this.#onDrop?.(peer, 1);
       return undefined;
     }
-    const pool = this.#messenger.pool;
-    if (peer.backlog !== undefined || (pool !== undefined && pool.connectionTo(peer.nodeId) === undefined)) {
-      this.#hold(peer, msg);
-      return undefined;
-    }
+    if (this.#heldWhileDialing(peer, msg)) return undefined;
     peer.inFlight++;
     return this.#messenger.notify(peer.target, msg).then(peer.onSent, peer.onFailed);
+  }
+
+  /** A node without an open connection (or with a backlog already): the message joins its backlog. */
+  #heldWhileDialing(peer: Peer, msg: OutboundMessage): boolean {
+    const pool = this.#messenger.pool;
+    if (peer.backlog === undefined && (pool === undefined || pool.connectionTo(peer.nodeId) !== undefined)) return false;
+    this.#hold(peer, msg);
+    return true;
   }
 
   #ok(peer: Peer): void {

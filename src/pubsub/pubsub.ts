@@ -568,12 +568,19 @@ export class PubSub {
   /** A copy for a node chosen for `groups`; when it cannot go there, each group fails over to another member. */
   #groupSend(out: Outgoing, base: MessageFields, peer: Peer, groups: string[], queueOnly: boolean, targets: TopicTargets): Send {
     const msg = this.#encode(out, { ...base, g: groups, ...(queueOnly && { qo: true }) });
-    const seq = base.s as number;
-    return { peer, msg, failover: () => this.#failover(out, seq, base, groups, targets, new Set([peer.nodeId])) };
+    return { peer, msg, failover: () => this.#failover(out, base, groups, targets, new Set([peer.nodeId])) };
   }
 
-  #failover(out: Outgoing, seq: number, base: MessageFields, groups: readonly string[], targets: TopicTargets, tried: Set<string>): void {
+  /**
+   * Re-sends the copy of `groups` to the next candidates. It takes a new
+   * sequence number: a receiver drops a number not above the last one it
+   * accepted from this publisher, and newer messages may have reached it
+   * meanwhile.
+   */
+  #failover(out: Outgoing, original: MessageFields, groups: readonly string[], targets: TopicTargets, tried: Set<string>): void {
     if (this.#stopped) return;
+    const seq = this.#seq++;
+    const base = { ...original, s: seq };
     const sends: Send[] = [];
     for (const group of groups) {
       const withSelf = this.#local.hasQueues && this.#local.groupsMatching(out.topic, out.segs).has(group);
@@ -584,7 +591,7 @@ export class PubSub {
       }
       this.#n.queueFailovers++;
       if (pick === SELF) this.#local.deliver(this.#delivered(out, seq, this.#selfId), out.segs, false, [group]);
-      else sends.push({ peer: pick, msg: this.#encode(out, { ...base, g: [group], qo: true }), failover: () => this.#failover(out, seq, base, [group], targets, new Set([...tried, pick.nodeId])) });
+      else sends.push({ peer: pick, msg: this.#encode(out, { ...base, g: [group], qo: true }), failover: () => this.#failover(out, base, [group], targets, new Set([...tried, pick.nodeId])) });
     }
     if (sends.length > 0) this.#fanout.submitSends(sends)?.catch(() => undefined);
   }

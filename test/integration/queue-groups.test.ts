@@ -8,11 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { Identity } from '../../src/identity/identity.js';
-import { MeshNode } from '../../src/node/mesh-node.js';
-import { parseAddress } from '../../src/transport/types.js';
+import type { MeshNode } from '../../src/node/mesh-node.js';
 import { NodeProcess, type NodeProcessStats } from '../helpers/node-process.js';
-import { waitFor } from '../helpers/testnet.js';
+import { createTestnet, waitFor, type Testnet } from '../helpers/testnet.js';
 
 const MESSAGES = 3_000;
 /** Round-robin gives every member exactly MESSAGES / 6; the bound allows ±10 %. */
@@ -21,25 +19,11 @@ const SPREAD_TOLERANCE = 0.1;
 const TAKEOVER_BOUND_MS = 30_000;
 
 const procs: NodeProcess[] = [];
-const nodes: MeshNode[] = [];
+let net: Testnet | undefined;
 after(async () => {
   await Promise.all(procs.map((p) => p.destroy()));
-  await Promise.all(nodes.map((n) => n.stop()));
+  await net?.destroy();
 });
-
-async function inProcessNode(bootstrap?: string): Promise<MeshNode> {
-  const node = new MeshNode(Identity.generate(), {
-    host: '127.0.0.1',
-    port: 0,
-    bootstrap: bootstrap === undefined ? [] : [parseAddress(bootstrap)],
-    logger: { warn: () => {} },
-    stopTimeoutMs: 2000,
-  });
-  nodes.push(node);
-  await node.start();
-  await node.joined();
-  return node;
-}
 
 function seqsOf(stats: NodeProcessStats[]): number[] {
   return stats.flatMap((s) => s.queue.flat());
@@ -47,9 +31,9 @@ function seqsOf(stats: NodeProcessStats[]): number[] {
 
 describe('queue groups across processes', { timeout: 180_000 }, () => {
   it('3 nodes × 2 members + a plain subscriber: one member per message, even spread, takeover after SIGKILL', async () => {
-    const publisher = await inProcessNode();
+    net = await createTestnet(2);
+    const [publisher, plainNode] = net.nodes as [MeshNode, MeshNode];
     const boot = `${publisher.listenAddress!.host}:${publisher.listenAddress!.port}`;
-    const plainNode = await inProcessNode(boot);
     const plain = new Set<number>();
     const plainSub = plainNode.subscribe('jobs.*', (m) => {
       const seq = (m.data as { seq: number }).seq;
