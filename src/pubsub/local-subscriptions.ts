@@ -42,6 +42,8 @@ export interface DeliveryTotals {
   handlerErrors: number;
 }
 
+const NOTHING = (): void => undefined;
+
 export class LocalSubscriptions {
   readonly #announcer: Announcer;
   readonly #onHandlerError: LocalSubscriptionsComponents['onHandlerError'];
@@ -144,6 +146,11 @@ export class LocalSubscriptions {
     this.#current = undefined;
     this.#groups = undefined;
     return n;
+  }
+
+  /** Whether any local subscription matches the topic. */
+  hasMatch(topic: string, segs: readonly string[]): boolean {
+    return this.#trie.forEachMatch(topic, NOTHING, segs) > 0;
   }
 
   /** The queue groups with a local member whose pattern matches the topic. */

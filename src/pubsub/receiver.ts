@@ -49,6 +49,8 @@ export interface ReceiverStats {
   invalidReceived: number;
   /** Received for a topic no local subscription matches. */
   unmatchedReceived: number;
+  /** Queue-only copies for a group without a matching member here (while plain subscriptions match). */
+  queueUnmatched: number;
   unsubscribedSent: number;
   unsubscribedReceived: number;
 }
@@ -61,7 +63,7 @@ export class Receiver {
   /** (publisher, topic) pairs answered with UNSUBSCRIBED recently. */
   readonly #notices: LRUCache<string, true>;
   #stopped = false;
-  readonly #s: ReceiverStats = { received: 0, duplicates: 0, invalidReceived: 0, unmatchedReceived: 0, unsubscribedSent: 0, unsubscribedReceived: 0 };
+  readonly #s: ReceiverStats = { received: 0, duplicates: 0, invalidReceived: 0, unmatchedReceived: 0, queueUnmatched: 0, unsubscribedSent: 0, unsubscribedReceived: 0 };
 
   constructor(components: ReceiverComponents, init: ReceiverInit) {
     this.#c = components;
@@ -104,7 +106,11 @@ export class Receiver {
       const to = { address: peer.address, nodeId: from };
       delivered.respond = (data, options) => this.#c.respond(to, inbox, data, options?.headers);
     }
-    if (this.#c.local.deliver(delivered, segs, msg.qo !== true, msg.g as string[] | undefined) === 0) this.#unmatched(topic, peer);
+    const queueOnly = msg.qo === true;
+    if (this.#c.local.deliver(delivered, segs, !queueOnly, msg.g as string[] | undefined) > 0) return undefined;
+    // A queue-only copy whose group left this node: UNSUBSCRIBED would also drop our plain patterns from the publisher's cache.
+    if (queueOnly && this.#c.local.hasMatch(topic, segs)) this.#s.queueUnmatched++;
+    else this.#unmatched(topic, peer);
     return undefined;
   };
 

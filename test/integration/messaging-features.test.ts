@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { MaculaClient, type ClientMessage } from '../../src/client/client.js';
 import type { MeshNode } from '../../src/node/mesh-node.js';
 import type { PubSubMessage } from '../../src/pubsub/subscription.js';
+import { PUBLISH } from '../../src/pubsub/messages.js';
 import { MAX_HEADER_BYTES, MAX_HEADERS } from '../../src/wire/headers.js';
 import { createTestnet, waitFor, type Testnet } from '../helpers/testnet.js';
 
@@ -157,5 +158,20 @@ describe('queue groups, headers, request/reply', { timeout: 90_000 }, () => {
     assert.deepEqual(slow[0], { kind: 'subscription', node: b.nodeId, pattern: 'slow.x', subscription: stuck.id, dropsLastMinute: 499, dropsTotal: 499 });
     assert.equal(b.snapshot().pubsub.slowConsumersTracked, 1);
     await stuck.unsubscribe();
+  });
+
+  it('a queue-only copy for a group that left keeps the plain subscriptions in the publisher\'s cache', async () => {
+    const plainAtB: unknown[] = [];
+    const sub = b.subscribe('left.x', (m) => void plainAtB.push(m.data));
+    await sub.ready;
+    const before = b.pubsub.stats();
+    // What a publisher whose cache still lists b as a member of `gone` sends (from c, whose sequence numbers a's do not meet).
+    await c.messenger.notify({ address: b.listenAddress!, nodeId: b.nodeId }, { t: PUBLISH.type, tp: 'left.x', d: 1, s: Date.now() * 1000 + 1e9, g: ['gone'], qo: true });
+    await waitFor(() => b.pubsub.stats().queueUnmatched === before.queueUnmatched + 1, 10_000, 'the copy counted');
+    assert.equal(b.pubsub.stats().unsubscribedSent, before.unsubscribedSent, 'no UNSUBSCRIBED for a topic b still subscribes to');
+    assert.deepEqual(plainAtB, [], 'the plain subscription does not take a queue-only copy');
+    await a.publish('left.x', 2);
+    await waitFor(() => plainAtB.length === 1, 10_000, 'plain delivery');
+    await sub.unsubscribe();
   });
 });
