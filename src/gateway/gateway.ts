@@ -293,10 +293,7 @@ export class Gateway extends EventEmitter {
     // publish() is called before any await: requests of one client reach
     // pub/sub in arrival order, which keeps its per-publisher ordering.
     // The client's node ID travels with the message, so subscribers can tell the clients of one node apart.
-    const headers = msg.h as Headers | undefined;
-    return this.#pubsub()
-      .publish(msg.tp as string, msg.d, { origin: c.nodeIdHex, ...(headers !== undefined && { headers }) })
-      .then(ok);
+    return this.#pubsub().publish(msg.tp as string, msg.d, { origin: c.nodeIdHex, ...(msg.h !== undefined && { headers: msg.h as Headers }) }).then(ok);
   }
 
   /** A request from the client: counted against its calls in flight, answered with the replies. */
