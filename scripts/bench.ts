@@ -15,6 +15,7 @@ import { authScenario } from './bench/auth.js';
 import { cliScenario } from './bench/cli.js';
 import { natScenario } from './bench/nat.js';
 import { webScenario } from './bench/web.js';
+import { queueScenario } from './bench/queue.js';
 
 export interface Figure {
   metric: string;
@@ -42,6 +43,7 @@ const scenarios: Record<string, Scenario> = {
   cli: cliScenario,
   nat: natScenario,
   web: webScenario,
+  queue: queueScenario,
 };
 
 function usage(): never {

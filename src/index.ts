@@ -30,7 +30,9 @@ export {
   type RpcHandler,
   type Selection,
 } from './rpc/index.js';
-export { PubSub, Subscription, InvalidPayloadError, type PubSubInit, type PubSubMessage, type PublishResult, type PubSubStats } from './pubsub/index.js';
+export { PubSub, Subscription, InvalidPayloadError, NoRespondersError, InvalidQueueGroupError, type PubSubInit, type PubSubMessage, type PublishResult, type PubSubStats, type Reply, type RequestOptions } from './pubsub/index.js';
+export { InvalidHeadersError, type Headers } from './wire/headers.js';
+export type { SlowConsumer } from './pubsub/slow-consumers.js';
 export { InvalidTopicError, validateTopic, validatePattern } from './pubsub/topic.js';
 export { Gateway } from './gateway/index.js';
 export { MaculaClient, NodeUnreachableError, type MaculaClientInit, type ClientMessage, type ClientSubscription } from './client/index.js';

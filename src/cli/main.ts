@@ -24,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   start: async () => (await import('./commands/start.js')).registerStart,
   pub: async () => (await import('./commands/pub.js')).registerPub,
   sub: async () => (await import('./commands/sub.js')).registerSub,
+  req: async () => (await import('./commands/req.js')).registerReq,
   call: async () => (await import('./commands/call.js')).registerCall,
   serve: async () => (await import('./commands/serve.js')).registerServe,
   lookup: async () => (await import('./commands/lookup.js')).registerLookup,
@@ -61,7 +62,7 @@ export async function buildProgram(commands: readonly string[] = Object.keys(COM
     const { DEFAULT_NODE_ADDRESS } = await import('./options.js');
     program.addHelpText(
       'after',
-      '\nClient commands (pub, sub, call, serve, lookup, peers, stats, bench) reach a running node\n' +
+      '\nClient commands (pub, sub, req, call, serve, lookup, peers, stats, bench) reach a running node\n' +
         `through --node (MACULA_NODE, default ${DEFAULT_NODE_ADDRESS}).\n` +
         'Exit codes: 0 success, 1 failure (message on stderr), 2 usage error.',
     );

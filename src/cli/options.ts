@@ -2,6 +2,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MaculaClient, DEFAULT_CLIENT_TIMEOUT_MS, validateRealm } from '../client/client.js';
 import { validatePattern, validateTopic } from '../pubsub/topic.js';
+import { validateQueueGroup } from '../pubsub/queue.js';
+import { checkHeaders, type Headers } from '../wire/headers.js';
 import { MAX_CALL_BUDGET_MS } from '../rpc/messages.js';
 import { DEFAULT_PORT, formatAddress, parseAddress, type PeerAddress } from '../transport/types.js';
 import { VERSION } from './version.js';
@@ -86,6 +88,29 @@ export function parseTopic(value: string): string {
 /** A subscription pattern, checked by the pub/sub rules before anything connects. */
 export function parsePattern(value: string): string {
   return asUsageError(() => validatePattern(value), value);
+}
+
+/** A queue group name (`--queue`), checked before anything connects. */
+export function parseQueueGroup(value: string): string {
+  return asUsageError(() => validateQueueGroup(value), value);
+}
+
+/** `-H key:value`, repeatable: adds one header; the bounds of the whole map are checked as it grows. */
+export function collectHeader(value: string, previous: Headers | undefined): Headers {
+  const colon = value.indexOf(':');
+  if (colon < 1) throw new InvalidArgumentError('expected key:value, e.g. -H trace-id:abc123 (the key cannot be empty).');
+  const headers = { ...previous, [value.slice(0, colon)]: value.slice(colon + 1) };
+  try {
+    checkHeaders(headers);
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message}.`);
+  }
+  return headers;
+}
+
+/** `-H, --header <key:value>` (repeatable) on a command. */
+export function addHeaderOption(cmd: Command, what: string): Command {
+  return cmd.option('-H, --header <key:value>', `add a header to ${what} (repeatable)`, collectHeader);
 }
 
 /** A realm name, checked by the rule of the HELLO message every connection starts with. */

@@ -6,7 +6,7 @@
  *
  * Rates need two snapshots: `previous` taken `seconds` earlier.
  */
-import { formatBytes, formatCount, formatDuration, formatPercent, table } from './output.js';
+import { escapeControls, formatBytes, formatCount, formatDuration, formatPercent, shortNodeId, table } from './output.js';
 
 type Snapshot = Record<string, unknown>;
 
@@ -138,6 +138,8 @@ export function renderStats(now: Snapshot, previous?: Snapshot, seconds = 0): st
   const losses = counterRows(LOSSES, now, previous, seconds);
   if (losses.length > 0) out.push(table([['drops and failures', 'total', withRates ? 'per second' : ''], ...losses], { rightAlign: [1, 2] }), '');
 
+  out.push(...slowConsumerTable(now));
+
   const queues: string[][] = [['queues', 'now', 'limit', 'peak']];
   if (num(now, 'pubsub.fanout.queued') !== undefined) {
     queues.push(['  pub/sub fan-out queue', formatCount(num(now, 'pubsub.fanout.queued')!), formatCount(num(now, 'pubsub.fanout.maxQueue') ?? 0), formatCount(num(now, 'pubsub.fanout.peakQueued') ?? 0)]);
@@ -194,6 +196,20 @@ function reachabilityLine(now: Snapshot): string[] {
   const lines = [`         reachability ${status}${observed}${nat.advertised ? `, announced as ${nat.advertised}` : ''}`];
   if (nat.relay?.enabled) lines.push(`         relaying for ${formatCount(nat.relay.reservations ?? 0)} nodes, ${formatCount(nat.relay.circuits ?? 0)} circuits open`);
   return lines;
+}
+
+/** The subscriptions and subscriber nodes that dropped messages in the last minute, worst first; nothing when none did. */
+function slowConsumerTable(now: Snapshot): string[] {
+  const list = ((now.pubsub as Snapshot | undefined)?.slowConsumers ?? []) as Record<string, unknown>[];
+  if (!Array.isArray(list) || list.length === 0) return [];
+  const rows = list.map((c) => {
+    const what =
+      c.kind === 'node'
+        ? 'subscriber node'
+        : `subscription ${String(c.pattern)}${c.queue !== undefined ? ` (queue ${String(c.queue)})` : ''}${c.client !== undefined ? ` of client ${shortNodeId(String(c.client))}` : ''}`;
+    return [`  ${escapeControls(what)}`, shortNodeId(String(c.node)), formatCount(Number(c.dropsLastMinute)), formatCount(Number(c.dropsTotal))];
+  });
+  return [table([['slow consumers', 'node', 'drops, last minute', 'total'], ...rows], { rightAlign: [2, 3] }), ''];
 }
 
 /** The busiest client source against the per-address share; absent when the node does not report it. */

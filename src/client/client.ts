@@ -29,12 +29,14 @@ import type { Message, MessageOf } from '../wire/messages.js';
 import { NoSuchProcedureError, RemoteCallError } from '../rpc/errors.js';
 import { validatePattern } from '../pubsub/topic.js';
 import { HELLO } from '../wire/messages.js';
-import { GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../gateway/messages.js';
+import { GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_PEERS, GW_PUB, GW_REQ, GW_RESPOND, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../gateway/messages.js';
+import { validateQueueGroup } from '../pubsub/queue.js';
+import { checkHeaders, type Headers } from '../wire/headers.js';
 import type { PeersSnapshot } from '../gateway/snapshot.js';
 import { udpRefused } from './probe.js';
-import type { AttachInfo, ClientMessage, ClientProvider, ClientSubscription, ServeHandler, ServedProcedure } from './types.js';
+import type { AttachInfo, ClientMessage, ClientProvider, ClientReply, ClientSubscription, ServeHandler, ServedProcedure } from './types.js';
 
-export type { AttachInfo, ClientMessage, ClientProvider, ClientSubscription, ServeContext, ServeHandler, ServedProcedure } from './types.js';
+export type { AttachInfo, ClientMessage, ClientProvider, ClientReply, ClientSubscription, ServeContext, ServeHandler, ServedProcedure } from './types.js';
 
 export const DEFAULT_NODE: PeerAddress = { host: '127.0.0.1', port: 9443 };
 export const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
@@ -185,9 +187,27 @@ export class MaculaClient extends EventEmitter {
     return this.info;
   }
 
-  /** Publishes `data` (any CBOR value but undefined) to `topic`; resolves once the node has queued it for every subscriber node. */
-  async publish(topic: string, data: unknown, options: { timeoutMs?: number } = {}): Promise<{ nodes: number; local: number }> {
-    return (await this.#request({ t: GW_PUB.type, tp: topic, d: data }, options.timeoutMs)) as { nodes: number; local: number };
+  /**
+   * Publishes `data` (any CBOR value but undefined) to `topic` with optional
+   * `headers`; resolves once the node has queued it for every subscriber node.
+   * @throws InvalidHeadersError (before anything is sent)
+   */
+  async publish(topic: string, data: unknown, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<{ nodes: number; local: number }> {
+    const h = checkHeaders(options.headers);
+    return (await this.#request({ t: GW_PUB.type, tp: topic, d: data, ...(h !== undefined && { h }) }, options.timeoutMs)) as { nodes: number; local: number };
+  }
+
+  /**
+   * Publishes a request and gathers up to `max` replies (default 1) within
+   * `timeoutMs` (default: the client's timeout) from subscribers that answer.
+   * @throws RemoteError MACULA_ERR_NO_RESPONDERS at once when nobody subscribes, MACULA_ERR_TIMEOUT when nobody answered
+   */
+  async request(topic: string, data: unknown, options: { timeoutMs?: number; max?: number; headers?: Headers } = {}): Promise<ClientReply[]> {
+    const h = checkHeaders(options.headers);
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const msg: OutboundMessage = { t: GW_REQ.type, tp: topic, d: data, timeoutMs, ...(options.max !== undefined && { max: options.max }), ...(h !== undefined && { h }) };
+    const replies = (await this.#request(msg, timeoutMs + CALL_MARGIN_MS)) as { d: unknown; h?: Headers; from: string }[];
+    return replies.map((r) => ({ data: r.d, headers: r.h, responder: r.from }));
   }
 
   /**
@@ -195,14 +215,17 @@ export class MaculaClient extends EventEmitter {
    * once the node has announced the subscription in the mesh. `onMessage`
    * runs for each message in arrival order; what it throws is emitted as a
    * 'handler-error' event.
-   * @throws InvalidTopicError (before anything is sent) for a pattern that breaks a rule of src/pubsub/topic.ts
+   * With `queue`, the subscription joins that queue group: each message goes
+   * to one member of the group across the mesh.
+   * @throws InvalidTopicError, InvalidQueueGroupError (before anything is sent) for a pattern or group name that breaks a rule
    */
-  async subscribe(pattern: string, onMessage: (msg: ClientMessage) => unknown): Promise<ClientSubscription> {
+  async subscribe(pattern: string, onMessage: (msg: ClientMessage) => unknown, options: { queue?: string } = {}): Promise<ClientSubscription> {
     validatePattern(pattern);
+    if (options.queue !== undefined) validateQueueGroup(options.queue);
     const sid = this.#nextSid++;
     this.#subs.set(sid, { pattern, onMessage });
     try {
-      await this.#request({ t: GW_SUB.type, pattern, sid });
+      await this.#request({ t: GW_SUB.type, pattern, sid, ...(options.queue !== undefined && { q: options.queue }) });
     } catch (err) {
       this.#subs.delete(sid);
       throw err;
@@ -226,13 +249,20 @@ export class MaculaClient extends EventEmitter {
     return (await this.#request({ t: REVOKE.type, rl: list })) as { seq: number; adopted: boolean };
   }
 
-  /** Calls a procedure in the mesh through the node. `timeoutMs` covers every attempt (default: the client's timeoutMs). */
-  async call(procedure: string, args?: unknown, options: { timeoutMs?: number } = {}): Promise<unknown> {
+  /**
+   * Calls a procedure in the mesh through the node. `timeoutMs` covers every
+   * attempt (default: the client's timeoutMs); `headers` go with the call,
+   * `onResultHeaders` gets the headers of the result, if it has any.
+   */
+  async call(procedure: string, args?: unknown, options: { timeoutMs?: number; headers?: Headers; onResultHeaders?: (h: Headers) => void } = {}): Promise<unknown> {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    const msg: OutboundMessage = { t: GW_CALL.type, p: procedure, timeoutMs };
+    const h = checkHeaders(options.headers);
+    const msg: OutboundMessage = { t: GW_CALL.type, p: procedure, timeoutMs, ...(h !== undefined && { h }) };
     if (args !== undefined) msg.a = args;
     try {
-      return await this.#request(msg, timeoutMs + CALL_MARGIN_MS);
+      const res = await this.#requestMessage(msg, timeoutMs + CALL_MARGIN_MS);
+      if (res.h !== undefined) options.onResultHeaders?.(res.h as Headers);
+      return res.r;
     } catch (err) {
       // The node's answer: the call failed there. The same class an embedded caller gets for a failed handler.
       if (err instanceof RemoteError) throw new RemoteCallError(err.code, err.message, procedure, this.info?.nodeId ?? '');
@@ -312,12 +342,15 @@ export class MaculaClient extends EventEmitter {
   }
 
   async #request(msg: OutboundMessage, timeoutMs: number = this.timeoutMs, whileClosing = false): Promise<unknown> {
+    return (await this.#requestMessage(msg, timeoutMs, whileClosing)).r;
+  }
+
+  async #requestMessage(msg: OutboundMessage, timeoutMs: number = this.timeoutMs, whileClosing = false): Promise<Message> {
     const conn = this.#conn;
     if (!conn || (this.#closing !== undefined && !whileClosing)) throw StoppedError.of('this client');
     if (conn.isClosed) throw this.#lost();
     try {
-      const res: Message = await this.#messenger.requestOn(conn, msg, { timeoutMs });
-      return res.r;
+      return await this.#messenger.requestOn(conn, msg, { timeoutMs });
     } catch (err) {
       if (err instanceof ConnectionClosedError && this.#closing === undefined) throw this.#lost(err);
       throw err;
@@ -338,8 +371,23 @@ export class MaculaClient extends EventEmitter {
   #onMsg(msg: MessageOf<typeof GW_MSG>): undefined {
     const sub = this.#subs.get(msg.sid);
     if (!sub) return undefined; // unsubscribed meanwhile
+    const m: ClientMessage = {
+      topic: msg.tp,
+      data: msg.d,
+      publisher: msg.pub,
+      seq: msg.s,
+      origin: msg.o,
+      headers: msg.h,
+    };
+    if (msg.rq !== undefined) {
+      const rq = msg.rq;
+      m.respond = async (data, options) => {
+        const h = checkHeaders(options?.headers);
+        return (await this.#request({ t: GW_RESPOND.type, rq, d: data, ...(h !== undefined && { h }) })) === true;
+      };
+    }
     try {
-      sub.onMessage({ topic: msg.tp, data: msg.d, publisher: msg.pub, seq: msg.s, origin: msg.o });
+      sub.onMessage(m);
     } catch (err) {
       this.emit('handler-error', err);
     }
@@ -354,8 +402,10 @@ export class MaculaClient extends EventEmitter {
     const controller = new AbortController();
     const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new TimeoutError(`the call of "${procedure}"`, timeoutMs, { message: `the caller of "${procedure}" stopped waiting` })), timeoutMs) : undefined;
     try {
-      const r = await handler(msg.a, { procedure, timeoutMs, signal: controller.signal });
-      return { t: RESULT.type, r };
+      const resultHeaders: Headers = {};
+      const r = await handler(msg.a, { procedure, timeoutMs, signal: controller.signal, headers: msg.h as Headers | undefined, resultHeaders });
+      const h = checkHeaders(resultHeaders);
+      return { t: RESULT.type, r, ...(h !== undefined && { h }) };
     } finally {
       clearTimeout(timer);
     }

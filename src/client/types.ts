@@ -1,5 +1,6 @@
 /** What the light client hands to its users. */
 import type { PeerAddress } from '../transport/types.js';
+import type { Headers } from '../wire/headers.js';
 
 /** A message as a client subscriber sees it. */
 export interface ClientMessage {
@@ -11,6 +12,18 @@ export interface ClientMessage {
   seq: number | undefined;
   /** Node ID (hex) of the light client that published it through the publishing node, if one did. */
   origin: string | undefined;
+  /** The publisher's headers. */
+  headers: Headers | undefined;
+  /** Present when the message is a request: answers the requester. Resolves false when the node no longer knows the request (over a minute old, or past its 1000 most recent). */
+  respond?: (data: unknown, options?: { headers?: Headers }) => Promise<boolean>;
+}
+
+/** One answer to a request. */
+export interface ClientReply {
+  data: unknown;
+  headers: Headers | undefined;
+  /** Node ID (hex) of the answering node. */
+  responder: string;
 }
 
 export interface ClientSubscription {
@@ -24,6 +37,10 @@ export interface ServeContext {
   /** Time the caller waits; the handler's signal aborts when it runs out. */
   readonly timeoutMs: number | undefined;
   readonly signal: AbortSignal;
+  /** The caller's headers. */
+  readonly headers: Headers | undefined;
+  /** Headers to send with the result: set entries here. */
+  readonly resultHeaders: Headers;
 }
 
 export type ServeHandler = (args: unknown, ctx: ServeContext) => unknown;

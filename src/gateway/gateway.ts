@@ -30,6 +30,8 @@ import { ConfigError, ConnectionClosedError, StoppedError } from '../util/errors
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { MessageDef, MessageOf, WireMessage } from '../wire/messages.js';
 import type { Fields } from '../wire/schema.js';
+import type { Headers } from '../wire/headers.js';
+import { LRUCache } from 'lru-cache';
 import { ClientAdmission, sourceOf } from './admission.js';
 import { ClientLimitError, NotAClientError, PubSubUnavailableError, TooManyClientsError, TooManyClientsFromAddressError } from './errors.js';
 import { ClientKeyQuota, patternBytes, registrationBytes, servedKey, subscriptionKey, type HeldKeys } from './key-quota.js';
@@ -43,11 +45,14 @@ import {
   GW_MSG,
   GW_PEERS,
   GW_PUB,
+  GW_REQ,
+  GW_RESPOND,
   GW_SERVE,
   GW_STATS,
   GW_SUB,
   GW_UNSUB,
   INVOKE,
+  MAX_SID,
   RESULT,
 } from './messages.js';
 import {
@@ -89,7 +94,14 @@ interface ClientState {
   calls: number;
   pendingForwards: number;
   closed: boolean;
+  /** Requests forwarded to the client that it may still answer (GW_RESPOND), by handle; created on first use. */
+  responds: LRUCache<number, NonNullable<PubSubMessage['respond']>> | undefined;
+  nextRq: number;
 }
+
+/** Requests a client may still answer: the most recent ones, for at most a minute. */
+const MAX_OPEN_REQUESTS_PER_CLIENT = 1000;
+const OPEN_REQUEST_TTL_MS = 60_000;
 
 interface ClientSub {
   readonly sub: GatewaySubscription;
@@ -155,6 +167,8 @@ export class Gateway extends EventEmitter {
     this.#on(GW_LOOKUP, (msg) => this.#lookup(msg));
     this.#on(GW_STATS, () => ok(this.#node.snapshot()));
     this.#on(GW_PEERS, () => ok(this.#node.peers()));
+    this.#on(GW_REQ, (msg, c) => this.#req(msg, c));
+    this.#on(GW_RESPOND, (msg, c) => this.#respond(msg, c));
   }
 
   /** Clients connected now. */
@@ -227,6 +241,8 @@ export class Gateway extends EventEmitter {
       calls: 0,
       pendingForwards: 0,
       closed: false,
+      responds: undefined,
+      nextRq: 0,
     };
     this.#clients.set(conn, client);
     this.#n.admitted++;
@@ -276,7 +292,45 @@ export class Gateway extends EventEmitter {
     // publish() is called before any await: requests of one client reach
     // pub/sub in arrival order, which keeps its per-publisher ordering.
     // The client's node ID travels with the message, so subscribers can tell the clients of one node apart.
-    return this.#pubsub().publish(msg.tp, msg.d, { origin: c.nodeIdHex }).then(ok);
+    return this.#pubsub().publish(msg.tp, msg.d, { origin: c.nodeIdHex, ...(msg.h !== undefined && { headers: msg.h }) }).then(ok);
+  }
+
+  /** A request from the client: counted against its calls in flight, answered with the replies. */
+  #req(msg: MessageOf<typeof GW_REQ>, c: ClientState): Promise<OutboundMessage> {
+    return this.#inCallSlot(c, async () => {
+      const headers = msg.h;
+      const options = {
+        origin: c.nodeIdHex,
+        ...(headers !== undefined && { headers }),
+        ...(msg.max !== undefined && msg.max > 0 && { max: msg.max }),
+        ...(msg.timeoutMs !== undefined && msg.timeoutMs > 0 && { timeoutMs: msg.timeoutMs }),
+      };
+      const replies = await this.#pubsub().request(msg.tp, msg.d, options);
+      return ok(replies.map((r) => ({ d: r.data, from: r.responder, ...(r.headers !== undefined && { h: r.headers }) })));
+    });
+  }
+
+  /** Runs `work` as one of the client's calls in flight (calls and requests), refusing past maxCallsPerClient. */
+  async #inCallSlot(c: ClientState, work: () => Promise<OutboundMessage>): Promise<OutboundMessage> {
+    if (c.calls >= this.maxCallsPerClient) {
+      throw new ClientLimitError('MACULA_ERR_BUSY', 'calls in flight', this.maxCallsPerClient, 'wait for answers before sending more calls or requests');
+    }
+    c.calls++;
+    this.#n.callsInFlight++;
+    try {
+      return await work();
+    } finally {
+      c.calls--;
+      this.#n.callsInFlight--;
+    }
+  }
+
+  async #respond(msg: MessageOf<typeof GW_RESPOND>, c: ClientState): Promise<OutboundMessage> {
+    const respond = c.responds?.get(msg.rq);
+    if (respond === undefined) return ok(false);
+    const headers = msg.h;
+    await respond(msg.d, headers !== undefined ? { headers } : undefined);
+    return ok(true);
   }
 
   async #sub(msg: MessageOf<typeof GW_SUB>, c: ClientState): Promise<OutboundMessage> {
@@ -291,7 +345,7 @@ export class Gateway extends EventEmitter {
     const charge = this.#keys.take(c.keys, key, patternBytes(pattern));
     let sub: GatewaySubscription;
     try {
-      sub = ps.subscribe(pattern, (m) => this.#forward(c, sid, m));
+      sub = ps.subscribe(pattern, (m) => this.#forward(c, sid, m), { client: c.nodeIdHex, ...(msg.q !== undefined && { queue: msg.q }) });
     } catch (err) {
       this.#keys.release(c.keys, key, charge);
       throw err;
@@ -330,8 +384,24 @@ export class Gateway extends EventEmitter {
     }
     c.pendingForwards++;
     this.#n.forwarded++;
+    let rq: number | undefined;
+    if (m.respond !== undefined) {
+      c.responds ??= new LRUCache({ max: MAX_OPEN_REQUESTS_PER_CLIENT, ttl: OPEN_REQUEST_TTL_MS });
+      rq = c.nextRq = (c.nextRq + 1) % (MAX_SID + 1);
+      c.responds.set(rq, m.respond);
+    }
     const sent = this.#node.messenger
-      .notify(c.target, { t: GW_MSG.type, sid, tp: m.topic, d: m.data, pub: m.publisher, s: m.seq, ...(m.origin !== undefined && { o: m.origin }) })
+      .notify(c.target, {
+        t: GW_MSG.type,
+        sid,
+        tp: m.topic,
+        d: m.data,
+        pub: m.publisher,
+        s: m.seq,
+        ...(m.origin !== undefined && { o: m.origin }),
+        ...(m.headers !== undefined && { h: m.headers }),
+        ...(rq !== undefined && { rq }),
+      })
       .then(
         () => {
           c.pendingForwards--;
@@ -352,21 +422,21 @@ export class Gateway extends EventEmitter {
     return ok(true);
   }
 
-  async #call(msg: MessageOf<typeof GW_CALL>, c: ClientState): Promise<OutboundMessage> {
-    if (c.calls >= this.maxCallsPerClient) {
-      throw new ClientLimitError('MACULA_ERR_BUSY', 'calls in flight', this.maxCallsPerClient, 'wait for answers before sending more calls');
-    }
-    c.calls++;
-    this.#n.callsInFlight++;
-    try {
+  #call(msg: MessageOf<typeof GW_CALL>, c: ClientState): Promise<OutboundMessage> {
+    return this.#inCallSlot(c, async () => {
       const timeoutMs = msg.timeoutMs;
       // The client's node ID travels with the call, so the handler can tell which client of this node called.
-      const options = { origin: c.nodeIdHex, ...(timeoutMs !== undefined && timeoutMs > 0 && { timeoutMs }) };
-      return ok(await this.#node.services.call(msg.p, msg.a, options));
-    } finally {
-      c.calls--;
-      this.#n.callsInFlight--;
-    }
+      let resultHeaders: Headers | undefined;
+      const headers = msg.h;
+      const options = {
+        origin: c.nodeIdHex,
+        ...(timeoutMs !== undefined && timeoutMs > 0 && { timeoutMs }),
+        ...(headers !== undefined && { headers }),
+        onResultHeaders: (h: Headers) => (resultHeaders = h),
+      };
+      const r = await this.#node.services.call(msg.p, msg.a, options);
+      return { t: RESULT.type, r, ...(resultHeaders !== undefined && { h: resultHeaders }) };
+    });
   }
 
   async #serve(msg: MessageOf<typeof GW_SERVE>, c: ClientState): Promise<OutboundMessage> {
@@ -412,7 +482,9 @@ export class Gateway extends EventEmitter {
     if (c.closed || c.conn.isClosed) throw new NoSuchProcedureError(procedure, 'the client that served it (it disconnected)');
     const timeoutMs = Math.max(1, Math.ceil(ctx.timeoutMs));
     try {
-      const res = await this.#node.messenger.requestOn(c.conn, { t: INVOKE.type, p: procedure, a: args, d: timeoutMs }, { timeoutMs });
+      const invoke = { t: INVOKE.type, p: procedure, a: args, d: timeoutMs, ...(ctx.headers !== undefined && { h: ctx.headers }) };
+      const res = await this.#node.messenger.requestOn(c.conn, invoke, { timeoutMs });
+      if (res.h !== undefined) Object.assign(ctx.resultHeaders, res.h);
       return res.r;
     } catch (err) {
       if (err instanceof ConnectionClosedError) throw new NoSuchProcedureError(procedure, 'the client that served it (it disconnected)');

@@ -13,6 +13,9 @@
  */
 import { MAX_CALL_BUDGET_MS, MAX_WIRE_PROCEDURE_LENGTH, RPC_CALL, RPC_RESULT } from '../rpc/messages.js';
 import { MAX_WIRE_TOPIC_CHARS } from '../pubsub/messages.js';
+import { MAX_REQUEST_REPLIES, MAX_REQUEST_TIMEOUT_MS } from '../pubsub/pubsub.js';
+import { MAX_QUEUE_GROUP_CHARS } from '../pubsub/queue.js';
+import { HEADERS_FIELD } from '../wire/headers.js';
 import { MAX_SERVICE_NAME_LENGTH } from '../registry/service-name.js';
 import { defineMessage } from '../wire/messages.js';
 import { f } from '../wire/schema.js';
@@ -30,10 +33,11 @@ export const GW_ATTACH = defineMessage(40, 'GW_ATTACH', {
   software: f.opt(f.str(0, 64)),
 });
 
-/** Publish `d` (any CBOR value but undefined) to topic `tp`. Answer `r`: `{ nodes, local }`. */
+/** Publish `d` (any CBOR value but undefined) to topic `tp` with headers `h`. Answer `r`: `{ nodes, local }`. */
 export const GW_PUB = defineMessage(41, 'GW_PUB', {
   tp: f.str(1, MAX_WIRE_TOPIC_CHARS),
   d: f.any(),
+  h: HEADERS_FIELD,
 });
 
 /**
@@ -44,6 +48,8 @@ export const GW_PUB = defineMessage(41, 'GW_PUB', {
 export const GW_SUB = defineMessage(42, 'GW_SUB', {
   pattern: f.str(1, MAX_WIRE_TOPIC_CHARS),
   sid: f.uint(MAX_SID),
+  /** Queue group to join. */
+  q: f.opt(f.str(1, MAX_QUEUE_GROUP_CHARS)),
 });
 
 /** Cancel subscription `sid`. Answer `r`: true if it existed. */
@@ -51,11 +57,12 @@ export const GW_UNSUB = defineMessage(43, 'GW_UNSUB', {
   sid: f.uint(MAX_SID),
 });
 
-/** Call procedure `p` in the mesh with args `a`. Answer `r`: the result. */
+/** Call procedure `p` in the mesh with args `a` and headers `h`. Answer `r`: the result, `h`: the result's headers. */
 export const GW_CALL = defineMessage(44, 'GW_CALL', {
   p: f.str(1, MAX_WIRE_PROCEDURE_LENGTH),
   a: f.opt(f.any()),
   timeoutMs: f.opt(f.uint(MAX_CALL_BUDGET_MS)),
+  h: HEADERS_FIELD,
 });
 
 /**
@@ -98,6 +105,31 @@ export const GW_MSG = defineMessage(49, 'GW_MSG', {
   s: f.opt(f.uint()),
   /** The publishing client's node ID (hex), when a client published it. */
   o: f.opt(f.str(0, 64)),
+  h: HEADERS_FIELD,
+  /** A request: answer it with GW_RESPOND `{ rq }`. */
+  rq: f.opt(f.uint(MAX_SID)),
+});
+
+/**
+ * Gateway messages continue in the range 60..69.
+ *
+ * GW_REQ: publish a request `d` to topic `tp` and gather up to `max`
+ * replies within `timeoutMs`. Answer `r`: `[{ d, h?, from }]`, or ERROR
+ * MACULA_ERR_NO_RESPONDERS / MACULA_ERR_TIMEOUT.
+ */
+export const GW_REQ = defineMessage(73, 'GW_REQ', {
+  tp: f.str(1, MAX_WIRE_TOPIC_CHARS),
+  d: f.any(),
+  h: HEADERS_FIELD,
+  max: f.opt(f.uint(MAX_REQUEST_REPLIES)),
+  timeoutMs: f.opt(f.uint(MAX_REQUEST_TIMEOUT_MS)),
+});
+
+/** Answer the request delivered as GW_MSG `rq` with `d` and headers `h`. Answer `r`: false when the request is no longer known. */
+export const GW_RESPOND = defineMessage(74, 'GW_RESPOND', {
+  rq: f.uint(MAX_SID),
+  d: f.any(),
+  h: HEADERS_FIELD,
 });
 
 /** Node → client: run a procedure the client serves (an RPC_CALL). */
@@ -106,4 +138,4 @@ export const INVOKE = RPC_CALL;
 export const RESULT = RPC_RESULT;
 
 /** Request types a client may send, for per-type statistics. */
-export const GATEWAY_REQUESTS = [GW_ATTACH, GW_PUB, GW_SUB, GW_UNSUB, GW_CALL, GW_SERVE, GW_LOOKUP, GW_STATS, GW_PEERS] as const;
+export const GATEWAY_REQUESTS = [GW_ATTACH, GW_PUB, GW_SUB, GW_UNSUB, GW_CALL, GW_SERVE, GW_LOOKUP, GW_STATS, GW_PEERS, GW_REQ, GW_RESPOND] as const;

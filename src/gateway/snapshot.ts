@@ -13,6 +13,7 @@ import type { RegisterOptions, RpcHandler } from '../rpc/types.js';
 import type { Connection } from '../transport/types.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { HandlerRegistry, Message } from '../wire/messages.js';
+import type { Headers } from '../wire/headers.js';
 
 export interface GatewaySubscription {
   readonly ready: Promise<void>;
@@ -21,8 +22,9 @@ export interface GatewaySubscription {
 
 /** The node's pub/sub service, as the gateway uses it. */
 export interface GatewayPubSub {
-  subscribe(pattern: string, handler: (msg: PubSubMessage) => void | Promise<void>): GatewaySubscription;
-  publish(topic: string, data: unknown, options?: { origin?: string }): Promise<unknown>;
+  subscribe(pattern: string, handler: (msg: PubSubMessage) => void | Promise<void>, options?: { queue?: string; client?: string }): GatewaySubscription;
+  publish(topic: string, data: unknown, options?: { origin?: string; headers?: Headers }): Promise<unknown>;
+  request(topic: string, data: unknown, options?: { origin?: string; headers?: Headers; max?: number; timeoutMs?: number }): Promise<readonly { data: unknown; headers?: Headers; responder: string }[]>;
   stats(): unknown;
 }
 
@@ -43,7 +45,7 @@ export interface GatewayComponents {
   readonly services: {
     register(procedure: string, handler: RpcHandler, options?: RegisterOptions): Promise<void>;
     unregister(procedure: string): Promise<boolean>;
-    call(procedure: string, args?: unknown, options?: { timeoutMs?: number; origin?: string }): Promise<unknown>;
+    call(procedure: string, args?: unknown, options?: { timeoutMs?: number; origin?: string; headers?: Headers; onResultHeaders?: (h: Headers) => void }): Promise<unknown>;
     lookup(name: string): Promise<readonly Provider[]>;
   };
   /** The node's stats snapshot (GW_STATS answers with it). */

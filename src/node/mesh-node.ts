@@ -40,7 +40,8 @@ import { RelayingTransport } from '../relay/transport.js';
 import { DirectUpgrade } from '../relay/upgrade.js';
 import { isRelayedHost } from '../transport/relayed-address.js';
 import { WebGateway, type WebGatewayInit } from '../web/server.js';
-import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Subscription } from '../pubsub/index.js';
+import { PubSub, type PubSubInit, type PublishResult, type PubSubMessage, type Reply, type RequestOptions, type Subscription } from '../pubsub/index.js';
+import type { Headers } from '../wire/headers.js';
 
 export const DEFAULT_STOP_TIMEOUT_MS = 5000;
 /**
@@ -370,17 +371,33 @@ export class MeshNode extends EventEmitter {
     await this.guard.reload(chain);
   }
 
-  /** Subscribes to a topic pattern (`*` one segment, `#` zero or more at the end). */
-  subscribe(pattern: string, handler: (msg: PubSubMessage) => void | Promise<void>): Subscription {
+  /**
+   * Subscribes to a topic pattern (`*` one segment, `#` zero or more at the
+   * end). With `queue`, joins that queue group: each message goes to one
+   * member of the group across the mesh.
+   */
+  subscribe(pattern: string, handler: (msg: PubSubMessage) => void | Promise<void>, options: { queue?: string } = {}): Subscription {
     this.#permit('sub', pattern);
-    return this.pubsub.subscribe(pattern, handler);
+    return this.pubsub.subscribe(pattern, handler, options);
   }
 
   /** Publishes to every subscriber node in the realm: one message per node; resolves once queued. */
-  publish(topic: string, data: unknown, options: { noWait?: boolean } = {}): Promise<PublishResult> {
+  publish(topic: string, data: unknown, options: { noWait?: boolean; headers?: Headers } = {}): Promise<PublishResult> {
     const refused = this.#refused('pub', topic);
     if (refused) return refused;
     return this.pubsub.publish(topic, data, options);
+  }
+
+  /**
+   * Publishes a request and gathers up to `max` replies (default 1) within
+   * `timeoutMs` (default 5000) from subscribers that answer with
+   * `msg.respond()`. Fails at once with NoRespondersError
+   * (MACULA_ERR_NO_RESPONDERS) when no subscription matches.
+   */
+  request(topic: string, data: unknown, options: RequestOptions = {}): Promise<Reply[]> {
+    const refused = this.#refused('pub', topic);
+    if (refused) return refused;
+    return this.pubsub.request(topic, data, options);
   }
 
   /** Advertises a service in the mesh registry (signed DHT record, re-announced until stop or unadvertise). */

@@ -62,7 +62,7 @@ export interface AnnouncerStats {
 interface KeyState {
   readonly prefix: string;
   readonly key: Uint8Array;
-  /** pattern → number of local subscriptions using it */
+  /** entry (see entryKey) → number of local subscriptions using it */
   readonly patterns: Map<string, number>;
   dirty: boolean;
   running: boolean;
@@ -81,6 +81,13 @@ interface Waiter {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+/** Separates group and pattern in a queue entry's key: a group name cannot contain it. */
+const QUEUE_SEPARATOR = '\n';
+
+/** `p<pattern>` for a plain subscription, `q<group>\n<pattern>` for a queue member. */
+function entryKey(pattern: string, queue: string | undefined): string {
+  return queue === undefined ? 'p' + pattern : 'q' + queue + QUEUE_SEPARATOR + pattern;
+}
 const MIN_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 30_000;
 
@@ -108,24 +115,29 @@ export class Announcer {
     this.#maxBytes = init.maxAnnounceBytes;
   }
 
-  /** Counts one more subscription with `pattern`; resolves once the DHT holds a record with it. */
-  add(pattern: string): Promise<void> {
+  /**
+   * Counts one more subscription with `pattern` (a member of queue group
+   * `queue`, if given); resolves once the DHT holds a record with it.
+   */
+  add(pattern: string, queue?: string): Promise<void> {
     const s = this.#state(literalPrefix(pattern));
-    const n = s.patterns.get(pattern) ?? 0;
-    s.patterns.set(pattern, n + 1);
+    const entry = entryKey(pattern, queue);
+    const n = s.patterns.get(entry) ?? 0;
+    s.patterns.set(entry, n + 1);
     return n === 0 || s.refused ? this.#schedule(s) : this.#settled(s);
   }
 
-  /** One subscription with `pattern` fewer; resolves once the DHT no longer lists it (if it was the last). */
-  remove(pattern: string): Promise<void> {
+  /** One subscription with `pattern` (and `queue`) fewer; resolves once the DHT no longer lists it (if it was the last). */
+  remove(pattern: string, queue?: string): Promise<void> {
     const s = this.#keys.get(literalPrefix(pattern));
-    const n = s?.patterns.get(pattern);
+    const entry = entryKey(pattern, queue);
+    const n = s?.patterns.get(entry);
     if (s === undefined || n === undefined) return RESOLVED;
     if (n > 1) {
-      s.patterns.set(pattern, n - 1);
+      s.patterns.set(entry, n - 1);
       return RESOLVED;
     }
-    s.patterns.delete(pattern);
+    s.patterns.delete(entry);
     return this.#schedule(s);
   }
 
@@ -255,9 +267,19 @@ export class Announcer {
   async #put(s: KeyState): Promise<void> {
     const address = this.#address();
     const credential = this.#auth?.credential;
-    let value = encodeAnnouncement(address, [...s.patterns.keys()], credential);
-    const broadened = value.length > this.#maxBytes;
-    if (broadened) value = encodeAnnouncement(address, [s.prefix === '' ? '#' : `${s.prefix}.#`], credential);
+    const patterns: string[] = [];
+    const queues: [string, string][] = [];
+    for (const entry of s.patterns.keys()) {
+      if (entry[0] === 'p') patterns.push(entry.slice(1));
+      else {
+        const sep = entry.indexOf(QUEUE_SEPARATOR);
+        queues.push([entry.slice(sep + 1), entry.slice(1, sep)]);
+      }
+    }
+    let value = encodeAnnouncement(address, patterns, credential, queues);
+    // Queue entries stay exact (a group member cannot be announced broadly); only plain patterns are broadened.
+    const broadened = value.length > this.#maxBytes && patterns.length > 0;
+    if (broadened) value = encodeAnnouncement(address, [s.prefix === '' ? '#' : `${s.prefix}.#`], credential, queues);
     // Marked before the put: a PUBLISH answering the broad record may arrive before the put returns.
     this.#setBroadened(s, broadened);
     s.announced = true;

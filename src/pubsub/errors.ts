@@ -7,3 +7,10 @@ export class InvalidPayloadError extends MaculaError {
     super('MACULA_ERR_INVALID_PAYLOAD', message, options);
   }
 }
+
+/** A request found no subscriber to answer it (as NATS's "no responders"). */
+export class NoRespondersError extends MaculaError {
+  constructor(topic: string) {
+    super('MACULA_ERR_NO_RESPONDERS', `no subscriber in the mesh matches ${JSON.stringify(topic)}, so nobody can answer the request; start a responder (subscribe and answer with msg.respond) or check the topic`);
+  }
+}

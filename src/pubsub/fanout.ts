@@ -62,6 +62,13 @@ export class Peer {
   }
 }
 
+/** One message for one node; `failover` is called when it cannot go there (node down, send failed). */
+export interface Send {
+  peer: Peer;
+  msg: OutboundMessage;
+  failover?: (() => void) | undefined;
+}
+
 export interface FanoutComponents {
   messenger: FanoutMessenger;
   clock: Clock;
@@ -69,6 +76,8 @@ export interface FanoutComponents {
   liveness?: LivenessView;
   /** Told when a node goes down, so caches can forget it. */
   onPeerDown?: (peer: Peer) => void;
+  /** Told of messages for a node dropped here (skipped while down, backlog full or dropped). */
+  onDrop?: (peer: Peer, n: number) => void;
 }
 
 export interface FanoutInit {
@@ -103,6 +112,7 @@ export class Fanout {
   readonly pool: WorkerPool;
   readonly #messenger: FanoutMessenger;
   readonly #onPeerDown: ((peer: Peer) => void) | undefined;
+  readonly #onDrop: ((peer: Peer, n: number) => void) | undefined;
   readonly #liveness: LivenessView;
   readonly #init: FanoutInit;
   readonly #peers: LRUCache<string, Peer>;
@@ -118,6 +128,7 @@ export class Fanout {
   constructor(components: FanoutComponents, init: FanoutInit) {
     this.#messenger = components.messenger;
     this.#onPeerDown = components.onPeerDown;
+    this.#onDrop = components.onDrop;
     this.#liveness =
       components.liveness ?? new Liveness({ now: () => components.clock.now() }, { baseBackoffMs: Math.max(1, init.downBackoffMs), maxBackoffMs: Math.max(1, init.maxDownBackoffMs), maxTracked: init.maxPeers });
     this.#init = init;
@@ -193,6 +204,43 @@ export class Fanout {
     await settleWithin(this.pool.close(), CLOSE_WAIT_MS);
   }
 
+  /** Like submit, with a message (and a failover) of its own per node. */
+  submitSends(sends: readonly Send[]): Promise<void> | undefined {
+    if (this.#closed) return Promise.reject(StoppedError.of('pub/sub fan-out'));
+    let i = 0;
+    for (; i < sends.length && this.room() > 0; i++) void this.pool.submit(this.#sendJob(sends[i]!));
+    if (i === sends.length) return undefined;
+    return (async () => {
+      for (let j = i; j < sends.length; j++) await this.pool.submit(this.#sendJob(sends[j]!));
+    })();
+  }
+
+  /** Like trySubmitAll, for submitSends. */
+  trySubmitSends(sends: readonly Send[]): boolean {
+    if (this.#closed) throw StoppedError.of('pub/sub fan-out');
+    if (this.room() < sends.length) return false;
+    for (const s of sends) void this.pool.submit(this.#sendJob(s));
+    return true;
+  }
+
+  #sendJob(s: Send): () => Promise<void> | undefined {
+    if (s.failover === undefined) return this.#job(s.peer, s.msg);
+    const { peer, msg, failover } = s;
+    return () => {
+      if (this.#liveness.isDown(peer.nodeId)) {
+        this.#skippedDown++;
+        failover();
+        return undefined;
+      }
+      if (this.#heldWhileDialing(peer, msg)) return undefined;
+      peer.inFlight++;
+      return this.#messenger.notify(peer.target, msg).then(peer.onSent, (err: unknown) => {
+        peer.onFailed(err);
+        failover();
+      });
+    };
+  }
+
   async #submitRest(peers: readonly Peer[], from: number, msg: OutboundMessage): Promise<void> {
     for (let i = from; i < peers.length; i++) await this.pool.submit(this.#job(peers[i]!, msg));
   }
@@ -204,15 +252,20 @@ export class Fanout {
   #send(peer: Peer, msg: OutboundMessage): Promise<void> | undefined {
     if (this.#liveness.isDown(peer.nodeId)) {
       this.#skippedDown++;
+      this.#onDrop?.(peer, 1);
       return undefined;
     }
-    const pool = this.#messenger.pool;
-    if (peer.backlog !== undefined || (pool !== undefined && pool.connectionTo(peer.nodeId) === undefined)) {
-      this.#hold(peer, msg);
-      return undefined;
-    }
+    if (this.#heldWhileDialing(peer, msg)) return undefined;
     peer.inFlight++;
     return this.#messenger.notify(peer.target, msg).then(peer.onSent, peer.onFailed);
+  }
+
+  /** A node without an open connection (or with a backlog already): the message joins its backlog. */
+  #heldWhileDialing(peer: Peer, msg: OutboundMessage): boolean {
+    const pool = this.#messenger.pool;
+    if (peer.backlog === undefined && (pool === undefined || pool.connectionTo(peer.nodeId) !== undefined)) return false;
+    this.#hold(peer, msg);
+    return true;
   }
 
   #ok(peer: Peer): void {
@@ -241,6 +294,7 @@ export class Fanout {
     // The total bound keeps many unreachable nodes from adding up to unbounded memory.
     if (peer.backlog.size >= this.#init.nodeBacklog || this.#held >= this.#init.maxQueue) {
       this.#backlogDropped++;
+      this.#onDrop?.(peer, 1);
       return;
     }
     peer.backlog.push(msg);
@@ -284,6 +338,7 @@ export class Fanout {
     if (backlog === undefined || backlog.size === 0) return;
     this.#held -= backlog.size;
     this.#backlogDropped += backlog.size;
+    this.#onDrop?.(peer, backlog.size);
   }
 
   #checkStalls(): void {

@@ -1,9 +1,10 @@
 /** Pub/sub: topics and patterns, the local index, and the PubSub service. */
-export { PubSub, type PubSubComponents, type PubSubStats, type PublishOptions, type PublishResult } from './pubsub.js';
+export { PubSub, type PubSubComponents, type PubSubStats, type PublishOptions, type PublishResult, type Reply, type RequestOptions, type SubscribeOptions } from './pubsub.js';
 export { Subscription, SubscriptionIterator, type MessageHandler, type PubSubMessage } from './subscription.js';
 export { resolvePubSubOptions, type PubSubInit, type PubSubOptions } from './options.js';
-export { InvalidPayloadError } from './errors.js';
-export { PUBLISH, UNSUBSCRIBED } from './messages.js';
+export { InvalidPayloadError, NoRespondersError } from './errors.js';
+export { InvalidQueueGroupError, validateQueueGroup } from './queue.js';
+export { PUBLISH, REPLY, UNSUBSCRIBED } from './messages.js';
 export { TopicTrie } from './topic-trie.js';
 export {
   InvalidTopicError,

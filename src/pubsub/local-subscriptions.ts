@@ -12,11 +12,21 @@ import { LimitExceededError } from '../util/errors.js';
 import type { Announcer } from './announcer.js';
 import { Subscription, type MessageHandler, type PubSubMessage } from './subscription.js';
 import { TopicTrie } from './topic-trie.js';
+import { validateQueueGroup } from './queue.js';
 import { validatePattern, type TopicLimits } from './topic.js';
 
 export interface LocalSubscriptionsComponents {
   announcer: Announcer;
   onHandlerError?: ((err: unknown, sub: Subscription) => void) | undefined;
+  onDrop?: ((sub: Subscription) => void) | undefined;
+}
+
+export interface AddOptions {
+  onClose?: (() => void) | undefined;
+  /** Queue group to join. */
+  queue?: string | undefined;
+  /** The light client the subscription forwards to (for reports). */
+  client?: string | undefined;
 }
 
 export interface LocalSubscriptionsInit {
@@ -32,15 +42,26 @@ export interface DeliveryTotals {
   handlerErrors: number;
 }
 
+const NOTHING = (): void => undefined;
+
 export class LocalSubscriptions {
   readonly #announcer: Announcer;
   readonly #onHandlerError: LocalSubscriptionsComponents['onHandlerError'];
+  readonly #onDrop: LocalSubscriptionsComponents['onDrop'];
   readonly #init: LocalSubscriptionsInit;
   readonly #trie: TopicTrie<Subscription>;
   readonly #subs = new Set<Subscription>();
   #nextId = 0;
   /** The message being dispatched by forEachMatch; a field rather than a closure per message. */
   #current: PubSubMessage | undefined;
+  #plain = true;
+  #groups: readonly string[] | undefined;
+  #pushed = 0;
+  /** Matching members per group of the message being dispatched. */
+  readonly #candidates = new Map<string, Subscription[]>();
+  /** Queue group → live local members; the round-robin turn of each group. */
+  readonly #queueMembers = new Map<string, number>();
+  readonly #turns = new Map<string, number>();
   #ready: Subscription[] = [];
   #spare: Subscription[] = [];
   #readyScheduled = false;
@@ -50,6 +71,7 @@ export class LocalSubscriptions {
   constructor(components: LocalSubscriptionsComponents, init: LocalSubscriptionsInit) {
     this.#announcer = components.announcer;
     this.#onHandlerError = components.onHandlerError;
+    this.#onDrop = components.onDrop;
     this.#init = init;
     this.#trie = new TopicTrie(init.limits);
   }
@@ -62,11 +84,18 @@ export class LocalSubscriptions {
     return this.#trie.patternCount;
   }
 
+  /** Whether any local subscription is a queue group member. */
+  get hasQueues(): boolean {
+    return this.#queueMembers.size > 0;
+  }
+
   /**
-   * @throws InvalidTopicError, LimitExceededError
+   * @throws InvalidTopicError, InvalidQueueGroupError, LimitExceededError
    */
-  add(pattern: string, handler: MessageHandler, onClose?: () => void): Subscription {
+  add(pattern: string, handler: MessageHandler, options: AddOptions = {}): Subscription {
+    const { onClose, queue, client } = options;
     validatePattern(pattern, this.#init.limits);
+    if (queue !== undefined) validateQueueGroup(queue);
     const max = this.#init.maxSubscriptions;
     if (this.#subs.size >= max) throw new LimitExceededError('subscriptions on this node', max, 'unsubscribe unused ones or raise maxSubscriptions');
     const sub = new Subscription(
@@ -76,23 +105,60 @@ export class LocalSubscriptions {
         unsubscribe: this.#remove,
         ...(this.#onHandlerError ? { onHandlerError: this.#onHandlerError } : {}),
         ...(onClose ? { onClose } : {}),
+        ...(this.#onDrop ? { onDrop: this.#onDrop } : {}),
       },
-      { id: ++this.#nextId, pattern, bufferSize: this.#init.bufferSize },
+      { id: ++this.#nextId, pattern, bufferSize: this.#init.bufferSize, ...(queue !== undefined && { queue }), ...(client !== undefined && { client }) },
     );
     this.#trie.add(pattern, sub);
     this.#subs.add(sub);
-    sub.ready = this.#announcer.add(pattern);
+    if (queue !== undefined) this.#queueMembers.set(queue, (this.#queueMembers.get(queue) ?? 0) + 1);
+    sub.ready = this.#announcer.add(pattern, queue);
     // A refusal by the mesh reaches whoever awaits `ready`; nobody awaiting it is not an error.
     sub.ready.catch(() => undefined);
     return sub;
   }
 
-  /** Pushes `msg` to every matching subscription; returns how many matched. Never runs a handler synchronously. */
-  deliver(msg: PubSubMessage, segs: readonly string[]): number {
+  /**
+   * Pushes `msg` to every matching plain subscription (unless `plain` is
+   * false) and to one matching member of each group in `groups`, chosen
+   * round-robin per group; returns how many subscriptions got it. Never runs
+   * a handler synchronously.
+   */
+  deliver(msg: PubSubMessage, segs: readonly string[], plain = true, groups?: readonly string[]): number {
     this.#current = msg;
-    const n = this.#trie.forEachMatch(msg.topic, this.#pushCurrent, segs);
+    if (this.#queueMembers.size === 0) {
+      const n = plain ? this.#trie.forEachMatch(msg.topic, this.#pushCurrent, segs) : 0;
+      this.#current = undefined;
+      return n;
+    }
+    this.#plain = plain;
+    this.#groups = groups;
+    this.#pushed = 0;
+    this.#trie.forEachMatch(msg.topic, this.#visit, segs);
+    let n = this.#pushed;
+    for (const [group, members] of this.#candidates) {
+      const turn = this.#turns.get(group) ?? 0;
+      this.#turns.set(group, turn + 1);
+      members[turn % members.length]!.push(msg);
+      n++;
+    }
+    this.#candidates.clear();
     this.#current = undefined;
+    this.#groups = undefined;
     return n;
+  }
+
+  /** Whether any local subscription matches the topic. */
+  hasMatch(topic: string, segs: readonly string[]): boolean {
+    return this.#trie.forEachMatch(topic, NOTHING, segs) > 0;
+  }
+
+  /** The queue groups with a local member whose pattern matches the topic. */
+  groupsMatching(topic: string, segs: readonly string[]): Set<string> {
+    const groups = new Set<string>();
+    if (this.#queueMembers.size === 0) return groups;
+    this.#trie.forEachMatch(topic, (sub) => sub.queue !== undefined && groups.add(sub.queue), segs);
+    return groups;
   }
 
   totals(): DeliveryTotals {
@@ -109,17 +175,44 @@ export class LocalSubscriptions {
   closeAll(): void {
     for (const sub of this.#subs) this.#close(sub);
     this.#subs.clear();
+    this.#queueMembers.clear();
+    this.#turns.clear();
     this.#trie.clear();
   }
 
   readonly #pushCurrent = (sub: Subscription): void => sub.push(this.#current!);
 
+  readonly #visit = (sub: Subscription): void => {
+    const queue = sub.queue;
+    if (queue === undefined) {
+      if (this.#plain) {
+        sub.push(this.#current!);
+        this.#pushed++;
+      }
+      return;
+    }
+    if (this.#groups === undefined || !this.#groups.includes(queue)) return;
+    const members = this.#candidates.get(queue);
+    if (members === undefined) this.#candidates.set(queue, [sub]);
+    else members.push(sub);
+  };
+
   readonly #remove = (sub: Subscription): Promise<void> => {
     if (!this.#subs.delete(sub)) return Promise.resolve();
     this.#trie.remove(sub.pattern, sub);
     this.#close(sub);
-    return this.#announcer.remove(sub.pattern);
+    if (sub.queue !== undefined) this.#leaveGroup(sub.queue);
+    return this.#announcer.remove(sub.pattern, sub.queue);
   };
+
+  #leaveGroup(queue: string): void {
+    const n = (this.#queueMembers.get(queue) ?? 1) - 1;
+    if (n > 0) this.#queueMembers.set(queue, n);
+    else {
+      this.#queueMembers.delete(queue);
+      this.#turns.delete(queue);
+    }
+  }
 
   #close(sub: Subscription): void {
     sub.close();

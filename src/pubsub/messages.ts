@@ -3,7 +3,9 @@
  * answers nothing, so a publisher never waits on a subscriber.
  */
 import { defineMessage } from '../wire/messages.js';
+import { HEADERS_FIELD } from '../wire/headers.js';
 import { f } from '../wire/schema.js';
+import { MAX_QUEUE_GROUP_CHARS } from './queue.js';
 
 /**
  * Longest topic on the wire, in characters. A valid topic is at most 256
@@ -12,18 +14,39 @@ import { f } from '../wire/schema.js';
  */
 export const MAX_WIRE_TOPIC_CHARS = 256;
 
+/** Most queue groups one PUBLISH can name for its node. */
+export const MAX_GROUPS_PER_MESSAGE = 256;
+/** Reply inboxes are numbered by the requesting node. */
+export const MAX_INBOX = 0xffff_ffff;
+
 /**
  * One published message for one subscriber node: `tp` topic, `d` payload
  * (any CBOR value), `s` the publisher's sequence number (see pubsub.ts),
  * `o` the node ID of the light client the publishing node published for
- * (as that node authenticated it). The publisher is not in the message: it
- * is the verified peer of the connection it arrived on.
+ * (as that node authenticated it), `h` headers, `g` the queue groups this
+ * node was chosen for (it hands the message to one local member of each),
+ * `qo` "queue only": the node was chosen for `g` only, its plain
+ * subscriptions get their own copy elsewhere or none, `r` the publisher's
+ * reply inbox (a request: subscribers answer with REPLY). The publisher is
+ * not in the message: it is the verified peer of the connection it arrived
+ * on.
  */
 export const PUBLISH = defineMessage(30, 'PUBLISH', {
   tp: f.str(1, MAX_WIRE_TOPIC_CHARS),
   d: f.any(),
   s: f.uint(),
   o: f.opt(f.bytes(32, 32)),
+  h: HEADERS_FIELD,
+  g: f.opt(f.arr(f.str(1, MAX_QUEUE_GROUP_CHARS), MAX_GROUPS_PER_MESSAGE)),
+  qo: f.opt(f.bool()),
+  r: f.opt(f.uint(MAX_INBOX)),
+});
+
+/** One-way answer of a subscriber to a request: inbox `r` of the receiving node, payload `d`, headers `h`. */
+export const REPLY = defineMessage(32, 'REPLY', {
+  r: f.uint(MAX_INBOX),
+  d: f.any(),
+  h: HEADERS_FIELD,
 });
 
 /**

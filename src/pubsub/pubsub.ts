@@ -30,6 +30,12 @@
  *   publish whose subscriber lookup is still pending may be overtaken by a
  *   later one of another topic whose subscribers are cached).
  * - No order across publishers.
+ * - Queue groups: a message goes to every plain subscription and to at most
+ *   one member of each matching queue group in the mesh (exactly one while
+ *   the chosen member is up): the publisher picks the member node
+ *   round-robin per group (see #pickMembers), that node one local member.
+ * - Requests: `request()` publishes with a reply inbox of this node;
+ *   subscribers answer with `msg.respond()` (REPLY, one-way).
  * - A new subscription is seen by a publisher within the cache TTL (5 s) of
  *   its announcement; an unsubscribed node is dropped from a publisher's
  *   cache by its UNSUBSCRIBED notice, on the first message it receives.
@@ -52,19 +58,22 @@ import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
 import type { PeerInfo } from '../session/peer-session.js';
 import type { PeerAddress } from '../transport/types.js';
-import { QueueFullError, StoppedError } from '../util/errors.js';
-import { encodeBody, encodeMessage, type EncodedMessage } from '../wire/codec.js';
-import type { HandlerRegistry } from '../wire/messages.js';
+import { LRUCache } from 'lru-cache';
+import { ConfigError, LimitExceededError, QueueFullError, StoppedError, TimeoutError } from '../util/errors.js';
+import { checkHeaders, type Headers } from '../wire/headers.js';
+import { encodeBody, encodeMessage, type EncodedMessage, type MessageFields } from '../wire/codec.js';
+import type { HandlerRegistry, Message, MessageDef } from '../wire/messages.js';
 import { Announcer, type AnnouncerDht, type AnnouncerStats } from './announcer.js';
 import { relaxedLimits } from './announcement.js';
-import { InvalidPayloadError } from './errors.js';
-import { Fanout, type FanoutMessenger, type FanoutStats, type Peer } from './fanout.js';
+import { InvalidPayloadError, NoRespondersError } from './errors.js';
+import { Fanout, type FanoutMessenger, type FanoutStats, type FanoutTarget, type Peer, type Send } from './fanout.js';
 import { LocalSubscriptions, type DeliveryTotals } from './local-subscriptions.js';
-import { PUBLISH, UNSUBSCRIBED } from './messages.js';
+import { MAX_INBOX, PUBLISH, REPLY, UNSUBSCRIBED } from './messages.js';
 import { resolvePubSubOptions, type PubSubInit, type PubSubOptions } from './options.js';
 import { Receiver, type ReceiverStats } from './receiver.js';
-import { SubscriberCache, type SubscriberCacheDht, type SubscriberCacheStats } from './subscriber-cache.js';
-import { SubscriptionIterator, type MessageHandler, type Subscription } from './subscription.js';
+import { SlowConsumers, type SlowConsumer } from './slow-consumers.js';
+import { SubscriberCache, type SubscriberCacheDht, type SubscriberCacheStats, type TopicTargets } from './subscriber-cache.js';
+import { SubscriptionIterator, type MessageHandler, type PubSubMessage, type Subscription } from './subscription.js';
 import { validateTopic, type TopicLimits } from './topic.js';
 import type { RecordAuth } from '../auth/record-auth.js';
 import { fromHex } from '../identity/identity.js';
@@ -90,6 +99,50 @@ export interface PublishOptions {
   noWait?: boolean;
   /** Node ID (hex) of the light client this node publishes for (the gateway sets it); subscribers see it as `origin`. */
   origin?: string;
+  /** Delivered unchanged with the message (bounds in wire/headers.ts). */
+  headers?: Headers;
+}
+
+export interface SubscribeOptions {
+  /** Called once when the subscription closes. */
+  onClose?: () => void;
+  /** Queue group: each message goes to one member of the group across the mesh instead of to all. */
+  queue?: string;
+  /** Node ID (hex) of the light client the subscription forwards to (the gateway sets it); named in slow-consumer reports. */
+  client?: string;
+}
+
+export interface RequestOptions {
+  /** How long to gather replies. Default 5000 ms. */
+  timeoutMs?: number;
+  /** Resolve as soon as this many replies arrived. Default 1. */
+  max?: number;
+  headers?: Headers;
+  origin?: string;
+}
+
+/** One answer to a request. */
+export interface Reply {
+  data: unknown;
+  headers?: Headers;
+  /** Node ID (hex) of the answering node. */
+  responder: string;
+}
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+export const MAX_REQUEST_TIMEOUT_MS = 600_000;
+export const MAX_REQUEST_REPLIES = 10_000;
+/** Requests of this node waiting for replies at once. */
+export const MAX_PENDING_REQUESTS = 10_000;
+/** Queue groups whose round-robin turn is remembered (LRU). */
+const MAX_GROUP_TURNS = 10_000;
+
+interface Inbox {
+  readonly replies: Reply[];
+  readonly max: number;
+  readonly resolve: (replies: Reply[]) => void;
+  readonly reject: (err: unknown) => void;
+  timer: NodeJS.Timeout | undefined;
 }
 
 export interface PublishResult {
@@ -108,10 +161,44 @@ export interface PubSubStats extends ReceiverStats, DeliveryTotals {
   /** publish() calls refused with QueueFullError (`noWait`). */
   publishesDropped: number;
   localDeliveries: number;
+  /** Copies sent to a node chosen for a queue group (one per publish and group), and local picks. */
+  queueCopies: number;
+  /** Queue-group copies re-sent to another member because their node was down or the send failed. */
+  queueFailovers: number;
+  /** Queue-group copies with no member left to fail over to (lost). */
+  queueLost: number;
+  requests: number;
+  requestsNoResponders: number;
+  requestsTimedOut: number;
+  /** Requests waiting for replies now. */
+  requestsPending: number;
+  repliesReceived: number;
+  /** Replies for no pending request (late, or after `max`). */
+  repliesUnmatched: number;
+  repliesSent: number;
+  /** Top 10 subscriptions and subscriber nodes by drops in the last minute. */
+  slowConsumers: SlowConsumer[];
+  /** Consumers with drops tracked now (at most 1000). */
+  slowConsumersTracked: number;
   announce: AnnouncerStats;
   cache: SubscriberCacheStats;
   fanout: FanoutStats;
 }
+
+/** A publish on its way: what every copy and local delivery is built from. */
+interface Outgoing {
+  readonly topic: string;
+  readonly segs: readonly string[];
+  readonly data: unknown;
+  /** `data` encoded, once: by the size check when it had to measure, else by the first copy. */
+  payload: Uint8Array | undefined;
+  readonly headers: Headers | undefined;
+  readonly origin: string | undefined;
+  readonly inbox: number | undefined;
+}
+
+/** This node as a queue-group candidate. */
+const SELF = Symbol('self');
 
 export class PubSub {
   readonly options: PubSubOptions;
@@ -122,23 +209,63 @@ export class PubSub {
   readonly #cache: SubscriberCache;
   readonly #fanout: Fanout;
   readonly #receiver: Receiver;
+  readonly #messenger: PubSubComponents['messenger'];
+  readonly #isDown: (nodeId: string) => boolean;
+  readonly #turns = new LRUCache<string, number>({ max: MAX_GROUP_TURNS });
+  readonly #slow = new SlowConsumers();
+  readonly #inboxes = new Map<number, Inbox>();
+  #nextInbox = 0;
   #seq = Date.now() * 1000;
   #stopped = false;
-  #n = { published: 0, publishesNoSubscribers: 0, publishesDropped: 0, localDeliveries: 0 };
+  #n = {
+    published: 0,
+    publishesNoSubscribers: 0,
+    publishesDropped: 0,
+    localDeliveries: 0,
+    queueCopies: 0,
+    queueFailovers: 0,
+    queueLost: 0,
+    requests: 0,
+    requestsNoResponders: 0,
+    requestsTimedOut: 0,
+    repliesReceived: 0,
+    repliesUnmatched: 0,
+    repliesSent: 0,
+  };
 
   constructor(components: PubSubComponents, init: PubSubInit = {}) {
     const o = (this.options = resolvePubSubOptions(init));
     const clock = components.clock ?? systemClock;
-    const messenger = components.messenger;
+    const messenger = (this.#messenger = components.messenger);
+    const liveness = components.liveness;
+    this.#isDown = liveness ? (id) => liveness.isDown(id) : () => false;
     this.#selfId = components.identity.nodeIdHex;
     this.#limits = { maxBytes: o.maxTopicBytes, maxSegments: o.maxTopicSegments };
     this.#announcer = new Announcer(components, { ttlMs: o.announceTtlMs, maxAnnounceBytes: o.maxAnnounceBytes });
     this.#local = new LocalSubscriptions(
-      { announcer: this.#announcer, onHandlerError: components.onHandlerError },
+      {
+        announcer: this.#announcer,
+        onHandlerError: components.onHandlerError,
+        onDrop: (sub) =>
+          this.#slow.record(`s${sub.id}`, () => ({
+            kind: 'subscription',
+            node: this.#selfId,
+            pattern: sub.pattern,
+            subscription: sub.id,
+            ...(sub.queue !== undefined && { queue: sub.queue }),
+            ...(sub.client !== undefined && { client: sub.client }),
+          })),
+      },
       { limits: this.#limits, bufferSize: o.subscriptionBufferSize, maxSubscriptions: o.maxSubscriptions },
     );
     this.#fanout = new Fanout(
-      { messenger, clock, liveness: components.liveness, onPeerDown: components.liveness ? undefined : (peer: Peer) => this.#cache.forget(peer.nodeId) },
+      {
+        messenger,
+        clock,
+        liveness: components.liveness,
+        onPeerDown: components.liveness ? undefined : (peer: Peer) => this.#cache.forget(peer.nodeId),
+        onDrop: (peer, n) => this.#slow.record(`n${peer.nodeId}`, () => ({ kind: 'node', node: peer.nodeId }), n),
+      },
       {
         concurrency: o.fanoutConcurrency,
         maxQueue: o.fanoutQueue,
@@ -154,32 +281,90 @@ export class PubSub {
       { ttlMs: o.subscriberCacheTtlMs, max: o.subscriberCacheMax, limits: relaxedLimits(this.#limits) },
     );
     this.#receiver = new Receiver(
-      { local: this.#local, announcer: this.#announcer, cache: this.#cache, messenger, clock: components.clock },
+      { local: this.#local, announcer: this.#announcer, cache: this.#cache, messenger, clock: components.clock, respond: this.#respondRemote },
       { limits: this.#limits, maxPublishers: o.maxPublishers, unsubscribedIntervalMs: o.unsubscribedIntervalMs },
     );
     // Down: out of every cached answer at once. Up: answers are rebuilt (from the DHT) with it.
     components.liveness?.onChange((nodeId, up) => (up ? this.#cache.up(nodeId) : this.#cache.down(nodeId)));
     messenger.handle(PUBLISH, this.#receiver.onPublish);
     messenger.handle(UNSUBSCRIBED, this.#receiver.onUnsubscribed);
+    messenger.handle(REPLY, (msg, peer) => {
+      this.#reply(msg.r, { data: msg.d, ...(msg.h !== undefined && { headers: msg.h }), responder: peer.nodeIdHex });
+      return undefined;
+    });
   }
 
   /**
    * Subscribes `handler` to every topic matching `pattern`. Local publishes
    * reach it at once; remote publishers see it once its announcement is
    * stored (`subscription.ready`) and their cached answer expires (at most
-   * the cache TTL).
-   * @throws InvalidTopicError, LimitExceededError (maxSubscriptions), StoppedError
+   * the cache TTL). With `queue`, the subscription is a member of that
+   * queue group: each message goes to one member of the group in the whole
+   * mesh (see ARCHITECTURE.md, queue groups).
+   * @throws InvalidTopicError, InvalidQueueGroupError, LimitExceededError (maxSubscriptions), StoppedError
    */
-  subscribe(pattern: string, handler: MessageHandler, options: { onClose?: () => void } = {}): Subscription {
+  subscribe(pattern: string, handler: MessageHandler, options: SubscribeOptions = {}): Subscription {
     if (this.#stopped) throw StoppedError.of('pub/sub');
-    return this.#local.add(pattern, handler, options.onClose);
+    return this.#local.add(pattern, handler, options);
   }
 
   /** Subscribes and returns an async iterator over the messages; `return()` (or `break`) unsubscribes. */
-  messages(pattern: string): SubscriptionIterator {
+  messages(pattern: string, options: { queue?: string } = {}): SubscriptionIterator {
     const it = new SubscriptionIterator();
-    it.subscription = this.subscribe(pattern, it.handler, { onClose: it.end });
+    it.subscription = this.subscribe(pattern, it.handler, { onClose: it.end, ...options });
     return it;
+  }
+
+  /**
+   * Publishes `data` with a reply inbox and gathers the answers of
+   * subscribers that respond (`msg.respond(data)`): resolves with `max`
+   * replies as soon as they arrived, or with those that arrived within
+   * `timeoutMs` (at least one).
+   * @throws NoRespondersError at once when no subscription matches the topic; TimeoutError when none answered in time;
+   *   LimitExceededError (too many pending requests), and what publish() throws — as rejections
+   */
+  request(topic: string, data: unknown, options: RequestOptions = {}): Promise<Reply[]> {
+    if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
+    const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const max = options.max ?? 1;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_REQUEST_TIMEOUT_MS) {
+      return Promise.reject(new ConfigError(`request timeout must be an integer in 1..${MAX_REQUEST_TIMEOUT_MS} ms, got ${timeoutMs}`));
+    }
+    if (!Number.isInteger(max) || max < 1 || max > MAX_REQUEST_REPLIES) {
+      return Promise.reject(new ConfigError(`request max replies must be an integer in 1..${MAX_REQUEST_REPLIES}, got ${max}`));
+    }
+    if (this.#inboxes.size >= MAX_PENDING_REQUESTS) {
+      return Promise.reject(new LimitExceededError('pending requests on this node', MAX_PENDING_REQUESTS, 'wait for some to finish or lower their timeout'));
+    }
+    this.#n.requests++;
+    do this.#nextInbox = (this.#nextInbox + 1) % (MAX_INBOX + 1);
+    while (this.#inboxes.has(this.#nextInbox));
+    const id = this.#nextInbox;
+    return new Promise<Reply[]>((resolve, reject) => {
+      const inbox: Inbox = { replies: [], max, resolve, reject, timer: undefined };
+      this.#inboxes.set(id, inbox);
+      inbox.timer = setTimeout(() => {
+        this.#inboxes.delete(id);
+        if (inbox.replies.length > 0) resolve(inbox.replies);
+        else {
+          this.#n.requestsTimedOut++;
+          reject(new TimeoutError(`the request on ${JSON.stringify(topic)}`, timeoutMs, { message: `no reply to the request on ${JSON.stringify(topic)} within ${timeoutMs} ms; the responders may be slow or gone (raise the timeout)` }));
+        }
+      }, timeoutMs);
+      const publishOptions: PublishOptions = { ...(options.headers !== undefined && { headers: options.headers }), ...(options.origin !== undefined && { origin: options.origin }) };
+      this.#publish(topic, data, publishOptions, id).then(
+        (result) => {
+          if (result.nodes > 0 || result.local > 0 || !this.#inboxes.has(id)) return;
+          this.#n.requestsNoResponders++;
+          this.#closeInbox(id, inbox);
+          reject(new NoRespondersError(topic));
+        },
+        (err: unknown) => {
+          this.#closeInbox(id, inbox);
+          reject(err);
+        },
+      );
+    });
   }
 
   /**
@@ -189,18 +374,25 @@ export class PubSub {
    * @throws InvalidTopicError, InvalidPayloadError, QueueFullError (noWait), StoppedError — as rejections
    */
   publish(topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+    return this.#publish(topic, data, options, undefined);
+  }
+
+  #publish(topic: string, data: unknown, options: PublishOptions, inbox: number | undefined): Promise<PublishResult> {
     if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
     let segs: string[];
     let payload: Uint8Array | undefined;
+    let headers: Headers | undefined;
     try {
       segs = validateTopic(topic, this.#limits);
       payload = this.#checkPayload(data);
+      headers = checkHeaders(options.headers);
     } catch (err) {
       return Promise.reject(err);
     }
-    const peers = this.#cache.lookup(topic, segs);
-    if (Array.isArray(peers)) return this.#send(topic, segs, data, payload, peers as readonly Peer[], options);
-    return (peers as Promise<readonly Peer[]>).then((p) => this.#send(topic, segs, data, payload, p, options));
+    const out: Outgoing = { topic, segs, data, payload, headers, origin: options.origin, inbox };
+    const targets = this.#cache.lookup(topic, segs);
+    if (!(targets instanceof Promise)) return this.#send(out, targets, options.noWait === true);
+    return targets.then((t) => this.#send(out, t, options.noWait === true));
   }
 
   /** This node's advertised address changed: subscription records are announced again with it. */
@@ -218,6 +410,9 @@ export class PubSub {
       subscriptions: this.#local.size,
       patterns: this.#local.patternCount,
       ...this.#n,
+      requestsPending: this.#inboxes.size,
+      slowConsumers: this.#slow.top(10),
+      slowConsumersTracked: this.#slow.size,
       ...this.#receiver.stats(),
       ...this.#local.totals(),
       announce: this.#announcer.stats(),
@@ -237,42 +432,214 @@ export class PubSub {
     this.#stopped = true;
     this.#local.closeAll();
     this.#receiver.stop();
+    for (const [id, inbox] of this.#inboxes) {
+      this.#closeInbox(id, inbox);
+      inbox.reject(StoppedError.of('pub/sub'));
+    }
     await Promise.all([this.#announcer.stop(options.withdraw ?? true), this.#fanout.close()]);
     this.#cache.clear();
   }
 
   /**
-   * `payload`: `data` already encoded by the size check, if it had to be.
-   * The message is encoded once, only when there are subscriber nodes, and
-   * every one of them gets these bytes.
+   * The message is encoded once per distinct set of fields, only when there
+   * are subscriber nodes: nodes without a queue-group pick share one
+   * encoding, and every encoding reuses the payload bytes.
    */
-  #send(topic: string, segs: readonly string[], data: unknown, payload: Uint8Array | undefined, peers: readonly Peer[], options: PublishOptions): Promise<PublishResult> {
+  #send(out: Outgoing, targets: TopicTargets, noWait: boolean): Promise<PublishResult> {
     if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
-    const noWait = options.noWait === true;
     const seq = this.#seq;
+    const picks = targets.groups !== undefined || this.#local.hasQueues ? this.#pickMembers(out, targets) : undefined;
+    const peers = targets.nodes;
+    // Built only when some node gets a copy: a publish with local subscribers alone needs no message.
+    const base = peers.length > 0 || picks?.remote !== undefined ? this.#fields(out, seq) : undefined;
+    let sends: Send[] | undefined;
+    let nodes = peers.length;
     let msg: EncodedMessage | undefined;
-    if (peers.length > 0) {
-      const fields = { t: PUBLISH.type, tp: topic, s: seq, ...(options.origin !== undefined && { o: fromHex(options.origin) }) };
-      msg = encodeMessage(fields, { d: payload ?? encodeBody(data) });
-    }
-    if (noWait && msg !== undefined && !this.#fanout.trySubmitAll(peers, msg)) {
-      this.#n.publishesDropped++;
-      const what = `the pub/sub fan-out queue (no room for ${peers.length} sends; nothing was sent)`;
-      return Promise.reject(new QueueFullError(what, this.#fanout.pool.maxQueue));
+    if (picks?.remote !== undefined) {
+      sends = [];
+      for (const p of peers) {
+        const groups = picks.remote.get(p);
+        if (groups === undefined) sends.push({ peer: p, msg: (msg ??= this.#encode(out, base!)) });
+        else {
+          sends.push(this.#groupSend(out, base!, p, groups, false, targets));
+          picks.remote.delete(p);
+        }
+      }
+      for (const [p, groups] of picks.remote) sends.push(this.#groupSend(out, base!, p, groups, true, targets));
+      nodes = sends.length;
+    } else if (peers.length > 0) msg = this.#encode(out, base!);
+    if (noWait && nodes > 0) {
+      const ok = sends !== undefined ? this.#fanout.trySubmitSends(sends) : this.#fanout.trySubmitAll(peers, msg!);
+      if (!ok) {
+        this.#n.publishesDropped++;
+        const what = `the pub/sub fan-out queue (no room for ${nodes} sends; nothing was sent)`;
+        return Promise.reject(new QueueFullError(what, this.#fanout.pool.maxQueue));
+      }
     }
     // Numbered only once accepted: a refused publish leaves no gap to be mistaken for a loss.
     this.#seq = seq + 1;
     this.#n.published++;
-    const local = this.#local.deliver({ topic, data, publisher: this.#selfId, seq, ...(options.origin !== undefined && { origin: options.origin }) }, segs);
+    const local = this.#local.deliver(this.#delivered(out, seq, this.#selfId), out.segs, true, picks?.self);
     this.#n.localDeliveries += local;
-    const result: PublishResult = { nodes: peers.length, local };
-    if (msg === undefined) {
+    const result: PublishResult = { nodes, local };
+    if (nodes === 0) {
       if (local === 0) this.#n.publishesNoSubscribers++;
       return Promise.resolve(result);
     }
     if (noWait) return Promise.resolve(result);
-    const waiting = this.#fanout.submit(peers, msg);
+    const waiting = sends !== undefined ? this.#fanout.submitSends(sends) : this.#fanout.submit(peers, msg!);
     return waiting === undefined ? Promise.resolve(result) : waiting.then(() => result);
+  }
+
+  #fields(out: Outgoing, seq: number): MessageFields {
+    return {
+      t: PUBLISH.type,
+      tp: out.topic,
+      s: seq,
+      ...(out.origin !== undefined && { o: fromHex(out.origin) }),
+      ...(out.headers !== undefined && { h: out.headers }),
+      ...(out.inbox !== undefined && { r: out.inbox }),
+    };
+  }
+
+  #encode(out: Outgoing, fields: MessageFields): EncodedMessage {
+    out.payload ??= encodeBody(out.data);
+    return encodeMessage(fields, { d: out.payload });
+  }
+
+  /** The message as local subscribers see it (`from`: the publisher). */
+  #delivered(out: Pick<Outgoing, 'topic' | 'data' | 'origin' | 'headers' | 'inbox'>, seq: number, from: string): PubSubMessage {
+    const m: PubSubMessage = { topic: out.topic, data: out.data, publisher: from, seq };
+    if (out.origin !== undefined) m.origin = out.origin;
+    if (out.headers !== undefined) m.headers = out.headers;
+    const inbox = out.inbox;
+    if (inbox !== undefined) m.respond = (data, options) => this.#respondLocal(inbox, data, options?.headers);
+    return m;
+  }
+
+  /**
+   * The selection rule: for each queue group matching the topic, its
+   * candidates are the member nodes of the subscriber cache that the failure
+   * detection does not hold down, plus this node when it has a member, in
+   * node ID order; the group's turn counter (per group, on this publisher)
+   * picks one, round-robin.
+   */
+  #pickMembers(out: Outgoing, targets: TopicTargets): { self: string[] | undefined; remote: Map<Peer, string[]> | undefined } {
+    const localGroups = this.#local.hasQueues ? this.#local.groupsMatching(out.topic, out.segs) : undefined;
+    let self: string[] | undefined;
+    let remote: Map<Peer, string[]> | undefined;
+    const names = new Set<string>(targets.groups?.keys());
+    if (localGroups !== undefined) for (const g of localGroups) names.add(g);
+    for (const group of names) {
+      const candidates = this.#candidates(targets.groups?.get(group), localGroups?.has(group) === true, undefined);
+      const pick = this.#turn(group, candidates);
+      if (pick === undefined) continue;
+      this.#n.queueCopies++;
+      if (pick === SELF) (self ??= []).push(group);
+      else {
+        remote ??= new Map();
+        const groups = remote.get(pick);
+        if (groups === undefined) remote.set(pick, [group]);
+        else groups.push(group);
+      }
+    }
+    return { self, remote };
+  }
+
+  #candidates(members: readonly Peer[] | undefined, withSelf: boolean, tried: ReadonlySet<string> | undefined): (Peer | typeof SELF)[] {
+    const out: (Peer | typeof SELF)[] = [];
+    let selfPlaced = !withSelf;
+    for (const p of members ?? []) {
+      if (this.#isDown(p.nodeId) || tried?.has(p.nodeId)) continue;
+      if (!selfPlaced && this.#selfId < p.nodeId) {
+        out.push(SELF);
+        selfPlaced = true;
+      }
+      out.push(p);
+    }
+    if (!selfPlaced) out.push(SELF);
+    return out;
+  }
+
+  #turn<T>(group: string, candidates: readonly T[]): T | undefined {
+    if (candidates.length === 0) return undefined;
+    const turn = this.#turns.get(group) ?? 0;
+    this.#turns.set(group, turn + 1);
+    return candidates[turn % candidates.length];
+  }
+
+  /** A copy for a node chosen for `groups`; when it cannot go there, each group fails over to another member. */
+  #groupSend(out: Outgoing, base: MessageFields, peer: Peer, groups: string[], queueOnly: boolean, targets: TopicTargets): Send {
+    const msg = this.#encode(out, { ...base, g: groups, ...(queueOnly && { qo: true }) });
+    return { peer, msg, failover: () => this.#failover(out, base, groups, targets, new Set([peer.nodeId])) };
+  }
+
+  /**
+   * Re-sends the copy of `groups` to the next candidates. It takes a new
+   * sequence number: a receiver drops a number not above the last one it
+   * accepted from this publisher, and newer messages may have reached it
+   * meanwhile.
+   */
+  #failover(out: Outgoing, original: MessageFields, groups: readonly string[], targets: TopicTargets, tried: Set<string>): void {
+    if (this.#stopped) return;
+    const seq = this.#seq++;
+    const base = { ...original, s: seq };
+    const sends: Send[] = [];
+    for (const group of groups) {
+      const withSelf = this.#local.hasQueues && this.#local.groupsMatching(out.topic, out.segs).has(group);
+      const pick = this.#turn(group, this.#candidates(targets.groups?.get(group), withSelf, tried));
+      if (pick === undefined) {
+        this.#n.queueLost++;
+        continue;
+      }
+      this.#n.queueFailovers++;
+      if (pick === SELF) this.#local.deliver(this.#delivered(out, seq, this.#selfId), out.segs, false, [group]);
+      else sends.push({ peer: pick, msg: this.#encode(out, { ...base, g: [group], qo: true }), failover: () => this.#failover(out, base, [group], targets, new Set([...tried, pick.nodeId])) });
+    }
+    if (sends.length > 0) this.#fanout.submitSends(sends)?.catch(() => undefined);
+  }
+
+  /** The REPLY sender given to the receiver: answers the requesting node. */
+  readonly #respondRemote = (to: FanoutTarget, inbox: number, data: unknown, headers: Headers | undefined): Promise<void> => {
+    try {
+      const payload = this.#checkPayload(data);
+      const h = checkHeaders(headers);
+      this.#n.repliesSent++;
+      const msg = encodeMessage({ t: REPLY.type, r: inbox, ...(h !== undefined && { h }) }, { d: payload ?? encodeBody(data) });
+      return this.#messenger.notify(to, msg);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+
+  #respondLocal(inbox: number, data: unknown, headers: Headers | undefined): Promise<void> {
+    try {
+      this.#checkPayload(data);
+      const h = checkHeaders(headers);
+      this.#n.repliesSent++;
+      this.#reply(inbox, { data, ...(h !== undefined && { headers: h }), responder: this.#selfId });
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #reply(id: number, reply: Reply): void {
+    const inbox = this.#inboxes.get(id);
+    if (inbox === undefined) {
+      this.#n.repliesUnmatched++;
+      return;
+    }
+    this.#n.repliesReceived++;
+    inbox.replies.push(reply);
+    if (inbox.replies.length < inbox.max) return;
+    this.#closeInbox(id, inbox);
+    inbox.resolve(inbox.replies);
+  }
+
+  #closeInbox(id: number, inbox: Inbox): void {
+    clearTimeout(inbox.timer);
+    if (this.#inboxes.get(id) === inbox) this.#inboxes.delete(id);
   }
 
   /** Checks the payload's size; returns its encoding when measuring it took one (the sends reuse it). */

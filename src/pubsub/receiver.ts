@@ -15,7 +15,8 @@ import { toHex } from '../identity/identity.js';
 import type { PeerInfo } from '../session/peer-session.js';
 import type { MessageOf } from '../wire/messages.js';
 import type { Announcer } from './announcer.js';
-import type { FanoutMessenger } from './fanout.js';
+import type { FanoutMessenger, FanoutTarget } from './fanout.js';
+import type { Headers } from '../wire/headers.js';
 import type { LocalSubscriptions } from './local-subscriptions.js';
 import { UNSUBSCRIBED, type PUBLISH } from './messages.js';
 import type { SubscriberCache } from './subscriber-cache.js';
@@ -29,6 +30,8 @@ export interface ReceiverComponents {
   messenger: FanoutMessenger;
   /** Injected in tests; the default is the system clock. */
   clock?: Clock;
+  /** Sends a subscriber's answer to a request back to the requesting node. */
+  respond: (to: FanoutTarget, inbox: number, data: unknown, headers: Headers | undefined) => Promise<void>;
 }
 
 export interface ReceiverInit {
@@ -46,6 +49,8 @@ export interface ReceiverStats {
   invalidReceived: number;
   /** Received for a topic no local subscription matches. */
   unmatchedReceived: number;
+  /** Queue-only copies for a group without a matching member here (while plain subscriptions match). */
+  queueUnmatched: number;
   unsubscribedSent: number;
   unsubscribedReceived: number;
 }
@@ -58,7 +63,7 @@ export class Receiver {
   /** (publisher, topic) pairs answered with UNSUBSCRIBED recently. */
   readonly #notices: LRUCache<string, true>;
   #stopped = false;
-  readonly #s: ReceiverStats = { received: 0, duplicates: 0, invalidReceived: 0, unmatchedReceived: 0, unsubscribedSent: 0, unsubscribedReceived: 0 };
+  readonly #s: ReceiverStats = { received: 0, duplicates: 0, invalidReceived: 0, unmatchedReceived: 0, queueUnmatched: 0, unsubscribedSent: 0, unsubscribedReceived: 0 };
 
   constructor(components: ReceiverComponents, init: ReceiverInit) {
     this.#c = components;
@@ -95,7 +100,17 @@ export class Receiver {
     this.#lastSeq.set(from, seq);
     const delivered: PubSubMessage = { topic, data: msg.d, publisher: from, seq };
     if (msg.o !== undefined) delivered.origin = toHex(msg.o);
-    if (this.#c.local.deliver(delivered, segs) === 0) this.#unmatched(topic, peer);
+    if (msg.h !== undefined) delivered.headers = msg.h;
+    if (msg.r !== undefined) {
+      const inbox = msg.r;
+      const to = { address: peer.address, nodeId: from };
+      delivered.respond = (data, options) => this.#c.respond(to, inbox, data, options?.headers);
+    }
+    const queueOnly = msg.qo === true;
+    if (this.#c.local.deliver(delivered, segs, !queueOnly, msg.g) > 0) return undefined;
+    // A queue-only copy whose group left this node: UNSUBSCRIBED would also drop our plain patterns from the publisher's cache.
+    if (queueOnly && this.#c.local.hasMatch(topic, segs)) this.#s.queueUnmatched++;
+    else this.#unmatched(topic, peer);
     return undefined;
   };
 

@@ -34,7 +34,7 @@ import { recordPublisherId, type DhtRecord } from '../dht/record.js';
 import { toHex } from '../identity/identity.js';
 import type { PeerAddress } from '../transport/types.js';
 import type { RecordAuth } from '../auth/record-auth.js';
-import { announcementKeyNamespace, decodeAnnouncement } from './announcement.js';
+import { announcementKeyNamespace, decodeAnnouncement, type QueueEntry } from './announcement.js';
 import type { Peer } from './fanout.js';
 import { matchSegments, prefixesOf, type TopicLimits } from './topic.js';
 
@@ -84,6 +84,15 @@ export interface SubscriberCacheStats {
 interface PrefixSub {
   readonly peer: Peer;
   patterns: string[][];
+  queues: QueueEntry[];
+}
+
+/** Where a topic's messages go besides this node. */
+export interface TopicTargets {
+  /** Nodes with a plain subscription matching the topic. */
+  readonly nodes: readonly Peer[];
+  /** Queue group → its member nodes (in node ID order), when any group matches the topic. */
+  readonly groups: ReadonlyMap<string, readonly Peer[]> | undefined;
 }
 
 interface PrefixEntry {
@@ -92,11 +101,18 @@ interface PrefixEntry {
 
 /** A topic's answer, and the nodes left out of it because they were down (dropped once they are up). */
 interface TopicEntry {
-  readonly peers: readonly Peer[];
+  readonly targets: TopicTargets;
   readonly leftOut: readonly string[] | undefined;
 }
 
 export const NO_PEERS: readonly Peer[] = Object.freeze([]);
+const NO_TARGETS: TopicTargets = Object.freeze({ nodes: NO_PEERS, groups: undefined });
+
+function hasNode(t: TopicTargets, nodeId: string): boolean {
+  if (t.nodes.some((p) => p.nodeId === nodeId)) return true;
+  if (t.groups !== undefined) for (const members of t.groups.values()) if (members.some((p) => p.nodeId === nodeId)) return true;
+  return false;
+}
 
 const ALLOW_STALE = { allowStale: true } as const;
 
@@ -149,19 +165,19 @@ export class SubscriberCache {
     });
   }
 
-  /** The subscriber nodes of `topic` (not this node): the cached array when there is one (stale ones included), else a promise. */
-  lookup(topic: string, segs: readonly string[]): readonly Peer[] | Promise<readonly Peer[]> {
+  /** The subscriber nodes and queue groups of `topic` (not this node): the cached answer when there is one (stale ones included), else a promise. */
+  lookup(topic: string, segs: readonly string[]): TopicTargets | Promise<TopicTargets> {
     const hit = this.#topics.get(topic);
     if (hit !== undefined) {
       this.#s.topicHits++;
-      return hit.peers;
+      return hit.targets;
     }
     const stale = this.#topics.peek(topic, ALLOW_STALE);
     // Built (once: single-flight) in the background when a stale answer is given meanwhile.
-    const fresh = this.#topics.fetch(topic, { context: segs }).then((e) => e?.peers ?? NO_PEERS);
+    const fresh = this.#topics.fetch(topic, { context: segs }).then((e) => e?.targets ?? NO_TARGETS);
     if (stale !== undefined) {
       this.#s.staleHits++;
-      return stale.peers;
+      return stale.targets;
     }
     this.#s.topicMisses++;
     return fresh;
@@ -183,8 +199,9 @@ export class SubscriberCache {
         if (s.peer.nodeId !== nodeId) subs.push(s);
         else {
           const rest = s.patterns.filter((p) => !matchSegments(p, segs));
-          if (rest.length !== s.patterns.length) changed = true;
-          if (rest.length > 0) subs.push({ peer: s.peer, patterns: rest });
+          const queues = s.queues.filter((q) => !matchSegments(q.segs, segs));
+          if (rest.length !== s.patterns.length || queues.length !== s.queues.length) changed = true;
+          if (rest.length + queues.length > 0) subs.push({ peer: s.peer, patterns: rest, queues });
         }
       }
       entry.subs = subs;
@@ -236,7 +253,7 @@ export class SubscriberCache {
   /** Drops the answers listing the node, stale ones included (they are answered while rebuilt). */
   #dropTopicsWith(nodeId: string): void {
     const stale: string[] = [];
-    for (const [topic, { value: e }] of this.#topics.dump()) if (e.peers.some((p) => p.nodeId === nodeId)) stale.push(topic);
+    for (const [topic, { value: e }] of this.#topics.dump()) if (hasNode(e.targets, nodeId)) stale.push(topic);
     for (const topic of stale) this.#topics.delete(topic);
   }
 
@@ -260,17 +277,31 @@ export class SubscriberCache {
 
   #build(entries: readonly PrefixEntry[], segs: readonly string[]): TopicEntry {
     let peers: Peer[] | undefined;
+    let groups: Map<string, Peer[]> | undefined;
     let leftOut: string[] | undefined;
     const seen = new Set<Peer>();
     for (const entry of entries) {
       for (const s of entry.subs) {
+        if (this.#isDown?.(s.peer.nodeId) === true) {
+          if ((matchesAny(s.patterns, segs) || s.queues.some((q) => matchSegments(q.segs, segs))) && !leftOut?.includes(s.peer.nodeId)) (leftOut ??= []).push(s.peer.nodeId);
+          continue;
+        }
+        for (const q of s.queues) {
+          if (!matchSegments(q.segs, segs)) continue;
+          groups ??= new Map();
+          const members = groups.get(q.group);
+          if (members === undefined) groups.set(q.group, [s.peer]);
+          else if (!members.includes(s.peer)) members.push(s.peer);
+        }
         if (seen.has(s.peer) || !matchesAny(s.patterns, segs)) continue;
         seen.add(s.peer);
-        if (this.#isDown?.(s.peer.nodeId) === true) (leftOut ??= []).push(s.peer.nodeId);
-        else (peers ??= []).push(s.peer);
+        (peers ??= []).push(s.peer);
       }
     }
-    return { peers: peers ?? NO_PEERS, leftOut };
+    // One order for every publisher, whatever order the DHT answered in: round-robin over it spreads evenly.
+    if (groups !== undefined) for (const members of groups.values()) members.sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+    const targets: TopicTargets = peers === undefined && groups === undefined ? NO_TARGETS : { nodes: peers ?? NO_PEERS, groups };
+    return { targets, leftOut };
   }
 
   /** A prefix entry for a topic answer being built: a fresh one, else the DHT's (a stale one is refreshed first; the topic's own stale answer is what publishes get meanwhile). */
@@ -298,9 +329,9 @@ export class SubscriberCache {
           this.#s.malformed++;
           continue;
         }
-        const subjects = this.#auth && a.patterns.map((p) => p.join('.'));
+        const subjects = this.#auth && [...a.patterns, ...a.queues.map((q) => q.segs)].map((p) => p.join('.'));
         if (subjects && !(await this.#auth!.permits(record.publisher, a.credential, 'sub', subjects))) continue;
-        subs.push({ peer: this.#peer(nodeId, a.address), patterns: a.patterns });
+        subs.push({ peer: this.#peer(nodeId, a.address), patterns: a.patterns, queues: a.queues });
       }
     } catch {
       // A failing DHT is asked again after the TTL, not on every publish; what was known stays meanwhile.

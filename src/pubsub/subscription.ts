@@ -14,6 +14,7 @@
  * than one microtask per subscription per message.
  */
 import { RingQueue } from '../util/worker-pool.js';
+import type { Headers } from '../wire/headers.js';
 
 /** A message as subscribers see it. Treat it as read-only: it is shared by every matching subscription. */
 export interface PubSubMessage {
@@ -25,6 +26,14 @@ export interface PubSubMessage {
   seq: number;
   /** Node ID (hex) of the light client the publishing node published for, as that node authenticated it. */
   origin?: string;
+  /** The publisher's headers, unchanged. */
+  headers?: Headers;
+  /**
+   * Present when the message is a request (`request()`): answers the
+   * requester (one-way; resolves once the answer is queued).
+   * @throws InvalidPayloadError, InvalidHeadersError — as rejections
+   */
+  respond?: (data: unknown, options?: { headers?: Headers }) => Promise<void>;
 }
 
 export type MessageHandler = (msg: PubSubMessage) => void | Promise<void>;
@@ -39,11 +48,17 @@ export interface SubscriptionComponents {
   onHandlerError?: (err: unknown, sub: Subscription) => void;
   /** Called once when the subscription closes (unsubscribe or stop). */
   onClose?: () => void;
+  /** Told of every message dropped because the buffer was full. */
+  onDrop?: (sub: Subscription) => void;
 }
 
 export interface SubscriptionInit {
   id: number;
   pattern: string;
+  /** Queue group this subscription is a member of. */
+  queue?: string;
+  /** Node ID of the light client this subscription forwards to (gateway subscriptions). */
+  client?: string;
   /** Messages waiting for the handler before new ones are dropped. */
   bufferSize: number;
 }
@@ -51,6 +66,10 @@ export interface SubscriptionInit {
 export class Subscription {
   readonly id: number;
   readonly pattern: string;
+  /** The queue group this subscription is a member of (one member of each group gets a message), if any. */
+  readonly queue: string | undefined;
+  /** The light client this subscription forwards to, if a gateway made it for one. */
+  readonly client: string | undefined;
   /**
    * Resolves once the DHT holds this node's record listing the pattern. A
    * failed announcement is retried (and counted); stop() resolves it too.
@@ -67,6 +86,7 @@ export class Subscription {
   readonly #unsubscribe: (sub: Subscription) => Promise<void>;
   readonly #onError: ((err: unknown, sub: Subscription) => void) | undefined;
   readonly #onClose: (() => void) | undefined;
+  readonly #onDrop: ((sub: Subscription) => void) | undefined;
   readonly #buffer = new RingQueue<PubSubMessage>();
   readonly #max: number;
   #busy = false;
@@ -77,6 +97,9 @@ export class Subscription {
   constructor(components: SubscriptionComponents, init: SubscriptionInit) {
     this.id = init.id;
     this.pattern = init.pattern;
+    this.queue = init.queue;
+    this.client = init.client;
+    this.#onDrop = components.onDrop;
     this.#handler = components.handler;
     this.#schedule = components.schedule;
     this.#unsubscribe = components.unsubscribe;
@@ -120,6 +143,7 @@ export class Subscription {
     if (this.#closed) return;
     if (this.#buffer.size >= this.#max) {
       this.#dropped++;
+      this.#onDrop?.(this);
       return;
     }
     this.#buffer.push(msg);

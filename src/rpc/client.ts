@@ -35,7 +35,8 @@ import { MAX_CALL_BUDGET_MS, RPC_CALL, RPC_RESULT } from './messages.js';
 import { resultCacheTtl, serviceName, validateProcedure } from './procedure.js';
 import { RESULT_CACHE_DEFAULTS, ResultCache, type ResultCacheInit } from './result-cache.js';
 import { selectProvider, type RoundRobinState } from './selection.js';
-import { CALL_OUTCOMES, type CallOptions, type CallOutcome, type LocalInvoker, type RpcRegistry, type RpcRequester, type Selection } from './types.js';
+import { checkHeaders, type Headers } from '../wire/headers.js';
+import { CALL_OUTCOMES, type CallOptions, type CallOutcome, type InvokeOptions, type LocalInvoker, type RpcRegistry, type RpcRequester, type Selection } from './types.js';
 import { intOption, numberOption, oneOfOption } from '../util/options.js';
 
 export const DEFAULT_CALL_TIMEOUT_MS = 5000;
@@ -102,6 +103,12 @@ interface ProcState extends RoundRobinState {
 }
 
 const GET_OPTIONS = {};
+
+/** A result with the headers its handler set: what an attempt yields and the result cache keeps. */
+interface CachedResult {
+  result: unknown;
+  headers: Headers | undefined;
+}
 const NOT_LOCAL = new NoLocalServerError();
 
 export class RpcClient {
@@ -192,6 +199,8 @@ export class RpcClient {
 
   async #call(procedure: string, args: unknown, options: CallOptions | undefined): Promise<unknown> {
     const timeoutMs = options?.timeoutMs === undefined ? this.timeoutMs : checkTimeout(options.timeoutMs);
+    const headers = checkHeaders(options?.headers);
+    const onHeaders = options?.onResultHeaders;
     const selection = options?.selection === undefined ? this.selection : checkSelection(options.selection);
     const state = this.#state(procedure);
     let encoded: Uint8Array;
@@ -211,7 +220,11 @@ export class RpcClient {
     const key = ttl > 0 ? this.#results.key(procedure, encoded) : undefined;
     if (key !== undefined) {
       const hit = this.#results.get(key);
-      if (hit !== undefined) return hit.value;
+      if (hit !== undefined) {
+        const cached = hit.value as CachedResult;
+        if (cached.headers !== undefined) onHeaders?.(cached.headers);
+        return cached.result;
+      }
     }
 
     const attempts = Math.min(this.maxAttempts, providers.length);
@@ -226,9 +239,10 @@ export class RpcClient {
       const attemptMs = Math.max(1, Math.floor(remaining / (attempts - attempt)));
       if (attempt > 0) this.#failovers++;
       try {
-        const result = await this.#attempt(provider, procedure, args, encoded, attemptMs, options?.origin);
-        if (key !== undefined) this.#results.set(key, result, ttl);
-        return result;
+        const out = await this.#attempt(provider, procedure, args, encoded, attemptMs, options?.origin, headers);
+        if (key !== undefined) this.#results.set(key, out, ttl);
+        if (out.headers !== undefined) onHeaders?.(out.headers);
+        return out.result;
       } catch (err) {
         const kind = classifyFailure(err);
         if (kind === 'remote') throw toRemoteCallError(err, procedure, provider.nodeId);
@@ -252,20 +266,25 @@ export class RpcClient {
   }
 
   /** `encodedArgs`: the arguments as encoded for their size check; every remote attempt sends those bytes. */
-  #attempt(provider: Provider, procedure: string, args: unknown, encodedArgs: Uint8Array, timeoutMs: number, origin: string | undefined): Promise<unknown> {
-    if (provider.local) return this.#server ? this.#server.invoke(procedure, args, { timeoutMs, ...(origin !== undefined && { origin }) }) : Promise.reject(NOT_LOCAL);
-    return this.#remote(provider, procedure, encodedArgs, timeoutMs, origin);
+  async #attempt(provider: Provider, procedure: string, args: unknown, encodedArgs: Uint8Array, timeoutMs: number, origin: string | undefined, headers: Headers | undefined): Promise<CachedResult> {
+    if (!provider.local) return this.#remote(provider, procedure, encodedArgs, timeoutMs, origin, headers);
+    if (!this.#server) throw NOT_LOCAL;
+    let resultHeaders: Headers | undefined;
+    const options: InvokeOptions = { timeoutMs, ...(origin !== undefined && { origin }), ...(headers !== undefined && { headers }), onResultHeaders: (h) => (resultHeaders = h) };
+    const result = await this.#server.invoke(procedure, args, options);
+    return { result, headers: resultHeaders };
   }
 
-  async #remote(provider: Provider, procedure: string, encodedArgs: Uint8Array, timeoutMs: number, origin: string | undefined): Promise<unknown> {
+  async #remote(provider: Provider, procedure: string, encodedArgs: Uint8Array, timeoutMs: number, origin: string | undefined, headers: Headers | undefined): Promise<CachedResult> {
     const fields: MessageFields = { t: RPC_CALL.type, p: procedure, d: timeoutMs };
     if (origin !== undefined) fields.o = fromHex(origin);
+    if (headers !== undefined) fields.h = headers;
     const msg = encodeMessage(fields, { a: encodedArgs });
     const res = await this.#transport.request({ address: provider.address, nodeId: provider.nodeId }, msg, { timeoutMs });
     if (res.t !== RPC_RESULT.type) {
       throw new ProtocolError('unexpected_message', `${shortId(provider.nodeId)} answered RPC_CALL with ${messageName(res.t)}`);
     }
-    return res.r;
+    return { result: res.r, headers: res.h as Headers | undefined };
   }
 
   /** Registry lookup bounded by the call's timeout (the single-flight lookup itself continues for other callers). */

@@ -19,7 +19,8 @@ import { ERROR, type MessageOf } from '../wire/messages.js';
 import { NoSuchProcedureError, RemoteCallError } from './errors.js';
 import { MAX_CALL_BUDGET_MS, RPC_CALL, RPC_RESULT } from './messages.js';
 import { META_CACHE_TTL_MS, META_IDEMPOTENT, serviceName, validateProcedure } from './procedure.js';
-import type { LocalInvoker, RegisterOptions, RpcAdvertiser, RpcCaller, RpcContext, RpcHandler, RpcHandlerHost, RpcPeer } from './types.js';
+import { checkHeaders, type Headers } from '../wire/headers.js';
+import type { InvokeOptions, LocalInvoker, RegisterOptions, RpcAdvertiser, RpcCaller, RpcContext, RpcHandler, RpcHandlerHost, RpcPeer } from './types.js';
 import { numberOption } from '../util/options.js';
 
 export const DEFAULT_HANDLER_TIMEOUT_MS = 30_000;
@@ -87,13 +88,26 @@ const CALLER_GAVE_UP = Symbol('caller gave up');
 
 class CallContext implements RpcContext {
   #controller: AbortController | undefined;
+  #resultHeaders: Headers | undefined;
 
   constructor(
     readonly procedure: string,
     readonly caller: RpcCaller | undefined,
     readonly timeoutMs: number,
     readonly origin: string | undefined,
+    readonly headers: Headers | undefined,
+    /** The timeout is the caller's budget, not the procedure's own. */
+    readonly byCaller: boolean,
   ) {}
+
+  get resultHeaders(): Headers {
+    return (this.#resultHeaders ??= {});
+  }
+
+  /** The result's headers, checked; undefined when the handler set none. @throws InvalidHeadersError */
+  checkedResultHeaders(): Headers | undefined {
+    return this.#resultHeaders === undefined ? undefined : checkHeaders(this.#resultHeaders);
+  }
 
   // Created on first use: most handlers never look at it.
   get signal(): AbortSignal {
@@ -209,11 +223,15 @@ export class RpcServer implements LocalInvoker {
    * failed or ran out of its own timeout; nodeId '') or TimeoutError (the
    * caller's `timeoutMs` ran out first).
    */
-  async invoke(procedure: string, args: unknown, options: { timeoutMs: number; origin?: string }): Promise<unknown> {
+  async invoke(procedure: string, args: unknown, options: InvokeOptions): Promise<unknown> {
     const entry = this.#procs.get(procedure);
     if (!entry) throw new NoSuchProcedureError(procedure, 'this node');
     try {
-      return await this.#execute(entry, args, undefined, options.timeoutMs, options.origin);
+      const ctx = this.#context(entry, undefined, options.timeoutMs, options.origin, options.headers);
+      const result = await this.#execute(entry, args, ctx);
+      const headers = ctx.checkedResultHeaders();
+      if (headers !== undefined) options.onResultHeaders?.(headers);
+      return result;
     } catch (err) {
       if (err === CALLER_GAVE_UP) throw new TimeoutError(`local call of "${procedure}"`, options.timeoutMs);
       throw new RemoteCallError(errorCode(err), errorMessage(err), procedure, '');
@@ -233,9 +251,12 @@ export class RpcServer implements LocalInvoker {
     }
     const budget = msg.d !== undefined && msg.d > 0 ? msg.d : Infinity;
     let result: unknown;
+    let headers: Headers | undefined;
     try {
       const origin = msg.o !== undefined ? toHex(msg.o) : undefined;
-      result = await this.#execute(entry, msg.a, { nodeId: peer.nodeIdHex, address: peer.address }, budget, origin);
+      const ctx = this.#context(entry, { nodeId: peer.nodeIdHex, address: peer.address }, budget, origin, msg.h);
+      result = await this.#execute(entry, msg.a, ctx);
+      headers = ctx.checkedResultHeaders();
     } catch (err) {
       if (err === CALLER_GAVE_UP) {
         this.#served.deadline++;
@@ -256,7 +277,8 @@ export class RpcServer implements LocalInvoker {
     }
     this.#served.ok++;
     // A result measured by encoding it is sent as those bytes, not encoded again.
-    return checked === undefined ? { t: RPC_RESULT.type, r: result } : encodeMessage({ t: RPC_RESULT.type }, { r: checked });
+    const fields = { t: RPC_RESULT.type, ...(headers !== undefined && { h: headers }) };
+    return checked === undefined ? { ...fields, r: result } : encodeMessage(fields, { r: checked });
   }
 
   /**
@@ -264,10 +286,13 @@ export class RpcServer implements LocalInvoker {
    * that answers synchronously costs no timer; one that throws synchronously
    * rejects like an async one.
    */
-  #execute(entry: Registered, args: unknown, caller: RpcCaller | undefined, budgetMs: number, origin: string | undefined): Promise<unknown> {
+  #context(entry: Registered, caller: RpcCaller | undefined, budgetMs: number, origin: string | undefined, headers: Headers | undefined): CallContext {
     const byCaller = budgetMs < entry.timeoutMs;
-    const timeoutMs = byCaller ? budgetMs : entry.timeoutMs;
-    const ctx = new CallContext(entry.procedure, caller, timeoutMs, origin);
+    return new CallContext(entry.procedure, caller, byCaller ? budgetMs : entry.timeoutMs, origin, headers, byCaller);
+  }
+
+  #execute(entry: Registered, args: unknown, ctx: CallContext): Promise<unknown> {
+    const { byCaller, timeoutMs } = ctx;
     let out: unknown;
     try {
       out = entry.handler(args, ctx);

@@ -6,6 +6,7 @@
 import type { Provider } from '../registry/types.js';
 import type { PeerAddress } from '../transport/types.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
+import type { Headers } from '../wire/headers.js';
 import type { HandlerRegistry, Message } from '../wire/messages.js';
 
 export interface RpcTarget {
@@ -64,6 +65,10 @@ export interface RpcContext {
   readonly origin: string | undefined;
   /** Aborted when the call times out (on this side or the caller's): stop working then. */
   readonly signal: AbortSignal;
+  /** The caller's headers, unchanged; undefined when it sent none. */
+  readonly headers: Headers | undefined;
+  /** Headers to send with the result: set entries here (bounds of wire/headers.ts; past them the call fails with MACULA_ERR_INVALID_HEADERS). */
+  readonly resultHeaders: Headers;
 }
 
 // `any` so that handlers may declare the argument type they expect; arguments are untrusted input all the same.
@@ -91,6 +96,18 @@ export interface CallOptions {
   selection?: Selection;
   /** Node ID (hex) of the light client this node calls for (the gateway sets it); the handler sees it as `ctx.origin`. */
   origin?: string;
+  /** Sent with the call; the handler sees them as `ctx.headers`. */
+  headers?: Headers;
+  /** Called with the headers the handler set on its result, when it set any (a cached result keeps them too). */
+  onResultHeaders?: (headers: Headers) => void;
+}
+
+/** What a local invocation needs beyond the arguments. */
+export interface InvokeOptions {
+  timeoutMs: number;
+  origin?: string;
+  headers?: Headers;
+  onResultHeaders?: (headers: Headers) => void;
 }
 
 export type CallOutcome = 'ok' | 'remote_error' | 'timeout' | 'no_providers' | 'unavailable' | 'busy' | 'bad_args';
@@ -99,5 +116,5 @@ export const CALL_OUTCOMES: readonly CallOutcome[] = ['ok', 'remote_error', 'tim
 
 /** Runs a procedure of this node without the network (the RpcServer). */
 export interface LocalInvoker {
-  invoke(procedure: string, args: unknown, options: { timeoutMs: number; origin?: string }): Promise<unknown>;
+  invoke(procedure: string, args: unknown, options: InvokeOptions): Promise<unknown>;
 }

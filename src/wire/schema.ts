@@ -16,6 +16,7 @@ type FieldSpec =
   | { kind: 'arr'; of: Field; max: number; optional?: boolean }
   | { kind: 'obj'; fields: Fields; optional?: boolean }
   | { kind: 'enum'; values: readonly (string | number)[]; optional?: boolean }
+  | { kind: 'strmap'; maxEntries: number; maxKey: number; maxValue: number; maxTotal: number; optional?: boolean }
   | { kind: 'any'; optional?: boolean };
 
 /**
@@ -52,6 +53,8 @@ export const f = {
   arr: <T>(of: Field<T>, max: number): Field<T[]> => ({ kind: 'arr', of, max }),
   obj: <F extends Fields>(fields: F): Field<Infer<F>> => ({ kind: 'obj', fields }),
   enum: <const V extends readonly (string | number)[]>(...values: V): Field<V[number]> => ({ kind: 'enum', values }),
+  /** A map of string keys (1..maxKey characters) to strings (≤ maxValue), at most maxEntries, keys and values ≤ maxTotal characters together. */
+  strmap: (maxEntries: number, maxKey: number, maxValue: number, maxTotal: number): Field<Readonly<Record<string, string>>> => ({ kind: 'strmap', maxEntries, maxKey, maxValue, maxTotal }),
   /** Any CBOR value (e.g. application payloads); size is bounded by the frame limit. */
   any: (): Field<unknown> => ({ kind: 'any' }),
   opt: <T>(field: Field<T>): Optional<T> => ({ ...field, optional: true }) as Optional<T>,
@@ -113,6 +116,21 @@ function checkField(value: unknown, field: Field, path: string): void {
       if (!isPlainMap(value)) fail(path, 'must be a map');
       checkFields(value, field.fields, `${path}.`);
       return;
+    case 'strmap': {
+      if (!isPlainMap(value)) fail(path, 'must be a map');
+      let entries = 0;
+      let total = 0;
+      for (const key in value) {
+        if (!Object.hasOwn(value, key)) continue;
+        const v = value[key];
+        if (++entries > field.maxEntries) fail(path, `has more than ${field.maxEntries} entries`);
+        if (key.length < 1 || key.length > field.maxKey) fail(path, `has a key not 1..${field.maxKey} characters long`);
+        if (typeof v !== 'string' || v.length > field.maxValue) fail(`${path}.${key.slice(0, 64)}`, `must be a string of at most ${field.maxValue} characters`);
+        total += key.length + v.length;
+      }
+      if (total > field.maxTotal) fail(path, `holds ${total} characters, at most ${field.maxTotal} allowed`);
+      return;
+    }
     case 'enum':
       if (!field.values.includes(value as string | number)) fail(path, `must be one of ${field.values.join(', ')}`);
       return;

@@ -21,6 +21,8 @@ export interface NodeProcessConfig {
   serve?: string[];
   /** Patterns subscribed; messages are counted per publisher seq. */
   subscribe?: string[];
+  /** `members` subscriptions to `pattern` in queue group `group`; each records the `seq` of the data it got. */
+  queue?: { pattern: string; group: string; members: number };
 }
 
 export interface NodeProcessStats {
@@ -29,6 +31,8 @@ export interface NodeProcessStats {
   /** Distinct `seq` values of the data received, sorted. */
   seqs: number[];
   served: number;
+  /** Per queue member (in `queue` config order): the `seq` values it got, in arrival order. */
+  queue: number[][];
 }
 
 type FromChild = { type: 'ready'; address: string; nodeId: string } | { type: 'stats'; id: number; stats: NodeProcessStats } | { type: 'fatal'; message: string };
@@ -149,9 +153,25 @@ async function runChild(config: NodeProcessConfig): Promise<void> {
       if (typeof seq === 'number') seqs.add(seq);
     }),
   );
+  const queue: number[][] = [];
+  const q = config.queue;
+  for (let i = 0; q !== undefined && i < q.members; i++) {
+    const got: number[] = [];
+    queue.push(got);
+    subs.push(
+      node.subscribe(
+        q.pattern,
+        (msg) => {
+          const seq = (msg.data as { seq?: unknown } | null)?.seq;
+          if (typeof seq === 'number') got.push(seq);
+        },
+        { queue: q.group },
+      ),
+    );
+  }
   await Promise.all(subs.map((s) => s.ready));
   process.on('message', (m: { type: string; id: number }) => {
-    if (m.type === 'stats') send({ type: 'stats', id: m.id, stats: { received, seqs: [...seqs].sort((a, b) => a - b), served } });
+    if (m.type === 'stats') send({ type: 'stats', id: m.id, stats: { received, seqs: [...seqs].sort((a, b) => a - b), served, queue } });
   });
   process.once('SIGTERM', () => void node.stop().finally(() => process.exit(0)));
   send({ type: 'ready', address: `${node.listenAddress!.host}:${node.listenAddress!.port}`, nodeId: node.nodeId });

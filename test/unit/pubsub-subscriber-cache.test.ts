@@ -39,7 +39,7 @@ function setup() {
     },
     { ttlMs: 5000, max: 100, limits },
   );
-  const lookup = async (topic: string) => (await cache.lookup(topic, validateTopic(topic, limits))).map((p) => p.nodeId).sort();
+  const lookup = async (topic: string) => (await cache.lookup(topic, validateTopic(topic, limits))).nodes.map((p) => p.nodeId).sort();
   return { cache, subscribe, down, lookup, lookups: () => lookups };
 }
 

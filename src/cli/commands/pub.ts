@@ -1,7 +1,8 @@
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import type { MaculaClient } from '../../client/client.js';
-import { addClientOptions, connectClient, parseCount, parseRate, parseTopic, type ClientOptions } from '../options.js';
+import type { Headers } from '../../wire/headers.js';
+import { addClientOptions, addHeaderOption, connectClient, parseCount, parseRate, parseTopic, type ClientOptions } from '../options.js';
 import { formatTopic, writeErr, writeOut } from '../output.js';
 import { sleep } from '../signals.js';
 
@@ -10,6 +11,7 @@ const WINDOW = 64;
 
 interface PubOptions extends ClientOptions {
   count: number;
+  header?: Headers;
   rate?: number;
   json?: boolean;
 }
@@ -23,6 +25,7 @@ export function registerPub(program: Command): void {
     .option('-c, --count <n>', 'publish each message n times', parseCount, 1)
     .option('--rate <per-second>', 'publish at most this many messages per second', parseRate)
     .option('--json', 'parse each message as JSON and publish the value instead of the text');
+  addHeaderOption(cmd, 'every message');
   addClientOptions(cmd).action(async (topic: string, message: string | undefined, opts: PubOptions) => {
     const parse = (text: string, where: string): unknown => {
       if (!opts.json) return text;
@@ -35,7 +38,7 @@ export function registerPub(program: Command): void {
     const first = message !== undefined ? parse(message, 'the message') : undefined;
     const client = await connectClient(opts);
     try {
-      const publisher = new Publisher(client, topic, opts.count, opts.rate);
+      const publisher = new Publisher(client, topic, opts.count, opts.rate, opts.header);
       if (message !== undefined) await publisher.send(first);
       else {
         if (process.stdin.isTTY) writeErr('reading messages from stdin, one per line (Ctrl-D ends)\n');
@@ -66,6 +69,7 @@ class Publisher {
     readonly topic: string,
     readonly count: number,
     readonly rate: number | undefined,
+    readonly headers: Headers | undefined,
   ) {}
 
   async send(data: unknown): Promise<void> {
@@ -76,7 +80,7 @@ class Publisher {
         if (wait > 1) await sleep(wait);
       }
       this.#sent++;
-      const p: Promise<void> = this.client.publish(this.topic, data).then(
+      const p: Promise<void> = this.client.publish(this.topic, data, this.headers !== undefined ? { headers: this.headers } : {}).then(
         () => {
           this.#published++;
           this.#inflight.delete(p);
