@@ -20,7 +20,7 @@ import { registryNamespace } from '../registry/registration.js';
 import { revocationsKey } from './revocation-keys.js';
 import { decodeBody } from '../wire/codec.js';
 import { isPlainMap } from '../wire/schema.js';
-import { GW_CALL, GW_PEERS, GW_PUB, GW_SERVE, GW_SUB } from '../gateway/messages.js';
+import { GW_CALL, GW_PEERS, GW_PUB, GW_SEND, GW_SERVE, GW_SUB } from '../gateway/messages.js';
 import { PUBLISH } from '../pubsub/messages.js';
 import { RPC_CALL } from '../rpc/messages.js';
 import type { Message } from '../wire/messages.js';
@@ -31,6 +31,7 @@ const RULES = new Map<number, { action: Action; field: string; viaClient: boolea
   [PUBLISH.type, { action: 'pub', field: 'tp', viaClient: false }],
   [RPC_CALL.type, { action: 'call', field: 'p', viaClient: false }],
   [GW_PUB.type, { action: 'pub', field: 'tp', viaClient: true }],
+  [GW_SEND.type, { action: 'pub', field: 'tp', viaClient: true }],
   [GW_SUB.type, { action: 'sub', field: 'pattern', viaClient: true }],
   [GW_CALL.type, { action: 'call', field: 'p', viaClient: true }],
   [GW_SERVE.type, { action: 'serve', field: 'p', viaClient: true }],

@@ -16,6 +16,14 @@ export type { OneWayDropReason } from './peer-session.js';
 
 export type Handler = (msg: Message, peer: PeerInfo) => Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
 
+/**
+ * Told when a one-way message of the handler's type was not handled (its
+ * authorization or handler threw, or the connection's in-flight limit was
+ * reached): a one-way message has no answer to carry the error, so a
+ * protocol that reports failures (the light clients' GW_SEND) does it here.
+ */
+export type DropHandler = (err: unknown, msg: Message, peer: PeerInfo) => void;
+
 export interface MessengerInit extends FrameBudgetOptions {
   /** Inbound connections whose peer has not had a HELLO accepted, in total; more are closed at once. Default 256. */
   maxPreHelloConnections?: number;
@@ -127,6 +135,7 @@ export class Messenger implements SessionHost {
   readonly pool: ConnectionPool;
   readonly #transport: Transport;
   readonly #handlers = new Map<number, Handler>();
+  readonly #onDropped = new Map<number, DropHandler>();
   readonly #sessions = new Map<Connection, PeerSession>();
   readonly #events: Partial<MessengerEvents>;
   readonly guard: RealmGuard | undefined;
@@ -177,10 +186,11 @@ export class Messenger implements SessionHost {
     return this.role === 'node' ? (this.#transport.listenAddress?.port ?? 0) : 0;
   }
 
-  /** Registers the handler for a request type (one per type). */
-  handle(def: MessageDef, handler: Handler): void {
+  /** Registers the handler for a request type (one per type), and for one-way types optionally what to do with a drop. */
+  handle(def: MessageDef, handler: Handler, options: { onDropped?: DropHandler } = {}): void {
     if (this.#handlers.has(def.type)) throw new Error(`a handler for ${def.name} is already registered`);
     this.#handlers.set(def.type, handler);
+    if (options.onDropped) this.#onDropped.set(def.type, options.onDropped);
   }
 
   /** Accepts inbound connections until stop(). */
@@ -230,8 +240,17 @@ export class Messenger implements SessionHost {
   /** Sends a one-way message (no response expected). */
   async notify(target: Target, msg: OutboundMessage): Promise<void> {
     const conn = await this.pool.get(target.address, target.nodeId);
+    return this.notifyOn(conn, msg);
+  }
+
+  /**
+   * Sends a one-way message on a connection: queued at once when its
+   * request stream is open (no dial, no await), so a burst to one peer is
+   * one write. Resolves once the write carrying it completes.
+   */
+  notifyOn(conn: Connection, msg: OutboundMessage): Promise<void> {
     this.pool.touch(conn);
-    await this.#session(conn).notify(msg);
+    return this.#session(conn).notify(msg);
   }
 
   /** Messages read and queued by type since this messenger was created. */
@@ -373,8 +392,9 @@ export class Messenger implements SessionHost {
     (direction === 'in' ? this.#received : this.#sent)[type]++;
   }
 
-  onOneWayDropped(reason: OneWayDropReason): void {
+  onOneWayDropped(reason: OneWayDropReason, msg: Message, peer: PeerInfo, err: unknown): void {
     this.#oneWayDropped[reason]++;
+    this.#onDropped.get(msg.t)?.(err, msg, peer);
   }
 }
 

@@ -11,7 +11,7 @@
 import type { Credential } from '../auth/credential.js';
 import { shortId } from '../identity/identity.js';
 import type { Connection, PeerAddress, Stream } from '../transport/types.js';
-import { BadResultError, ConnectionClosedError, fromWire, ProtocolError, TimeoutError, toWire } from '../util/errors.js';
+import { BadResultError, BusyError, ConnectionClosedError, fromWire, ProtocolError, TimeoutError, toWire } from '../util/errors.js';
 export { RemoteError } from '../util/errors.js';
 import { BudgetExceededError, type BudgetAccount, type FrameBudget } from '../wire/budget.js';
 import { FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
@@ -60,8 +60,8 @@ export interface SessionHost {
   admit?(peer: PeerInfo, hello: Message): Promise<void>;
   /** A message of `type` was read from ('in') or queued to ('out') one of this session's streams. */
   onTraffic(direction: 'in' | 'out', type: number): void;
-  /** A one-way message was not handled (it has no answer to carry an error): counted. */
-  onOneWayDropped(reason: OneWayDropReason): void;
+  /** A one-way message was not handled (it has no answer to carry an error): counted; `err` says why. */
+  onOneWayDropped(reason: OneWayDropReason, msg: Message, peer: PeerInfo, err: unknown): void;
 }
 
 interface Pending {
@@ -85,6 +85,8 @@ export class PeerSession {
   #pending = new Map<number, Pending>();
   #nextId = 1;
   #inFlight = 0;
+  /** notify() calls waiting for the request stream to open; later ones queue behind them to keep the order. */
+  #waitingForStream = 0;
   #closed = false;
   readonly #budget: BudgetAccount | undefined;
 
@@ -129,10 +131,26 @@ export class PeerSession {
     return this.#send(out, msg, timeoutMs);
   }
 
-  /** Sends a one-way message (no id, no response). */
-  async notify(msg: OutboundMessage): Promise<void> {
-    const out = await this.#stream();
-    await out.send(msg);
+  /**
+   * Sends a one-way message (no id, no response); resolves once the write
+   * carrying it completes. Queued at once when the request stream is open,
+   * so a burst shares one write and no message waits on another's promise;
+   * messages sent while the stream opens wait for it, in order, and until
+   * they are queued later ones wait too.
+   */
+  notify(msg: OutboundMessage): Promise<void> {
+    if (this.#out !== undefined && this.#waitingForStream === 0) return this.#out.send(msg);
+    this.#waitingForStream++;
+    return this.#stream().then(
+      (out) => {
+        this.#waitingForStream--;
+        return out.send(msg);
+      },
+      (err: unknown) => {
+        this.#waitingForStream--;
+        throw err;
+      },
+    );
   }
 
   #send(out: FramedStream, msg: OutboundMessage, timeoutMs: number): Promise<Message> {
@@ -295,12 +313,16 @@ export class PeerSession {
 
   /** One-way messages: handled under the same in-flight limit, never answered; every drop is counted. */
   async #deliver(msg: Message): Promise<void> {
-    if (this.#inFlight >= this.#host.maxInFlight) return this.#host.onOneWayDropped('in_flight_limit');
+    const host = this.#host;
+    if (this.#inFlight >= host.maxInFlight) {
+      const err = new BusyError(`too many messages in flight on this connection (limit ${host.maxInFlight}); ${messageName(msg.t)} dropped`);
+      return host.onOneWayDropped('in_flight_limit', msg, this.peer, err);
+    }
     this.#inFlight++;
     try {
-      await this.#host.dispatch(msg, this.peer);
-    } catch {
-      this.#host.onOneWayDropped('refused');
+      await host.dispatch(msg, this.peer);
+    } catch (err) {
+      host.onOneWayDropped('refused', msg, this.peer, err);
     } finally {
       this.#inFlight--;
     }
@@ -310,7 +332,7 @@ export class PeerSession {
     const id = msg.id;
     if (id === undefined) return this.#deliver(msg);
     if (this.#inFlight >= this.#host.maxInFlight) {
-      await stream.send(errorReply({ code: 'MACULA_ERR_BUSY', message: `too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later` }), id).catch(() => undefined);
+      await stream.send(errorReply(new BusyError(`too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later`)), id).catch(() => undefined);
       return;
     }
     this.#inFlight++;

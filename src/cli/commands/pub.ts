@@ -5,9 +5,6 @@ import { addClientOptions, connectClient, parseCount, parseRate, parseTopic, typ
 import { formatTopic, writeErr, writeOut } from '../output.js';
 import { sleep } from '../signals.js';
 
-/** Publishes in flight at once: enough to fill a write batch, few enough to keep per-topic order and memory small. */
-const WINDOW = 64;
-
 interface PubOptions extends ClientOptions {
   count: number;
   rate?: number;
@@ -53,12 +50,14 @@ export function registerPub(program: Command): void {
   });
 }
 
-/** Keeps up to WINDOW publishes in flight, paced to `rate`; the first failure stops it. */
+/**
+ * Publishes one-way, as fast as the node's flow-control window lets it (or
+ * paced to `rate`); finish() waits until the node has handled every one. The
+ * first failure the node reports stops it.
+ */
 class Publisher {
-  #published = 0;
   #sent = 0;
   #failure: unknown;
-  readonly #inflight = new Set<Promise<void>>();
   readonly #t0 = performance.now();
 
   constructor(
@@ -66,7 +65,9 @@ class Publisher {
     readonly topic: string,
     readonly count: number,
     readonly rate: number | undefined,
-  ) {}
+  ) {
+    client.on('publish-error', (err: unknown) => (this.#failure ??= err));
+  }
 
   async send(data: unknown): Promise<void> {
     for (let i = 0; i < this.count; i++) {
@@ -75,25 +76,14 @@ class Publisher {
         const wait = this.#t0 + (this.#sent * 1000) / this.rate - performance.now();
         if (wait > 1) await sleep(wait);
       }
+      await this.client.publish(this.topic, data);
       this.#sent++;
-      const p: Promise<void> = this.client.publish(this.topic, data).then(
-        () => {
-          this.#published++;
-          this.#inflight.delete(p);
-        },
-        (err: unknown) => {
-          this.#failure ??= err;
-          this.#inflight.delete(p);
-        },
-      );
-      this.#inflight.add(p);
-      if (this.#inflight.size >= WINDOW) await Promise.race(this.#inflight);
     }
   }
 
   async finish(): Promise<number> {
-    await Promise.all(this.#inflight);
+    await this.client.flush();
     if (this.#failure !== undefined) throw this.#failure;
-    return this.#published;
+    return this.#sent;
   }
 }
