@@ -219,22 +219,11 @@ export class PeerSession {
   async #readResponses(out: FramedStream): Promise<void> {
     try {
       for (;;) {
-        const msg = await out.read();
-        if (msg === null) break;
+        const next = await out.read();
+        if (next === null) break;
         this.#host.onMessage(this.peer);
-        const def = messageDef(msg.t);
-        if (!def?.response || msg.id === undefined) {
-          throw this.#violation(`${messageName(msg.t)} is not a response`);
-        }
-        // The peer accepted our HELLO: responses pipelined behind HELLO_ACK get
-        // the full budget now, not once the HELLO promise settles (a microtask later).
-        if (msg.t === HELLO_ACK.type) this.#budget?.greet();
-        const pending = this.#pending.get(msg.id);
-        if (!pending) continue; // late answer to a request that already timed out
-        this.#pending.delete(msg.id);
-        clearTimeout(pending.timer);
-        if (msg.t === ERROR.type) pending.reject(fromWire({ code: msg.code as string, message: msg.message as string }));
-        else pending.resolve(msg);
+        // The rest of the chunk in one pass.
+        for (let msg: Message | undefined = next; msg !== undefined; msg = out.readBuffered()) this.#settle(msg);
       }
       this.#failAll(new ConnectionClosedError(`${shortId(this.peer.nodeIdHex)} ended the request stream`));
       this.#out = undefined;
@@ -242,6 +231,23 @@ export class PeerSession {
     } catch (err) {
       this.#protocolFailure(err, out);
     }
+  }
+
+  /** A response read from our request stream: settles its request. */
+  #settle(msg: Message): void {
+    const def = messageDef(msg.t);
+    if (!def?.response || msg.id === undefined) {
+      throw this.#violation(`${messageName(msg.t)} is not a response`);
+    }
+    // The peer accepted our HELLO: responses pipelined behind HELLO_ACK get
+    // the full budget now, not once the HELLO promise settles (a microtask later).
+    if (msg.t === HELLO_ACK.type) this.#budget?.greet();
+    const pending = this.#pending.get(msg.id);
+    if (!pending) return; // late answer to a request that already timed out
+    this.#pending.delete(msg.id);
+    clearTimeout(pending.timer);
+    if (msg.t === ERROR.type) pending.reject(fromWire({ code: msg.code as string, message: msg.message as string }));
+    else pending.resolve(msg);
   }
 
   #learn(msg: Message): void {
@@ -284,10 +290,15 @@ export class PeerSession {
       this.#learn(first);
       void stream.send(this.#hello(HELLO_ACK.type), first.id).catch(() => undefined);
       for (;;) {
-        const msg = await stream.read();
-        if (msg === null) break;
+        const next = await stream.read();
+        if (next === null) break;
         host.onMessage(this.peer);
-        void this.#answer(stream, msg);
+        // The rest of the chunk in one pass: a one-way message whose handler
+        // is synchronous costs no promise at all.
+        for (let msg: Message | undefined = next; msg !== undefined; msg = stream.readBuffered()) {
+          if (msg.id === undefined) this.#deliver(msg);
+          else void this.#answer(stream, msg);
+        }
       }
       await stream.end();
     } catch (err) {
@@ -312,25 +323,32 @@ export class PeerSession {
   }
 
   /** One-way messages: handled under the same in-flight limit, never answered; every drop is counted. */
-  async #deliver(msg: Message): Promise<void> {
+  #deliver(msg: Message): void {
     const host = this.#host;
     if (this.#inFlight >= host.maxInFlight) {
       const err = new BusyError(`too many messages in flight on this connection (limit ${host.maxInFlight}); ${messageName(msg.t)} dropped`);
       return host.onOneWayDropped('in_flight_limit', msg, this.peer, err);
     }
-    this.#inFlight++;
+    let handled: unknown;
     try {
-      await host.dispatch(msg, this.peer);
+      handled = host.dispatch(msg, this.peer);
     } catch (err) {
-      host.onOneWayDropped('refused', msg, this.peer, err);
-    } finally {
-      this.#inFlight--;
+      return host.onOneWayDropped('refused', msg, this.peer, err);
     }
+    if (!(handled instanceof Promise)) return;
+    // Only a handler still running holds a slot of the in-flight limit.
+    this.#inFlight++;
+    handled.then(
+      () => this.#inFlight--,
+      (err: unknown) => {
+        this.#inFlight--;
+        host.onOneWayDropped('refused', msg, this.peer, err);
+      },
+    );
   }
 
   async #answer(stream: FramedStream, msg: Message): Promise<void> {
     const id = msg.id;
-    if (id === undefined) return this.#deliver(msg);
     if (this.#inFlight >= this.#host.maxInFlight) {
       await stream.send(errorReply(new BusyError(`too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later`)), id).catch(() => undefined);
       return;
