@@ -19,7 +19,7 @@ import { InvalidPayloadError } from '../pubsub/errors.js';
 /** Bytes of unacknowledged publishes a client holds by default (well under a stream's 16 MiB send queue). */
 export const DEFAULT_MAX_PENDING_PUBLISH_BYTES = 8 * 1024 * 1024;
 /** The window used when the node announces none. */
-export const DEFAULT_CLIENT_PUBLISH_WINDOW = 1024;
+export const DEFAULT_CLIENT_PUBLISH_WINDOW = 256;
 
 /** The node could not publish message number `seq` of this client: `code` is the node's reason. */
 export class PublishError extends RemoteError {

@@ -49,7 +49,7 @@ export const DEFAULT_MAX_CALLS_PER_CLIENT = 100;
 export const DEFAULT_MAX_SERVED_PER_CLIENT = 100;
 export const DEFAULT_MAX_PENDING_FORWARDS = 1024;
 /** Publishes (GW_SEND) one client may have unacknowledged; see publish-flow.ts. */
-export const DEFAULT_PUBLISH_WINDOW = 1024;
+export const DEFAULT_PUBLISH_WINDOW = 256;
 export const DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS = 5000;
 export const DEFAULT_REFUSAL_GRACE_MS = 1000;
 /**
@@ -89,7 +89,7 @@ export interface GatewayInit {
    * One-way publishes (GW_SEND) one client may have unacknowledged, announced
    * in GW_ATTACH; the client waits for acknowledgements beyond it, and what
    * comes past it is refused (MACULA_ERR_FLOW_CONTROL). Bounds what the node
-   * holds for a client. Default 1024.
+   * holds for a client. Default 256.
    */
   publishWindow?: number;
   /** How long GW_SUB waits for the subscription to be announced in the mesh before answering anyway. Default 5000 ms. */

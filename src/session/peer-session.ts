@@ -70,6 +70,9 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** Messages handled from one chunk before the reader lets queued microtasks run. */
+const YIELD_EVERY = 64;
+
 /** An ERROR response for a thrown value (see toWire). */
 function errorReply(err: unknown): OutboundMessage {
   return { t: ERROR.type, ...toWire(err) };
@@ -294,10 +297,14 @@ export class PeerSession {
         if (next === null) break;
         host.onMessage(this.peer);
         // The rest of the chunk in one pass: a one-way message whose handler
-        // is synchronous costs no promise at all.
+        // is synchronous costs no promise at all. Every YIELD_EVERY messages
+        // the microtasks queued meanwhile run (subscription handlers drain
+        // their buffers), as they would between two chunks.
+        let n = 0;
         for (let msg: Message | undefined = next; msg !== undefined; msg = stream.readBuffered()) {
           if (msg.id === undefined) this.#deliver(msg);
           else void this.#answer(stream, msg);
+          if (++n % YIELD_EVERY === 0) await undefined;
         }
       }
       await stream.end();
