@@ -32,6 +32,7 @@ export { PubSub, Subscription, InvalidPayloadError, type PubSubInit, type PubSub
 export { InvalidTopicError, validateTopic, validatePattern } from './pubsub/topic.js';
 export { Gateway } from './gateway/index.js';
 export { MaculaClient, NodeUnreachableError, type MaculaClientInit, type ClientMessage, type ClientSubscription } from './client/index.js';
+export { PublishError, type PublishStats } from './client/index.js';
 export { AdminServer } from './metrics/admin-server.js';
 export { PrometheusMetrics } from './metrics/prometheus.js';
 export { instrumentNode } from './metrics/node-metrics.js';
