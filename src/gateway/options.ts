@@ -47,7 +47,7 @@ export function defaultMaxClientsPerAddress(maxClients: number): number {
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT = 1000;
 export const DEFAULT_MAX_CALLS_PER_CLIENT = 100;
 export const DEFAULT_MAX_SERVED_PER_CLIENT = 100;
-export const DEFAULT_MAX_PENDING_FORWARDS = 1024;
+export const DEFAULT_MAX_PENDING_FORWARDS = 4096;
 /** Publishes (GW_SEND) one client may have unacknowledged; see publish-flow.ts. */
 export const DEFAULT_PUBLISH_WINDOW = 256;
 export const DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS = 5000;
@@ -80,9 +80,12 @@ export interface GatewayInit {
   /** Most procedures one client serves. Default 100. */
   maxServedPerClient?: number;
   /**
-   * GW_MSG sends to one client not yet handed to the transport past which
-   * its subscriptions stop taking messages: their bounded buffers then fill
-   * and drop (counted by pub/sub) instead of memory growing. Default 1024.
+   * GW_MSG sends to one client not yet written past which its
+   * subscriptions stop taking messages: their bounded buffers then fill
+   * and drop (counted by pub/sub) instead of memory growing. Default 4096:
+   * messages to a client go out in batches, and one write in flight often
+   * carries a thousand, so a smaller bound would stop the subscriptions
+   * whenever a single batch is on its way.
    */
   maxPendingForwards?: number;
   /**
