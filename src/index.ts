@@ -36,6 +36,7 @@ export type { SlowConsumer } from './pubsub/slow-consumers.js';
 export { InvalidTopicError, validateTopic, validatePattern } from './pubsub/topic.js';
 export { Gateway } from './gateway/index.js';
 export { MaculaClient, NodeUnreachableError, type MaculaClientInit, type ClientMessage, type ClientSubscription } from './client/index.js';
+export { PublishError, type PublishStats } from './client/index.js';
 export { AdminServer } from './metrics/admin-server.js';
 export { PrometheusMetrics } from './metrics/prometheus.js';
 export { instrumentNode } from './metrics/node-metrics.js';

@@ -29,14 +29,18 @@ import type { Message, MessageOf } from '../wire/messages.js';
 import { NoSuchProcedureError, RemoteCallError } from '../rpc/errors.js';
 import { validatePattern } from '../pubsub/topic.js';
 import { HELLO } from '../wire/messages.js';
-import { GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_PEERS, GW_PUB, GW_REQ, GW_RESPOND, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../gateway/messages.js';
+import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_REQ, GW_RESPOND, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../gateway/messages.js';
 import { validateQueueGroup } from '../pubsub/queue.js';
 import { checkHeaders, type Headers } from '../wire/headers.js';
+import { InvalidPayloadError } from '../pubsub/errors.js';
+import { validateTopic } from '../pubsub/topic.js';
+import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, type PublishError, type PublishStats } from './publisher.js';
 import type { PeersSnapshot } from '../gateway/snapshot.js';
 import { udpRefused } from './probe.js';
 import type { AttachInfo, ClientMessage, ClientProvider, ClientReply, ClientSubscription, ServeHandler, ServedProcedure } from './types.js';
 
 export type { AttachInfo, ClientMessage, ClientProvider, ClientReply, ClientSubscription, ServeContext, ServeHandler, ServedProcedure } from './types.js';
+export { PublishError, type PublishStats } from './publisher.js';
 
 export const DEFAULT_NODE: PeerAddress = { host: '127.0.0.1', port: 9443 };
 export const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
@@ -85,6 +89,8 @@ export interface MaculaClientInit {
    * `macula cred issue --role client` holds both (see readCredentialFile).
    */
   credential?: readonly string[];
+  /** Bytes of publishes sent and not yet acknowledged by the node past which publish() waits. Default 8 MiB. */
+  maxPendingPublishBytes?: number;
 }
 
 export interface MaculaClientComponents {
@@ -111,6 +117,8 @@ export class MaculaClient extends EventEmitter {
   readonly #probe: boolean;
   readonly #subs = new Map<number, { pattern: string; onMessage: (msg: ClientMessage) => unknown }>();
   readonly #served = new Map<string, ServeHandler>();
+  readonly #maxPendingPublishBytes: number;
+  #publisher: ClientPublisher | undefined;
   #nextSid = 1;
   #conn: Connection | undefined;
   #closing: Promise<void> | undefined;
@@ -130,6 +138,7 @@ export class MaculaClient extends EventEmitter {
     validateRealm(this.realm);
     this.timeoutMs = init.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
     this.#software = init.software;
+    this.#maxPendingPublishBytes = init.maxPendingPublishBytes ?? DEFAULT_MAX_PENDING_PUBLISH_BYTES;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#probe = components.transport === undefined;
     this.#transport = components.transport ?? new QuicTransport({ identity: components.identity ?? Identity.generate() });
@@ -146,6 +155,8 @@ export class MaculaClient extends EventEmitter {
     );
     this.#messenger.handle(GW_MSG, (msg) => this.#onMsg(msg));
     this.#messenger.handle(INVOKE, (msg) => this.#onInvoke(msg));
+    this.#messenger.handle(GW_ACK, (msg) => void this.#publisher?.acknowledged(msg.n as number));
+    this.#messenger.handle(GW_NACK, (msg) => void this.#publisher?.failed(msg.n as number, msg.code as string, msg.message as string));
   }
 
   get connected(): boolean {
@@ -184,17 +195,40 @@ export class MaculaClient extends EventEmitter {
       await this.#shutdown();
       throw err;
     }
+    const window = this.info.limits.publishWindow ?? DEFAULT_CLIENT_PUBLISH_WINDOW;
+    this.#publisher = new ClientPublisher(
+      window,
+      this.#maxPendingPublishBytes,
+      (msg) => void this.#messenger.notifyOn(conn, msg).catch(() => undefined),
+      (err) => this.#publishFailed(err),
+    );
     return this.info;
   }
 
   /**
    * Publishes `data` (any CBOR value but undefined) to `topic` with optional
-   * `headers`; resolves once the node has queued it for every subscriber node.
-   * @throws InvalidHeadersError (before anything is sent)
+   * `headers`, one-way:
+   * resolves once the message is handed to the connection, not when the
+   * node took it. When the node's window of unacknowledged publishes is
+   * full it waits for room, so a fast publisher goes at the node's pace.
+   * A failure at the node (permission, limits) arrives later: emitted as a
+   * 'publish-error' event (a PublishError naming the publish by its number
+   * and topic), counted in publishStats().failed, and the next flush()
+   * rejects with it. Use flush() to know that the node has everything.
+   * @throws InvalidTopicError, InvalidPayloadError, InvalidHeadersError (nothing sent), QueueFullError (a window's worth of calls already waits), ConnectionClosedError
    */
-  async publish(topic: string, data: unknown, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<{ nodes: number; local: number }> {
-    const h = checkHeaders(options.headers);
-    return (await this.#request({ t: GW_PUB.type, tp: topic, d: data, ...(h !== undefined && { h }) }, options.timeoutMs)) as { nodes: number; local: number };
+  publish(topic: string, data: unknown, options: { headers?: Headers } = {}): Promise<void> {
+    const publisher = this.#publisher;
+    if (publisher === undefined || this.#closing !== undefined) return Promise.reject(StoppedError.of('this client'));
+    let headers: Headers | undefined;
+    try {
+      validateTopic(topic);
+      headers = checkHeaders(options.headers);
+      if (data === undefined) throw new InvalidPayloadError('the payload is undefined, which a message cannot carry; publish null instead');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return publisher.publish(topic, data, headers);
   }
 
   /**
@@ -208,6 +242,34 @@ export class MaculaClient extends EventEmitter {
     const msg: OutboundMessage = { t: GW_REQ.type, tp: topic, d: data, timeoutMs, ...(options.max !== undefined && { max: options.max }), ...(h !== undefined && { h }) };
     const replies = (await this.#request(msg, timeoutMs + CALL_MARGIN_MS)) as { d: unknown; h?: Headers; from: string }[];
     return replies.map((r) => ({ data: r.d, headers: r.h, responder: r.from }));
+  }
+
+  /**
+   * Resolves once the node has handled every publish made before this call
+   * (queued each for its subscriber nodes, or reported its failure), as a
+   * NATS client's flush does. Rejects with the first PublishError since the
+   * previous flush, or TimeoutError after `timeoutMs` (default: the
+   * client's timeoutMs).
+   */
+  flush(options: { timeoutMs?: number } = {}): Promise<void> {
+    const publisher = this.#publisher;
+    if (publisher === undefined) return Promise.reject(StoppedError.of('this client'));
+    return publisher.flush(options.timeoutMs ?? this.timeoutMs);
+  }
+
+  /**
+   * Publishes and waits for the node's answer: how many subscriber nodes and
+   * local subscriptions it reached. A round trip per message; publish() is
+   * the fast way.
+   */
+  async publishAndWait(topic: string, data: unknown, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<{ nodes: number; local: number }> {
+    const h = checkHeaders(options.headers);
+    return (await this.#request({ t: GW_PUB.type, tp: topic, d: data, ...(h !== undefined && { h }) }, options.timeoutMs)) as { nodes: number; local: number };
+  }
+
+  /** Counts of one-way publishes: sent, acknowledged, failed, pending and the window. */
+  publishStats(): PublishStats {
+    return this.#publisher?.stats() ?? { sent: 0, acknowledged: 0, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: 0 };
   }
 
   /**
@@ -328,6 +390,7 @@ export class MaculaClient extends EventEmitter {
   }
 
   async #shutdown(): Promise<void> {
+    this.#publisher?.close(this.#closing !== undefined ? StoppedError.of('this client') : this.#lost());
     this.#conn?.close();
     this.#pool.stop();
     this.#messenger.stop();
@@ -366,6 +429,11 @@ export class MaculaClient extends EventEmitter {
       this.emit('disconnect', this.#lost());
       void this.#shutdown();
     }
+  }
+
+  #publishFailed(err: PublishError): void {
+    // Without a listener the failure is still counted and the next flush() rejects with it.
+    if (this.listenerCount('publish-error') > 0) this.emit('publish-error', err);
   }
 
   #onMsg(msg: MessageOf<typeof GW_MSG>): undefined {

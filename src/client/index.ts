@@ -2,6 +2,8 @@
 export {
   MaculaClient,
   NodeUnreachableError,
+  PublishError,
+  type PublishStats,
   DEFAULT_NODE,
   DEFAULT_CLIENT_TIMEOUT_MS,
   type AttachInfo,

@@ -62,5 +62,6 @@ export interface ClientProvider {
 export interface AttachInfo {
   nodeId: string;
   realm: string;
-  limits: { subscriptions: number; calls: number; served: number };
+  /** `publishWindow`: one-way publishes the node lets this client have unacknowledged (absent from older nodes). */
+  limits: { subscriptions: number; calls: number; served: number; publishWindow?: number };
 }

@@ -26,7 +26,7 @@ import type { Provider } from '../registry/types.js';
 import { NoSuchProcedureError } from '../rpc/errors.js';
 import type { RegisterOptions, RpcContext, RpcHandler } from '../rpc/types.js';
 import type { Connection, PeerAddress } from '../transport/types.js';
-import { ConfigError, ConnectionClosedError, StoppedError } from '../util/errors.js';
+import { ConfigError, ConnectionClosedError, StoppedError, toWire } from '../util/errors.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { MessageDef, MessageOf, WireMessage } from '../wire/messages.js';
 import type { Fields } from '../wire/schema.js';
@@ -43,10 +43,12 @@ import {
   GW_CALL,
   GW_LOOKUP,
   GW_MSG,
+  GW_NACK,
   GW_PEERS,
   GW_PUB,
   GW_REQ,
   GW_RESPOND,
+  GW_SEND,
   GW_SERVE,
   GW_STATS,
   GW_SUB,
@@ -64,6 +66,7 @@ import {
   DEFAULT_MAX_DHT_BYTES_PER_CLIENT,
   DEFAULT_MAX_DHT_KEYS_PER_CLIENT,
   DEFAULT_MAX_PENDING_FORWARDS,
+  DEFAULT_PUBLISH_WINDOW,
   DEFAULT_MAX_SERVED_PER_CLIENT,
   DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT,
   DEFAULT_REFUSAL_GRACE_MS,
@@ -73,6 +76,7 @@ import {
   type GatewayStats,
 } from './options.js';
 import type { GatewayComponents, GatewayPubSub, GatewaySubscription } from './snapshot.js';
+import { PublishFlow, type PublishCounters } from './publish-flow.js';
 
 export type { GatewayComponents, GatewayPubSub, GatewaySubscription } from './snapshot.js';
 
@@ -82,8 +86,6 @@ interface ClientState {
   /** The host its slot was counted against (see admission.ts). */
   readonly host: string;
   readonly nodeIdHex: string;
-  /** Where messages to the client go: the pool finds its connection by node ID. */
-  readonly target: { address: PeerAddress; nodeId: string };
   readonly subs: Map<number, ClientSub>;
   /** The DHT keys this client's subscriptions and served procedures use (see key-quota.ts). */
   readonly keys: HeldKeys;
@@ -91,6 +93,8 @@ interface ClientState {
   readonly served: Map<string, { registered: Promise<void>; charge: number }>;
   /** In a secured realm: the client's verified credential (its sub deny list filters what it receives). */
   readonly credential: Credential | undefined;
+  /** Its one-way publishes (GW_SEND) and their acknowledgements. */
+  readonly publishes: PublishFlow;
   calls: number;
   pendingForwards: number;
   closed: boolean;
@@ -130,6 +134,7 @@ export class Gateway extends EventEmitter {
   readonly maxPendingForwards: number;
   readonly subscribeReadyTimeoutMs: number;
   readonly refusalGraceMs: number;
+  readonly publishWindow: number;
   readonly #keys: ClientKeyQuota;
   readonly #node: GatewayComponents;
   readonly #clients = new Map<Connection, ClientState>();
@@ -138,6 +143,7 @@ export class Gateway extends EventEmitter {
   readonly #refusedConns = new WeakSet<Connection>();
   readonly #requests: Record<string, number> = {};
   #n = { admitted: 0, disconnected: 0, notClient: 0, subscriptions: 0, served: 0, callsInFlight: 0, forwarded: 0, forwardFailures: 0, notStored: 0, forwardsDenied: 0 };
+  readonly #pubs: PublishCounters = { publishes: 0, publishPending: 0, publishFailures: 0, publishOverruns: 0 };
 
   constructor(components: GatewayComponents, init: GatewayInit = {}) {
     super();
@@ -151,6 +157,7 @@ export class Gateway extends EventEmitter {
     this.maxPendingForwards = checkLimit('maxPendingForwards', init.maxPendingForwards ?? DEFAULT_MAX_PENDING_FORWARDS, 1);
     this.subscribeReadyTimeoutMs = checkLimit('subscribeReadyTimeoutMs', init.subscribeReadyTimeoutMs ?? DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS, 0);
     this.refusalGraceMs = checkLimit('refusalGraceMs', init.refusalGraceMs ?? DEFAULT_REFUSAL_GRACE_MS, 0);
+    this.publishWindow = checkLimit('publishWindow', init.publishWindow ?? DEFAULT_PUBLISH_WINDOW, 1);
     this.#keys = new ClientKeyQuota({
       maxKeys: checkLimit('maxDhtKeysPerClient', init.maxDhtKeysPerClient ?? DEFAULT_MAX_DHT_KEYS_PER_CLIENT, 0),
       maxBytes: checkLimit('maxDhtBytesPerClient', init.maxDhtBytesPerClient ?? DEFAULT_MAX_DHT_BYTES_PER_CLIENT, 0),
@@ -169,6 +176,7 @@ export class Gateway extends EventEmitter {
     this.#on(GW_PEERS, () => ok(this.#node.peers()));
     this.#on(GW_REQ, (msg, c) => this.#req(msg, c));
     this.#on(GW_RESPOND, (msg, c) => this.#respond(msg, c));
+    this.#node.messenger.handle(GW_SEND, (msg, peer) => this.#send(msg, peer), { onDropped: (err, msg, peer) => this.#sendDropped(err, msg, peer) });
   }
 
   /** Clients connected now. */
@@ -186,6 +194,8 @@ export class Gateway extends EventEmitter {
       ...admission,
       refused,
       ...this.#n,
+      ...this.#pubs,
+      publishWindow: this.publishWindow,
       dhtKeys: this.#keys.keys,
       maxClientDhtKeys: this.#keys.limits.allKeys,
       dhtBytes: this.#keys.bytes,
@@ -233,11 +243,11 @@ export class Gateway extends EventEmitter {
       conn,
       host,
       nodeIdHex: peer.nodeIdHex,
-      target: { address: peer.address, nodeId: peer.nodeIdHex },
       subs: new Map(),
       keys: ClientKeyQuota.empty(),
       served: new Map(),
       credential: peer.credential,
+      publishes: new PublishFlow(this.publishWindow, this.#pubs, (m) => this.#node.messenger.notifyOn(conn, m).catch(() => undefined)),
       calls: 0,
       pendingForwards: 0,
       closed: false,
@@ -260,6 +270,7 @@ export class Gateway extends EventEmitter {
     this.#admission.release(c.host);
     this.#node.pool.release(c.conn);
     this.#n.disconnected++;
+    c.publishes.close();
     this.#n.subscriptions -= c.subs.size;
     this.#n.served -= c.served.size;
     for (const { sub } of c.subs.values()) sub.unsubscribe().catch(() => undefined);
@@ -284,7 +295,7 @@ export class Gateway extends EventEmitter {
     return ok({
       nodeId: node.nodeId,
       realm: node.realm,
-      limits: { subscriptions: this.maxSubscriptionsPerClient, calls: this.maxCallsPerClient, served: this.maxServedPerClient },
+      limits: { subscriptions: this.maxSubscriptionsPerClient, calls: this.maxCallsPerClient, served: this.maxServedPerClient, publishWindow: this.publishWindow },
     });
   }
 
@@ -331,6 +342,35 @@ export class Gateway extends EventEmitter {
     const headers = msg.h;
     await respond(msg.d, headers !== undefined ? { headers } : undefined);
     return ok(true);
+  }
+
+  /** A one-way publish (GW_SEND): handled in arrival order; its acceptance or failure is reported by the client's PublishFlow. */
+  #send(msg: MessageOf<typeof GW_SEND>, peer: PeerInfo): undefined {
+    this.#requests[GW_SEND.name]!++;
+    let c: ClientState;
+    try {
+      if (peer.role !== 'client') {
+        this.#n.notClient++;
+        throw new NotAClientError(GW_SEND.type);
+      }
+      if (!this.#node.isRunning()) throw StoppedError.of('this node');
+      c = this.#admit(peer);
+    } catch (err) {
+      this.#sendDropped(err, msg, peer);
+      return undefined;
+    }
+    c.publishes.accept(msg.n, () => this.#pubsub().publish(msg.tp, msg.d, { origin: c.nodeIdHex, ...(msg.h !== undefined && { headers: msg.h }) }));
+    return undefined;
+  }
+
+  /** A GW_SEND refused before it could be published (authorization, admission, the connection's in-flight limit): reported to the client. */
+  #sendDropped(err: unknown, msg: MessageOf<typeof GW_SEND>, peer: PeerInfo): void {
+    const c = this.#clients.get(peer.connection);
+    if (c !== undefined) return c.publishes.refused(msg.n, err);
+    // Not admitted: no flow to keep, the refusal is all it gets.
+    this.#pubs.publishes++;
+    this.#pubs.publishFailures++;
+    this.#node.messenger.notifyOn(peer.connection, { t: GW_NACK.type, n: msg.n, ...toWire(err) }).catch(() => undefined);
   }
 
   async #sub(msg: MessageOf<typeof GW_SUB>, c: ClientState): Promise<OutboundMessage> {
@@ -391,7 +431,7 @@ export class Gateway extends EventEmitter {
       c.responds.set(rq, m.respond);
     }
     const sent = this.#node.messenger
-      .notify(c.target, {
+      .notifyOn(c.conn, {
         t: GW_MSG.type,
         sid,
         tp: m.topic,

@@ -111,7 +111,7 @@ export const GW_MSG = defineMessage(49, 'GW_MSG', {
 });
 
 /**
- * Gateway messages continue in the range 60..69.
+ * Gateway messages continue in the range 70..79.
  *
  * GW_REQ: publish a request `d` to topic `tp` and gather up to `max`
  * replies within `timeoutMs`. Answer `r`: `[{ d, h?, from }]`, or ERROR
@@ -132,10 +132,46 @@ export const GW_RESPOND = defineMessage(74, 'GW_RESPOND', {
   h: HEADERS_FIELD,
 });
 
+// ---- Client publishing with flow control (types 70..72) ---------------------
+
+/** Publish sequence numbers are chosen by the client, from 1 up; they only name a publish in GW_ACK and GW_NACK. */
+export const MAX_PUBLISH_SEQ = Number.MAX_SAFE_INTEGER;
+
+/**
+ * One-way, client → node: publish `d` (headers `h`) to topic `tp`, the client's publish
+ * number `n` (1, 2, 3, … on this connection). Never answered one by one: the
+ * node acknowledges with GW_ACK and reports a failure with GW_NACK. A client
+ * keeps at most the window the node announced in GW_ATTACH (`limits.publishWindow`)
+ * unacknowledged; the node refuses (GW_NACK MACULA_ERR_FLOW_CONTROL) what
+ * arrives beyond it.
+ */
+export const GW_SEND = defineMessage(70, 'GW_SEND', {
+  tp: f.str(1, MAX_WIRE_TOPIC_CHARS),
+  d: f.any(),
+  n: f.uint(MAX_PUBLISH_SEQ),
+  h: HEADERS_FIELD,
+});
+
+/**
+ * One-way, node → client: every GW_SEND numbered up to `n` was handled
+ * (queued for every subscriber node, or failed and reported by GW_NACK).
+ * Cumulative, sent at most once per event-loop turn per client.
+ */
+export const GW_ACK = defineMessage(71, 'GW_ACK', {
+  n: f.uint(MAX_PUBLISH_SEQ),
+});
+
+/** One-way, node → client: GW_SEND number `n` failed with `code` (a MACULA_ERR_… code) and `message`. */
+export const GW_NACK = defineMessage(72, 'GW_NACK', {
+  n: f.uint(MAX_PUBLISH_SEQ),
+  code: f.str(1, 64),
+  message: f.str(0, 1024),
+});
+
 /** Node → client: run a procedure the client serves (an RPC_CALL). */
 export const INVOKE = RPC_CALL;
 /** The answer to every gateway request and to INVOKE. */
 export const RESULT = RPC_RESULT;
 
 /** Request types a client may send, for per-type statistics. */
-export const GATEWAY_REQUESTS = [GW_ATTACH, GW_PUB, GW_SUB, GW_UNSUB, GW_CALL, GW_SERVE, GW_LOOKUP, GW_STATS, GW_PEERS, GW_REQ, GW_RESPOND] as const;
+export const GATEWAY_REQUESTS = [GW_ATTACH, GW_PUB, GW_SEND, GW_SUB, GW_UNSUB, GW_CALL, GW_SERVE, GW_LOOKUP, GW_STATS, GW_PEERS, GW_REQ, GW_RESPOND] as const;

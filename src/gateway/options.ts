@@ -48,7 +48,9 @@ export function defaultMaxClientsPerAddress(maxClients: number): number {
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT = 1000;
 export const DEFAULT_MAX_CALLS_PER_CLIENT = 100;
 export const DEFAULT_MAX_SERVED_PER_CLIENT = 100;
-export const DEFAULT_MAX_PENDING_FORWARDS = 1024;
+export const DEFAULT_MAX_PENDING_FORWARDS = 4096;
+/** Publishes (GW_SEND) one client may have unacknowledged; see publish-flow.ts. */
+export const DEFAULT_PUBLISH_WINDOW = 256;
 export const DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS = 5000;
 export const DEFAULT_REFUSAL_GRACE_MS = 1000;
 /**
@@ -95,11 +97,21 @@ export interface GatewayInit {
   /** Most procedures one client serves. Default 100. */
   maxServedPerClient?: number;
   /**
-   * GW_MSG sends to one client not yet handed to the transport past which
-   * its subscriptions stop taking messages: their bounded buffers then fill
-   * and drop (counted by pub/sub) instead of memory growing. Default 1024.
+   * GW_MSG sends to one client not yet written past which its
+   * subscriptions stop taking messages: their bounded buffers then fill
+   * and drop (counted by pub/sub) instead of memory growing. Default 4096:
+   * messages to a client go out in batches, and one write in flight often
+   * carries a thousand, so a smaller bound would stop the subscriptions
+   * whenever a single batch is on its way.
    */
   maxPendingForwards?: number;
+  /**
+   * One-way publishes (GW_SEND) one client may have unacknowledged, announced
+   * in GW_ATTACH; the client waits for acknowledgements beyond it, and what
+   * comes past it is refused (MACULA_ERR_FLOW_CONTROL). Bounds what the node
+   * holds for a client. Default 256.
+   */
+  publishWindow?: number;
   /** How long GW_SUB waits for the subscription to be announced in the mesh before answering anyway. Default 5000 ms. */
   subscribeReadyTimeoutMs?: number;
   /** How long a refused client's connection stays open so the refusal reaches it. Default 1000 ms. */
@@ -144,6 +156,13 @@ export interface GatewayStats extends Omit<AdmissionStats, 'clients'> {
   forwardsDenied: number;
   /** Requests received, by message type name. */
   requests: Record<string, number>;
+  /** One-way publishes (GW_SEND) received, pending now (over every client), failed (GW_NACK sent), refused past the window. */
+  publishes: number;
+  publishPending: number;
+  publishFailures: number;
+  publishOverruns: number;
+  /** The per-client window announced in GW_ATTACH. */
+  publishWindow: number;
 }
 
 export function checkLimit(name: string, value: number, min: number): number {

@@ -5,7 +5,7 @@
  */
 import type { TableContact } from '../dht/routing-table.js';
 import { toHex } from '../identity/identity.js';
-import type { HandlerReply } from '../session/messenger.js';
+import type { DropHandler, HandlerReply } from '../session/messenger.js';
 import type { PeerInfo } from '../session/peer-session.js';
 import type { PubSubMessage } from '../pubsub/subscription.js';
 import type { Provider } from '../registry/types.js';
@@ -34,7 +34,7 @@ export interface GatewayComponents {
   readonly realm: string;
   isRunning(): boolean;
   readonly messenger: HandlerRegistry<PeerInfo, HandlerReply> & {
-    notify(target: { address: { host: string; port: number }; nodeId: string }, msg: OutboundMessage): Promise<void>;
+    notifyOn(conn: Connection, msg: OutboundMessage): Promise<void>;
     requestOn(conn: Connection, msg: OutboundMessage, options: { timeoutMs?: number }): Promise<Message>;
   };
   readonly pool: { acquire(conn: Connection): void; release(conn: Connection): void };

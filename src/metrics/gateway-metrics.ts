@@ -11,6 +11,11 @@ export const GATEWAY_METRICS: readonly StatsMetric<GatewayStats>[] = [
   { type: 'gauge', name: 'macula_gateway_client_sources', help: 'Distinct source addresses (IPv4, IPv6 /64) with connected clients.', value: (s) => s.sources },
   { type: 'gauge', name: 'macula_gateway_largest_source_clients', help: 'Clients of the source address holding the most.', value: (s) => s.largestSourceClients },
   { type: 'counter', name: 'macula_gateway_clients_admitted_total', help: 'Light clients admitted.', value: (s) => s.admitted },
+  { type: 'counter', name: 'macula_gateway_publishes_total', help: 'One-way publishes (GW_SEND) received from light clients.', value: (s) => s.publishes },
+  { type: 'gauge', name: 'macula_gateway_publishes_pending', help: 'Light-client publishes received and not yet accepted by pub/sub, over every client.', value: (s) => s.publishPending },
+  { type: 'gauge', name: 'macula_gateway_publish_window', help: 'Publishes one light client may have unacknowledged (publishWindow).', value: (s) => s.publishWindow },
+  { type: 'counter', name: 'macula_gateway_publish_failures_total', help: 'Light-client publishes that failed and were reported with GW_NACK (overruns included).', value: (s) => s.publishFailures },
+  { type: 'counter', name: 'macula_gateway_publish_overruns_total', help: 'Light-client publishes refused because the client went past its window.', value: (s) => s.publishOverruns },
   {
     type: 'counter',
     name: 'macula_gateway_clients_refused_total',

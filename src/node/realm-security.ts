@@ -20,7 +20,7 @@ import { registryNamespace } from '../registry/registration.js';
 import { revocationsKey } from './revocation-keys.js';
 import { decodeBody } from '../wire/codec.js';
 import { isPlainMap } from '../wire/schema.js';
-import { GW_CALL, GW_PEERS, GW_PUB, GW_REQ, GW_SERVE, GW_SUB } from '../gateway/messages.js';
+import { GW_CALL, GW_PEERS, GW_PUB, GW_REQ, GW_SEND, GW_SERVE, GW_SUB } from '../gateway/messages.js';
 import { PUBLISH } from '../pubsub/messages.js';
 import { RPC_CALL } from '../rpc/messages.js';
 import type { Message, MessageDef, WireMessage } from '../wire/messages.js';
@@ -45,6 +45,7 @@ const RULES = new Map<number, Rule>([
   rule(PUBLISH, 'pub', (m) => m.tp, false),
   rule(RPC_CALL, 'call', (m) => m.p, false),
   rule(GW_PUB, 'pub', (m) => m.tp, true),
+  rule(GW_SEND, 'pub', (m) => m.tp, true),
   rule(GW_REQ, 'pub', (m) => m.tp, true),
   rule(GW_SUB, 'sub', (m) => m.pattern, true),
   rule(GW_CALL, 'call', (m) => m.p, true),

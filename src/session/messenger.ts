@@ -19,6 +19,14 @@ export type { OneWayDropReason } from './peer-session.js';
 export type HandlerReply = Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
 export type Handler<M extends Message = Message> = (msg: M, peer: PeerInfo) => HandlerReply;
 
+/**
+ * Told when a one-way message of the handler's type was not handled (its
+ * authorization or handler threw, or the connection's in-flight limit was
+ * reached): a one-way message has no answer to carry the error, so a
+ * protocol that reports failures (the light clients' GW_SEND) does it here.
+ */
+export type DropHandler = (err: unknown, msg: Message, peer: PeerInfo) => void;
+
 export interface MessengerInit extends FrameBudgetOptions {
   /** Inbound connections whose peer has not had a HELLO accepted, in total; more are closed at once. Default 256. */
   maxPreHelloConnections?: number;
@@ -143,6 +151,7 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
   readonly pool: ConnectionPool;
   readonly #transport: Transport;
   readonly #handlers = new Map<number, Handler>();
+  readonly #onDropped = new Map<number, DropHandler>();
   readonly #sessions = new Map<Connection, PeerSession>();
   readonly #events: Partial<MessengerEvents>;
   readonly guard: RealmGuard | undefined;
@@ -204,12 +213,13 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
     return this.role === 'node' ? (this.#transport.listenAddress?.port ?? 0) : 0;
   }
 
-  /** Registers the handler for a request type (one per type). */
-  handle<F extends Fields>(def: MessageDef<F>, handler: Handler<WireMessage<F>>): void {
+  /** Registers the handler for a request type (one per type), and for one-way types optionally what to do with a drop. */
+  handle<F extends Fields>(def: MessageDef<F>, handler: Handler<WireMessage<F>>, options: { onDropped?: (err: unknown, msg: WireMessage<F>, peer: PeerInfo) => void } = {}): void {
     if (this.#handlers.has(def.type)) throw new Error(`a handler for ${def.name} is already registered`);
     // Dispatch validates a message against the definition of its type first,
     // so the handler of that type only ever sees messages of its own shape.
     this.#handlers.set(def.type, handler as Handler);
+    if (options.onDropped) this.#onDropped.set(def.type, options.onDropped as DropHandler);
   }
 
   /** Accepts inbound connections until stop(). */
@@ -260,8 +270,17 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
   /** Sends a one-way message (no response expected). */
   async notify(target: Target, msg: OutboundMessage): Promise<void> {
     const conn = await this.pool.get(target.address, target.nodeId);
+    return this.notifyOn(conn, msg);
+  }
+
+  /**
+   * Sends a one-way message on a connection: queued at once when its
+   * request stream is open (no dial, no await), so a burst to one peer is
+   * one write. Resolves once the write carrying it completes.
+   */
+  notifyOn(conn: Connection, msg: OutboundMessage): Promise<void> {
     this.pool.touch(conn);
-    await this.#session(conn).notify(msg);
+    return this.#session(conn).notify(msg);
   }
 
   /** A new stream on `conn` framed like the session's (the relay's circuits); the caller owns it. */
@@ -413,8 +432,9 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
     (direction === 'in' ? this.#received : this.#sent)[type]++;
   }
 
-  onOneWayDropped(reason: OneWayDropReason): void {
+  onOneWayDropped(reason: OneWayDropReason, msg: Message, peer: PeerInfo, err: unknown): void {
     this.#oneWayDropped[reason]++;
+    this.#onDropped.get(msg.t)?.(err, msg, peer);
   }
 }
 

@@ -12,7 +12,7 @@ import type { Credential } from '../auth/credential.js';
 import { shortId } from '../identity/identity.js';
 import { isRelayedHost } from '../transport/relayed-address.js';
 import type { Connection, PeerAddress, Stream } from '../transport/types.js';
-import { BadResultError, ConnectionClosedError, fromWire, ProtocolError, TimeoutError, toWire } from '../util/errors.js';
+import { BadResultError, BusyError, ConnectionClosedError, fromWire, ProtocolError, TimeoutError, toWire } from '../util/errors.js';
 export { RemoteError } from '../util/errors.js';
 import { BudgetExceededError, type BudgetAccount, type FrameBudget } from '../wire/budget.js';
 import { FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
@@ -64,8 +64,8 @@ export interface SessionHost {
   admit?(peer: PeerInfo, hello: Hello): Promise<void>;
   /** A message of `type` was read from ('in') or queued to ('out') one of this session's streams. */
   onTraffic(direction: 'in' | 'out', type: number): void;
-  /** A one-way message was not handled (it has no answer to carry an error): counted. */
-  onOneWayDropped(reason: OneWayDropReason): void;
+  /** A one-way message was not handled (it has no answer to carry an error): counted; `err` says why. */
+  onOneWayDropped(reason: OneWayDropReason, msg: Message, peer: PeerInfo, err: unknown): void;
   /** The peer's HELLO_ACK told the address our packets came from (see src/nat/observed.ts). */
   onObserved?(observed: PeerAddress, peer: PeerInfo): void;
   /**
@@ -83,6 +83,9 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** Messages handled from one chunk before the reader lets queued microtasks run. */
+const YIELD_EVERY = 64;
+
 /** An ERROR response for a thrown value (see toWire). */
 function errorReply(err: unknown): OutboundMessage {
   return { t: ERROR.type, ...toWire(err) };
@@ -98,6 +101,8 @@ export class PeerSession {
   #pending = new Map<number, Pending>();
   #nextId = 1;
   #inFlight = 0;
+  /** notify() calls waiting for the request stream to open; later ones queue behind them to keep the order. */
+  #waitingForStream = 0;
   #closed = false;
   readonly #budget: BudgetAccount | undefined;
 
@@ -147,10 +152,26 @@ export class PeerSession {
     return this.#framed(await this.peer.connection.openStream());
   }
 
-  /** Sends a one-way message (no id, no response). */
-  async notify(msg: OutboundMessage): Promise<void> {
-    const out = await this.#stream();
-    await out.send(msg);
+  /**
+   * Sends a one-way message (no id, no response); resolves once the write
+   * carrying it completes. Queued at once when the request stream is open,
+   * so a burst shares one write and no message waits on another's promise;
+   * messages sent while the stream opens wait for it, in order, and until
+   * they are queued later ones wait too.
+   */
+  notify(msg: OutboundMessage): Promise<void> {
+    if (this.#out !== undefined && this.#waitingForStream === 0) return this.#out.send(msg);
+    this.#waitingForStream++;
+    return this.#stream().then(
+      (out) => {
+        this.#waitingForStream--;
+        return out.send(msg);
+      },
+      (err: unknown) => {
+        this.#waitingForStream--;
+        throw err;
+      },
+    );
   }
 
   #send(out: FramedStream, msg: OutboundMessage, timeoutMs: number): Promise<Message> {
@@ -224,22 +245,11 @@ export class PeerSession {
   async #readResponses(out: FramedStream): Promise<void> {
     try {
       for (;;) {
-        const msg = await out.read();
-        if (msg === null) break;
+        const next = await out.read();
+        if (next === null) break;
         this.#host.onMessage(this.peer);
-        const def = messageDef(msg.t);
-        if (!def?.response || msg.id === undefined) {
-          throw this.#violation(`${messageName(msg.t)} is not a response`);
-        }
-        // The peer accepted our HELLO: responses pipelined behind HELLO_ACK get
-        // the full budget now, not once the HELLO promise settles (a microtask later).
-        if (msg.t === HELLO_ACK.type) this.#budget?.greet();
-        const pending = this.#pending.get(msg.id);
-        if (!pending) continue; // late answer to a request that already timed out
-        this.#pending.delete(msg.id);
-        clearTimeout(pending.timer);
-        if (isMessage(msg, ERROR)) pending.reject(fromWire({ code: msg.code, message: msg.message }));
-        else pending.resolve(msg);
+        // The rest of the chunk in one pass.
+        for (let msg: Message | undefined = next; msg !== undefined; msg = out.readBuffered()) this.#settle(msg);
       }
       this.#failAll(new ConnectionClosedError(`${shortId(this.peer.nodeIdHex)} ended the request stream`));
       this.#out = undefined;
@@ -247,6 +257,23 @@ export class PeerSession {
     } catch (err) {
       this.#protocolFailure(err, out);
     }
+  }
+
+  /** A response read from our request stream: settles its request. */
+  #settle(msg: Message): void {
+    const def = messageDef(msg.t);
+    if (!def?.response || msg.id === undefined) {
+      throw this.#violation(`${messageName(msg.t)} is not a response`);
+    }
+    // The peer accepted our HELLO: responses pipelined behind HELLO_ACK get
+    // the full budget now, not once the HELLO promise settles (a microtask later).
+    if (msg.t === HELLO_ACK.type) this.#budget?.greet();
+    const pending = this.#pending.get(msg.id);
+    if (!pending) return; // late answer to a request that already timed out
+    this.#pending.delete(msg.id);
+    clearTimeout(pending.timer);
+    if (isMessage(msg, ERROR)) pending.reject(fromWire({ code: msg.code, message: msg.message }));
+    else pending.resolve(msg);
   }
 
   #learn(msg: Hello): void {
@@ -298,10 +325,19 @@ export class PeerSession {
       const { host: h, port: p } = this.peer.connection.remoteAddress;
       void stream.send({ ...this.#hello(HELLO_ACK.type), obs: { h, p } }, first.id).catch(() => undefined);
       for (;;) {
-        const msg = await stream.read();
-        if (msg === null) break;
+        const next = await stream.read();
+        if (next === null) break;
         host.onMessage(this.peer);
-        void this.#answer(stream, msg);
+        // The rest of the chunk in one pass: a one-way message whose handler
+        // is synchronous costs no promise at all. Every YIELD_EVERY messages
+        // the microtasks queued meanwhile run (subscription handlers drain
+        // their buffers), as they would between two chunks.
+        let n = 0;
+        for (let msg: Message | undefined = next; msg !== undefined; msg = stream.readBuffered()) {
+          if (msg.id === undefined) this.#deliver(msg);
+          else void this.#answer(stream, msg);
+          if (++n % YIELD_EVERY === 0) await undefined;
+        }
       }
       await stream.end();
     } catch (err) {
@@ -328,23 +364,34 @@ export class PeerSession {
   }
 
   /** One-way messages: handled under the same in-flight limit, never answered; every drop is counted. */
-  async #deliver(msg: Message): Promise<void> {
-    if (this.#inFlight >= this.#host.maxInFlight) return this.#host.onOneWayDropped('in_flight_limit');
-    this.#inFlight++;
-    try {
-      await this.#host.dispatch(msg, this.peer);
-    } catch {
-      this.#host.onOneWayDropped('refused');
-    } finally {
-      this.#inFlight--;
+  #deliver(msg: Message): void {
+    const host = this.#host;
+    if (this.#inFlight >= host.maxInFlight) {
+      const err = new BusyError(`too many messages in flight on this connection (limit ${host.maxInFlight}); ${messageName(msg.t)} dropped`);
+      return host.onOneWayDropped('in_flight_limit', msg, this.peer, err);
     }
+    let handled: unknown;
+    try {
+      handled = host.dispatch(msg, this.peer);
+    } catch (err) {
+      return host.onOneWayDropped('refused', msg, this.peer, err);
+    }
+    if (!(handled instanceof Promise)) return;
+    // Only a handler still running holds a slot of the in-flight limit.
+    this.#inFlight++;
+    handled.then(
+      () => this.#inFlight--,
+      (err: unknown) => {
+        this.#inFlight--;
+        host.onOneWayDropped('refused', msg, this.peer, err);
+      },
+    );
   }
 
   async #answer(stream: FramedStream, msg: Message): Promise<void> {
     const id = msg.id;
-    if (id === undefined) return this.#deliver(msg);
     if (this.#inFlight >= this.#host.maxInFlight) {
-      await stream.send(errorReply({ code: 'MACULA_ERR_BUSY', message: `too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later` }), id).catch(() => undefined);
+      await stream.send(errorReply(new BusyError(`too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later`)), id).catch(() => undefined);
       return;
     }
     this.#inFlight++;

@@ -217,3 +217,10 @@ export class StoppedError extends MaculaError {
     return new StoppedError(`${what} is stopped`);
   }
 }
+
+/** The peer has too much in flight on this connection already; retry later. */
+export class BusyError extends MaculaError {
+  constructor(message: string) {
+    super('MACULA_ERR_BUSY', message);
+  }
+}

@@ -41,10 +41,22 @@ export interface FramedStreamOptions {
 
 export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 
+/** Messages that go out in one write; every send() of them shares one promise, settled with the write. */
 interface Batch {
   bodies: Uint8Array[];
   bytes: number;
-  waiters: { resolve(): void; reject(err: unknown): void }[];
+  written: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+function newBatch(): Batch {
+  const batch = { bodies: [], bytes: 0 } as unknown as Batch;
+  batch.written = new Promise<void>((resolve, reject) => {
+    batch.resolve = resolve;
+    batch.reject = reject;
+  });
+  return batch;
 }
 
 export class FramedStream {
@@ -109,14 +121,14 @@ export class FramedStream {
     }
     let batch = this.#batch;
     if (batch === undefined) {
-      batch = this.#batch = { bodies: [], bytes: 0, waiters: [] };
+      batch = this.#batch = newBatch();
       if (!this.#writing) queueMicrotask(() => void this.#flush());
     }
     batch.bodies.push(body);
     batch.bytes += FRAME_HEADER_BYTES + body.length;
     this.#queuedBytes += body.length;
     this.#onMessage?.('out', msg.t);
-    return new Promise((resolve, reject) => batch.waiters.push({ resolve, reject }));
+    return batch.written;
   }
 
   async #flush(): Promise<void> {
@@ -128,7 +140,7 @@ export class FramedStream {
         this.#queuedBytes -= batch.bytes - FRAME_HEADER_BYTES * batch.bodies.length;
         if (this.#failed !== undefined) {
           // reset() between send() and this flush: nothing may be written any more
-          for (const w of batch.waiters) w.reject(this.#failed);
+          batch.reject(this.#failed);
           continue;
         }
         const out = new Uint8Array(batch.bytes);
@@ -143,14 +155,13 @@ export class FramedStream {
         } catch (err) {
           // keep the first cause (e.g. a reset() that made this write fail)
           this.#failed ??= err instanceof ConnectionClosedError ? err : new ConnectionClosedError('the stream was closed while sending', { cause: err });
-          for (const w of batch.waiters) w.reject(this.#failed);
-          const rest = this.#batch as Batch | undefined;
-          if (rest) for (const w of rest.waiters) w.reject(this.#failed);
+          batch.reject(this.#failed);
+          (this.#batch as Batch | undefined)?.reject(this.#failed);
           this.#batch = undefined;
           this.#queuedBytes = 0;
           return;
         }
-        for (const w of batch.waiters) w.resolve();
+        batch.resolve();
       }
     } finally {
       this.#writing = false;
@@ -172,17 +183,7 @@ export class FramedStream {
       if (this.#violationError !== undefined) throw this.#violationError;
       // After a local reset() nothing more is read (and leftover bytes are not the peer's fault).
       if (this.#isReset) return null;
-      if (this.#frameIdx < this.#frames.length) {
-        const body = this.#frames[this.#frameIdx++]!;
-        let msg: Message;
-        try {
-          msg = decodeMessage(body);
-        } catch (err) {
-          throw this.#violation(err);
-        }
-        this.#onMessage?.('in', msg.t);
-        return msg;
-      }
+      if (this.#frameIdx < this.#frames.length) return this.#decodeNext();
       try {
         this.#holdPendingFrame();
       } catch (err) {
@@ -209,6 +210,30 @@ export class FramedStream {
       if (this.#frames.length > 0) this.#releaseFrame();
       this.#frameIdx = 0;
     }
+  }
+
+  /**
+   * The next message among the frames already received, decoded now, or
+   * undefined when reading on would have to wait for the stream: a reader
+   * takes a whole chunk's messages in one synchronous pass, with no promise
+   * per message. Errors as read(); not while a read() is pending.
+   */
+  readBuffered(): Message | undefined {
+    if (this.#violationError !== undefined) throw this.#violationError;
+    if (this.#isReset || this.#frameIdx >= this.#frames.length) return undefined;
+    return this.#decodeNext();
+  }
+
+  #decodeNext(): Message {
+    const body = this.#frames[this.#frameIdx++]!;
+    let msg: Message;
+    try {
+      msg = decodeMessage(body);
+    } catch (err) {
+      throw this.#violation(err);
+    }
+    this.#onMessage?.('in', msg.t);
+    return msg;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Message> {

@@ -83,7 +83,8 @@ describe('securing a realm from the shell', { timeout: 120_000 }, () => {
 
     const denied = await runMacula(['pub', 'payroll.secret', 'x', '--node', n1.address, '--credential', f('pub.creds')]);
     assert.equal(denied.code, 1);
-    assert.match(denied.stderr, /^macula: not permitted: pub "payroll\.secret" needs the "pub" permission/);
+    // The refusal of a one-way publish names it (#1 of this command) and the permission.
+    assert.match(denied.stderr, /^macula: publish #1 to "payroll\.secret" failed: not permitted: pub "payroll\.secret" needs the "pub" permission/);
     const everything = await runMacula(['sub', '#', '--node', n1.address, '--credential', f('sub.creds')]);
     assert.equal(everything.code, 1);
     assert.match(everything.stderr, /"sub" permission/);

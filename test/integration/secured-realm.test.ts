@@ -162,10 +162,13 @@ describe('secured realm', () => {
       assert.match(err.message, /"sub" permission/);
       return true;
     });
-    await assert.rejects(pub.publish('payroll.secret', 1), { code: 'MACULA_ERR_FORBIDDEN' });
-    await assert.rejects(sub.publish('sensors.x', 1), { code: 'MACULA_ERR_FORBIDDEN' });
+    // One-way: the refusal comes back later, naming the publish, and the next flush rejects with it.
+    await pub.publish('payroll.secret', 1);
+    await assert.rejects(pub.flush(), { code: 'MACULA_ERR_FORBIDDEN', seq: 1, topic: 'payroll.secret' });
+    assert.equal(pub.publishStats().failed, 1);
+    await assert.rejects(sub.publishAndWait('sensors.x', 1), { code: 'MACULA_ERR_FORBIDDEN' });
     await assert.rejects(sub.peers(), { code: 'MACULA_ERR_FORBIDDEN' });
-    await waitFor(async () => (await pub.publish('sensors.t1', 1)).nodes > 0, 10_000, 'the subscription to be found');
+    await waitFor(async () => (await pub.publishAndWait('sensors.t1', 1)).nodes > 0, 10_000, 'the subscription to be found');
     await pub.publish('sensors.secret', 2);
     await pub.publish('sensors.t2', 3);
     await waitFor(() => got.includes('sensors.t2'), 10_000, 'delivery');

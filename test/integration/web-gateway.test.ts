@@ -82,7 +82,7 @@ describe('web gateway (WebTransport over HTTP/2 from Node)', { timeout: 120_000 
     // A browser-side subscription gets what a QUIC client publishes on another node.
     const sub = await w.subscribe('web.test.#');
     const it = sub[Symbol.asyncIterator]();
-    await until('the subscription to reach node b', async () => (await quic.publish('web.test.probe', 0)).nodes > 0);
+    await until('the subscription to reach node b', async () => (await quic.publishAndWait('web.test.probe', 0)).nodes > 0);
     await quic.publish('web.test.one', { n: 1 });
     let m: WebMessage;
     do m = (await it.next()).value as WebMessage;

@@ -6,9 +6,6 @@ import { addClientOptions, addHeaderOption, connectClient, parseCount, parseRate
 import { formatTopic, writeErr, writeOut } from '../output.js';
 import { sleep } from '../signals.js';
 
-/** Publishes in flight at once: enough to fill a write batch, few enough to keep per-topic order and memory small. */
-const WINDOW = 64;
-
 interface PubOptions extends ClientOptions {
   count: number;
   header?: Headers;
@@ -56,12 +53,14 @@ export function registerPub(program: Command): void {
   });
 }
 
-/** Keeps up to WINDOW publishes in flight, paced to `rate`; the first failure stops it. */
+/**
+ * Publishes one-way, as fast as the node's flow-control window lets it (or
+ * paced to `rate`); finish() waits until the node has handled every one. The
+ * first failure the node reports stops it.
+ */
 class Publisher {
-  #published = 0;
   #sent = 0;
   #failure: unknown;
-  readonly #inflight = new Set<Promise<void>>();
   readonly #t0 = performance.now();
 
   constructor(
@@ -70,7 +69,9 @@ class Publisher {
     readonly count: number,
     readonly rate: number | undefined,
     readonly headers: Headers | undefined,
-  ) {}
+  ) {
+    client.on('publish-error', (err: unknown) => (this.#failure ??= err));
+  }
 
   async send(data: unknown): Promise<void> {
     for (let i = 0; i < this.count; i++) {
@@ -79,25 +80,14 @@ class Publisher {
         const wait = this.#t0 + (this.#sent * 1000) / this.rate - performance.now();
         if (wait > 1) await sleep(wait);
       }
+      await this.client.publish(this.topic, data, this.headers !== undefined ? { headers: this.headers } : {});
       this.#sent++;
-      const p: Promise<void> = this.client.publish(this.topic, data, this.headers !== undefined ? { headers: this.headers } : {}).then(
-        () => {
-          this.#published++;
-          this.#inflight.delete(p);
-        },
-        (err: unknown) => {
-          this.#failure ??= err;
-          this.#inflight.delete(p);
-        },
-      );
-      this.#inflight.add(p);
-      if (this.#inflight.size >= WINDOW) await Promise.race(this.#inflight);
     }
   }
 
   async finish(): Promise<number> {
-    await Promise.all(this.#inflight);
+    await this.client.flush();
     if (this.#failure !== undefined) throw this.#failure;
-    return this.#published;
+    return this.#sent;
   }
 }

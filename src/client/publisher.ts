@@ -1,0 +1,219 @@
+/**
+ * A light client's one-way publishes, as NATS clients publish: `publish()`
+ * hands the message to the connection (GW_SEND, numbered 1, 2, 3, …) and
+ * resolves; the node acknowledges cumulatively (GW_ACK) and names each
+ * failure (GW_NACK), and `flush()` resolves once the node has handled every
+ * publish made before it.
+ *
+ * Flow control: at most `window` publishes (the node's, from GW_ATTACH) and
+ * `maxPendingBytes` of them are unacknowledged. Past that, publish() waits
+ * for acknowledgements, in call order; at most `window` more calls may wait,
+ * further ones are refused with QueueFullError, so a caller that does not
+ * await cannot grow memory without bound.
+ */
+import { QueueFullError, RemoteError, TimeoutError } from '../util/errors.js';
+import { encodeMessage, type EncodedMessage } from '../wire/codec.js';
+import { GW_SEND } from '../gateway/messages.js';
+import type { Headers } from '../wire/headers.js';
+import { InvalidPayloadError } from '../pubsub/errors.js';
+
+/** Bytes of unacknowledged publishes a client holds by default (well under a stream's 16 MiB send queue). */
+export const DEFAULT_MAX_PENDING_PUBLISH_BYTES = 8 * 1024 * 1024;
+/** The window used when the node announces none. */
+export const DEFAULT_CLIENT_PUBLISH_WINDOW = 256;
+
+/** The node could not publish message number `seq` of this client: `code` is the node's reason. */
+export class PublishError extends RemoteError {
+  readonly seq: number;
+  readonly topic: string | undefined;
+
+  constructor(seq: number, code: string, message: string, topic?: string) {
+    super(code, `publish #${seq}${topic !== undefined ? ` to "${topic}"` : ''} failed: ${message}`);
+    this.seq = seq;
+    this.topic = topic;
+  }
+}
+
+export interface PublishStats {
+  /** Publishes handed to the connection (the last publish number). */
+  sent: number;
+  /** Publishes the node acknowledged as handled (failed ones included). */
+  acknowledged: number;
+  /** Publishes the node reported as failed (GW_NACK). */
+  failed: number;
+  /** Sent and not yet acknowledged, and their bytes. */
+  pending: number;
+  pendingBytes: number;
+  /** publish() calls waiting for room in the window. */
+  waiting: number;
+  window: number;
+}
+
+interface Waiting {
+  headers: Headers | undefined;
+  topic: string;
+  data: unknown;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+interface FlushWaiter {
+  target: number;
+  resolve(): void;
+  reject(err: unknown): void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class ClientPublisher {
+  readonly window: number;
+  readonly maxPendingBytes: number;
+  readonly #send: (msg: EncodedMessage) => void;
+  readonly #onError: (err: PublishError) => void;
+  #seq = 0;
+  #acked = 0;
+  #failed = 0;
+  /** Sizes and topics of the unacknowledged publishes #acked+1 … #seq, from index #head. */
+  #sizes: number[] = [];
+  #topics: string[] = [];
+  #head = 0;
+  #pendingBytes = 0;
+  #waiting: Waiting[] = [];
+  #flushes: FlushWaiter[] = [];
+  /** The first failure since the last flush() resolved: that flush rejects with it. */
+  #firstError: PublishError | undefined;
+  #closedWith: unknown;
+
+  constructor(window: number, maxPendingBytes: number, send: (msg: EncodedMessage) => void, onError: (err: PublishError) => void) {
+    this.window = window;
+    this.maxPendingBytes = maxPendingBytes;
+    this.#send = send;
+    this.#onError = onError;
+  }
+
+  stats(): PublishStats {
+    return {
+      sent: this.#seq,
+      acknowledged: this.#acked,
+      failed: this.#failed,
+      pending: this.#seq - this.#acked,
+      pendingBytes: this.#pendingBytes,
+      waiting: this.#waiting.length,
+      window: this.window,
+    };
+  }
+
+  /** Sends at once when the window has room and nobody waits, else waits its turn. */
+  publish(topic: string, data: unknown, headers?: Headers): Promise<void> {
+    if (this.#closedWith !== undefined) return Promise.reject(this.#closedWith);
+    if (this.#waiting.length === 0 && this.#hasRoom()) {
+      try {
+        this.#sendNow(topic, data, headers);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return Promise.resolve();
+    }
+    if (this.#waiting.length >= this.window) {
+      return Promise.reject(new QueueFullError('the client publish queue (publishes waiting for the node to acknowledge; await publish() before publishing more)', this.window));
+    }
+    return new Promise((resolve, reject) => this.#waiting.push({ topic, data, headers, resolve, reject }));
+  }
+
+  /** Resolves once the node handled every publish made so far; rejects with the first failure since the previous flush. */
+  flush(timeoutMs: number): Promise<void> {
+    if (this.#closedWith !== undefined) return Promise.reject(this.#closedWith);
+    const target = this.#seq + this.#waiting.length;
+    if (this.#acked >= target) return this.#settleFlush();
+    return new Promise((resolve, reject) => {
+      const waiter: FlushWaiter = { target, resolve, reject, timer: undefined };
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+        waiter.timer = setTimeout(() => {
+          this.#flushes = this.#flushes.filter((w) => w !== waiter);
+          reject(new TimeoutError('flush', timeoutMs, { message: `the node did not acknowledge ${target - this.#acked} publishes within ${timeoutMs} ms` }));
+        }, timeoutMs);
+      }
+      this.#flushes.push(waiter);
+    });
+  }
+
+  /** GW_ACK: every publish up to `n` was handled. */
+  acknowledged(n: number): void {
+    if (n <= this.#acked || n > this.#seq) return;
+    const count = n - this.#acked;
+    for (let i = 0; i < count; i++) this.#pendingBytes -= this.#sizes[this.#head + i]!;
+    this.#head += count;
+    if (this.#head > 1024 && this.#head * 2 > this.#sizes.length) {
+      this.#sizes = this.#sizes.slice(this.#head);
+      this.#topics = this.#topics.slice(this.#head);
+      this.#head = 0;
+    }
+    this.#acked = n;
+    while (this.#waiting.length > 0 && this.#hasRoom()) {
+      const w = this.#waiting.shift()!;
+      try {
+        this.#sendNow(w.topic, w.data, w.headers);
+        w.resolve();
+      } catch (err) {
+        w.reject(err);
+      }
+    }
+    if (this.#flushes.length > 0) {
+      const ready = this.#flushes.filter((w) => w.target <= this.#acked);
+      if (ready.length === 0) return;
+      this.#flushes = this.#flushes.filter((w) => w.target > this.#acked);
+      for (const w of ready) {
+        clearTimeout(w.timer);
+        this.#settleFlush().then(w.resolve, w.reject);
+      }
+    }
+  }
+
+  /** GW_NACK: publish `n` failed at the node. */
+  failed(n: number, code: string, message: string): void {
+    this.#failed++;
+    const i = this.#head + (n - this.#acked - 1);
+    const topic = n > this.#acked && n <= this.#seq ? this.#topics[i] : undefined;
+    const err = new PublishError(n, code, message, topic);
+    this.#firstError ??= err;
+    this.#onError(err);
+  }
+
+  /** The connection is gone: every waiting publish and flush fails with `err`, and every later call. */
+  close(err: unknown): void {
+    if (this.#closedWith !== undefined) return;
+    this.#closedWith = err;
+    for (const w of this.#waiting) w.reject(err);
+    this.#waiting = [];
+    for (const w of this.#flushes) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.#flushes = [];
+  }
+
+  #settleFlush(): Promise<void> {
+    const err = this.#firstError;
+    this.#firstError = undefined;
+    return err === undefined ? Promise.resolve() : Promise.reject(err);
+  }
+
+  #hasRoom(): boolean {
+    return this.#seq - this.#acked < this.window && this.#pendingBytes < this.maxPendingBytes;
+  }
+
+  /** Throws (nothing sent, no number used) when `data` cannot be encoded. */
+  #sendNow(topic: string, data: unknown, headers: Headers | undefined): void {
+    const n = this.#seq + 1;
+    let msg: EncodedMessage;
+    try {
+      msg = encodeMessage({ t: GW_SEND.type, tp: topic, d: data, n, ...(headers !== undefined && { h: headers }) });
+    } catch (err) {
+      throw new InvalidPayloadError(`the payload cannot be encoded as CBOR: ${(err as Error)?.message ?? err}`, { cause: err });
+    }
+    this.#seq = n;
+    this.#sizes.push(msg.size);
+    this.#topics.push(topic);
+    this.#pendingBytes += msg.size;
+    this.#send(msg);
+  }
+}

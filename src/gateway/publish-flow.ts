@@ -1,0 +1,150 @@
+/**
+ * The node's side of a light client's one-way publishes (GW_SEND, GW_ACK,
+ * GW_NACK in messages.ts), one PublishFlow per client.
+ *
+ * Each GW_SEND is handed to pub/sub at once, in arrival order (which keeps
+ * the client's per-publisher order), and is *pending* until pub/sub accepted
+ * it: queued for every subscriber node, or failed. Acknowledgements are
+ * cumulative and in order: GW_ACK `n` says every publish up to `n` was
+ * handled; it goes out at most once per event-loop turn, so a burst of
+ * publishes costs one acknowledgement. A failure is reported by GW_NACK
+ * naming the publish; it still counts as handled.
+ *
+ * Flow control: the client keeps at most `window` publishes unacknowledged.
+ * pub/sub's fan-out queue applying backpressure holds publishes pending,
+ * so acknowledgements stop and the client waits: a fast publisher is slowed
+ * to what the mesh takes. A GW_SEND beyond the window (a client ignoring the
+ * protocol) is refused with MACULA_ERR_FLOW_CONTROL, counted, and not held,
+ * so a client can make the node hold at most `window` of its messages.
+ */
+import { MaculaError, toWire } from '../util/errors.js';
+import type { OutboundMessage } from '../wire/framed-stream.js';
+import { GW_ACK, GW_NACK } from './messages.js';
+
+/** A client sent more publishes than the window the node announced. */
+export class FlowControlError extends MaculaError {
+  constructor(window: number) {
+    super('MACULA_ERR_FLOW_CONTROL', `more than ${window} publishes unacknowledged (the window this node announced); wait for GW_ACK before sending more`);
+  }
+}
+
+/** Gateway-wide totals, shared by every client's flow. */
+export interface PublishCounters {
+  /** GW_SEND publishes received. */
+  publishes: number;
+  /** Received and not yet handled, over every client now. */
+  publishPending: number;
+  /** Publishes that failed (GW_NACK sent), overruns included. */
+  publishFailures: number;
+  /** Publishes refused because the client went past its window. */
+  publishOverruns: number;
+}
+
+interface Entry {
+  readonly n: number;
+  done: boolean;
+}
+
+export class PublishFlow {
+  readonly window: number;
+  readonly #counters: PublishCounters;
+  readonly #send: (msg: OutboundMessage) => void;
+  /** Publishes in arrival order from the oldest not yet acknowledged; `#head` is the first live index. */
+  #queue: Entry[] = [];
+  #head = 0;
+  #pending = 0;
+  #ackTo = 0;
+  #acked = 0;
+  #ackScheduled = false;
+  #closed = false;
+
+  constructor(window: number, counters: PublishCounters, send: (msg: OutboundMessage) => void) {
+    this.window = window;
+    this.#counters = counters;
+    this.#send = send;
+  }
+
+  /** Publishes of this client handed to pub/sub and not yet accepted. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** GW_SEND number `n` arrived: `publish` hands it to pub/sub (its rejection is the publish's failure). */
+  accept(n: number, publish: () => Promise<unknown>): void {
+    this.#counters.publishes++;
+    if (this.#pending >= this.window || this.#queue.length - this.#head >= 2 * this.window) {
+      this.#counters.publishOverruns++;
+      this.#nack(n, new FlowControlError(this.window));
+      return;
+    }
+    const entry: Entry = { n, done: false };
+    this.#queue.push(entry);
+    this.#pending++;
+    this.#counters.publishPending++;
+    let accepted: Promise<unknown>;
+    try {
+      accepted = publish();
+    } catch (err) {
+      accepted = Promise.reject(err);
+    }
+    accepted.then(
+      () => this.#done(entry),
+      (err: unknown) => {
+        this.#nack(n, err);
+        this.#done(entry);
+      },
+    );
+  }
+
+  /** GW_SEND number `n` was refused before it reached accept() (authorization, admission, the connection's in-flight limit). */
+  refused(n: number, err: unknown): void {
+    this.#counters.publishes++;
+    this.#nack(n, err);
+    if (this.#queue.length - this.#head >= 2 * this.window) return;
+    this.#queue.push({ n, done: true });
+    this.#advance();
+  }
+
+  /** The client is gone: nothing more is sent to it (its pending publishes still settle, and leave publishPending then). */
+  close(): void {
+    this.#closed = true;
+  }
+
+  #done(entry: Entry): void {
+    entry.done = true;
+    this.#pending--;
+    this.#counters.publishPending--;
+    this.#advance();
+  }
+
+  #advance(): void {
+    const q = this.#queue;
+    let head = this.#head;
+    while (head < q.length && q[head]!.done) this.#ackTo = Math.max(this.#ackTo, q[head++]!.n);
+    if (head === q.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (head > 1024 && head * 2 > q.length) {
+      this.#queue = q.slice(head);
+      this.#head = 0;
+    } else {
+      this.#head = head;
+    }
+    if (this.#ackTo > this.#acked && !this.#ackScheduled && !this.#closed) {
+      this.#ackScheduled = true;
+      setImmediate(this.#flushAck);
+    }
+  }
+
+  readonly #flushAck = (): void => {
+    this.#ackScheduled = false;
+    if (this.#closed || this.#ackTo <= this.#acked) return;
+    this.#acked = this.#ackTo;
+    this.#send({ t: GW_ACK.type, n: this.#acked });
+  };
+
+  #nack(n: number, err: unknown): void {
+    this.#counters.publishFailures++;
+    if (!this.#closed) this.#send({ t: GW_NACK.type, n, ...toWire(err) });
+  }
+}

@@ -1,0 +1,94 @@
+/** The node's side of light-client publishing (PublishFlow): acknowledgements, failures and the window. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { GW_ACK, GW_NACK } from '../../src/gateway/messages.js';
+import { PublishFlow, type PublishCounters } from '../../src/gateway/publish-flow.js';
+import type { OutboundMessage } from '../../src/wire/framed-stream.js';
+
+/** Two event-loop turns: settlements in one, the acknowledgement they schedule in the next. */
+async function turn(): Promise<void> {
+  for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+function flow(window: number): { flow: PublishFlow; sent: OutboundMessage[]; counters: PublishCounters } {
+  const counters: PublishCounters = { publishes: 0, publishPending: 0, publishFailures: 0, publishOverruns: 0 };
+  const sent: OutboundMessage[] = [];
+  return { flow: new PublishFlow(window, counters, (m) => void sent.push(m)), sent, counters };
+}
+
+function deferred(): { promise: Promise<void>; resolve(): void; reject(err: unknown): void } {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+  return { promise, resolve, reject };
+}
+
+describe('PublishFlow', () => {
+  it('acknowledges a burst with one cumulative GW_ACK per turn', async () => {
+    const { flow: f, sent, counters } = flow(16);
+    for (let n = 1; n <= 10; n++) f.accept(n, () => Promise.resolve());
+    await turn();
+    assert.deepEqual(sent, [{ t: GW_ACK.type, n: 10 }]);
+    assert.deepEqual(counters, { publishes: 10, publishPending: 0, publishFailures: 0, publishOverruns: 0 });
+  });
+
+  it('acknowledges in order: a publish accepted early waits for the older one', async () => {
+    const { flow: f, sent } = flow(16);
+    const first = deferred();
+    f.accept(1, () => first.promise);
+    f.accept(2, () => Promise.resolve());
+    await turn();
+    assert.deepEqual(sent, [], 'nothing acknowledged past an unfinished publish');
+    first.resolve();
+    await turn();
+    assert.deepEqual(sent, [{ t: GW_ACK.type, n: 2 }]);
+  });
+
+  it('names a failed publish in GW_NACK and still acknowledges it', async () => {
+    const { flow: f, sent, counters } = flow(16);
+    f.accept(1, () => Promise.reject(Object.assign(new Error('no'), { code: 'MACULA_ERR_FORBIDDEN' })));
+    f.accept(2, () => {
+      throw new Error('sync failure');
+    });
+    await turn();
+    assert.deepEqual(sent, [
+      { t: GW_NACK.type, n: 1, code: 'MACULA_ERR_FORBIDDEN', message: 'no' },
+      { t: GW_NACK.type, n: 2, code: 'MACULA_ERR_HANDLER', message: 'sync failure' },
+      { t: GW_ACK.type, n: 2 },
+    ]);
+    assert.equal(counters.publishFailures, 2);
+  });
+
+  it('refuses, counts and does not hold what comes past the window', async () => {
+    const { flow: f, sent, counters } = flow(2);
+    const held = deferred();
+    f.accept(1, () => held.promise);
+    f.accept(2, () => held.promise);
+    let called = false;
+    f.accept(3, () => {
+      called = true;
+      return Promise.resolve();
+    });
+    assert.equal(called, false, 'a publish past the window never reaches pub/sub');
+    assert.equal(f.pending, 2);
+    assert.equal(counters.publishOverruns, 1);
+    assert.equal(sent.length, 1);
+    assert.equal((sent[0] as unknown as { code: string }).code, 'MACULA_ERR_FLOW_CONTROL');
+    assert.equal((sent[0] as unknown as { n: number }).n, 3);
+    held.resolve();
+    await turn();
+    assert.deepEqual(sent.at(-1), { t: GW_ACK.type, n: 2 });
+    assert.equal(counters.publishPending, 0);
+  });
+
+  it('sends nothing once its client is gone, but keeps the totals right', async () => {
+    const { flow: f, sent, counters } = flow(4);
+    const held = deferred();
+    f.accept(1, () => held.promise);
+    f.close();
+    held.reject(new Error('stopped'));
+    await turn();
+    assert.deepEqual(sent, []);
+    assert.deepEqual(counters, { publishes: 1, publishPending: 0, publishFailures: 1, publishOverruns: 0 });
+  });
+});
