@@ -12,8 +12,7 @@
  * provider is the client, answered with RPC_RESULT or ERROR.
  */
 import { MAX_CALL_BUDGET_MS, MAX_WIRE_PROCEDURE_LENGTH, RPC_CALL, RPC_RESULT } from '../rpc/messages.js';
-import { MAX_WIRE_TOPIC_CHARS } from '../pubsub/messages.js';
-import { MAX_REQUEST_REPLIES, MAX_REQUEST_TIMEOUT_MS } from '../pubsub/pubsub.js';
+import { MAX_REQUEST_REPLIES, MAX_REQUEST_TIMEOUT_MS, MAX_WIRE_TOPIC_CHARS } from '../pubsub/messages.js';
 import { MAX_QUEUE_GROUP_CHARS } from '../pubsub/queue.js';
 import { HEADERS_FIELD } from '../wire/headers.js';
 import { MAX_SERVICE_NAME_LENGTH } from '../registry/service-name.js';

@@ -7,6 +7,11 @@ import { HEADERS_FIELD } from '../wire/headers.js';
 import { f } from '../wire/schema.js';
 import { MAX_QUEUE_GROUP_CHARS } from './queue.js';
 
+/** Requests on a topic (request/reply): the default wait for replies, and the bounds of a request's options. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+export const MAX_REQUEST_TIMEOUT_MS = 600_000;
+export const MAX_REQUEST_REPLIES = 10_000;
+
 /**
  * Longest topic on the wire, in characters. A valid topic is at most 256
  * UTF-8 bytes (see topic.ts), hence at most 256 UTF-16 units; the schema

@@ -68,7 +68,7 @@ import { relaxedLimits } from './announcement.js';
 import { InvalidPayloadError, NoRespondersError } from './errors.js';
 import { Fanout, type FanoutMessenger, type FanoutStats, type FanoutTarget, type Peer, type Send } from './fanout.js';
 import { LocalSubscriptions, type DeliveryTotals } from './local-subscriptions.js';
-import { MAX_INBOX, PUBLISH, REPLY, UNSUBSCRIBED } from './messages.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_INBOX, MAX_REQUEST_REPLIES, MAX_REQUEST_TIMEOUT_MS, PUBLISH, REPLY, UNSUBSCRIBED } from './messages.js';
 import { resolvePubSubOptions, type PubSubInit, type PubSubOptions } from './options.js';
 import { Receiver, type ReceiverStats } from './receiver.js';
 import { SlowConsumers, type SlowConsumer } from './slow-consumers.js';
@@ -129,9 +129,7 @@ export interface Reply {
   responder: string;
 }
 
-export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
-export const MAX_REQUEST_TIMEOUT_MS = 600_000;
-export const MAX_REQUEST_REPLIES = 10_000;
+export { DEFAULT_REQUEST_TIMEOUT_MS, MAX_REQUEST_REPLIES, MAX_REQUEST_TIMEOUT_MS } from './messages.js';
 /** Requests of this node waiting for replies at once. */
 export const MAX_PENDING_REQUESTS = 10_000;
 /** Queue groups whose round-robin turn is remembered (LRU). */

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_REQUEST_REPLIES } from '../../pubsub/pubsub.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_REQUEST_REPLIES } from '../../pubsub/messages.js';
 import type { Headers } from '../../wire/headers.js';
 import { addClientOptions, addHeaderOption, connectClient, intParser, parseTimeoutMs, parseTopic, type ClientOptions } from '../options.js';
 import { formatPayload, toJson, writeOut } from '../output.js';
