@@ -246,8 +246,9 @@ describe('HealthMonitor', () => {
     assert.equal(health.eventLoopLag().samples, 0);
     health.start();
     try {
-      // block the loop once, then poll (no fixed sleep) until the monitor saw it
-      await new Promise((r) => setTimeout(r, 1));
+      // the monitor samples once its timer runs: wait for its first samples, block the loop once, then poll (no fixed sleep) until it saw the block
+      const armed = Date.now() + 5000;
+      while (health.eventLoopLag().samples < 2 && Date.now() < armed) await new Promise((r) => setTimeout(r, 5));
       const t = Date.now();
       while (Date.now() - t < 120);
       const deadline = Date.now() + 5000;
