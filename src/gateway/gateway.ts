@@ -26,7 +26,7 @@ import type { Provider } from '../registry/types.js';
 import { NoSuchProcedureError } from '../rpc/errors.js';
 import type { RegisterOptions, RpcContext, RpcHandler } from '../rpc/types.js';
 import type { Connection, PeerAddress } from '../transport/types.js';
-import { ConfigError, ConnectionClosedError, StoppedError, toWire } from '../util/errors.js';
+import { ConfigError, ConnectionClosedError, QueueFullError, StoppedError, toWire } from '../util/errors.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { MessageDef, MessageOf, WireMessage } from '../wire/messages.js';
 import type { Fields } from '../wire/schema.js';
@@ -446,9 +446,11 @@ export class Gateway extends EventEmitter {
         () => {
           c.pendingForwards--;
         },
-        () => {
+        (err: unknown) => {
           c.pendingForwards--;
           this.#n.forwardFailures++;
+          // The client does not read fast enough: the message is lost to it, as on a full subscription buffer.
+          if (err instanceof QueueFullError) c.subs.get(sid)?.sub.drop();
         },
       );
     return c.pendingForwards >= this.maxPendingForwards ? sent : undefined;

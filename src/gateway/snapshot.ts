@@ -18,6 +18,8 @@ import type { Headers } from '../wire/headers.js';
 export interface GatewaySubscription {
   readonly ready: Promise<void>;
   unsubscribe(): Promise<void>;
+  /** A message for it was lost on the way to its consumer (the client's send queue was full): counted as a drop. */
+  drop(): void;
 }
 
 /** The node's pub/sub service, as the gateway uses it. */

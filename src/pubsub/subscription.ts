@@ -113,9 +113,19 @@ export class Subscription {
     return this.#delivered;
   }
 
-  /** Messages dropped because the buffer was full. */
+  /** Messages dropped because the buffer was full, or lost past the handler (see drop()). */
   get dropped(): number {
     return this.#dropped;
+  }
+
+  /**
+   * Counts one message as dropped for this subscription: its buffer was
+   * full, or its handler hands messages on (a light client's subscription)
+   * and the next hop could not take it. A slow consumer, named in stats.
+   */
+  drop(): void {
+    this.#dropped++;
+    this.#onDrop?.(this);
   }
 
   /** Handler calls that threw or rejected. */
@@ -141,11 +151,7 @@ export class Subscription {
   /** Queues a message for the handler; never blocks, drops (counted) when the buffer is full. */
   push(msg: PubSubMessage): void {
     if (this.#closed) return;
-    if (this.#buffer.size >= this.#max) {
-      this.#dropped++;
-      this.#onDrop?.(this);
-      return;
-    }
+    if (this.#buffer.size >= this.#max) return this.drop();
     this.#buffer.push(msg);
     if (!this.#busy && !this.#scheduled) {
       this.#scheduled = true;
