@@ -2,6 +2,10 @@
 export { DEFAULT_PORT } from './transport/types.js';
 export { createNode, MeshNode, type MeshNodeOptions, type NodeStatus, type SessionInit } from './node/mesh-node.js';
 export { DEFAULTS, NODE_DEFAULTS } from './node/defaults.js';
+export type { ReachabilityInit } from './nat/reachability.js';
+export type { RelayClientInit } from './relay/client.js';
+export type { RelayServerInit } from './relay/server.js';
+export type { WebGatewayInit } from './web/server.js';
 export { Messenger, type Handler, type MessengerInit, type Target } from './session/messenger.js';
 export { RemoteError, type PeerInfo, type Role } from './session/peer-session.js';
 export { Identity, loadOrCreateIdentity, defaultDataDir, nodeIdFromPublicKey, shortId, toHex, fromHex } from './identity/identity.js';

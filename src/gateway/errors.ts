@@ -1,5 +1,5 @@
 /** Errors the gateway answers a client with; each has a stable code the client (and its user) can act on. */
-import { MaculaError } from '../util/errors.js';
+import { MaculaError, NotAClientError } from '../util/errors.js';
 import { messageName } from '../wire/messages.js';
 
 /** The node already serves its maximum number of light clients. */
@@ -26,10 +26,8 @@ export class TooManyClientsFromAddressError extends MaculaError {
 }
 
 /** A gateway request came from a mesh node, not from a light client. */
-export class NotAClientError extends MaculaError {
-  constructor(type: number) {
-    super('MACULA_ERR_NOT_A_CLIENT', `${messageName(type)} is a light-client request; this peer said HELLO as a mesh node, which talks to the mesh directly`);
-  }
+export function meshNodeRequest(type: number): NotAClientError {
+  return new NotAClientError(`${messageName(type)} is a light-client request; this peer said HELLO as a mesh node, which talks to the mesh directly`);
 }
 
 /** The node has no pub/sub service, so it cannot publish or subscribe for its clients. */

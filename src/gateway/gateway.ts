@@ -33,7 +33,7 @@ import type { Fields } from '../wire/schema.js';
 import type { Headers } from '../wire/headers.js';
 import { LRUCache } from 'lru-cache';
 import { ClientAdmission, sourceOf } from './admission.js';
-import { ClientLimitError, NotAClientError, PubSubUnavailableError, TooManyClientsError, TooManyClientsFromAddressError } from './errors.js';
+import { ClientLimitError, meshNodeRequest, PubSubUnavailableError, TooManyClientsError, TooManyClientsFromAddressError } from './errors.js';
 import { ClientKeyQuota, patternBytes, registrationBytes, servedKey, subscriptionKey, type HeldKeys } from './key-quota.js';
 import { NotStoredError } from '../dht/errors.js';
 import { literalPrefix } from '../pubsub/topic.js';
@@ -215,7 +215,7 @@ export class Gateway extends EventEmitter {
       this.#requests[def.name]!++;
       if (peer.role !== 'client') {
         this.#n.notClient++;
-        throw new NotAClientError(def.type);
+        throw meshNodeRequest(def.type);
       }
       if (!this.#node.isRunning()) throw StoppedError.of('this node');
       return fn(msg, this.#admit(peer));
@@ -351,7 +351,7 @@ export class Gateway extends EventEmitter {
     try {
       if (peer.role !== 'client') {
         this.#n.notClient++;
-        throw new NotAClientError(GW_SEND.type);
+        throw meshNodeRequest(GW_SEND.type);
       }
       if (!this.#node.isRunning()) throw StoppedError.of('this node');
       c = this.#admit(peer);

@@ -12,5 +12,6 @@ export {
   type GatewayStats,
 } from './options.js';
 export type { GatewayComponents, GatewayPubSub, GatewaySubscription, PeersSnapshot } from './snapshot.js';
-export { ClientLimitError, NotAClientError, PubSubUnavailableError, TooManyClientsError } from './errors.js';
+export { ClientLimitError, PubSubUnavailableError, TooManyClientsError } from './errors.js';
+export { NotAClientError } from '../util/errors.js';
 export * from './messages.js';

@@ -17,6 +17,7 @@ import type { Messenger } from '../session/messenger.js';
 import type { PeerInfo } from '../session/peer-session.js';
 import type { Connection, PeerAddress, Transport } from '../transport/types.js';
 import { LimitExceededError } from '../util/errors.js';
+import { intOption, numberOption } from '../util/options.js';
 import { shuffle } from '../util/shuffle.js';
 import { isRelayedHost } from '../transport/relayed-address.js';
 import { DialBackNotANodeError, DialBackRelayedError } from './errors.js';
@@ -46,6 +47,17 @@ export const DEFAULT_REACHABILITY_INTERVAL_MS = 5 * 60_000;
 export const DEFAULT_REACHABILITY_RETRY_MS = 10_000;
 export const DEFAULT_DIAL_BACK_TIMEOUT_MS = 3000;
 export const DEFAULT_MAX_CONCURRENT_DIAL_BACKS = 8;
+export const DEFAULT_REACHABILITY_FIRST_CHECK_MS = 1000;
+
+/** The reachability check's defaults. */
+export const REACHABILITY_DEFAULTS = Object.freeze({
+  probes: DEFAULT_REACHABILITY_PROBES,
+  intervalMs: DEFAULT_REACHABILITY_INTERVAL_MS,
+  retryMs: DEFAULT_REACHABILITY_RETRY_MS,
+  firstCheckMs: DEFAULT_REACHABILITY_FIRST_CHECK_MS,
+  dialBackTimeoutMs: DEFAULT_DIAL_BACK_TIMEOUT_MS,
+  maxConcurrentDialBacks: DEFAULT_MAX_CONCURRENT_DIAL_BACKS,
+});
 
 /** A peer the check may ask: a mesh node with its listen address. */
 export interface ReachabilityPeer extends PeerAddress {
@@ -109,12 +121,14 @@ export class ReachabilityCheck {
 
   constructor(components: ReachabilityComponents, init: ReachabilityInit = {}) {
     this.#c = components;
-    this.probes = init.probes ?? DEFAULT_REACHABILITY_PROBES;
-    this.intervalMs = init.intervalMs ?? DEFAULT_REACHABILITY_INTERVAL_MS;
-    this.retryMs = init.retryMs ?? DEFAULT_REACHABILITY_RETRY_MS;
-    this.dialBackTimeoutMs = init.dialBackTimeoutMs ?? DEFAULT_DIAL_BACK_TIMEOUT_MS;
-    this.maxConcurrentDialBacks = init.maxConcurrentDialBacks ?? DEFAULT_MAX_CONCURRENT_DIAL_BACKS;
-    this.#firstCheckMs = init.firstCheckMs ?? 1000;
+    const d = REACHABILITY_DEFAULTS;
+    this.probes = intOption('reachability option probes', init.probes ?? d.probes, 1);
+    this.intervalMs = duration('intervalMs', init.intervalMs ?? d.intervalMs);
+    this.retryMs = duration('retryMs', init.retryMs ?? d.retryMs);
+    this.dialBackTimeoutMs = duration('dialBackTimeoutMs', init.dialBackTimeoutMs ?? d.dialBackTimeoutMs);
+    // 0: this node serves no dial-backs (it still asks others)
+    this.maxConcurrentDialBacks = intOption('reachability option maxConcurrentDialBacks', init.maxConcurrentDialBacks ?? d.maxConcurrentDialBacks, 0);
+    this.#firstCheckMs = numberOption('reachability option firstCheckMs', init.firstCheckMs ?? d.firstCheckMs, 0);
     components.messenger.handle(DIAL_BACK, (msg, peer) => this.#serve(msg, peer));
     components.messenger.claimInbound = (conn) => this.#claim(conn);
   }
@@ -248,4 +262,8 @@ export class ReachabilityCheck {
     setTimeout(() => conn.close(), 2000).unref();
     return true;
   }
+}
+
+function duration(name: string, ms: number): number {
+  return numberOption(`reachability option ${name}`, ms, 0, { exclusiveMin: true });
 }

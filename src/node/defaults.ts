@@ -10,14 +10,18 @@ import { DEFAULT_CLOCK_TOLERANCE_S } from '../auth/credential.js';
 import { DHT_DEFAULTS } from '../dht/options.js';
 import { GATEWAY_DEFAULTS, MESH_CONNECTION_MARGIN, nodeConnectionLimit } from '../gateway/options.js';
 import { LIVENESS_DEFAULTS } from '../liveness/liveness.js';
+import { REACHABILITY_DEFAULTS } from '../nat/reachability.js';
 import { PUBSUB_DEFAULTS } from '../pubsub/options.js';
 import { REGISTRY_DEFAULTS } from '../registry/registry.js';
+import { RELAY_CLIENT_DEFAULTS } from '../relay/client.js';
+import { RELAY_SERVER_DEFAULTS } from '../relay/server.js';
 import { RPC_CLIENT_DEFAULTS } from '../rpc/client.js';
 import { RPC_SERVER_DEFAULTS } from '../rpc/server.js';
 import { DEFAULT_REALM, SESSION_DEFAULTS } from '../session/messenger.js';
 import { POOL_DEFAULTS } from '../transport/pool.js';
 import { TRANSPORT_DEFAULTS } from '../transport/quic.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../transport/types.js';
+import { WEB_DEFAULTS } from '../web/server.js';
 import { DEFAULT_STOP_TIMEOUT_MS, NODE_QUIC_IDLE_TIMEOUT_MS, NODE_QUIC_KEEPALIVE_MS } from './mesh-node.js';
 import { DEFAULT_CREDENTIAL_SWEEP_MS } from './realm-security.js';
 import { DEFAULT_REVOCATION_POLL_MS } from './revocation-sync.js';
@@ -46,4 +50,9 @@ export const DEFAULTS = Object.freeze({
   rpc: Object.freeze({ client: RPC_CLIENT_DEFAULTS, server: RPC_SERVER_DEFAULTS }),
   pubsub: PUBSUB_DEFAULTS,
   gateway: GATEWAY_DEFAULTS,
+  reachability: REACHABILITY_DEFAULTS,
+  /** `serve` has no fixed default: a node relays while the reachability check finds it public. */
+  relay: Object.freeze({ limits: RELAY_SERVER_DEFAULTS, client: RELAY_CLIENT_DEFAULTS }),
+  /** The web gateway is off unless a port is given; these apply once it is on. */
+  web: WEB_DEFAULTS,
 });

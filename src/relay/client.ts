@@ -16,6 +16,7 @@ import type { PeerInfo } from '../session/peer-session.js';
 import { isRelayedHost, MAX_RELAYS_IN_ADDRESS, relayedAddress, relaysOf } from '../transport/relayed-address.js';
 import { formatAddress, type Connection, type DialOptions, type PeerAddress } from '../transport/types.js';
 import { DialError } from '../util/errors.js';
+import { intOption, numberOption } from '../util/options.js';
 import { shuffle } from '../util/shuffle.js';
 import type { FramedStream } from '../wire/framed-stream.js';
 import { PING, type Message } from '../wire/messages.js';
@@ -36,6 +37,17 @@ export interface RelayClientInit {
 }
 
 export const DEFAULT_RELAYS = 2;
+export const DEFAULT_RELAY_RESERVE_TIMEOUT_MS = 5000;
+export const DEFAULT_RELAY_REFUSED_BACKOFF_MS = 60_000;
+export const DEFAULT_RELAY_RETRY_MS = 2000;
+
+/** How a private node keeps relays by default (the node's `relay.client`). */
+export const RELAY_CLIENT_DEFAULTS = Object.freeze({
+  relays: DEFAULT_RELAYS,
+  reserveTimeoutMs: DEFAULT_RELAY_RESERVE_TIMEOUT_MS,
+  refusedBackoffMs: DEFAULT_RELAY_REFUSED_BACKOFF_MS,
+  retryMs: DEFAULT_RELAY_RETRY_MS,
+});
 
 export interface RelayCandidate extends PeerAddress {
   id: Uint8Array;
@@ -87,10 +99,11 @@ export class RelayClient {
 
   constructor(components: RelayClientComponents, init: RelayClientInit = {}) {
     this.#c = components;
-    this.wanted = Math.min(MAX_RELAYS_IN_ADDRESS, init.relays ?? DEFAULT_RELAYS);
-    this.reserveTimeoutMs = init.reserveTimeoutMs ?? 5000;
-    this.refusedBackoffMs = init.refusedBackoffMs ?? 60_000;
-    this.retryMs = init.retryMs ?? 2000;
+    const d = RELAY_CLIENT_DEFAULTS;
+    this.wanted = intOption('relay option client.relays', init.relays ?? d.relays, 1, MAX_RELAYS_IN_ADDRESS);
+    this.reserveTimeoutMs = duration('reserveTimeoutMs', init.reserveTimeoutMs ?? d.reserveTimeoutMs);
+    this.refusedBackoffMs = numberOption('relay option client.refusedBackoffMs', init.refusedBackoffMs ?? d.refusedBackoffMs, 0);
+    this.retryMs = duration('retryMs', init.retryMs ?? d.retryMs);
   }
 
   /** Private: keep relays; public or unknown: let them go (the node is reached directly). */
@@ -285,4 +298,8 @@ function withTimeout<T>(p: Promise<T>, ms: number, where: string): Promise<T> {
       timer = setTimeout(() => reject(new DialError(where, `cannot reach a node at ${where}: timed out after ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+function duration(name: string, ms: number): number {
+  return numberOption(`relay option client.${name}`, ms, 0, { exclusiveMin: true });
 }

@@ -17,6 +17,7 @@ import type { PeerInfo } from '../session/peer-session.js';
 import type { Connection } from '../transport/types.js';
 import type { FramedStream } from '../wire/framed-stream.js';
 import type { Message } from '../wire/messages.js';
+import { intOption, numberOption } from '../util/options.js';
 import { RelayError, relayOff } from './errors.js';
 import { RELAY_CONNECT, RELAY_DATA, RELAY_INCOMING, RELAY_RESERVE, RELAY_RESERVED, RELAY_STATUS } from './messages.js';
 
@@ -44,6 +45,17 @@ export const DEFAULT_MAX_CIRCUITS_PER_NODE = 32;
 export const DEFAULT_CIRCUIT_BYTES_PER_SECOND = 4 * 1024 * 1024;
 export const DEFAULT_CIRCUIT_MAX_BYTES = 1024 * 1024 * 1024;
 export const DEFAULT_CIRCUIT_MAX_DURATION_MS = 60 * 60_000;
+
+/** What a relay bounds by default (the node's `relay.limits`). */
+export const RELAY_SERVER_DEFAULTS = Object.freeze({
+  maxReservations: DEFAULT_MAX_RESERVATIONS,
+  reservationTtlMs: DEFAULT_RESERVATION_TTL_MS,
+  maxCircuits: DEFAULT_MAX_CIRCUITS,
+  maxCircuitsPerNode: DEFAULT_MAX_CIRCUITS_PER_NODE,
+  circuitBytesPerSecond: DEFAULT_CIRCUIT_BYTES_PER_SECOND,
+  circuitMaxBytes: DEFAULT_CIRCUIT_MAX_BYTES,
+  circuitMaxDurationMs: DEFAULT_CIRCUIT_MAX_DURATION_MS,
+});
 
 export type RelayRefusalReason = 'off' | 'reservations_full' | 'circuits_full' | 'no_reservation' | 'target_unreachable';
 export type CircuitEndReason = 'closed' | 'bytes_limit' | 'duration_limit' | 'protocol';
@@ -96,13 +108,14 @@ export class RelayServer {
 
   constructor(components: RelayServerComponents, init: RelayServerInit = {}) {
     this.#c = components;
-    this.maxReservations = init.maxReservations ?? DEFAULT_MAX_RESERVATIONS;
-    this.reservationTtlMs = init.reservationTtlMs ?? DEFAULT_RESERVATION_TTL_MS;
-    this.maxCircuits = init.maxCircuits ?? DEFAULT_MAX_CIRCUITS;
-    this.maxCircuitsPerNode = init.maxCircuitsPerNode ?? DEFAULT_MAX_CIRCUITS_PER_NODE;
-    this.circuitBytesPerSecond = init.circuitBytesPerSecond ?? DEFAULT_CIRCUIT_BYTES_PER_SECOND;
-    this.circuitMaxBytes = init.circuitMaxBytes ?? DEFAULT_CIRCUIT_MAX_BYTES;
-    this.circuitMaxDurationMs = init.circuitMaxDurationMs ?? DEFAULT_CIRCUIT_MAX_DURATION_MS;
+    const d = RELAY_SERVER_DEFAULTS;
+    this.maxReservations = count('maxReservations', init.maxReservations ?? d.maxReservations);
+    this.reservationTtlMs = positive('reservationTtlMs', init.reservationTtlMs ?? d.reservationTtlMs);
+    this.maxCircuits = count('maxCircuits', init.maxCircuits ?? d.maxCircuits);
+    this.maxCircuitsPerNode = count('maxCircuitsPerNode', init.maxCircuitsPerNode ?? d.maxCircuitsPerNode);
+    this.circuitBytesPerSecond = positive('circuitBytesPerSecond', init.circuitBytesPerSecond ?? d.circuitBytesPerSecond);
+    this.circuitMaxBytes = positive('circuitMaxBytes', init.circuitMaxBytes ?? d.circuitMaxBytes);
+    this.circuitMaxDurationMs = positive('circuitMaxDurationMs', init.circuitMaxDurationMs ?? d.circuitMaxDurationMs);
     components.messenger.handle(RELAY_RESERVE, (_msg, peer) => this.#reserve(peer));
   }
 
@@ -257,4 +270,12 @@ export class RelayServer {
     void pump(a, b);
     void pump(b, a);
   }
+}
+
+function count(name: string, n: number): number {
+  return intOption(`relay option limits.${name}`, n, 1);
+}
+
+function positive(name: string, v: number): number {
+  return numberOption(`relay option limits.${name}`, v, 0, { exclusiveMin: true });
 }

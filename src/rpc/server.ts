@@ -11,7 +11,7 @@
  * with a stable code and the error's message — never its stack.
  */
 import { toHex } from '../identity/identity.js';
-import { ConfigError, LimitExceededError, MaculaError, TimeoutError } from '../util/errors.js';
+import { BadResultError, BusyError, ConfigError, LimitExceededError, MaculaError, TimeoutError, toWire } from '../util/errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { encodeBody, encodeMessage } from '../wire/codec.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
@@ -243,11 +243,11 @@ export class RpcServer implements LocalInvoker {
     const entry = this.#procs.get(procedure);
     if (!entry) {
       this.#served.no_such_procedure++;
-      return { t: ERROR.type, code: 'MACULA_ERR_NO_SUCH_PROCEDURE', message: new NoSuchProcedureError(procedure, 'this node').message.slice(0, MAX_ERROR_MESSAGE_LENGTH) };
+      return { t: ERROR.type, ...toWire(new NoSuchProcedureError(procedure, 'this node')) };
     }
     if (this.#running >= this.maxRunning) {
       this.#served.busy++;
-      return { t: ERROR.type, code: 'MACULA_ERR_BUSY', message: `this node runs ${this.#running} calls already (limit ${this.maxRunning}); retry later or call another provider` };
+      return { t: ERROR.type, ...toWire(new BusyError(`this node runs ${this.#running} calls already (limit ${this.maxRunning}); retry later or call another provider`)) };
     }
     const budget = msg.d !== undefined && msg.d > 0 ? msg.d : Infinity;
     let result: unknown;
@@ -271,8 +271,11 @@ export class RpcServer implements LocalInvoker {
       this.#served.bad_result++;
       return {
         t: ERROR.type,
-        code: 'MACULA_ERR_BAD_RESULT',
-        message: `the handler of "${procedure}" returned a result that cannot be sent (${problem}); return plain data (maps, arrays, strings, numbers, bytes) of at most ${this.maxResultBytes} bytes`,
+        ...toWire(
+          new BadResultError(
+            `the handler of "${procedure}" returned a result that cannot be sent (${problem}); return plain data (maps, arrays, strings, numbers, bytes) of at most ${this.maxResultBytes} bytes`,
+          ),
+        ),
       };
     }
     this.#served.ok++;

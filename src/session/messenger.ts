@@ -6,11 +6,11 @@
 import type { RealmGuard } from '../auth/realm-guard.js';
 import { ConnectionPool } from '../transport/pool.js';
 import type { Connection, PeerAddress, Transport } from '../transport/types.js';
-import { MaculaError, ProtocolError } from '../util/errors.js';
+import { ProtocolError } from '../util/errors.js';
 import { FRAME_BUDGET_DEFAULTS, FrameBudget, type BudgetRefusalReason, type FrameBudgetOptions } from '../wire/budget.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { DEFAULT_MAX_QUEUED_BYTES, type FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
-import { messageName, type HandlerRegistry, type Message, type MessageDef, type WireMessage } from '../wire/messages.js';
+import { messageName, UnsupportedMessageError, type HandlerRegistry, type Message, type MessageDef, type WireMessage } from '../wire/messages.js';
 import type { Fields } from '../wire/schema.js';
 import { PeerSession, type Hello, type OneWayDropReason, type PeerInfo, type Role, type SessionHost } from './peer-session.js';
 import { intOption } from '../util/options.js';
@@ -134,13 +134,6 @@ export const SESSION_DEFAULTS = Object.freeze({
   helloTimeoutMs: DEFAULT_HELLO_TIMEOUT_MS,
   ...FRAME_BUDGET_DEFAULTS,
 });
-
-/** A request arrived for a type that has no handler on this node. */
-export class UnsupportedMessageError extends MaculaError {
-  constructor(type: number) {
-    super('MACULA_ERR_UNSUPPORTED', `this node does not handle ${messageName(type)} messages`);
-  }
-}
 
 export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, HandlerReply> {
   readonly realm: string;

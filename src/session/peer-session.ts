@@ -12,7 +12,7 @@ import type { Credential } from '../auth/credential.js';
 import { shortId } from '../identity/identity.js';
 import { isRelayedHost } from '../transport/relayed-address.js';
 import type { Connection, PeerAddress, Stream } from '../transport/types.js';
-import { BadResultError, BusyError, ConnectionClosedError, fromWire, ProtocolError, TimeoutError, toWire } from '../util/errors.js';
+import { BadResultError, BusyError, ConnectionClosedError, fromWire, NotAClientError, ProtocolError, RealmMismatchError, TimeoutError, toWire } from '../util/errors.js';
 export { RemoteError } from '../util/errors.js';
 import { BudgetExceededError, type BudgetAccount, type FrameBudget } from '../wire/budget.js';
 import { FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
@@ -305,20 +305,15 @@ export class PeerSession {
         if (this.peer.greeted && host.claimStream?.(first, stream, this.peer)) return;
         throw this.#violation(`the first message on a stream must be HELLO, got ${messageName(first.t)}`);
       }
-      if (first.realm !== host.realm) {
-        // Name only what the peer said: a refusal must not tell a stranger which realm this node serves.
-        const message = `this node does not serve realm "${first.realm}"; use the same --realm on every node`;
-        return await this.#refuse(stream, first, 'MACULA_ERR_REALM', message);
-      }
+      if (first.realm !== host.realm) return await this.#refuse(stream, first, new RealmMismatchError(String(first.realm)));
       if (this.peer.connection.clientOnly && first.role !== 'client') {
-        return await this.#refuse(stream, first, 'MACULA_ERR_NOT_A_CLIENT', 'this connection carries light clients only (a web session); say HELLO with role "client"');
+        return await this.#refuse(stream, first, new NotAClientError('this connection carries light clients only (a web session); say HELLO with role "client"'));
       }
       if (host.admit) {
         try {
           await host.admit(this.peer, first);
         } catch (err) {
-          const e = err as { code?: string; message?: string };
-          return await this.#refuse(stream, first, e.code ?? 'MACULA_ERR_UNAUTHORIZED', e.message ?? String(err));
+          return await this.#refuse(stream, first, err);
         }
       }
       this.#learn(first);
@@ -357,8 +352,8 @@ export class PeerSession {
   }
 
   /** Answers a HELLO with an error, then closes the connection (a little later, so the answer arrives). */
-  async #refuse(stream: FramedStream, hello: Message, code: string, message: string): Promise<void> {
-    await stream.send(errorReply({ code, message }), hello.id).catch(() => undefined);
+  async #refuse(stream: FramedStream, hello: Message, err: unknown): Promise<void> {
+    await stream.send(errorReply(err), hello.id).catch(() => undefined);
     await stream.end();
     setTimeout(() => this.peer.connection.close(), 200).unref();
   }

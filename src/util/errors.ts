@@ -132,6 +132,21 @@ export class FrameTooLargeError extends ProtocolError {
   }
 }
 
+/** A peer said HELLO in a realm this node does not serve. */
+export class RealmMismatchError extends MaculaError {
+  constructor(realm: string) {
+    // Names only what the peer said: a refusal must not tell a stranger which realm this node serves.
+    super('MACULA_ERR_REALM', `this node does not serve realm "${realm}"; use the same --realm on every node`);
+  }
+}
+
+/** A mesh node asked for what only light clients may (a gateway request, a web session). */
+export class NotAClientError extends MaculaError {
+  constructor(message: string) {
+    super('MACULA_ERR_NOT_A_CLIENT', message);
+  }
+}
+
 /** Generic transport failure (socket, stream or connection level). */
 export class TransportError extends MaculaError {
   constructor(message: string, options?: { cause?: unknown; code?: string }) {

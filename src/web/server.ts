@@ -20,6 +20,7 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { ConfigError } from '../util/errors.js';
+import { intOption } from '../util/options.js';
 import type { Connection, PeerAddress } from '../transport/types.js';
 import type { WebCertificate } from './cert.js';
 import { parsePeerAddress, WebConnection, type WebTransportLike } from './connection.js';
@@ -31,6 +32,13 @@ export const DEFAULT_WEB_HOST = '127.0.0.1';
 export const DEFAULT_MAX_WEB_SESSIONS = 1000;
 /** One request stream per direction is all the protocol uses; a few more leave room for a reconnecting client. */
 export const DEFAULT_MAX_STREAMS_PER_SESSION = 4;
+
+/** The web gateway's defaults (it has no default port: it is off unless one is given). */
+export const WEB_DEFAULTS = Object.freeze({
+  host: DEFAULT_WEB_HOST,
+  maxSessions: DEFAULT_MAX_WEB_SESSIONS,
+  maxStreamsPerSession: DEFAULT_MAX_STREAMS_PER_SESSION,
+});
 /** Flow-control window of a stream: the package's 16 KiB default stalls a stream at one larger message. */
 export const WEB_FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
 /**
@@ -122,9 +130,10 @@ export class WebGateway extends EventEmitter {
     if ((init.certFile === undefined) !== (init.keyFile === undefined)) throw new ConfigError('give both --web-cert and --web-key, or neither (a certificate is then generated)');
     this.#node = components;
     this.#init = init;
-    this.host = init.host ?? DEFAULT_WEB_HOST;
-    this.maxSessions = positive('maxSessions', init.maxSessions ?? DEFAULT_MAX_WEB_SESSIONS);
-    this.maxStreamsPerSession = positive('maxStreamsPerSession', init.maxStreamsPerSession ?? DEFAULT_MAX_STREAMS_PER_SESSION);
+    intOption('web option port', init.port, 0, 65535);
+    this.host = init.host ?? WEB_DEFAULTS.host;
+    this.maxSessions = intOption('web option maxSessions', init.maxSessions ?? WEB_DEFAULTS.maxSessions, 1);
+    this.maxStreamsPerSession = intOption('web option maxStreamsPerSession', init.maxStreamsPerSession ?? WEB_DEFAULTS.maxStreamsPerSession, 1);
   }
 
   /** The bound address once started. */
@@ -361,9 +370,4 @@ function closeQuietly(session: WebTransportLike, reason: string): void {
     },
     () => undefined,
   );
-}
-
-function positive(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`web option ${name} must be an integer ≥ 1, got ${value}`);
-  return value;
 }

@@ -8,7 +8,7 @@
  * ARCHITECTURE.md); `validateMessage` checks the envelope and the fields of
  * the type before any other code sees the message.
  */
-import { ProtocolError } from '../util/errors.js';
+import { MaculaError, ProtocolError } from '../util/errors.js';
 import { checkFields, f, isPlainMap, type Fields, type Infer } from './schema.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -72,6 +72,13 @@ export function messageDef(type: number): MessageDef | undefined {
 
 export function messageName(type: number): string {
   return registry.get(type)?.name ?? `UNKNOWN(${type})`;
+}
+
+/** A request arrived for a type that has no handler here (a node, or a light client serving procedures). */
+export class UnsupportedMessageError extends MaculaError {
+  constructor(type: number, where = 'this node') {
+    super('MACULA_ERR_UNSUPPORTED', `${where} does not handle ${messageName(type)} messages`);
+  }
 }
 
 /**

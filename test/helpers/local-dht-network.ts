@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PeerAddress } from '../../src/transport/types.js';
 import { formatAddress } from '../../src/transport/types.js';
 import { DialError, fromWire, PeerIdMismatchError, TimeoutError, toWire } from '../../src/util/errors.js';
-import { UnsupportedMessageError } from '../../src/session/messenger.js';
+import { UnsupportedMessageError } from '../../src/wire/messages.js';
 import { PING, PONG, PROTOCOL_VERSION, validateMessage, type Message } from '../../src/wire/messages.js';
 import type { Contact } from '../../src/dht/contact.js';
 import type { Dht } from '../../src/dht/dht.js';

@@ -44,9 +44,17 @@ test('RPC and DHT remote errors are RemoteErrors carrying the remote code', () =
   assert.equal(rpc.name, 'RemoteCallError');
 });
 
+const sources = (dir: string): string[] =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+
 test('no MaculaError is built with a raw code outside the errors modules', () => {
-  const files = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
-  const raw = files('src').filter((f) => !f.endsWith('/errors.ts') && /new MaculaError\(/.test(readFileSync(f, 'utf8')));
+  const raw = sources('src').filter((f) => !f.endsWith('/errors.ts') && /new MaculaError\(/.test(readFileSync(f, 'utf8')));
+  assert.deepEqual(raw, []);
+});
+
+test('no ERROR reply is built from a code literal: it comes from an error class, through toWire', () => {
+  // `t: ERROR.type` followed, within the same object literal, by `code: '…'`
+  const literal = /t: ERROR\.type,[^}]*?\bcode: ['"`]/;
+  const raw = sources('src').filter((f) => literal.test(readFileSync(f, 'utf8')));
   assert.deepEqual(raw, []);
 });

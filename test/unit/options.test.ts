@@ -30,6 +30,14 @@ describe('option validation', () => {
     assert.throws(() => node({ pubsub: { fanoutConcurrency: 0 } }), { message: /pub\/sub option fanoutConcurrency/ });
     assert.throws(() => node({ gateway: { maxClients: -1 } }), { message: /gateway option maxClients/ });
     assert.throws(() => node({ rpc: { client: { maxAttempts: 0 } } }), { message: /RPC option maxAttempts/ });
+    assert.throws(() => node({ web: { port: 0, maxSessions: 0 } }), { code: 'MACULA_ERR_CONFIG', message: 'web option maxSessions must be an integer ≥ 1, got 0' });
+    assert.throws(() => node({ web: { port: 70000 } }), { message: /web option port must be an integer in 0\.\.65535, got 70000/ });
+    assert.throws(() => node({ reachability: { probes: 0 } }), { code: 'MACULA_ERR_CONFIG', message: /reachability option probes/ });
+    assert.throws(() => node({ reachability: { intervalMs: 0 } }), { message: 'reachability option intervalMs must be a number > 0, got 0' });
+    assert.throws(() => node({ reachability: {}, relay: { limits: { maxCircuits: 0 } } }), { code: 'MACULA_ERR_CONFIG', message: /relay option limits\.maxCircuits/ });
+    assert.throws(() => node({ reachability: {}, relay: { limits: { circuitBytesPerSecond: -1 } } }), { message: /relay option limits\.circuitBytesPerSecond/ });
+    // a relayed address names at most 3 relays: asking for more is refused, not silently cut
+    assert.throws(() => node({ reachability: {}, relay: { client: { relays: 4 } } }), { message: 'relay option client.relays must be an integer in 1..3, got 4' });
   });
 });
 
@@ -54,6 +62,21 @@ describe('defaults', () => {
     assert.ok(Object.isFrozen(DEFAULTS) && Object.isFrozen(DEFAULTS.session), 'nobody changes the defaults by accident');
   });
 
+  it('the web gateway, the reachability check and relaying have their sections, and run with them', () => {
+    const n = node({ reachability: {}, web: { port: 0 } });
+    assert.equal(n.web!.host, DEFAULTS.web.host);
+    assert.equal(n.web!.maxSessions, DEFAULTS.web.maxSessions);
+    assert.equal(n.web!.maxStreamsPerSession, DEFAULTS.web.maxStreamsPerSession);
+    assert.equal(n.reachability!.probes, DEFAULTS.reachability.probes);
+    assert.equal(n.reachability!.intervalMs, DEFAULTS.reachability.intervalMs);
+    assert.equal(n.reachability!.maxConcurrentDialBacks, DEFAULTS.reachability.maxConcurrentDialBacks);
+    assert.equal(n.relayServer!.maxCircuits, DEFAULTS.relay.limits.maxCircuits);
+    assert.equal(n.relayServer!.circuitMaxDurationMs, DEFAULTS.relay.limits.circuitMaxDurationMs);
+    assert.equal(n.relayClient!.wanted, DEFAULTS.relay.client.relays);
+    assert.equal(n.relayClient!.retryMs, DEFAULTS.relay.client.retryMs);
+    assert.ok(Object.isFrozen(DEFAULTS.web) && Object.isFrozen(DEFAULTS.reachability) && Object.isFrozen(DEFAULTS.relay.limits) && Object.isFrozen(DEFAULTS.relay.client));
+  });
+
   it('each section reaches its component', () => {
     const n = node({
       pool: { idleTimeoutMs: 4321 },
@@ -62,6 +85,9 @@ describe('defaults', () => {
       rpc: { client: { timeoutMs: 777 }, server: { handlerTimeoutMs: 999 } },
       pubsub: { fanoutConcurrency: 3 },
       gateway: { maxClients: 50 },
+      reachability: { probes: 5 },
+      relay: { limits: { maxReservations: 9 }, client: { relays: 3 } },
+      web: { port: 0, host: '::1', maxSessions: 12 },
     });
     assert.equal(n.pool.idleTimeoutMs, 4321);
     assert.equal(n.messenger.requestTimeoutMs, 1234);
@@ -72,5 +98,10 @@ describe('defaults', () => {
     assert.equal(n.pubsub.options.fanoutConcurrency, 3);
     assert.equal(n.gateway.maxClients, 50);
     assert.equal(n.pool.maxConnections, 50 + DEFAULTS.node.meshConnectionMargin);
+    assert.equal(n.reachability!.probes, 5);
+    assert.equal(n.relayServer!.maxReservations, 9);
+    assert.equal(n.relayClient!.wanted, 3);
+    assert.equal(n.web!.host, '::1');
+    assert.equal(n.web!.maxSessions, 12);
   });
 });

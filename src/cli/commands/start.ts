@@ -14,7 +14,7 @@ import { collectHostPorts, intParser, MAX_NODE_LIMIT, parseBytes, parsePort, par
 import { shortNodeId } from '../output.js';
 import type { WebCertificate } from '../../web/cert.js';
 import { HTTP3_PACKAGE } from '../../web/package.js';
-import { DEFAULT_WEB_HOST, type WebGateway } from '../../web/server.js';
+import type { WebGateway } from '../../web/server.js';
 
 export const DEFAULT_STATUS_INTERVAL_S = 60;
 const INTERRUPTED: unique symbol = Symbol('interrupted');
@@ -62,7 +62,7 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--admin-port <port>', 'serve /metrics, /health, /ready, /live and /stats over HTTP on <admin-host>:<port> (0 picks a free port)').env('MACULA_ADMIN_PORT').argParser(parseTcpPort))
     .addOption(new Option('--admin-host <address>', 'address the admin HTTP server binds (keep it on loopback unless it is firewalled)').env('MACULA_ADMIN_HOST').default(DEFAULT_ADMIN_HOST))
     .addOption(new Option('--web-port <port>', 'serve browsers and web apps (WebTransport, its WebSocket mapping) and the dashboard over HTTPS on <web-host>:<port> (0 picks a free port)').env('MACULA_WEB_PORT').argParser(parseTcpPort))
-    .addOption(new Option('--web-host <address>', 'address the web gateway binds').env('MACULA_WEB_HOST').default(DEFAULT_WEB_HOST))
+    .addOption(new Option('--web-host <address>', 'address the web gateway binds').env('MACULA_WEB_HOST').default(DEFAULTS.web.host))
     .addOption(new Option('--web-cert <file>', 'PEM certificate for the web gateway (default: a self-signed ECDSA certificate made at start, rotated before expiry)').env('MACULA_WEB_CERT'))
     .addOption(new Option('--web-key <file>', 'PEM private key of --web-cert').env('MACULA_WEB_KEY'))
     .addOption(

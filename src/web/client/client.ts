@@ -16,8 +16,8 @@
  */
 import { Decoder, Encoder } from 'cbor-x';
 import { GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../../gateway/messages.js';
-import { ConnectionClosedError, ProtocolError, RemoteError, StoppedError, TimeoutError, ConfigError } from '../../util/errors.js';
-import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION } from '../../wire/messages.js';
+import { ConnectionClosedError, ProtocolError, RemoteError, StoppedError, TimeoutError, ConfigError, toWire } from '../../util/errors.js';
+import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION, UnsupportedMessageError } from '../../wire/messages.js';
 import { encodeFrame, FrameDecoder } from '../../wire/frame.js';
 import { WebGatewayUnreachableError } from '../errors.js';
 import { STREAM_ROLE_CLIENT, STREAM_ROLE_NODE } from '../stream-roles.js';
@@ -460,7 +460,7 @@ export class MaculaWebClient {
         } else if (msg.t === PING.type && msg.id !== undefined) {
           ch.send({ t: 4, id: msg.id });
         } else if (msg.id !== undefined) {
-          ch.send({ t: ERROR.type, id: msg.id, code: 'MACULA_ERR_UNSUPPORTED', message: `this client does not handle message type ${msg.t}` });
+          ch.send({ t: ERROR.type, id: msg.id, ...toWire(new UnsupportedMessageError(msg.t, 'this client')) });
         }
       }
     } catch {
@@ -479,10 +479,8 @@ export class MaculaWebClient {
       const r = await handler(msg.a, { procedure, timeoutMs, signal: controller.signal });
       ch.send({ t: RESULT.type, id: msg.id, ...(r !== undefined && { r }) });
     } catch (err) {
-      const e = err as { code?: unknown; message?: unknown };
-      const code = typeof e?.code === 'string' && /^[A-Z0-9_]{1,64}$/.test(e.code) ? e.code : 'MACULA_ERR_HANDLER';
       try {
-        ch.send({ t: ERROR.type, id: msg.id, code, message: String(e?.message ?? err).slice(0, 1024) });
+        ch.send({ t: ERROR.type, id: msg.id, ...toWire(err) });
       } catch {
         // the session is gone
       }
