@@ -32,15 +32,13 @@ import { HELLO } from '../wire/messages.js';
 import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_REQ, GW_RESPOND, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../gateway/messages.js';
 import { validateQueueGroup } from '../pubsub/queue.js';
 import { checkHeaders, type Headers } from '../wire/headers.js';
-import { InvalidPayloadError } from '../pubsub/errors.js';
-import { validateTopic } from '../pubsub/topic.js';
-import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, type PublishError, type PublishStats } from './publisher.js';
+import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, type PublishError, type PublishStats } from '../gateway/client-publisher.js';
 import type { PeersSnapshot } from '../gateway/snapshot.js';
 import { udpRefused } from './probe.js';
 import type { AttachInfo, ClientMessage, ClientProvider, ClientReply, ClientSubscription, ServeHandler, ServedProcedure } from './types.js';
 
 export type { AttachInfo, ClientMessage, ClientProvider, ClientReply, ClientSubscription, ServeContext, ServeHandler, ServedProcedure } from './types.js';
-export { PublishError, type PublishStats } from './publisher.js';
+export { PublishError, type PublishStats } from '../gateway/client-publisher.js';
 
 export const DEFAULT_NODE: PeerAddress = { host: '127.0.0.1', port: 9443 };
 export const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
@@ -220,15 +218,7 @@ export class MaculaClient extends EventEmitter {
   publish(topic: string, data: unknown, options: { headers?: Headers } = {}): Promise<void> {
     const publisher = this.#publisher;
     if (publisher === undefined || this.#closing !== undefined) return Promise.reject(StoppedError.of('this client'));
-    let headers: Headers | undefined;
-    try {
-      validateTopic(topic);
-      headers = checkHeaders(options.headers);
-      if (data === undefined) throw new InvalidPayloadError('the payload is undefined, which a message cannot carry; publish null instead');
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return publisher.publish(topic, data, headers);
+    return publisher.publish(topic, data, options.headers);
   }
 
   /**
