@@ -32,7 +32,7 @@ import { HELLO } from '../wire/messages.js';
 import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_REQ, GW_RESPOND, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../gateway/messages.js';
 import { validateQueueGroup } from '../pubsub/queue.js';
 import { checkHeaders, type Headers } from '../wire/headers.js';
-import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, type PublishError, type PublishStats } from '../gateway/client-publisher.js';
+import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, type PublishError, type PublishStats } from '../gateway/client-publisher.js';
 import type { PeersSnapshot } from '../gateway/snapshot.js';
 import { udpRefused } from './probe.js';
 import type { AttachInfo, ClientMessage, ClientProvider, ClientReply, ClientSubscription, ServeHandler, ServedProcedure } from './types.js';
@@ -259,7 +259,7 @@ export class MaculaClient extends EventEmitter {
 
   /** Counts of one-way publishes: sent, acknowledged, failed, pending and the window. */
   publishStats(): PublishStats {
-    return this.#publisher?.stats() ?? { sent: 0, acknowledged: 0, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: 0 };
+    return this.#publisher?.stats() ?? { ...NO_PUBLISH_STATS };
   }
 
   /**

@@ -54,6 +54,9 @@ export interface PublishStats {
   window: number;
 }
 
+/** The stats of a client that is not attached (no publisher yet). */
+export const NO_PUBLISH_STATS: Readonly<PublishStats> = Object.freeze({ sent: 0, acknowledged: 0, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: 0 });
+
 interface Waiting {
   headers: Headers | undefined;
   topic: string;

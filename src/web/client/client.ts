@@ -21,7 +21,7 @@ import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION } from 
 import { encodeFrame, FrameDecoder } from '../../wire/frame.js';
 import { frameBody, type EncodedMessage } from '../../wire/codec.js';
 import { checkHeaders, type Headers } from '../../wire/headers.js';
-import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, type PublishError, type PublishStats } from '../../gateway/client-publisher.js';
+import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, type PublishError, type PublishStats } from '../../gateway/client-publisher.js';
 import { WebGatewayUnreachableError } from '../errors.js';
 import { STREAM_ROLE_CLIENT, STREAM_ROLE_NODE } from '../stream-roles.js';
 
@@ -316,7 +316,7 @@ export class MaculaWebClient {
 
   /** Counts of one-way publishes: sent, acknowledged, failed, pending and the window. */
   publishStats(): PublishStats {
-    return this.#publisher?.stats() ?? { sent: 0, acknowledged: 0, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: 0 };
+    return this.#publisher?.stats() ?? { ...NO_PUBLISH_STATS };
   }
 
   /** Listens for failures of one-way publishes (PublishError), as MaculaClient's 'publish-error' event. */
