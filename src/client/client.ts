@@ -23,17 +23,18 @@ import { DEFAULT_REALM, Messenger } from '../session/messenger.js';
 import { ConnectionPool } from '../transport/pool.js';
 import { QuicTransport } from '../transport/quic.js';
 import { formatAddress, type Connection, type PeerAddress, type Transport } from '../transport/types.js';
-import { ConfigError, ConnectionClosedError, DialError, MaculaError, RemoteError, StoppedError, TimeoutError, TransportError } from '../util/errors.js';
+import { ConfigError, ConnectionClosedError, DialError, MaculaError, RemoteError, StoppedError, TransportError } from '../util/errors.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { Message, MessageOf } from '../wire/messages.js';
 import { NoSuchProcedureError, RemoteCallError } from '../rpc/errors.js';
 import { validatePattern } from '../pubsub/topic.js';
 import { HELLO } from '../wire/messages.js';
-import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_REQ, GW_RESPOND, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../gateway/messages.js';
+import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_REQ, GW_RESPOND, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE } from '../gateway/messages.js';
 import { validateQueueGroup } from '../pubsub/queue.js';
 import { checkHeaders, type Headers } from '../wire/headers.js';
 import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, type PublishError, type PublishStats } from '../gateway/client-publisher.js';
 import type { PeersSnapshot } from '../gateway/snapshot.js';
+import { runServed } from '../gateway/client-serve.js';
 import { udpRefused } from './probe.js';
 import type { AttachInfo, ClientMessage, ClientProvider, ClientReply, ClientSubscription, ServeHandler, ServedProcedure } from './types.js';
 
@@ -453,20 +454,10 @@ export class MaculaClient extends EventEmitter {
   }
 
   async #onInvoke(msg: MessageOf<typeof INVOKE>): Promise<OutboundMessage> {
-    const procedure = msg.p;
-    const handler = this.#served.get(procedure);
-    if (!handler) throw new NoSuchProcedureError(procedure, 'this client');
-    const timeoutMs = msg.d;
-    const controller = new AbortController();
-    const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new TimeoutError(`the call of "${procedure}"`, timeoutMs, { message: `the caller of "${procedure}" stopped waiting` })), timeoutMs) : undefined;
-    try {
-      const resultHeaders: Headers = {};
-      const r = await handler(msg.a, { procedure, timeoutMs, signal: controller.signal, headers: msg.h as Headers | undefined, resultHeaders });
-      const h = checkHeaders(resultHeaders);
-      return { t: RESULT.type, r, ...(h !== undefined && { h }) };
-    } finally {
-      clearTimeout(timer);
-    }
+    const handler = this.#served.get(msg.p);
+    if (!handler) throw new NoSuchProcedureError(msg.p, 'this client');
+    return runServed(handler, { p: msg.p, a: msg.a, d: msg.d, h: msg.h as Headers | undefined });
   }
+
 }
 

@@ -97,7 +97,10 @@ describe('web gateway (WebTransport over HTTP/2 from Node)', { timeout: 120_000 
     await until('the message at the QUIC client', () => got.includes('hello from the web'));
 
     // RPC both ways: the web client serves, a QUIC client on another node calls; and the reverse.
-    await w.serve('web.echo', (args) => ({ echoed: args }));
+    await w.serve('web.echo', (args, ctx) => {
+      if (ctx.headers?.trace !== undefined) ctx.resultHeaders.trace = `seen ${ctx.headers.trace}`;
+      return { echoed: args };
+    });
     await until('web.echo to be callable', async () => {
       try {
         return ((await quic.call('web.echo', 'hi')) as { echoed: unknown }).echoed === 'hi';
@@ -105,8 +108,13 @@ describe('web gateway (WebTransport over HTTP/2 from Node)', { timeout: 120_000 
         return false;
       }
     });
-    await quic.serve('quic.upper', (args) => String(args).toUpperCase());
+    // The caller's headers reach the web client's handler, and its result headers come back.
+    let resultHeaders: Record<string, string> | undefined;
+    await quic.call('web.echo', 'h', { headers: { trace: 't1' }, onResultHeaders: (h) => (resultHeaders = h) });
+    assert.deepEqual(resultHeaders, { trace: 'seen t1' });
+    await quic.serve('quic.upper', (args, ctx) => String(args).toUpperCase() + (ctx.headers?.suffix ?? ''));
     await until('quic.upper to be callable', async () => (await w.call('quic.upper', 'abc').catch(() => '')) === 'ABC');
+    assert.equal(await w.call('quic.upper', 'abc', { headers: { suffix: '!' } }), 'ABC!');
 
     // Messages far over the package's 16 KiB default windows flow both ways.
     const big = 'x'.repeat(300_000);

@@ -15,13 +15,14 @@
  * @fails-components/webtransport passed as `WebTransport`.
  */
 import { Decoder, Encoder } from 'cbor-x';
-import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../../gateway/messages.js';
-import { ConnectionClosedError, ProtocolError, RemoteError, StoppedError, TimeoutError, ConfigError } from '../../util/errors.js';
+import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE } from '../../gateway/messages.js';
+import { ConnectionClosedError, ProtocolError, RemoteError, StoppedError, TimeoutError, ConfigError, toWire } from '../../util/errors.js';
 import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION } from '../../wire/messages.js';
 import { encodeFrame, FrameDecoder } from '../../wire/frame.js';
 import { frameBody, type EncodedMessage } from '../../wire/codec.js';
 import { checkHeaders, type Headers } from '../../wire/headers.js';
 import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, type PublishError, type PublishStats } from '../../gateway/client-publisher.js';
+import { runServed, type ServeHandler } from '../../gateway/client-serve.js';
 import { WebGatewayUnreachableError } from '../errors.js';
 import { STREAM_ROLE_CLIENT, STREAM_ROLE_NODE } from '../stream-roles.js';
 
@@ -89,7 +90,8 @@ export interface WebSubscription extends AsyncIterable<WebMessage> {
   unsubscribe(): Promise<void>;
 }
 
-export type WebServeHandler = (args: unknown, ctx: { procedure: string; timeoutMs: number | undefined; signal: AbortSignal }) => unknown;
+/** A procedure's handler: as MaculaClient's (the caller's timeout as a signal, its headers, headers for the result). */
+export type WebServeHandler = ServeHandler;
 
 export interface AttachInfo {
   nodeId: string;
@@ -395,9 +397,10 @@ export class MaculaWebClient {
     };
   }
 
-  async call(procedure: string, args?: unknown, options: { timeoutMs?: number } = {}): Promise<unknown> {
+  async call(procedure: string, args?: unknown, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<unknown> {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    const msg: Msg = { t: GW_CALL.type, p: procedure, timeoutMs };
+    const h = checkHeaders(options.headers);
+    const msg: Msg = { t: GW_CALL.type, p: procedure, timeoutMs, ...(h !== undefined && { h }) };
     if (args !== undefined) msg.a = args;
     return this.#request(msg, timeoutMs + CALL_MARGIN_MS);
   }
@@ -547,25 +550,19 @@ export class MaculaWebClient {
   async #invoke(ch: FrameChannel, msg: Msg): Promise<void> {
     const procedure = msg.p as string;
     const handler = this.#served.get(procedure);
-    const timeoutMs = typeof msg.d === 'number' ? msg.d : undefined;
-    const controller = new AbortController();
-    const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new TimeoutError(`the call of "${procedure}"`, timeoutMs)), timeoutMs) : undefined;
     try {
       if (!handler) throw new RemoteError('MACULA_ERR_NO_SUCH_PROCEDURE', `this client does not serve "${procedure}"`);
-      const r = await handler(msg.a, { procedure, timeoutMs, signal: controller.signal });
-      ch.send({ t: RESULT.type, id: msg.id, ...(r !== undefined && { r }) });
+      const result = await runServed(handler, { p: procedure, a: msg.a, ...(typeof msg.d === 'number' && { d: msg.d }), ...(msg.h !== undefined && { h: msg.h as Headers }) });
+      ch.send({ ...result, id: msg.id });
     } catch (err) {
-      const e = err as { code?: unknown; message?: unknown };
-      const code = typeof e?.code === 'string' && /^[A-Z0-9_]{1,64}$/.test(e.code) ? e.code : 'MACULA_ERR_HANDLER';
       try {
-        ch.send({ t: ERROR.type, id: msg.id, code, message: String(e?.message ?? err).slice(0, 1024) });
+        ch.send({ t: ERROR.type, id: msg.id, ...toWire(err) });
       } catch {
         // the session is gone
       }
-    } finally {
-      clearTimeout(timer);
     }
   }
+
 
   #onClosed(): void {
     if (this.#isClosed) return;
