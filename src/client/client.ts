@@ -458,6 +458,5 @@ export class MaculaClient extends EventEmitter {
     if (!handler) throw new NoSuchProcedureError(msg.p, 'this client');
     return runServed(handler, { p: msg.p, a: msg.a, d: msg.d, h: msg.h as Headers | undefined });
   }
-
 }
 

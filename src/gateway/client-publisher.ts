@@ -69,7 +69,7 @@ interface FlushWaiter {
   target: number;
   resolve(): void;
   reject(err: unknown): void;
-  timer: NodeJS.Timeout | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 export class ClientPublisher {
