@@ -5,8 +5,9 @@
  * (Chromium's own WebTransport needs HTTP/3, which is off without the
  * optional native transport). For each: round trip (GW PING) and a call of
  * a procedure on the node, sequential; messages/s published by the client
- * and delivered back to its own subscription through the node, 64 publishes
- * in flight. Each figure names its WebTransport mode.
+ * (one-way, at the pace of the node's publish window; 64 publishing loops)
+ * and delivered back to its own subscription through the node. Each figure
+ * names its WebTransport mode.
  */
 import { Identity } from '../../src/identity/identity.js';
 import { MeshNode } from '../../src/node/mesh-node.js';

@@ -23,24 +23,23 @@ import { DEFAULT_REALM, Messenger } from '../session/messenger.js';
 import { ConnectionPool } from '../transport/pool.js';
 import { QuicTransport } from '../transport/quic.js';
 import { formatAddress, type Connection, type PeerAddress, type Transport } from '../transport/types.js';
-import { ConfigError, ConnectionClosedError, DialError, MaculaError, RemoteError, StoppedError, TimeoutError, TransportError } from '../util/errors.js';
+import { ConfigError, ConnectionClosedError, DialError, MaculaError, RemoteError, StoppedError, TransportError } from '../util/errors.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { Message, MessageOf } from '../wire/messages.js';
 import { NoSuchProcedureError, RemoteCallError } from '../rpc/errors.js';
 import { validatePattern } from '../pubsub/topic.js';
 import { HELLO } from '../wire/messages.js';
-import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_REQ, GW_RESPOND, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../gateway/messages.js';
+import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_REQ, GW_RESPOND, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE } from '../gateway/messages.js';
 import { validateQueueGroup } from '../pubsub/queue.js';
 import { checkHeaders, type Headers } from '../wire/headers.js';
-import { InvalidPayloadError } from '../pubsub/errors.js';
-import { validateTopic } from '../pubsub/topic.js';
-import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, type PublishError, type PublishStats } from './publisher.js';
+import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, type PublishError, type PublishStats } from '../gateway/client-publisher.js';
 import type { PeersSnapshot } from '../gateway/snapshot.js';
+import { runServed } from '../gateway/client-serve.js';
 import { udpRefused } from './probe.js';
 import type { AttachInfo, ClientMessage, ClientProvider, ClientReply, ClientSubscription, ServeHandler, ServedProcedure } from './types.js';
 
 export type { AttachInfo, ClientMessage, ClientProvider, ClientReply, ClientSubscription, ServeContext, ServeHandler, ServedProcedure } from './types.js';
-export { PublishError, type PublishStats } from './publisher.js';
+export { PublishError, type PublishStats } from '../gateway/client-publisher.js';
 
 export const DEFAULT_NODE: PeerAddress = { host: '127.0.0.1', port: 9443 };
 export const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
@@ -220,15 +219,7 @@ export class MaculaClient extends EventEmitter {
   publish(topic: string, data: unknown, options: { headers?: Headers } = {}): Promise<void> {
     const publisher = this.#publisher;
     if (publisher === undefined || this.#closing !== undefined) return Promise.reject(StoppedError.of('this client'));
-    let headers: Headers | undefined;
-    try {
-      validateTopic(topic);
-      headers = checkHeaders(options.headers);
-      if (data === undefined) throw new InvalidPayloadError('the payload is undefined, which a message cannot carry; publish null instead');
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return publisher.publish(topic, data, headers);
+    return publisher.publish(topic, data, options.headers);
   }
 
   /**
@@ -269,7 +260,7 @@ export class MaculaClient extends EventEmitter {
 
   /** Counts of one-way publishes: sent, acknowledged, failed, pending and the window. */
   publishStats(): PublishStats {
-    return this.#publisher?.stats() ?? { sent: 0, acknowledged: 0, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: 0 };
+    return this.#publisher?.stats() ?? { ...NO_PUBLISH_STATS };
   }
 
   /**
@@ -463,20 +454,9 @@ export class MaculaClient extends EventEmitter {
   }
 
   async #onInvoke(msg: MessageOf<typeof INVOKE>): Promise<OutboundMessage> {
-    const procedure = msg.p;
-    const handler = this.#served.get(procedure);
-    if (!handler) throw new NoSuchProcedureError(procedure, 'this client');
-    const timeoutMs = msg.d;
-    const controller = new AbortController();
-    const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new TimeoutError(`the call of "${procedure}"`, timeoutMs, { message: `the caller of "${procedure}" stopped waiting` })), timeoutMs) : undefined;
-    try {
-      const resultHeaders: Headers = {};
-      const r = await handler(msg.a, { procedure, timeoutMs, signal: controller.signal, headers: msg.h as Headers | undefined, resultHeaders });
-      const h = checkHeaders(resultHeaders);
-      return { t: RESULT.type, r, ...(h !== undefined && { h }) };
-    } finally {
-      clearTimeout(timer);
-    }
+    const handler = this.#served.get(msg.p);
+    if (!handler) throw new NoSuchProcedureError(msg.p, 'this client');
+    return runServed(handler, { p: msg.p, a: msg.a, d: msg.d, h: msg.h as Headers | undefined });
   }
 }
 

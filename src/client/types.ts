@@ -32,18 +32,7 @@ export interface ClientSubscription {
   unsubscribe(): Promise<void>;
 }
 
-export interface ServeContext {
-  readonly procedure: string;
-  /** Time the caller waits; the handler's signal aborts when it runs out. */
-  readonly timeoutMs: number | undefined;
-  readonly signal: AbortSignal;
-  /** The caller's headers. */
-  readonly headers: Headers | undefined;
-  /** Headers to send with the result: set entries here. */
-  readonly resultHeaders: Headers;
-}
-
-export type ServeHandler = (args: unknown, ctx: ServeContext) => unknown;
+export type { ServeContext, ServeHandler } from '../gateway/client-serve.js';
 
 export interface ServedProcedure {
   readonly procedure: string;

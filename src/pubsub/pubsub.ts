@@ -205,6 +205,8 @@ export class PubSub {
   readonly #announcer: Announcer;
   readonly #local: LocalSubscriptions;
   readonly #cache: SubscriberCache;
+  /** Per topic: settles once the last publish that waited for a subscriber lookup was sent (publishes keep their order). */
+  readonly #lookupTails = new Map<string, Promise<void>>();
   readonly #fanout: Fanout;
   readonly #receiver: Receiver;
   readonly #messenger: PubSubComponents['messenger'];
@@ -389,8 +391,21 @@ export class PubSub {
     }
     const out: Outgoing = { topic, segs, data, payload, headers, origin: options.origin, inbox };
     const targets = this.#cache.lookup(topic, segs);
-    if (!(targets instanceof Promise)) return this.#send(out, targets, options.noWait === true);
-    return targets.then((t) => this.#send(out, t, options.noWait === true));
+    const before = this.#lookupTails.get(topic);
+    if (!(targets instanceof Promise) && before === undefined) return this.#send(out, targets, options.noWait === true);
+    // Waiting for the topic's subscribers to be looked up. The cache may hold the answer
+    // before this publish resumes, so later publishes to the topic wait their turn:
+    // they would overtake it when they arrive in between (a burst read off one stream).
+    const sent = (before === undefined ? Promise.resolve(targets) : before.then(() => targets)).then((t) => ({ result: this.#send(out, t, options.noWait === true) }));
+    const tail = sent.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#lookupTails.set(topic, tail);
+    void tail.then(() => {
+      if (this.#lookupTails.get(topic) === tail) this.#lookupTails.delete(topic);
+    });
+    return sent.then((s) => s.result);
   }
 
   /** This node's advertised address changed: subscription records are announced again with it. */

@@ -103,6 +103,11 @@ describe('dashboard in headless Chromium on a 2-node mesh', { timeout: 180_000 }
       return sub.stdout.includes('from.page.hi hello from the dashboard');
     });
     assert.equal((await sub.waitForExit()).code, 0, sub.stderr);
+    // One-way publishing: the page says so once the node has handled it (flush), and shows a refusal.
+    await until('the publish confirmed in the page', async () => (await logText()).includes('published to from.page.hi'));
+    await page.fill('#pub-topic', 'from..page');
+    await page.click('#pub-form button');
+    await until('the refusal in the page', async () => (await logText()).includes('publish from..page: MACULA_ERR_INVALID_TOPIC'));
 
     // Call a procedure that `macula serve` answers on the other node.
     const serve = new MaculaProcess(['serve', 'page.add', '--node', b.address, '--', process.execPath, '-e', ADD_SCRIPT]);

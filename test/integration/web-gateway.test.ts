@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { MaculaClient } from '../../src/client/client.js';
 import { Identity } from '../../src/identity/identity.js';
 import { MeshNode } from '../../src/node/mesh-node.js';
-import type { MaculaWebClient, WebMessage } from '../../src/web/client/client.js';
+import { PublishError, type MaculaWebClient, type WebMessage } from '../../src/web/client/client.js';
 import { STREAM_ROLE_CLIENT } from '../../src/web/stream-roles.js';
 import { connectWeb, rawSession } from '../helpers/web.js';
 
@@ -92,12 +92,15 @@ describe('web gateway (WebTransport over HTTP/2 from Node)', { timeout: 120_000 
     // A QUIC client's subscription gets what the web client publishes.
     const got: unknown[] = [];
     await quic.subscribe('from.web.#', (msg) => got.push(msg.data));
-    await until('a subscriber on node b', async () => (await w.publish('from.web.probe', 'p')).nodes > 0);
+    await until('a subscriber on node b', async () => (await w.publishAndWait('from.web.probe', 'p')).nodes > 0);
     await w.publish('from.web.x', 'hello from the web');
     await until('the message at the QUIC client', () => got.includes('hello from the web'));
 
     // RPC both ways: the web client serves, a QUIC client on another node calls; and the reverse.
-    await w.serve('web.echo', (args) => ({ echoed: args }));
+    await w.serve('web.echo', (args, ctx) => {
+      if (ctx.headers?.trace !== undefined) ctx.resultHeaders.trace = `seen ${ctx.headers.trace}`;
+      return { echoed: args };
+    });
     await until('web.echo to be callable', async () => {
       try {
         return ((await quic.call('web.echo', 'hi')) as { echoed: unknown }).echoed === 'hi';
@@ -105,8 +108,13 @@ describe('web gateway (WebTransport over HTTP/2 from Node)', { timeout: 120_000 
         return false;
       }
     });
-    await quic.serve('quic.upper', (args) => String(args).toUpperCase());
+    // The caller's headers reach the web client's handler, and its result headers come back.
+    let resultHeaders: Record<string, string> | undefined;
+    await quic.call('web.echo', 'h', { headers: { trace: 't1' }, onResultHeaders: (h) => (resultHeaders = h) });
+    assert.deepEqual(resultHeaders, { trace: 'seen t1' });
+    await quic.serve('quic.upper', (args, ctx) => String(args).toUpperCase() + (ctx.headers?.suffix ?? ''));
     await until('quic.upper to be callable', async () => (await w.call('quic.upper', 'abc').catch(() => '')) === 'ABC');
+    assert.equal(await w.call('quic.upper', 'abc', { headers: { suffix: '!' } }), 'ABC!');
 
     // Messages far over the package's 16 KiB default windows flow both ways.
     const big = 'x'.repeat(300_000);
@@ -193,8 +201,65 @@ describe('web gateway (WebTransport over HTTP/2 from Node)', { timeout: 120_000 
     // The node still serves web and QUIC clients.
     const w = await web();
     assert.equal(typeof (await w.ping()), 'number');
-    assert.deepEqual(await w.publish('after.garbage', 1), { nodes: 0, local: 0 });
+    assert.deepEqual(await w.publishAndWait('after.garbage', 1), { nodes: 0, local: 0 });
     await w.close();
+  });
+
+  it('publishes one-way under the node\'s window: 2,000 messages arrive in order, flush() waits for all, a refused one is reported later and counted', async () => {
+    const WINDOW = 64;
+    const n = new MeshNode(Identity.generate(), {
+      host: '127.0.0.1',
+      port: 0,
+      logger: quiet,
+      web: { port: 0, host: '127.0.0.1' },
+      pubsub: { maxPayloadBytes: 1024 },
+      gateway: { publishWindow: WINDOW, subscribeReadyTimeoutMs: 200 },
+    });
+    await n.start();
+    try {
+      const sub = await connectWeb(n.web!.url, n.web!.certificate.sha256);
+      const pub = await connectWeb(n.web!.url, n.web!.certificate.sha256);
+      const got: WebMessage[] = [];
+      await sub.subscribe('flow.#', (m) => void got.push(m));
+      assert.equal(pub.info!.limits.publishWindow, WINDOW);
+
+      const TOTAL = 2000;
+      for (let i = 0; i < TOTAL; i++) await pub.publish('flow.n', i, { headers: { k: String(i) } });
+      assert.ok(pub.publishStats().pending <= WINDOW, 'never more than the window unacknowledged');
+      await pub.flush();
+      assert.deepEqual(pub.publishStats(), { sent: TOTAL, acknowledged: TOTAL, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: WINDOW });
+      await until('every message at the subscriber', () => got.length === TOTAL);
+      assert.deepEqual(got.map((m) => m.data), Array.from({ length: TOTAL }, (_, i) => i), 'in order');
+      assert.equal(got[TOTAL - 1]!.headers?.k, String(TOTAL - 1));
+
+      // A publish the node refuses (over its payload limit) resolves at once; its failure comes later.
+      const errors: PublishError[] = [];
+      pub.on('publish-error', (err) => errors.push(err));
+      await pub.publish('flow.big', 'x'.repeat(4096));
+      await pub.publish('flow.after', 'ok');
+      await assert.rejects(pub.flush(), (err: unknown) => {
+        assert.ok(err instanceof PublishError);
+        assert.equal(err.code, 'MACULA_ERR_INVALID_PAYLOAD');
+        assert.equal(err.seq, TOTAL + 1);
+        assert.equal(err.topic, 'flow.big');
+        return true;
+      });
+      assert.equal(errors.length, 1);
+      assert.equal(pub.publishStats().failed, 1);
+      assert.equal(n.gateway.stats().publishFailures, 1);
+      await pub.flush(); // reported once
+      await until('the message after the refused one', () => got.at(-1)?.data === 'ok');
+
+      // What the client itself can tell is wrong is refused before anything is sent.
+      await assert.rejects(pub.publish('bad..topic', 1), (err: { code?: string }) => err.code === 'MACULA_ERR_INVALID_TOPIC');
+      await assert.rejects(pub.publish('flow.u', undefined), (err: { code?: string }) => err.code === 'MACULA_ERR_INVALID_PAYLOAD');
+      assert.equal(pub.publishStats().sent, TOTAL + 2);
+      await pub.close();
+      await assert.rejects(pub.publish('flow.n', 1), (err: { code?: string }) => err.code === 'MACULA_ERR_STOPPED');
+      await sub.close();
+    } finally {
+      await n.stop();
+    }
   });
 
   it('refuses sessions over maxSessions, counts them, and serves the ones it holds', async () => {

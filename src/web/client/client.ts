@@ -15,10 +15,14 @@
  * @fails-components/webtransport passed as `WebTransport`.
  */
 import { Decoder, Encoder } from 'cbor-x';
-import { GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../../gateway/messages.js';
+import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../../gateway/messages.js';
 import { ConnectionClosedError, ProtocolError, RemoteError, StoppedError, TimeoutError, ConfigError, toWire } from '../../util/errors.js';
 import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION, UnsupportedMessageError } from '../../wire/messages.js';
 import { encodeFrame, FrameDecoder } from '../../wire/frame.js';
+import { frameBody, type EncodedMessage } from '../../wire/codec.js';
+import { checkHeaders, type Headers } from '../../wire/headers.js';
+import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, type PublishError, type PublishStats } from '../../gateway/client-publisher.js';
+import { runServed, type ServeHandler } from '../../gateway/client-serve.js';
 import { WebGatewayUnreachableError } from '../errors.js';
 import { STREAM_ROLE_CLIENT, STREAM_ROLE_NODE } from '../stream-roles.js';
 
@@ -34,6 +38,8 @@ export const DEFAULT_SUBSCRIPTION_BUFFER = 1000;
 const CALL_MARGIN_MS = 1000;
 /** How long close() waits for the node to close the session after the request stream ended. */
 const CLOSE_WAIT_MS = 2000;
+
+export { PublishError, type PublishStats } from '../../gateway/client-publisher.js';
 
 type Msg = { v?: number; t: number; id?: number; [k: string]: unknown };
 
@@ -63,11 +69,14 @@ export interface WebClientInit {
   WebTransport?: WebTransportClass;
   /** Passed to the WebTransport constructor, e.g. serverCertificateHashes; forceReliable and flow-control windows for Node. */
   transportOptions?: Record<string, unknown>;
+  /** Bytes of publishes sent and not yet acknowledged by the node; past it publish() waits. Default 8 MiB. */
+  maxPendingPublishBytes?: number;
 }
 
 export interface WebMessage {
   topic: string;
   data: unknown;
+  headers: Headers | undefined;
   publisher: string | undefined;
   seq: number | undefined;
   origin: string | undefined;
@@ -81,12 +90,13 @@ export interface WebSubscription extends AsyncIterable<WebMessage> {
   unsubscribe(): Promise<void>;
 }
 
-export type WebServeHandler = (args: unknown, ctx: { procedure: string; timeoutMs: number | undefined; signal: AbortSignal }) => unknown;
+/** A procedure's handler: as MaculaClient's (the caller's timeout as a signal, its headers, headers for the result). */
+export type WebServeHandler = ServeHandler;
 
 export interface AttachInfo {
   nodeId: string;
   realm: string;
-  limits: { subscriptions: number; calls: number; served: number };
+  limits: { subscriptions: number; calls: number; served: number; publishWindow?: number };
 }
 
 interface Pending {
@@ -120,6 +130,12 @@ class FrameChannel {
 
   send(msg: Msg): void {
     this.#queue.push(encodeFrame(encoder.encode({ ...msg, v: PROTOCOL_VERSION }) as Uint8Array));
+    if (!this.#flushing) void this.#flush();
+  }
+
+  /** A message encoded once (a publish: its size counts against the publish window). */
+  sendEncoded(msg: EncodedMessage): void {
+    this.#queue.push(encodeFrame(frameBody(msg)));
     if (!this.#flushing) void this.#flush();
   }
 
@@ -196,6 +212,8 @@ export class MaculaWebClient {
   readonly #pending = new Map<number, Pending>();
   readonly #subs = new Map<number, (m: WebMessage) => void>();
   readonly #served = new Map<string, WebServeHandler>();
+  readonly #publishErrorListeners = new Set<(err: PublishError) => void>();
+  #publisher: ClientPublisher | undefined;
   #nextId = 1;
   #nextSid = 1;
   #closing = false;
@@ -248,6 +266,15 @@ export class MaculaWebClient {
       if (this.#init.software !== undefined) attach.software = this.#init.software;
       const [, info] = await Promise.all([helloDone, this.#request(attach)]);
       this.info = info as AttachInfo;
+      const out = this.#out;
+      this.#publisher = new ClientPublisher(
+        this.info.limits.publishWindow ?? DEFAULT_CLIENT_PUBLISH_WINDOW,
+        this.#init.maxPendingPublishBytes ?? DEFAULT_MAX_PENDING_PUBLISH_BYTES,
+        (msg) => out.sendEncoded(msg),
+        (err) => {
+          for (const listener of this.#publishErrorListeners) listener(err);
+        },
+      );
       return this.info;
     } catch (err) {
       this.#shutdown();
@@ -255,8 +282,55 @@ export class MaculaWebClient {
     }
   }
 
-  async publish(topic: string, data: unknown, options: { timeoutMs?: number } = {}): Promise<{ nodes: number; local: number }> {
-    return (await this.#request({ t: GW_PUB.type, tp: topic, d: data }, options.timeoutMs)) as { nodes: number; local: number };
+  /**
+   * Publishes `data` (any CBOR value but undefined) to `topic` with optional
+   * `headers`, one-way, as MaculaClient does (see gateway/client-publisher.ts):
+   * resolves once the message is handed to the session; when the node's
+   * window of unacknowledged publishes is full it waits for room. A failure
+   * at the node (permission, limits) arrives later: passed to the
+   * 'publish-error' listeners (a PublishError naming the publish by number
+   * and topic), counted in publishStats().failed, and the next flush()
+   * rejects with it.
+   * @throws InvalidTopicError, InvalidPayloadError, InvalidHeadersError (nothing sent), QueueFullError (a window's worth of calls already waits), ConnectionClosedError
+   */
+  publish(topic: string, data: unknown, options: { headers?: Headers } = {}): Promise<void> {
+    const publisher = this.#publisher;
+    if (publisher === undefined || this.#closing) return Promise.reject(StoppedError.of('this client'));
+    return publisher.publish(topic, data, options.headers);
+  }
+
+  /**
+   * Resolves once the node has handled every publish made before this call.
+   * Rejects with the first PublishError since the previous flush, or
+   * TimeoutError after `timeoutMs` (default: the client's timeoutMs).
+   */
+  flush(options: { timeoutMs?: number } = {}): Promise<void> {
+    const publisher = this.#publisher;
+    if (publisher === undefined) return Promise.reject(StoppedError.of('this client'));
+    return publisher.flush(options.timeoutMs ?? this.timeoutMs);
+  }
+
+  /** Publishes and waits for the node's answer: how many subscriber nodes and local subscriptions it reached. A round trip per message. */
+  async publishAndWait(topic: string, data: unknown, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<{ nodes: number; local: number }> {
+    const h = checkHeaders(options.headers);
+    return (await this.#request({ t: GW_PUB.type, tp: topic, d: data, ...(h !== undefined && { h }) }, options.timeoutMs)) as { nodes: number; local: number };
+  }
+
+  /** Counts of one-way publishes: sent, acknowledged, failed, pending and the window. */
+  publishStats(): PublishStats {
+    return this.#publisher?.stats() ?? { ...NO_PUBLISH_STATS };
+  }
+
+  /** Listens for failures of one-way publishes (PublishError), as MaculaClient's 'publish-error' event. */
+  on(event: 'publish-error', listener: (err: PublishError) => void): this {
+    if (event !== 'publish-error') throw new ConfigError(`unknown event "${String(event)}": this client emits 'publish-error'`);
+    this.#publishErrorListeners.add(listener);
+    return this;
+  }
+
+  off(event: 'publish-error', listener: (err: PublishError) => void): this {
+    if (event === 'publish-error') this.#publishErrorListeners.delete(listener);
+    return this;
   }
 
   /**
@@ -323,9 +397,10 @@ export class MaculaWebClient {
     };
   }
 
-  async call(procedure: string, args?: unknown, options: { timeoutMs?: number } = {}): Promise<unknown> {
+  async call(procedure: string, args?: unknown, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<unknown> {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    const msg: Msg = { t: GW_CALL.type, p: procedure, timeoutMs };
+    const h = checkHeaders(options.headers);
+    const msg: Msg = { t: GW_CALL.type, p: procedure, timeoutMs, ...(h !== undefined && { h }) };
     if (args !== undefined) msg.a = args;
     return this.#request(msg, timeoutMs + CALL_MARGIN_MS);
   }
@@ -454,7 +529,11 @@ export class MaculaWebClient {
         const msg = await ch.read();
         if (msg === null) return;
         if (msg.t === GW_MSG.type) {
-          this.#subs.get(msg.sid as number)?.({ topic: msg.tp as string, data: msg.d, publisher: msg.pub as string | undefined, seq: msg.s as number | undefined, origin: msg.o as string | undefined });
+          this.#subs.get(msg.sid as number)?.({ topic: msg.tp as string, data: msg.d, headers: msg.h as Headers | undefined, publisher: msg.pub as string | undefined, seq: msg.s as number | undefined, origin: msg.o as string | undefined });
+        } else if (msg.t === GW_ACK.type) {
+          this.#publisher?.acknowledged(msg.n as number);
+        } else if (msg.t === GW_NACK.type) {
+          this.#publisher?.failed(msg.n as number, String(msg.code), String(msg.message));
         } else if (msg.t === INVOKE.type && msg.id !== undefined) {
           void this.#invoke(ch, msg);
         } else if (msg.t === PING.type && msg.id !== undefined) {
@@ -471,28 +550,25 @@ export class MaculaWebClient {
   async #invoke(ch: FrameChannel, msg: Msg): Promise<void> {
     const procedure = msg.p as string;
     const handler = this.#served.get(procedure);
-    const timeoutMs = typeof msg.d === 'number' ? msg.d : undefined;
-    const controller = new AbortController();
-    const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new TimeoutError(`the call of "${procedure}"`, timeoutMs)), timeoutMs) : undefined;
     try {
       if (!handler) throw new RemoteError('MACULA_ERR_NO_SUCH_PROCEDURE', `this client does not serve "${procedure}"`);
-      const r = await handler(msg.a, { procedure, timeoutMs, signal: controller.signal });
-      ch.send({ t: RESULT.type, id: msg.id, ...(r !== undefined && { r }) });
+      const result = await runServed(handler, { p: procedure, a: msg.a, ...(typeof msg.d === 'number' && { d: msg.d }), ...(msg.h !== undefined && { h: msg.h as Headers }) });
+      ch.send({ ...result, id: msg.id });
     } catch (err) {
       try {
         ch.send({ t: ERROR.type, id: msg.id, ...toWire(err) });
       } catch {
         // the session is gone
       }
-    } finally {
-      clearTimeout(timer);
     }
   }
+
 
   #onClosed(): void {
     if (this.#isClosed) return;
     this.#isClosed = true;
     const err = new ConnectionClosedError(`lost the session to ${this.url}`);
+    this.#publisher?.close(this.#closing ? StoppedError.of('this client') : err);
     for (const [id, p] of this.#pending) {
       this.#pending.delete(id);
       clearTimeout(p.timer);

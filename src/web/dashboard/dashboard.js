@@ -198,8 +198,10 @@ async function main() {
     e.preventDefault();
     const topic = $('pub-topic').value;
     try {
-      const r = await client.publish(topic, parse($('pub-data').value) ?? null);
-      log(`published to ${topic}: ${r.nodes} node(s), ${r.local} local`);
+      // One-way: flush() resolves once the node has handled it, and rejects with its refusal.
+      await client.publish(topic, parse($('pub-data').value) ?? null);
+      await client.flush();
+      log(`published to ${topic}`);
     } catch (err) {
       log(`publish ${topic}: ${err.code ?? ''} ${err.message}`, 'error');
     }

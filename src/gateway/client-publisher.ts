@@ -10,12 +10,17 @@
  * for acknowledgements, in call order; at most `window` more calls may wait,
  * further ones are refused with QueueFullError, so a caller that does not
  * await cannot grow memory without bound.
+ *
+ * Transport-neutral (it hands each encoded GW_SEND to a send function) and
+ * free of node: imports: MaculaClient (QUIC) and MaculaWebClient (the
+ * browser bundle) both publish through it.
  */
 import { QueueFullError, RemoteError, TimeoutError } from '../util/errors.js';
 import { encodeMessage, type EncodedMessage } from '../wire/codec.js';
-import { GW_SEND } from '../gateway/messages.js';
-import type { Headers } from '../wire/headers.js';
+import { GW_SEND } from './messages.js';
+import { checkHeaders, type Headers } from '../wire/headers.js';
 import { InvalidPayloadError } from '../pubsub/errors.js';
+import { validateTopic } from '../pubsub/topic.js';
 
 /** Bytes of unacknowledged publishes a client holds by default (well under a stream's 16 MiB send queue). */
 export const DEFAULT_MAX_PENDING_PUBLISH_BYTES = 8 * 1024 * 1024;
@@ -49,6 +54,9 @@ export interface PublishStats {
   window: number;
 }
 
+/** The stats of a client that is not attached (no publisher yet). */
+export const NO_PUBLISH_STATS: Readonly<PublishStats> = Object.freeze({ sent: 0, acknowledged: 0, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: 0 });
+
 interface Waiting {
   headers: Headers | undefined;
   topic: string;
@@ -61,7 +69,7 @@ interface FlushWaiter {
   target: number;
   resolve(): void;
   reject(err: unknown): void;
-  timer: NodeJS.Timeout | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 export class ClientPublisher {
@@ -102,9 +110,24 @@ export class ClientPublisher {
     };
   }
 
-  /** Sends at once when the window has room and nobody waits, else waits its turn. */
-  publish(topic: string, data: unknown, headers?: Headers): Promise<void> {
+  /**
+   * Sends at once when the window has room and nobody waits, else waits its turn.
+   * Rejects (nothing sent) with InvalidTopicError, InvalidHeadersError or InvalidPayloadError for what the node would refuse.
+   */
+  publish(topic: string, data: unknown, headers?: unknown): Promise<void> {
     if (this.#closedWith !== undefined) return Promise.reject(this.#closedWith);
+    let h: Headers | undefined;
+    try {
+      validateTopic(topic);
+      h = checkHeaders(headers);
+      if (data === undefined) throw new InvalidPayloadError('the payload is undefined, which a message cannot carry; publish null instead');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#publish(topic, data, h);
+  }
+
+  #publish(topic: string, data: unknown, headers: Headers | undefined): Promise<void> {
     if (this.#waiting.length === 0 && this.#hasRoom()) {
       try {
         this.#sendNow(topic, data, headers);
