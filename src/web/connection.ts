@@ -172,7 +172,7 @@ export class WebConnection implements Connection {
   readonly #init: WebConnectionInit;
   #remoteNodeId: Uint8Array;
   #remoteNodeIdHex: string;
-  /** Resolves once the first request stream decided the session's ID; see identified. */
+  /** Resolves once the session's first request stream fixed its ID, or the session failed to name itself (WebIdentification). */
   readonly identified: Promise<WebIdentification>;
   #identify: ((how: WebIdentification) => void) | undefined;
   #requestStreamSeen = false;

@@ -1,9 +1,12 @@
 /**
  * Web sessions in a secured realm: a session proves its client key with a
  * signature over the node's challenge, its node ID is SHA-256 of that key,
- * and the credential admission of QUIC clients applies unchanged.
+ * and the credential admission of QUIC clients applies unchanged: from
+ * Node (the package's WebTransport over HTTP/2) and from headless Chromium
+ * (the served client library over the WebSocket mapping, WebCrypto's Ed25519).
  */
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { issueCredential } from '../../src/auth/credential.js';
 import { formatCredentialFile } from '../../src/auth/files.js';
@@ -15,6 +18,7 @@ import { MeshNode } from '../../src/node/mesh-node.js';
 import type { MaculaWebClient, WebMessage } from '../../src/web/client/client.js';
 import { CHALLENGE_BYTES, CHALLENGE_MESSAGE_BYTES, PROOF_ACCEPTED, PROOF_REFUSED, proofMessage } from '../../src/web/key-proof.js';
 import { STREAM_ROLE_CLIENT_PROOF } from '../../src/web/stream-roles.js';
+import { launchChromium } from '../helpers/chromium.js';
 import { connectWeb, rawSession } from '../helpers/web.js';
 
 const REALM = 'secure-web';
@@ -103,6 +107,37 @@ describe('web sessions in a secured realm', { timeout: 120_000 }, () => {
     const w = await web({ credential: creds });
     await w.publish('ok.creds', true);
     await assert.rejects(w.publish('other', 1), { code: 'MACULA_ERR_FORBIDDEN' });
+  });
+
+  it('admits a browser that proves its key with WebCrypto in headless Chromium, from a creds file', async () => {
+    const key = Identity.generate();
+    const creds = formatCredentialFile(await credentialFor(key, 'client', limited), key, 'browser');
+    const { context, profile } = await launchChromium();
+    try {
+      const page = context.pages()[0] ?? (await context.newPage());
+      // A page of the node's origin: a secure context, where the client library and WebCrypto load.
+      await page.goto(`${url}info.json`);
+      const result = await page.evaluate(async (text) => {
+        const path = '/macula-client.js';
+        const lib = (await import(path)) as typeof import('../../src/web/client/browser.js');
+        const client = await lib.connect({ credential: text });
+        const got: unknown[] = [];
+        await client.subscribe('ok.#', (m) => got.push([m.data, m.origin]));
+        await client.publish('ok.browser', 7);
+        const forbidden = await client.publish('payroll.x', 1).then(
+          () => 'published',
+          (e: { code?: string }) => e.code,
+        );
+        while (got.length === 0) await new Promise((r) => setTimeout(r, 20));
+        const connected = client.connected;
+        await client.close();
+        return { got, forbidden, connected };
+      }, creds);
+      assert.deepEqual(result, { got: [[7, key.nodeIdHex]], forbidden: 'MACULA_ERR_FORBIDDEN', connected: true });
+    } finally {
+      await context.close();
+      await rm(profile, { recursive: true, force: true });
+    }
   });
 
   it('refuses at admission a session without a key proof, or whose credential names another key', async () => {
