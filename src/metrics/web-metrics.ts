@@ -25,7 +25,7 @@ export const WEB_METRICS: readonly StatsMetric<WebStats>[] = [
   {
     type: 'counter',
     name: 'macula_web_refused_total',
-    help: 'Web sessions and streams refused, by reason (max_sessions, max_streams, bad_stream, pool_full, handshake_failed).',
+    help: 'Web sessions and streams refused, by reason (max_sessions, max_streams, bad_stream, pool_full, handshake_failed, bad_key_proof).',
     labelNames: ['reason'],
     value: (s) => WEB_REFUSALS.map((reason): Sample => [{ reason }, s.refused[reason]]),
   },

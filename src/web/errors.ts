@@ -14,3 +14,13 @@ export class WebGatewayUnreachableError extends MaculaError {
     this.url = url;
   }
 }
+
+/** The node refused the key proof of this web session (key-proof.ts): the signature did not verify. */
+export class WebKeyProofError extends MaculaError {
+  constructor(url: string, realm: string) {
+    super(
+      'MACULA_ERR_KEY_PROOF',
+      `the web gateway at ${url} refused this client's key proof: the signature does not verify for the session's challenge, the node's ID and realm "${realm}"; check that identity.publicKey belongs to identity.privateKey and that realm is the node's (see /info.json)`,
+    );
+  }
+}

@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { fromHex } from '../identity/identity.js';
 import { ConfigError } from '../util/errors.js';
 import { intOption } from '../util/options.js';
 import type { Connection, PeerAddress } from '../transport/types.js';
@@ -73,9 +74,12 @@ export interface WebGatewayComponents {
   accept(conn: Connection): boolean;
 }
 
-/** Why a session or stream was refused: the limits, a full connection pool, a failed handshake, a stream without a known role. */
-export type WebRefusal = 'max_sessions' | 'max_streams' | 'bad_stream' | 'pool_full' | 'handshake_failed';
-export const WEB_REFUSALS: readonly WebRefusal[] = ['max_sessions', 'max_streams', 'bad_stream', 'pool_full', 'handshake_failed'];
+/**
+ * Why a session or stream was refused: the limits, a full connection pool, a failed handshake (TLS, or no
+ * request stream in time), a stream without a known role, a key proof whose signature does not verify.
+ */
+export type WebRefusal = 'max_sessions' | 'max_streams' | 'bad_stream' | 'pool_full' | 'handshake_failed' | 'bad_key_proof';
+export const WEB_REFUSALS: readonly WebRefusal[] = ['max_sessions', 'max_streams', 'bad_stream', 'pool_full', 'handshake_failed', 'bad_key_proof'];
 
 export interface WebStats {
   /** Modes on: http3 only with the optional native package. */
@@ -116,7 +120,7 @@ export class WebGateway extends EventEmitter {
   /** Sessions admitted and still in their handshake: they count against maxSessions too. */
   #handshaking = 0;
   readonly #opened: Record<WebMode, number> = { http3: 0, http2: 0, websocket: 0 };
-  readonly #refused: Record<WebRefusal, number> = { max_sessions: 0, max_streams: 0, bad_stream: 0, pool_full: 0, handshake_failed: 0 };
+  readonly #refused: Record<WebRefusal, number> = { max_sessions: 0, max_streams: 0, bad_stream: 0, pool_full: 0, handshake_failed: 0, bad_key_proof: 0 };
   readonly #static = new Map<string, Buffer>();
   #modes: Record<WebMode, boolean> = { http3: false, http2: true, websocket: true };
   #server: WtServer | undefined;
@@ -287,13 +291,19 @@ export class WebGateway extends EventEmitter {
     }
     const mode = modeOf(session);
     const conn = new WebConnection(session, parsePeerAddress(session.peerAddress), mode, {
+      nodeId: fromHex(this.#node.nodeId),
+      realm: this.#node.realm,
       maxStreams: this.maxStreamsPerSession,
       onStreamRefused: (reason) => this.#refused[reason]++,
     });
     this.#sessions.add(conn);
     this.#opened[mode]++;
     void conn.closed.then(() => this.#sessions.delete(conn));
-    if (!this.#node.accept(conn)) this.#refused.pool_full++;
+    // The pool takes the session once its ID is known: proved by a key, or random (connection.ts).
+    const how = await conn.identified;
+    if (how === 'bad_key_proof') this.#refused.bad_key_proof++;
+    else if (how === 'no_stream') this.#refused.handshake_failed++;
+    else if (!this.#node.accept(conn)) this.#refused.pool_full++;
   }
 
   /**

@@ -11,3 +11,5 @@ export const STREAM_ROLE_CLIENT = 1;
 export const STREAM_ROLE_NODE = 2;
 /** How long the node waits for the client to open the node's stream. */
 export const NODE_STREAM_WAIT_MS = 10_000;
+/** The client's request stream, opened with a proof of the client's key (key-proof.ts) before its frames. */
+export const STREAM_ROLE_CLIENT_PROOF = 3;

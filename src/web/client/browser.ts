@@ -10,7 +10,7 @@ import * as webtransport from '@fails-components/webtransport';
 import { MaculaWebClient, type WebClientInit, type WebTransportClass } from './client.js';
 
 export { MaculaWebClient, PublishError } from './client.js';
-export type { AttachInfo, PublishStats, WebClientInit, WebMessage, WebServeHandler, WebSubscription } from './client.js';
+export type { AttachInfo, PublishStats, WebClientIdentity, WebClientInit, WebMessage, WebServeHandler, WebSubscription } from './client.js';
 
 /** What /info.json of a node's web port says. */
 export interface NodeWebInfo {

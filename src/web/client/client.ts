@@ -15,7 +15,7 @@
  * @fails-components/webtransport passed as `WebTransport`.
  */
 import { Decoder, Encoder } from 'cbor-x';
-import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE, RESULT } from '../../gateway/messages.js';
+import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE } from '../../gateway/messages.js';
 import { ConnectionClosedError, ProtocolError, RemoteError, StoppedError, TimeoutError, ConfigError, toWire } from '../../util/errors.js';
 import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION, UnsupportedMessageError } from '../../wire/messages.js';
 import { encodeFrame, FrameDecoder } from '../../wire/frame.js';
@@ -23,8 +23,12 @@ import { frameBody, type EncodedMessage } from '../../wire/codec.js';
 import { checkHeaders, type Headers } from '../../wire/headers.js';
 import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, type PublishError, type PublishStats } from '../../gateway/client-publisher.js';
 import { runServed, type ServeHandler } from '../../gateway/client-serve.js';
-import { WebGatewayUnreachableError } from '../errors.js';
-import { STREAM_ROLE_CLIENT, STREAM_ROLE_NODE } from '../stream-roles.js';
+import { WebGatewayUnreachableError, WebKeyProofError } from '../errors.js';
+import { CHALLENGE_BYTES, CHALLENGE_MESSAGE_BYTES, PROOF_ACCEPTED } from '../key-proof.js';
+import { STREAM_ROLE_CLIENT, STREAM_ROLE_CLIENT_PROOF, STREAM_ROLE_NODE } from '../stream-roles.js';
+import { parseCreds, proveKey, signingKey, type SigningKey, type WebClientIdentity } from './key.js';
+
+export type { WebClientIdentity } from './key.js';
 
 const cbor = { useRecords: false, mapsAsObjects: true, variableMapSize: true, tagUint8Array: false } as const;
 const encoder = new Encoder(cbor);
@@ -63,8 +67,19 @@ export interface WebClientInit {
   timeoutMs?: number;
   /** Sent in GW_ATTACH, e.g. "my-app/1.0". */
   software?: string;
-  /** For a secured realm: the credential chain sent in HELLO. */
-  credential?: readonly string[];
+  /**
+   * For a secured realm: the credential sent in HELLO, as its token chain,
+   * one token, or the text of a client creds file (tokens and key: the key
+   * is then the identity unless `identity` is given).
+   */
+  credential?: string | readonly string[];
+  /**
+   * The client key the session proves to the node (signed with WebCrypto
+   * over the node's challenge): the session's node ID is then SHA-256 of the
+   * public key, which a secured realm's credential must name. Without one the
+   * session has a random ID (open realms).
+   */
+  identity?: WebClientIdentity;
   /** The WebTransport class to use. Default: globalThis.WebTransport (the bundle sets the package's polyfill). */
   WebTransport?: WebTransportClass;
   /** Passed to the WebTransport constructor, e.g. serverCertificateHashes; forceReliable and flow-control windows for Node. */
@@ -121,6 +136,27 @@ class FrameChannel {
     this.#writer = stream.writable.getWriter();
     this.#writer.closed.catch(() => undefined);
     this.#queue.push(Uint8Array.of(role));
+  }
+
+  /** The next `n` raw bytes (the key proof's challenge and status, before any frame); what follows is read as frames. */
+  async readBytes(n: number): Promise<Uint8Array | null> {
+    const parts: Uint8Array[] = [];
+    let have = 0;
+    while (have < n) {
+      const { value, done } = await this.#reader.read();
+      if (done || !value) return null;
+      parts.push(value);
+      have += value.length;
+    }
+    const all = parts.length === 1 ? parts[0]! : concatFrames(parts);
+    if (all.length > n) this.#bodies.push(...this.#decoder.push(all.subarray(n)));
+    return all.subarray(0, n);
+  }
+
+  /** Queues raw bytes (the key proof) and writes them. */
+  sendRaw(bytes: Uint8Array): void {
+    this.#queue.push(bytes);
+    this.flush();
   }
 
   /** Writes what is queued (the role byte of a stream with nothing else to send yet). */
@@ -209,6 +245,8 @@ export class MaculaWebClient {
   readonly #init: WebClientInit;
   #session: WebTransportSession | undefined;
   #out: FrameChannel | undefined;
+  /** The credential chain sent in HELLO and HELLO_ACK (secured realms). */
+  #credential: string[] | undefined;
   readonly #pending = new Map<number, Pending>();
   readonly #subs = new Map<number, (m: WebMessage) => void>();
   readonly #served = new Map<string, WebServeHandler>();
@@ -253,20 +291,23 @@ export class MaculaWebClient {
       await withTimeout(session.ready, this.timeoutMs, `connecting to ${this.url}`).catch((err: unknown) => {
         throw new WebGatewayUnreachableError(this.url, { cause: err });
       });
+      const { credential, key } = await this.#clientKey();
+      this.#credential = credential;
       // Both streams are opened here, the node's too (see stream-roles.ts).
-      this.#out = new FrameChannel(await session.createBidirectionalStream(), STREAM_ROLE_CLIENT);
-      void this.#readResponses(this.#out);
+      const out = new FrameChannel(await session.createBidirectionalStream(), key ? STREAM_ROLE_CLIENT_PROOF : STREAM_ROLE_CLIENT);
+      if (key) await withTimeout(this.#proveKey(out, key), this.timeoutMs, `proving the client key to ${this.url}`);
+      this.#out = out;
+      void this.#readResponses(out);
       const nodeStream = new FrameChannel(await session.createBidirectionalStream(), STREAM_ROLE_NODE);
       nodeStream.flush();
       void this.#serveNode(nodeStream);
       const hello: Msg = { t: HELLO.type, realm: this.realm, role: 'client', port: 0 };
-      if (this.#init.credential) hello.cred = [...this.#init.credential];
+      if (credential) hello.cred = credential;
       const helloDone = this.#request(hello);
       const attach: Msg = { t: GW_ATTACH.type };
       if (this.#init.software !== undefined) attach.software = this.#init.software;
       const [, info] = await Promise.all([helloDone, this.#request(attach)]);
       this.info = info as AttachInfo;
-      const out = this.#out;
       this.#publisher = new ClientPublisher(
         this.info.limits.publishWindow ?? DEFAULT_CLIENT_PUBLISH_WINDOW,
         this.#init.maxPendingPublishBytes ?? DEFAULT_MAX_PENDING_PUBLISH_BYTES,
@@ -281,6 +322,30 @@ export class MaculaWebClient {
       throw err;
     }
   }
+
+  /** The credential chain for HELLO and the key to prove, from `credential` and `identity`. */
+  async #clientKey(): Promise<{ credential: string[] | undefined; key: SigningKey | undefined }> {
+    const given = this.#init.credential;
+    let credential = typeof given === 'string' ? undefined : given && [...given];
+    let identity = this.#init.identity;
+    if (typeof given === 'string') {
+      const creds = parseCreds(given);
+      credential = creds.credential;
+      if (!identity && creds.privateKey) identity = { privateKey: creds.privateKey };
+    }
+    return { credential, key: identity && (await signingKey(identity)) };
+  }
+
+  /** Answers the node's challenge on the request stream (../key-proof.ts) and waits for its verdict. */
+  async #proveKey(out: FrameChannel, key: SigningKey): Promise<void> {
+    out.flush();
+    const challenge = await out.readBytes(CHALLENGE_MESSAGE_BYTES);
+    if (!challenge) throw new ConnectionClosedError(`the web gateway at ${this.url} closed the session before its key-proof challenge`);
+    out.sendRaw(await proveKey(key, challenge.subarray(0, CHALLENGE_BYTES), challenge.subarray(CHALLENGE_BYTES), this.realm));
+    const status = await out.readBytes(1);
+    if (status?.[0] !== PROOF_ACCEPTED) throw new WebKeyProofError(this.url, this.realm);
+  }
+
 
   /**
    * Publishes `data` (any CBOR value but undefined) to `topic` with optional
@@ -524,7 +589,10 @@ export class MaculaWebClient {
       const hello = await ch.read();
       if (hello === null) return;
       if (hello.t !== HELLO.type) throw new ProtocolError('unexpected_message', 'the node did not open its stream with HELLO');
-      ch.send({ t: HELLO_ACK.type, id: hello.id, realm: this.realm, role: 'client', port: 0 });
+      // In a secured realm the node admits its answer as it admits a HELLO: the credential goes in both.
+      const ack: Msg = { t: HELLO_ACK.type, id: hello.id, realm: this.realm, role: 'client', port: 0 };
+      if (this.#credential) ack.cred = this.#credential;
+      ch.send(ack);
       for (;;) {
         const msg = await ch.read();
         if (msg === null) return;
