@@ -94,7 +94,10 @@ describe('web sessions in a secured realm', { timeout: 120_000 }, () => {
     assert.equal(got[0]!.data, 21.5);
     assert.equal(got[0]!.origin, key.nodeIdHex, 'the session is named by SHA-256 of the key it proved');
 
-    await assert.rejects(w.publish('payroll.secret', 1), { code: 'MACULA_ERR_FORBIDDEN' });
+    // Publishes are one-way: the refusal comes back asynchronously, and flush() reports it.
+    await w.publish('payroll.secret', 1);
+    await assert.rejects(w.flush(), { code: 'MACULA_ERR_FORBIDDEN' });
+    await assert.rejects(w.publishAndWait('payroll.secret', 1), { code: 'MACULA_ERR_FORBIDDEN' });
     await assert.rejects(w.subscribe('payroll.#'), { code: 'MACULA_ERR_FORBIDDEN' });
     assert.ok(w.connected, 'a forbidden request leaves the session connected');
     await w.publish('ok.temp', 22);
@@ -106,7 +109,9 @@ describe('web sessions in a secured realm', { timeout: 120_000 }, () => {
     const creds = formatCredentialFile(await credentialFor(key, 'client', limited), key, 'web test');
     const w = await web({ credential: creds });
     await w.publish('ok.creds', true);
-    await assert.rejects(w.publish('other', 1), { code: 'MACULA_ERR_FORBIDDEN' });
+    await w.flush();
+    await w.publish('other', 1);
+    await assert.rejects(w.flush(), { code: 'MACULA_ERR_FORBIDDEN' });
   });
 
   it('admits a browser that proves its key with WebCrypto in headless Chromium, from a creds file', async () => {
@@ -124,7 +129,8 @@ describe('web sessions in a secured realm', { timeout: 120_000 }, () => {
         const got: unknown[] = [];
         await client.subscribe('ok.#', (m) => got.push([m.data, m.origin]));
         await client.publish('ok.browser', 7);
-        const forbidden = await client.publish('payroll.x', 1).then(
+        await client.publish('payroll.x', 1);
+        const forbidden = await client.flush().then(
           () => 'published',
           (e: { code?: string }) => e.code,
         );
