@@ -33,6 +33,11 @@ export interface MappingGateway {
 export type GatewayFinder = (signal: AbortSignal) => Promise<{ gateway: MappingGateway; method: string } | undefined>;
 
 export const DEFAULT_PORT_MAPPING_TIMEOUT_MS = 10_000;
+/**
+ * How long the UPnP search (SSDP) may take of that: a router on the LAN
+ * answers within a second, and NAT-PMP must be left time to be tried.
+ */
+export const UPNP_SEARCH_MS = 3000;
 
 export class PortMapper {
   /** Called once a mapping exists (the announced address changed). */
@@ -85,9 +90,10 @@ export class PortMapper {
 async function findGateway(signal: AbortSignal): Promise<{ gateway: MappingGateway; method: string } | undefined> {
   const { upnpNat, pmpNat } = await import('@achingbrain/nat-port-mapper');
   try {
-    for await (const gateway of upnpNat().findGateways({ signal })) return { gateway: gateway as unknown as MappingGateway, method: 'upnp' };
+    const search = AbortSignal.any([signal, AbortSignal.timeout(UPNP_SEARCH_MS)]);
+    for await (const gateway of upnpNat().findGateways({ signal: search })) return { gateway: gateway as unknown as MappingGateway, method: 'upnp' };
   } catch {
-    // no UPnP answer within the deadline: try NAT-PMP
+    // no UPnP answer within UPNP_SEARCH_MS: try NAT-PMP
   }
   const router = await defaultGateway();
   return router ? { gateway: pmpNat(router) as unknown as MappingGateway, method: 'pmp' } : undefined;

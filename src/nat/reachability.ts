@@ -70,8 +70,8 @@ export interface ReachabilityComponents {
   observed: ObservedAddresses;
   /** Nodes the check may ask (the routing table's contacts). */
   peers(): ReachabilityPeer[];
-  /** The address this node announces (its port is what peers dial back). */
-  advertisedAddress(): PeerAddress;
+  /** The address this node is reached at without a relay (its port is what peers dial back). */
+  directAddress(): PeerAddress;
 }
 
 export interface ReachabilityStats {
@@ -116,6 +116,8 @@ export class ReachabilityCheck {
   readonly #awaiting = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<Reachability> | undefined;
+  /** addressChanged() came while a check ran. */
+  #changedWhileRunning = false;
   #stopped = true;
   #lastPort = 0;
 
@@ -150,14 +152,19 @@ export class ReachabilityCheck {
 
   /** The address changed (observed or announced): check again soon. */
   addressChanged(): void {
-    if (!this.#stopped) this.#schedule(this.#firstCheckMs);
+    if (this.#stopped) return;
+    // A check running now may have dialed the old address: check again once it is done.
+    if (this.#running) this.#changedWhileRunning = true;
+    else this.#schedule(this.#firstCheckMs);
   }
 
   /** Runs one check now (a check in progress is shared) and resolves with the status. */
   check(): Promise<Reachability> {
     this.#running ??= this.#check().finally(() => {
       this.#running = undefined;
-      if (!this.#stopped) this.#schedule(this.#status === 'unknown' ? this.retryMs : this.intervalMs);
+      const changed = this.#changedWhileRunning;
+      this.#changedWhileRunning = false;
+      if (!this.#stopped) this.#schedule(changed ? this.#firstCheckMs : this.#status === 'unknown' ? this.retryMs : this.intervalMs);
     });
     return this.#running;
   }
@@ -181,7 +188,7 @@ export class ReachabilityCheck {
   }
 
   async #check(): Promise<Reachability> {
-    const port = this.#c.advertisedAddress().port;
+    const port = this.#c.directAddress().port;
     if (this.#lastPort !== 0 && port !== this.#lastPort) this.#status = 'unknown';
     this.#lastPort = port;
     // Only peers reached directly: a dial-back through a relay would prove nothing about our own address.

@@ -316,7 +316,9 @@ export class MeshNode extends EventEmitter {
           transport: this.transport,
           observed: this.observed,
           peers: () => this.dht.table.toArray(),
-          advertisedAddress: () => this.advertisedAddress,
+          // The node's own address, never a relayed one: a dial-back to a relay's port proves nothing about
+          // this node, and a port mapping made after relays were taken must still be checked (and win).
+          directAddress: () => this.#directAddress,
         },
         reachability,
       );
@@ -470,7 +472,14 @@ export class MeshNode extends EventEmitter {
   get advertisedAddress(): PeerAddress {
     const listen = this.transport.listenAddress;
     if (!listen) throw new StoppedError('the node is not listening yet; start() it first');
-    return this.relayClient?.relayedAddress() ?? this.portMapper?.external ?? { host: this.options.announceHost ?? announceHostFor(listen.host), port: listen.port };
+    return this.relayClient?.relayedAddress() ?? this.#directAddress;
+  }
+
+  /** The address this node is dialed at without a relay: the router's mapped one, else the announced host and listen port. */
+  get #directAddress(): PeerAddress {
+    const listen = this.transport.listenAddress;
+    if (!listen) throw new StoppedError('the node is not listening yet; start() it first');
+    return this.portMapper?.external ?? { host: this.options.announceHost ?? announceHostFor(listen.host), port: listen.port };
   }
 
   /** Stops the reachability check, lets relays go, closes circuits, removes the port mapping. */
@@ -511,9 +520,14 @@ export class MeshNode extends EventEmitter {
     this.#state = 'running';
     this.#startedAt = Date.now();
     this.revocations?.start(this.options.revocationPollMs);
-    this.reachability?.start();
     const listen = this.transport.listenAddress!;
-    void this.portMapper?.start({ host: announceHostFor(listen.host), port: listen.port });
+    if (this.portMapper) {
+      // The check waits for the mapping attempt: a dial-back sent before the router forwards the port leaves
+      // a connection-tracking entry on the router that keeps later dial-backs from that peer unforwarded.
+      void this.portMapper.start({ host: announceHostFor(listen.host), port: listen.port }).finally(() => {
+        if (this.#state === 'running') this.reachability?.start();
+      });
+    } else this.reachability?.start();
     await this.web?.start();
     const bootstrap = this.options.bootstrap ?? [];
     if (bootstrap.length > 0) this.#joined = this.dht.bootstrap(bootstrap);

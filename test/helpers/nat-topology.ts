@@ -1,7 +1,7 @@
 /**
  * A NAT topology in network namespaces of the test's own making:
  *
- *   public segment 10.203.0.0/24, a bridge in namespace `sw`:
+ *   public segment 10.203.0.0/24 (by default), a bridge in namespace `sw`:
  *     pub1 .11, pub2 .12, pub3 .13 (public nodes, one namespace each)
  *     rt1 .21 and rt2 .22 (routers' WAN side)
  *   rt1 ── 192.168.31.0/24 ── priv1 (.2)     rt2 ── 192.168.32.0/24 ── priv2 (.2)
@@ -9,6 +9,9 @@
  * Each router forwards and masquerades its LAN behind its WAN address
  * (iptables MASQUERADE), as a home router does: the private nodes can dial
  * out, nobody can dial in, and the public side has no route to the LANs.
+ * The public segment's first three octets can be chosen (`publicPrefix`):
+ * a router running miniupnpd needs a WAN address outside the private and
+ * reserved ranges, or it refuses to map ports.
  * Needs root, `ip` and `iptables`; only the namespaces are touched.
  */
 import { spawnSync } from 'node:child_process';
@@ -38,20 +41,28 @@ export class NatTopology {
   readonly priv1: NatHost;
   readonly priv2: NatHost;
   /** The routers' WAN addresses: what the public side sees the private nodes' packets come from. */
-  readonly wan1 = '10.203.0.21';
-  readonly wan2 = '10.203.0.22';
+  readonly wan1: string;
+  readonly wan2: string;
+  /** The routers' namespaces (their WAN device is `wan`, their LAN device `lan`). */
+  readonly rt1: string;
+  readonly rt2: string;
   readonly #namespaces: string[];
 
-  private constructor(namespaces: string[], ns: (role: string) => string) {
+  private constructor(namespaces: string[], ns: (role: string) => string, pub: string) {
     this.#namespaces = namespaces;
-    this.pub1 = { ns: ns('pub1'), host: '10.203.0.11' };
-    this.pub2 = { ns: ns('pub2'), host: '10.203.0.12' };
-    this.pub3 = { ns: ns('pub3'), host: '10.203.0.13' };
+    this.pub1 = { ns: ns('pub1'), host: `${pub}.11` };
+    this.pub2 = { ns: ns('pub2'), host: `${pub}.12` };
+    this.pub3 = { ns: ns('pub3'), host: `${pub}.13` };
+    this.wan1 = `${pub}.21`;
+    this.wan2 = `${pub}.22`;
+    this.rt1 = ns('rt1');
+    this.rt2 = ns('rt2');
     this.priv1 = { ns: ns('priv1'), host: '192.168.31.2' };
     this.priv2 = { ns: ns('priv2'), host: '192.168.32.2' };
   }
 
-  static create(): NatTopology {
+  static create(options: { publicPrefix?: string } = {}): NatTopology {
+    const pub = options.publicPrefix ?? '10.203.0';
     removeStaleNamespaces(NS_PATTERN);
     const pid = process.pid;
     const ns = (role: string) => `macn-${role}-${pid}`;
@@ -76,11 +87,11 @@ export class NatTopology {
         ip('-n', ns(role), 'addr', 'add', `${addr}/24`, 'dev', dev);
         ip('-n', ns(role), 'link', 'set', dev, 'up');
       };
-      attach('pub1', 'eth0', '10.203.0.11');
-      attach('pub2', 'eth0', '10.203.0.12');
-      attach('pub3', 'eth0', '10.203.0.13');
-      attach('rt1', 'wan', '10.203.0.21');
-      attach('rt2', 'wan', '10.203.0.22');
+      attach('pub1', 'eth0', `${pub}.11`);
+      attach('pub2', 'eth0', `${pub}.12`);
+      attach('pub3', 'eth0', `${pub}.13`);
+      attach('rt1', 'wan', `${pub}.21`);
+      attach('rt2', 'wan', `${pub}.22`);
       for (const [rt, priv, net] of [['rt1', 'priv1', '31'], ['rt2', 'priv2', '32']] as const) {
         ip('link', 'add', 'lan', 'netns', ns(rt), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns(priv));
         ip('-n', ns(rt), 'addr', 'add', `192.168.${net}.1/24`, 'dev', 'lan');
@@ -91,7 +102,7 @@ export class NatTopology {
         inNs(ns(rt), 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
         inNs(ns(rt), 'iptables', '-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-j', 'MASQUERADE');
       }
-      return new NatTopology(made, ns);
+      return new NatTopology(made, ns, pub);
     } catch (err) {
       for (const name of made.reverse()) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
       throw err;

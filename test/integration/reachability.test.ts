@@ -43,7 +43,7 @@ describe('reachability check on loopback', () => {
       const [a, b] = [net.nodes[0]!, net.nodes[1]!];
       // Peers that serve dial-backs.
       for (const n of [a, b]) {
-        new ReachabilityCheck({ messenger: n.messenger, transport: n.transport, observed: new ObservedAddresses(), peers: () => [], advertisedAddress: () => n.advertisedAddress });
+        new ReachabilityCheck({ messenger: n.messenger, transport: n.transport, observed: new ObservedAddresses(), peers: () => [], directAddress: () => n.advertisedAddress });
       }
       const check = new ReachabilityCheck(
         {
@@ -51,7 +51,7 @@ describe('reachability check on loopback', () => {
           transport: node.transport,
           observed: node.observed,
           peers: () => node.dht.table.toArray(),
-          advertisedAddress: () => ({ host: '127.0.0.1', port: (blackhole.address() as { port: number }).port }),
+          directAddress: () => ({ host: '127.0.0.1', port: (blackhole.address() as { port: number }).port }),
         },
         { dialBackTimeoutMs: 800 },
       );
@@ -71,7 +71,7 @@ describe('reachability check on loopback', () => {
     try {
       const [server, asker] = [net.nodes[0]!, net.nodes[1]!];
       const serving = new ReachabilityCheck(
-        { messenger: server.messenger, transport: server.transport, observed: new ObservedAddresses(), peers: () => [], advertisedAddress: () => server.advertisedAddress },
+        { messenger: server.messenger, transport: server.transport, observed: new ObservedAddresses(), peers: () => [], directAddress: () => server.advertisedAddress },
         { maxConcurrentDialBacks: 0 },
       );
       const check = new ReachabilityCheck({
@@ -79,7 +79,7 @@ describe('reachability check on loopback', () => {
         transport: asker.transport,
         observed: asker.observed,
         peers: () => asker.dht.table.toArray(),
-        advertisedAddress: () => asker.advertisedAddress,
+        directAddress: () => asker.advertisedAddress,
       });
       assert.equal(await check.check(), 'unknown', 'a refusal is no answer');
       assert.equal(check.stats().answers.none, 1);

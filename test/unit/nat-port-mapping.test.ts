@@ -1,6 +1,7 @@
 /**
- * The port mapper with a stand-in router (no UPnP or NAT-PMP router can be
- * run here: Debian's miniupnpd is not installed on the test machines).
+ * The port mapper with a stand-in router (the refusals are hard to get from
+ * a real one; test/integration/nat-port-mapping.test.ts maps against
+ * Debian's miniupnpd).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
