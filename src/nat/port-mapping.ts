@@ -5,7 +5,9 @@
  * this node listens on. The mapped address becomes the node's announced
  * address and goes through the reachability check like any other: a router
  * that accepts the mapping but does not forward leaves the node `private`.
- * The mapping is renewed by the library and removed on stop.
+ * The mapping is renewed by the library; stop() asks the library to remove
+ * it, which against miniupnpd 2.3.1 left the mapping in place (measured: see
+ * the README), so a router's own lease time is what ends it.
  */
 import { readFile } from 'node:fs/promises';
 import type { PeerAddress } from '../transport/types.js';
