@@ -68,28 +68,51 @@ export function encodeMessage(msg: MessageFields, raw?: Readonly<Record<string, 
 
 /** The frame body of a message: its fields (encoded now, or earlier) inside a fresh envelope. The message is not modified. */
 export function frameBody(msg: MessageFields | EncodedMessage, id?: number): Uint8Array {
-  // A message that names its own id (a response built whole) keeps it.
-  if (id === undefined && !(msg instanceof EncodedMessage) && typeof msg.id === 'number') id = msg.id;
-  const enc = msg instanceof EncodedMessage ? msg : encodeMessage(msg);
+  const frame = toFrame(msg, id);
+  const out = new Uint8Array(frameBodySize(frame.enc, frame.id));
+  writeFrameBody(out, 0, frame.enc, frame.id);
+  return out;
+}
+
+/** A message ready to frame: its encoded fields and the id of its envelope. */
+export interface FrameParts {
+  enc: EncodedMessage;
+  id: number | undefined;
+}
+
+/** Encodes `msg` unless it was encoded earlier; a message that names its own id (a response built whole) keeps it. */
+export function toFrame(msg: MessageFields | EncodedMessage, id?: number): FrameParts {
+  if (msg instanceof EncodedMessage) return { enc: msg, id };
+  if (id === undefined && typeof msg.id === 'number') id = msg.id;
+  return { enc: encodeMessage(msg), id };
+}
+
+/** Bytes of the frame body of `enc` with envelope id `id`. */
+export function frameBodySize(enc: EncodedMessage, id: number | undefined): number {
   const count = enc.count + 1 + (id === undefined ? 0 : 1);
-  const header = mapHeaderBytes(count);
-  const envelope = 2 + 1 + (id === undefined ? 0 : 3 + uintBytes(id));
-  const out = new Uint8Array(header + enc.pairs.length + envelope);
-  let off = writeMapHeader(out, count);
+  return mapHeaderBytes(count) + enc.pairs.length + 2 + 1 + (id === undefined ? 0 : 3 + uintBytes(id));
+}
+
+/**
+ * Writes the frame body of `enc` at `off` (room for frameBodySize() bytes
+ * must be there); returns the offset after it. The framed stream writes
+ * every body of a batch straight into the batch's buffer with it: no buffer
+ * per message.
+ */
+export function writeFrameBody(out: Uint8Array, off: number, enc: EncodedMessage, id: number | undefined): number {
+  off = writeHead(out, off, 0xa0, enc.count + 1 + (id === undefined ? 0 : 1));
   out.set(enc.pairs, off);
   off += enc.pairs.length;
   // "v": PROTOCOL_VERSION (1)
   out[off++] = 0x61;
   out[off++] = 0x76;
   out[off++] = PROTOCOL_VERSION;
-  if (id !== undefined) {
-    // "id": id
-    out[off++] = 0x62;
-    out[off++] = 0x69;
-    out[off++] = 0x64;
-    writeUint(out, off, id);
-  }
-  return out;
+  if (id === undefined) return off;
+  // "id": id
+  out[off++] = 0x62;
+  out[off++] = 0x69;
+  out[off++] = 0x64;
+  return writeUint(out, off, id);
 }
 
 function readMapHeader(b: Uint8Array): [count: number, bytes: number] {
@@ -103,10 +126,6 @@ function readMapHeader(b: Uint8Array): [count: number, bytes: number] {
 
 function mapHeaderBytes(count: number): number {
   return count < 24 ? 1 : count < 0x100 ? 2 : count < 0x10000 ? 3 : 5;
-}
-
-function writeMapHeader(out: Uint8Array, count: number): number {
-  return writeHead(out, 0, 0xa0, count);
 }
 
 function uintBytes(n: number): number {
