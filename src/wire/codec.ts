@@ -57,39 +57,87 @@ export function encodeMessage(msg: MessageFields, raw?: Readonly<Record<string, 
   const map = encoder.encode(fields);
   const [count, headerBytes] = readMapHeader(map);
   if (raw === undefined) return new EncodedMessage(msg.t, count, map.subarray(headerBytes));
-  const parts: Uint8Array[] = [map.subarray(headerBytes)];
+  // Once per publish: one buffer for the pairs, the map copied without a
+  // view of it, the raw keys' encodings cached (the profile showed the
+  // views, Object.entries and Buffer.concat of the general way).
+  let size = map.length - headerBytes;
   let extra = 0;
-  for (const [key, value] of Object.entries(raw)) {
-    parts.push(encoder.encode(key), value);
+  for (const key in raw) {
+    size += encodedKey(key).length + raw[key]!.length;
     extra++;
   }
-  return new EncodedMessage(msg.t, count + extra, Buffer.concat(parts));
+  const pairs = new Uint8Array(size);
+  let off = 0;
+  for (let i = headerBytes; i < map.length; i++) pairs[off++] = map[i]!;
+  for (const key in raw) {
+    const k = encodedKey(key);
+    pairs.set(k, off);
+    off += k.length;
+    pairs.set(raw[key]!, off);
+    off += raw[key]!.length;
+  }
+  return new EncodedMessage(msg.t, count + extra, pairs);
+}
+
+/** CBOR of the field names given as raw fields (a handful: `d`, `r`, ...), encoded once each. */
+const encodedKeys = new Map<string, Uint8Array>();
+
+function encodedKey(key: string): Uint8Array {
+  let k = encodedKeys.get(key);
+  if (k === undefined) {
+    k = Uint8Array.from(encoder.encode(key));
+    if (encodedKeys.size < 64) encodedKeys.set(key, k);
+  }
+  return k;
 }
 
 /** The frame body of a message: its fields (encoded now, or earlier) inside a fresh envelope. The message is not modified. */
 export function frameBody(msg: MessageFields | EncodedMessage, id?: number): Uint8Array {
-  // A message that names its own id (a response built whole) keeps it.
-  if (id === undefined && !(msg instanceof EncodedMessage) && typeof msg.id === 'number') id = msg.id;
-  const enc = msg instanceof EncodedMessage ? msg : encodeMessage(msg);
+  const frame = toFrame(msg, id);
+  const out = new Uint8Array(frameBodySize(frame.enc, frame.id));
+  writeFrameBody(out, 0, frame.enc, frame.id);
+  return out;
+}
+
+/** A message ready to frame: its encoded fields and the id of its envelope. */
+export interface FrameParts {
+  enc: EncodedMessage;
+  id: number | undefined;
+}
+
+/** Encodes `msg` unless it was encoded earlier; a message that names its own id (a response built whole) keeps it. */
+export function toFrame(msg: MessageFields | EncodedMessage, id?: number): FrameParts {
+  if (msg instanceof EncodedMessage) return { enc: msg, id };
+  if (id === undefined && typeof msg.id === 'number') id = msg.id;
+  return { enc: encodeMessage(msg), id };
+}
+
+/** Bytes of the frame body of `enc` with envelope id `id`. */
+export function frameBodySize(enc: EncodedMessage, id: number | undefined): number {
   const count = enc.count + 1 + (id === undefined ? 0 : 1);
-  const header = mapHeaderBytes(count);
-  const envelope = 2 + 1 + (id === undefined ? 0 : 3 + uintBytes(id));
-  const out = new Uint8Array(header + enc.pairs.length + envelope);
-  let off = writeMapHeader(out, count);
+  return mapHeaderBytes(count) + enc.pairs.length + 2 + 1 + (id === undefined ? 0 : 3 + uintBytes(id));
+}
+
+/**
+ * Writes the frame body of `enc` at `off` (room for frameBodySize() bytes
+ * must be there); returns the offset after it. The framed stream writes
+ * every body of a batch straight into the batch's buffer with it: no buffer
+ * per message.
+ */
+export function writeFrameBody(out: Uint8Array, off: number, enc: EncodedMessage, id: number | undefined): number {
+  off = writeHead(out, off, 0xa0, enc.count + 1 + (id === undefined ? 0 : 1));
   out.set(enc.pairs, off);
   off += enc.pairs.length;
   // "v": PROTOCOL_VERSION (1)
   out[off++] = 0x61;
   out[off++] = 0x76;
   out[off++] = PROTOCOL_VERSION;
-  if (id !== undefined) {
-    // "id": id
-    out[off++] = 0x62;
-    out[off++] = 0x69;
-    out[off++] = 0x64;
-    writeUint(out, off, id);
-  }
-  return out;
+  if (id === undefined) return off;
+  // "id": id
+  out[off++] = 0x62;
+  out[off++] = 0x69;
+  out[off++] = 0x64;
+  return writeUint(out, off, id);
 }
 
 function readMapHeader(b: Uint8Array): [count: number, bytes: number] {
@@ -103,10 +151,6 @@ function readMapHeader(b: Uint8Array): [count: number, bytes: number] {
 
 function mapHeaderBytes(count: number): number {
   return count < 24 ? 1 : count < 0x100 ? 2 : count < 0x10000 ? 3 : 5;
-}
-
-function writeMapHeader(out: Uint8Array, count: number): number {
-  return writeHead(out, 0, 0xa0, count);
 }
 
 function uintBytes(n: number): number {

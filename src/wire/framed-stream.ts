@@ -8,7 +8,7 @@
 import type { Stream } from '../transport/types.js';
 import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueFullError } from '../util/errors.js';
 import { BudgetExceededError, DEFAULT_FRAME_TIMEOUT_MS, type BudgetAccount } from './budget.js';
-import { decodeMessage, frameBody, type EncodedMessage, type MessageFields } from './codec.js';
+import { decodeMessage, frameBodySize, toFrame, writeFrameBody, type EncodedMessage, type FrameParts, type MessageFields } from './codec.js';
 import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_BYTES, FrameDecoder, writeFrameHeader } from './frame.js';
 import { PROTOCOL_VERSION, type Message } from './messages.js';
 
@@ -43,7 +43,10 @@ export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 
 /** Messages that go out in one write; every send() of them shares one promise, settled with the write. */
 interface Batch {
-  bodies: Uint8Array[];
+  /** The messages, framed into the write's buffer only when it is built (no buffer per message). */
+  frames: FrameParts[];
+  /** Body size of each frame. */
+  sizes: number[];
   bytes: number;
   written: Promise<void>;
   resolve(): void;
@@ -51,7 +54,7 @@ interface Batch {
 }
 
 function newBatch(): Batch {
-  const batch = { bodies: [], bytes: 0 } as unknown as Batch;
+  const batch = { frames: [], sizes: [], bytes: 0 } as unknown as Batch;
   batch.written = new Promise<void>((resolve, reject) => {
     batch.resolve = resolve;
     batch.reject = reject;
@@ -108,15 +111,16 @@ export class FramedStream {
   send(msg: OutboundMessage, id?: number): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
     if (this.#ended) return Promise.reject(new ConnectionClosedError('the stream was ended; no more messages can be sent on it'));
-    let body: Uint8Array;
+    let frame: FrameParts;
     try {
-      body = frameBody(msg, id);
+      frame = toFrame(msg, id);
     } catch (err) {
       // e.g. a cyclic or too deeply nested value: a rejection like every other send failure, not a synchronous throw
       return Promise.reject(err);
     }
-    if (body.length > this.maxFrameSize) return Promise.reject(new FrameTooLargeError(body.length, this.maxFrameSize));
-    if (this.#queuedBytes + body.length > this.maxQueuedBytes) {
+    const size = frameBodySize(frame.enc, frame.id);
+    if (size > this.maxFrameSize) return Promise.reject(new FrameTooLargeError(size, this.maxFrameSize));
+    if (this.#queuedBytes + size > this.maxQueuedBytes) {
       return Promise.reject(new QueueFullError('the stream send queue', this.maxQueuedBytes));
     }
     let batch = this.#batch;
@@ -124,9 +128,10 @@ export class FramedStream {
       batch = this.#batch = newBatch();
       if (!this.#writing) queueMicrotask(() => void this.#flush());
     }
-    batch.bodies.push(body);
-    batch.bytes += FRAME_HEADER_BYTES + body.length;
-    this.#queuedBytes += body.length;
+    batch.frames.push(frame);
+    batch.sizes.push(size);
+    batch.bytes += FRAME_HEADER_BYTES + size;
+    this.#queuedBytes += size;
     this.#onMessage?.('out', msg.t);
     return batch.written;
   }
@@ -137,7 +142,7 @@ export class FramedStream {
       while (this.#batch !== undefined) {
         const batch = this.#batch;
         this.#batch = undefined;
-        this.#queuedBytes -= batch.bytes - FRAME_HEADER_BYTES * batch.bodies.length;
+        this.#queuedBytes -= batch.bytes - FRAME_HEADER_BYTES * batch.frames.length;
         if (this.#failed !== undefined) {
           // reset() between send() and this flush: nothing may be written any more
           batch.reject(this.#failed);
@@ -145,10 +150,10 @@ export class FramedStream {
         }
         const out = new Uint8Array(batch.bytes);
         let off = 0;
-        for (const body of batch.bodies) {
-          writeFrameHeader(out, off, body.length);
-          out.set(body, off + FRAME_HEADER_BYTES);
-          off += FRAME_HEADER_BYTES + body.length;
+        const { frames, sizes } = batch;
+        for (let i = 0; i < frames.length; i++) {
+          writeFrameHeader(out, off, sizes[i]!);
+          off = writeFrameBody(out, off + FRAME_HEADER_BYTES, frames[i]!.enc, frames[i]!.id);
         }
         try {
           await this.stream.write(out);
