@@ -73,6 +73,12 @@ function watchSends(node: MeshNode, t: number): { last: Map<string, number>; cou
     if (msg.t === t) seen(target.nodeId as string | undefined);
     return notify(target, msg);
   };
+  // The fan-out sends on a connection it has already looked up.
+  const notifyOn = m.notifyOn.bind(m);
+  m.notifyOn = (conn, msg: OutboundMessage) => {
+    if (msg.t === t) seen(conn.remoteNodeIdHex);
+    return notifyOn(conn, msg);
+  };
   return { last, count };
 }
 
