@@ -114,3 +114,14 @@ export class NatTopology {
     for (const name of this.#namespaces) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
   }
 }
+
+/** Polls `probe` every 200 ms until it gives a value; fails naming `what` after `timeoutMs`. */
+export async function poll<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs: number, what: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`${what()} (within ${timeoutMs} ms)`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

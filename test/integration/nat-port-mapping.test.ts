@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BIN } from '../helpers/cli.js';
 import { Miniupnpd, miniupnpdUnavailable } from '../helpers/miniupnpd.js';
-import { NatTopology, natTopologyUnavailable, type NatHost } from '../helpers/nat-topology.js';
+import { NatTopology, natTopologyUnavailable, poll, type NatHost } from '../helpers/nat-topology.js';
 import { NsMacula, runMaculaIn } from '../helpers/netns.js';
 
 const unavailable = natTopologyUnavailable() ?? miniupnpdUnavailable();
@@ -39,16 +39,6 @@ interface Started {
   nodeId: string;
   port: string;
   address: string;
-}
-
-async function poll<T>(probe: () => Promise<T | undefined | false>, timeoutMs: number, what: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what()} (within ${timeoutMs} ms)`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 describe('behind UPnP / NAT-PMP routers: port mapping makes private nodes public', { skip: unavailable ?? false, timeout: 120_000 }, () => {

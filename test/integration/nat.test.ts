@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { BIN } from '../helpers/cli.js';
-import { NatTopology, natTopologyUnavailable, type NatHost } from '../helpers/nat-topology.js';
+import { NatTopology, natTopologyUnavailable, poll, type NatHost } from '../helpers/nat-topology.js';
 import { NsMacula, runMaculaIn, type NsRunResult } from '../helpers/netns.js';
 
 const NAT_NODE = fileURLToPath(new URL('../helpers/nat-node.js', import.meta.url));
@@ -69,16 +69,6 @@ class PublicNode {
   status(): Status | undefined {
     const lines = this.stdout.trimEnd().split('\n').filter((l) => l.startsWith('{'));
     return lines.length === 0 ? undefined : (JSON.parse(lines[lines.length - 1]!) as Status);
-  }
-}
-
-async function poll<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs: number, what: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what()} (within ${timeoutMs} ms)`);
-    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
