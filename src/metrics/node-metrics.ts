@@ -229,16 +229,18 @@ export function instrumentNode(node: ObservedNode, metrics: Metrics): NodeInstru
   registerStatsMetrics(metrics, () => snapshot().dht, DHT_METRICS);
   registerStatsMetrics(metrics, () => snapshot().traffic, TRAFFIC_METRICS);
   registerStatsMetrics(metrics, () => snapshot().queues, QUEUE_METRICS);
+  // Which optional sections the node has, read from one snapshot.
+  const first = snapshot();
   // A secured realm's counters; an open realm has none (and no such families).
-  if (node.snapshot().auth !== undefined) registerStatsMetrics(metrics, () => snapshot().auth!, AUTH_METRICS);
+  if (first.auth !== undefined) registerStatsMetrics(metrics, () => snapshot().auth!, AUTH_METRICS);
   const onCall = registerServiceMetrics(metrics, snapshot);
   // Behind a NAT: the reachability check and relaying, when the node runs them.
-  const nat = node.snapshot().nat;
+  const nat = first.nat;
   if (nat?.reachability) registerStatsMetrics(metrics, () => snapshot().nat!.reachability!, REACHABILITY_METRICS);
   if (nat?.relay) registerStatsMetrics(metrics, () => snapshot().nat!.relay!, RELAY_SERVER_METRICS);
   if (nat?.relays) registerStatsMetrics(metrics, () => snapshot().nat!.relays!, RELAY_CLIENT_METRICS);
   // The web gateway (browsers, web apps), when the node runs one.
-  if (node.snapshot().web) registerStatsMetrics(metrics, () => snapshot().web!, WEB_METRICS);
+  if (first.web) registerStatsMetrics(metrics, () => snapshot().web!, WEB_METRICS);
 
   const protocolErrors: Record<string, number> = Object.fromEntries(PROTOCOL_ERROR_KINDS.map((k) => [k, 0]));
   metrics.counter({
