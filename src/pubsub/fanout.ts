@@ -4,9 +4,13 @@
  * flight and `maxQueue` queued; a full queue makes the publisher wait, or
  * refuses at once with `noWait`.
  *
- * A send to a connected node is a job that ends when the frame is written,
- * so the pool bounds the writes in flight. What must never happen is one bad
- * node holding the pool's slots while the others wait:
+ * A send to a connected node is a job that ends when its message is queued
+ * on the connection, or, once that connection's send queue is past its
+ * high-water mark, when the write carrying it completes: so one write
+ * carries every message queued while the previous one was in flight, and a
+ * peer that does not keep up fills the slots and then the queue, making the
+ * publisher wait. What must never happen is one bad node holding the pool's
+ * slots while the others wait:
  * - a node without an open connection gets its messages held in a small
  *   per-node backlog (bounded, overflow dropped and counted) while it is
  *   dialed *outside* the pool, then sent in order; so a dead node costs a
@@ -42,6 +46,8 @@ export interface FanoutMessenger {
   readonly pool?: { connectionTo(nodeIdHex: string): FanoutConnection | undefined };
   /** When present, sends on a connection `pool` returned: no second lookup (and no promise of its own) per message. */
   notifyOn?(conn: FanoutConnection, msg: OutboundMessage): Promise<void>;
+  /** When present, whether messages queued on `conn` pile up past its high-water mark (see #release). */
+  congested?(conn: FanoutConnection): boolean;
 }
 
 /** An open connection as the fan-out sees it. */
@@ -242,10 +248,11 @@ export class Fanout {
       const conn = this.#connectionOrHold(peer, msg);
       if (conn === null) return undefined;
       peer.inFlight++;
-      return this.#notify(peer, conn, msg).then(peer.onSent, (err: unknown) => {
+      const sent = this.#notify(peer, conn, msg).then(peer.onSent, (err: unknown) => {
         peer.onFailed(err);
         failover();
       });
+      return this.#release(conn, sent);
     };
   }
 
@@ -266,7 +273,22 @@ export class Fanout {
     const conn = this.#connectionOrHold(peer, msg);
     if (conn === null) return undefined;
     peer.inFlight++;
-    return this.#notify(peer, conn, msg).then(peer.onSent, peer.onFailed);
+    return this.#release(conn, this.#notify(peer, conn, msg).then(peer.onSent, peer.onFailed));
+  }
+
+  /**
+   * What the pool slot of a send waits for. A message queued on a connection
+   * whose send queue is below its high-water mark frees the slot at once, so
+   * one write carries every message queued while the previous write was in
+   * flight (holding the slot until the write completed capped a write at
+   * `concurrency` messages). Past the mark the slot is held until the write
+   * completes: a slow or stuck peer fills the slots, then the pool's queue,
+   * and then the publisher waits, so memory stays bounded by the mark per
+   * connection plus the queue.
+   */
+  #release(conn: FanoutConnection | undefined, sent: Promise<void>): Promise<void> | undefined {
+    const congested = this.#messenger.congested;
+    return conn === undefined || congested === undefined || congested.call(this.#messenger, conn) ? sent : undefined;
   }
 
   /**

@@ -276,6 +276,11 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
     return this.#session(conn).notify(msg);
   }
 
+  /** Whether one-way messages to `conn` pile up (see PeerSession.congested): senders that do not wait for each write should wait. */
+  congested(conn: Connection): boolean {
+    return this.#sessions.get(conn)?.congested ?? true;
+  }
+
   /** A new stream on `conn` framed like the session's (the relay's circuits); the caller owns it. */
   openStream(conn: Connection): Promise<FramedStream> {
     this.pool.touch(conn);

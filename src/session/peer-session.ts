@@ -152,6 +152,11 @@ export class PeerSession {
     return this.#framed(await this.peer.connection.openStream());
   }
 
+  /** Whether one-way messages pile up here: the request stream is not open yet, or its send queue is past its high-water mark. */
+  get congested(): boolean {
+    return this.#out === undefined || this.#waitingForStream > 0 || this.#out.congested;
+  }
+
   /**
    * Sends a one-way message (no id, no response); resolves once the write
    * carrying it completes. Queued at once when the request stream is open,

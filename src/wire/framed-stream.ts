@@ -25,6 +25,12 @@ export interface FramedStreamOptions {
   maxFrameSize?: number;
   /** Bytes queued for sending past which send() rejects with QueueFullError. Default 16 MiB. */
   maxQueuedBytes?: number;
+  /**
+   * Bytes queued for sending past which `congested` is true: a sender that
+   * does not wait for each write (the pub/sub fan-out) waits for its write
+   * only then. Default 256 KiB.
+   */
+  highWaterBytes?: number;
   /** Called once per protocol violation seen on this stream (for the metrics). */
   onProtocolError?: (err: ProtocolError) => void;
   /** Called for every message read ('in') and every message accepted by send() ('out'), with its type (for the metrics). */
@@ -40,6 +46,7 @@ export interface FramedStreamOptions {
 }
 
 export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_HIGH_WATER_BYTES = 256 * 1024;
 
 /** Messages that go out in one write; every send() of them shares one promise, settled with the write. */
 interface Batch {
@@ -66,6 +73,7 @@ export class FramedStream {
   readonly stream: Stream;
   readonly maxFrameSize: number;
   readonly maxQueuedBytes: number;
+  readonly highWaterBytes: number;
   #onProtocolError: ((err: ProtocolError) => void) | undefined;
   #onMessage: ((direction: 'in' | 'out', type: number) => void) | undefined;
   #decoder: FrameDecoder;
@@ -90,6 +98,7 @@ export class FramedStream {
     this.stream = stream;
     this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    this.highWaterBytes = Math.min(options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES, this.maxQueuedBytes);
     this.#onProtocolError = options.onProtocolError;
     this.#onMessage = options.onMessage;
     this.#decoder = new FrameDecoder(this.maxFrameSize);
@@ -100,6 +109,15 @@ export class FramedStream {
   /** Bytes accepted by send() and not yet handed to the transport. */
   get queuedBytes(): number {
     return this.#queuedBytes;
+  }
+
+  /**
+   * Whether the bytes waiting for the transport reached `highWaterBytes`
+   * (a write in flight has not completed while more piled up behind it):
+   * a sender that does not wait for its writes should wait now.
+   */
+  get congested(): boolean {
+    return this.#queuedBytes >= this.highWaterBytes;
   }
 
   /**

@@ -5,7 +5,7 @@ import { createFakeStream, createStreamPair, type FakeStream } from '../helpers/
 import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueFullError, type ProtocolErrorKind } from '../../src/util/errors.js';
 import { decodeMessage, encodeBody, encodeMessage, frameBody } from '../../src/wire/codec.js';
 import { encodeFrame, FrameDecoder, writeFrameHeader } from '../../src/wire/frame.js';
-import { DEFAULT_MAX_QUEUED_BYTES, FramedStream } from '../../src/wire/framed-stream.js';
+import { DEFAULT_HIGH_WATER_BYTES, DEFAULT_MAX_QUEUED_BYTES, FramedStream } from '../../src/wire/framed-stream.js';
 import type { MessageFields as OutboundMessage } from '../../src/wire/codec.js';
 import { defineMessage, ERROR, HELLO, PING, PONG, type Message } from '../../src/wire/messages.js';
 import { f } from '../../src/wire/schema.js';
@@ -241,6 +241,26 @@ describe('FramedStream: send limits', () => {
     a.releaseWrites();
     await s2;
     assert.equal(a.writeCount, 2);
+  });
+
+  test('congested: true once what waits behind an in-flight write reaches highWaterBytes, false when it is written', async () => {
+    const { a, fa } = pair({ highWaterBytes: 1000 });
+    assert.equal(new FramedStream(createFakeStream()).highWaterBytes, DEFAULT_HIGH_WATER_BYTES);
+    assert.equal(new FramedStream(createFakeStream(), { maxQueuedBytes: 500 }).highWaterBytes, 500, 'never above maxQueuedBytes');
+    a.holdWrites = true;
+    const first = fa.send(blob(900, 1));
+    await tick();
+    assert.equal(fa.congested, false, 'the in-flight write is the transport\'s');
+    const behind = [fa.send(blob(400, 2)), fa.send(blob(400, 3))];
+    assert.equal(fa.congested, false);
+    behind.push(fa.send(blob(400, 4)));
+    assert.equal(fa.congested, true);
+    a.releaseWrites();
+    await first;
+    await tick();
+    assert.equal(fa.congested, false, 'the queued messages went into the next write');
+    a.releaseWrites();
+    await Promise.all(behind);
   });
 
   test('a message that cannot be encoded rejects (no synchronous throw) and the stream stays usable', async () => {
