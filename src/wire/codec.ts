@@ -2,8 +2,14 @@
  * CBOR encoding of message bodies (cbor-x). One shared Encoder/Decoder pair:
  * plain maps in and out, no record extension (peers may be other
  * implementations), byte strings as Uint8Array.
+ *
+ * cbor-x is imported through its `encode`/`decode` entry points, not the
+ * package root: in Node the root also loads the native string extractor
+ * (cbor-extract), which decodes a body of 140 bytes or more with one native
+ * call that costs more than the strings of a message take in JS.
  */
-import { Decoder, Encoder } from 'cbor-x';
+import { Encoder } from 'cbor-x/encode';
+import { Decoder } from 'cbor-x/decode';
 import { ProtocolError } from '../util/errors.js';
 import { PROTOCOL_VERSION, validateMessage, type Message } from './messages.js';
 
