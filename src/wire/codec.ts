@@ -8,7 +8,7 @@
  * maps of them, byte for byte as cbor-x writes them, straight into one
  * buffer. Application values (fields declared `f.any()`: payloads,
  * arguments, results) and anything the writer does not handle are encoded
- * by cbor-x. See ARCHITECTURE.md (Libraries) for the measurements.
+ * by cbor-x. ARCHITECTURE.md (Wire protocol) has the measurements.
  *
  * cbor-x is imported through its `encode`/`decode` entry points, not the
  * package root: in Node the root also loads the native string extractor
