@@ -13,13 +13,19 @@
  *   write and the client sending one new request per 100-byte reply;
  * - bulk: 64 KiB writes awaited one at a time on both sides;
  * - each figure is taken `--runs` times (default 3), alternating framed and
- *   raw, median with `_min` / `_max`; ratios pair the runs of one round.
+ *   raw, median with `_min` / `_max`; ratios pair the runs of one round;
+ * - then the codec alone, per CPU-second of this process: a PUBLISH (topic,
+ *   sequence number, origin, 100-byte payload encoded first as pub/sub does)
+ *   encoded and written into a frame buffer, and the same frame decoded and
+ *   validated, each time from a fresh view of a received chunk.
  */
 import { Identity } from '../../src/identity/identity.js';
+import { PUBLISH } from '../../src/pubsub/messages.js';
 import { Messenger } from '../../src/session/messenger.js';
 import { ConnectionPool } from '../../src/transport/pool.js';
 import { QuicTransport } from '../../src/transport/quic.js';
 import type { Connection, Stream } from '../../src/transport/types.js';
+import { decodeMessage, encodeBody, encodeMessage, frameBody, writeFrameBody } from '../../src/wire/codec.js';
 import { f } from '../../src/wire/schema.js';
 import { FramedStream } from '../../src/wire/framed-stream.js';
 import { defineMessage } from '../../src/wire/messages.js';
@@ -232,6 +238,40 @@ async function rawRequestResponse(client: Connection, server: Connection, inFlig
   return rate;
 }
 
+/** Operations of `op` per CPU-second of this process, over `seconds`. */
+function perCpuSecond(seconds: number, op: () => void): number {
+  for (let i = 0; i < 10_000; i++) op();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() - t0 < seconds * 1000) {
+    for (let i = 0; i < 1000; i++) op();
+    n += 1000;
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return n / ((cpu.user + cpu.system) / 1e6);
+}
+
+/** The codec figures: encode of a PUBLISH into a frame buffer, decode + validation of the same frame. */
+function codecRates(seconds: number): { encode: number; decode: number } {
+  const payload = new Uint8Array(SMALL).fill(7);
+  const origin = new Uint8Array(32).fill(3);
+  const fields = { t: PUBLISH.type, tp: 'bench.topic', s: 123_456, o: origin };
+  const out = new Uint8Array(4096);
+  const encode = perCpuSecond(seconds, () => {
+    writeFrameBody(out, 0, encodeMessage(fields, { d: encodeBody(payload) }), undefined);
+  });
+  const body = frameBody(encodeMessage(fields, { d: encodeBody(payload) }));
+  // Received frames are views of the chunk read from the stream (a Buffer), one per message.
+  const chunk = Buffer.concat(Array.from({ length: 64 }, () => body));
+  let i = 0;
+  const decode = perCpuSecond(seconds, () => {
+    const off = (i++ & 63) * body.length;
+    decodeMessage(chunk.subarray(off, off + body.length));
+  });
+  return { encode, decode };
+}
+
 /** Each figure gets its own pair of endpoints, so no leftover stream or loop of one figure disturbs the next. */
 async function withPair<T>(fn: (client: Connection, server: Connection) => Promise<T>): Promise<T> {
   const p = await pair();
@@ -275,4 +315,15 @@ export async function transportScenario(ctx: BenchContext): Promise<void> {
   reportSpread(ctx, 'bulk_mb_per_s', bulkRounds.get('framed'), 'MB/s');
   reportSpread(ctx, 'raw_bulk_mb_per_s', bulkRounds.get('raw'), 'MB/s');
   reportRatio(ctx, 'bulk_vs_raw_ratio', bulkRounds.get('framed'), bulkRounds.get('raw'));
+
+  const encodes: number[] = [];
+  const decodes: number[] = [];
+  for (let r = 0; r < ctx.runs; r++) {
+    const rates = codecRates(Math.min(seconds, 1));
+    ctx.log(`round ${r + 1}/${ctx.runs} codec: encode=${Math.round(rates.encode)} decode=${Math.round(rates.decode)} per CPU-second`);
+    encodes.push(rates.encode);
+    decodes.push(rates.decode);
+  }
+  reportSpread(ctx, 'codec_publish_encode_per_cpu_s', encodes, 'msgs/CPU-s');
+  reportSpread(ctx, 'codec_publish_decode_per_cpu_s', decodes, 'msgs/CPU-s');
 }

@@ -1,11 +1,24 @@
 /**
- * CBOR encoding of message bodies (cbor-x). One shared Encoder/Decoder pair:
- * plain maps in and out, no record extension (peers may be other
+ * CBOR encoding of message bodies. One shared Encoder/Decoder pair of
+ * cbor-x: plain maps in and out, no record extension (peers may be other
  * implementations), byte strings as Uint8Array.
+ *
+ * The fields of a message are written by hand (`encodeMessage`): the
+ * envelope's small integers, strings, byte strings and the short arrays and
+ * maps of them, byte for byte as cbor-x writes them, straight into one
+ * buffer. Application values (fields declared `f.any()`: payloads,
+ * arguments, results) and anything the writer does not handle are encoded
+ * by cbor-x. ARCHITECTURE.md (Wire protocol) has the measurements.
+ *
+ * cbor-x is imported through its `encode`/`decode` entry points, not the
+ * package root: in Node the root also loads the native string extractor
+ * (cbor-extract), which decodes a body of 140 bytes or more with one native
+ * call that costs more than the strings of a message take in JS.
  */
-import { Decoder, Encoder } from 'cbor-x';
+import { Encoder } from 'cbor-x/encode';
+import { Decoder } from 'cbor-x/decode';
 import { ProtocolError } from '../util/errors.js';
-import { PROTOCOL_VERSION, validateMessage, type Message } from './messages.js';
+import { messageDef, PROTOCOL_VERSION, validateMessage, type Message } from './messages.js';
 
 const options = { useRecords: false, mapsAsObjects: true, variableMapSize: true, tagUint8Array: false } as const;
 const encoder = new Encoder(options);
@@ -48,47 +61,227 @@ export class EncodedMessage {
  * size is not encoded again.
  */
 export function encodeMessage(msg: MessageFields, raw?: Readonly<Record<string, Uint8Array>>): EncodedMessage {
-  let fields: MessageFields = msg;
-  if ('v' in msg || 'id' in msg) {
-    // A received message sent on: its old envelope is not part of its fields.
-    const { v: _v, id: _id, ...rest } = msg;
-    fields = rest as MessageFields;
+  let count = writeFields(msg);
+  if (raw !== undefined) {
+    for (const key in raw) {
+      writeString(key);
+      writeBytesAsIs(raw[key]!);
+      count++;
+    }
   }
-  const map = encoder.encode(fields);
-  const [count, headerBytes] = readMapHeader(map);
-  if (raw === undefined) return new EncodedMessage(msg.t, count, map.subarray(headerBytes));
-  // Once per publish: one buffer for the pairs, the map copied without a
-  // view of it, the raw keys' encodings cached (the profile showed the
-  // views, Object.entries and Buffer.concat of the general way).
-  let size = map.length - headerBytes;
-  let extra = 0;
-  for (const key in raw) {
-    size += encodedKey(key).length + raw[key]!.length;
-    extra++;
-  }
-  const pairs = new Uint8Array(size);
-  let off = 0;
-  for (let i = headerBytes; i < map.length; i++) pairs[off++] = map[i]!;
-  for (const key in raw) {
-    const k = encodedKey(key);
-    pairs.set(k, off);
-    off += k.length;
-    pairs.set(raw[key]!, off);
-    off += raw[key]!.length;
-  }
-  return new EncodedMessage(msg.t, count + extra, pairs);
+  return new EncodedMessage(msg.t, count, takePairs());
 }
 
-/** CBOR of the field names given as raw fields (a handful: `d`, `r`, ...), encoded once each. */
-const encodedKeys = new Map<string, Uint8Array>();
+// ---- The field writer -------------------------------------------------------
+//
+// Every value is written exactly as cbor-x (with the options above) writes
+// it, so a message decodes to the same value whichever encoded it, and the
+// output is deterministic. A message's pairs are written straight into a
+// shared slab and handed out as a view of it, like cbor-x's own output (and
+// Node's Buffer pool): no buffer per message, no copy of what was written.
 
-function encodedKey(key: string): Uint8Array {
-  let k = encodedKeys.get(key);
-  if (k === undefined) {
-    k = Uint8Array.from(encoder.encode(key));
-    if (encodedKeys.size < 64) encodedKeys.set(key, k);
+const SLAB_BYTES = 16 * 1024;
+/** Arrays and maps nested deeper than this are left to cbor-x (and so are cyclic values, which it refuses). */
+const MAX_WRITER_DEPTH = 4;
+/** cbor-x's `encode` option that returns its own buffer, the output between its `start` and `end`, instead of a view. */
+const REUSE_BUFFER_MODE = 512;
+/** `Encoder.encode` with the mode argument its type declarations leave out. */
+interface InPlaceEncoder {
+  encode(value: unknown, mode: typeof REUSE_BUFFER_MODE): Uint8Array & { start: number; end: number };
+}
+
+let slab: Uint8Array = new Uint8Array(SLAB_BYTES);
+let view: DataView = new DataView(slab.buffer);
+/** Where the message being written starts in `slab`, and where the next byte goes. */
+let start = 0;
+let pos = 0;
+const utf8 = new TextEncoder();
+
+/** Field names declared `f.any()` per message type: application values, always encoded by cbor-x. */
+const anyFieldsByType = new Map<number, ReadonlySet<string>>();
+const NO_FIELDS: ReadonlySet<string> = new Set();
+
+function anyFields(t: number): ReadonlySet<string> {
+  let names = anyFieldsByType.get(t);
+  if (names === undefined) {
+    const def = messageDef(t);
+    // An unknown type (only tests send those) is not cached: it may be defined later.
+    if (def === undefined) return NO_FIELDS;
+    const found = new Set<string>();
+    for (const name in def.fields) if (def.fields[name]!.kind === 'any') found.add(name);
+    names = found.size === 0 ? NO_FIELDS : found;
+    anyFieldsByType.set(t, names);
   }
-  return k;
+  return names;
+}
+
+/** Writes the key/value pairs of `msg` but its envelope (`v`, `id`); returns how many. */
+function writeFields(msg: MessageFields): number {
+  const any = anyFields(msg.t);
+  let count = 0;
+  try {
+    // A received message sent on: its old envelope is not part of its fields.
+    for (const key of Object.keys(msg)) {
+      if (key === 'v' || key === 'id') continue;
+      writeString(key);
+      const value = msg[key];
+      if (any.has(key)) writeWithCborX(value);
+      else writeValue(value, 0);
+      count++;
+    }
+  } catch (err) {
+    pos = start; // e.g. a value cbor-x refuses: nothing of this message stays
+    throw err;
+  }
+  return count;
+}
+
+/** The pairs written since the last call, as a view; the next message is written after them. */
+function takePairs(): Uint8Array {
+  const pairs = slab.subarray(start, pos);
+  start = pos;
+  // A message larger than a slab got a buffer of its own: the next one starts a new slab.
+  if (slab.length > SLAB_BYTES) setSlab(new Uint8Array(SLAB_BYTES));
+  return pairs;
+}
+
+function setSlab(buf: Uint8Array): void {
+  slab = buf;
+  view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  start = pos = 0;
+}
+
+/** Makes room for `n` more bytes at `pos`, moving the message begun to a new slab (or a buffer of its own) if needed. */
+function room(n: number): void {
+  if (pos + n <= slab.length) return;
+  const begun = slab.subarray(start, pos);
+  const need = begun.length + n;
+  setSlab(new Uint8Array(need <= SLAB_BYTES / 4 ? SLAB_BYTES : Math.max(need, begun.length * 2)));
+  slab.set(begun);
+  pos = begun.length;
+}
+
+function writeValue(value: unknown, depth: number): void {
+  switch (typeof value) {
+    case 'string':
+      return writeString(value);
+    case 'number':
+      return writeNumber(value);
+    case 'boolean':
+      room(1);
+      slab[pos++] = value ? 0xf5 : 0xf4;
+      return;
+    case 'undefined':
+      room(1);
+      slab[pos++] = 0xf7;
+      return;
+    case 'object':
+      if (value === null) {
+        room(1);
+        slab[pos++] = 0xf6;
+        return;
+      }
+      if (value instanceof Uint8Array) return writeBytes(value);
+      if (depth < MAX_WRITER_DEPTH) {
+        const c = value.constructor;
+        if (c === Array) return writeArray(value as unknown[], depth + 1);
+        if (c === Object) return writeMap(value as Record<string, unknown>, depth + 1);
+      }
+  }
+  writeWithCborX(value);
+}
+
+/** A value the writer does not handle (or an application value): encoded by cbor-x into its buffer, copied from there. */
+function writeWithCborX(value: unknown): void {
+  const out = (encoder as unknown as InPlaceEncoder).encode(value, REUSE_BUFFER_MODE);
+  const length = out.end - out.start;
+  room(length);
+  slab.set(new Uint8Array(out.buffer, out.byteOffset + out.start, length), pos);
+  pos += length;
+}
+
+function writeArray(items: unknown[], depth: number): void {
+  room(5);
+  pos = writeHead(slab, pos, 0x80, items.length);
+  for (let i = 0; i < items.length; i++) writeValue(items[i], depth);
+}
+
+/** A plain object: its own enumerable string keys in order, as cbor-x takes them (Object.keys). */
+function writeMap(map: Record<string, unknown>, depth: number): void {
+  const keys = Object.keys(map);
+  room(5);
+  pos = writeHead(slab, pos, 0xa0, keys.length);
+  for (const key of keys) {
+    writeString(key);
+    writeValue(map[key], depth);
+  }
+}
+
+function writeBytes(bytes: Uint8Array): void {
+  room(5);
+  pos = writeHead(slab, pos, 0x40, bytes.length);
+  writeBytesAsIs(bytes);
+}
+
+function writeBytesAsIs(bytes: Uint8Array): void {
+  room(bytes.length);
+  slab.set(bytes, pos);
+  pos += bytes.length;
+}
+
+/**
+ * Integers of 32 bits (and negative ones down to -2^32) as integers, every
+ * other number as a 64-bit float: cbor-x's rule (its decoder would return a
+ * bigint for a 64-bit integer).
+ */
+function writeNumber(n: number): void {
+  room(9);
+  if (n >>> 0 === n) pos = writeHead(slab, pos, 0x00, n);
+  else if (n >> 0 === n || (n < 0 && n >= -0x1_0000_0000 && Math.floor(n) === n)) pos = writeHead(slab, pos, 0x20, -1 - n);
+  else {
+    slab[pos] = 0xfb;
+    view.setFloat64(pos + 1, n);
+    pos += 9;
+  }
+}
+
+/**
+ * A text string as cbor-x writes it: strings under 64 UTF-16 units by a JS
+ * loop (a lone surrogate becomes its 3-byte form), longer ones by the
+ * platform's UTF-8 encoder (a lone surrogate becomes U+FFFD). The head is
+ * sized for the string's length in units and moved if its UTF-8 needs more.
+ */
+function writeString(s: string): void {
+  const units = s.length;
+  room(5 + units * 3);
+  const guess = headBytes(units);
+  let end = pos + guess;
+  if (units < 0x40) {
+    for (let i = 0; i < units; i++) {
+      let c = s.charCodeAt(i);
+      if (c < 0x80) slab[end++] = c;
+      else if (c < 0x800) {
+        slab[end++] = (c >> 6) | 0xc0;
+        slab[end++] = (c & 0x3f) | 0x80;
+      } else if ((c & 0xfc00) === 0xd800 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+        c = 0x10000 + ((c & 0x3ff) << 10) + (s.charCodeAt(++i) & 0x3ff);
+        slab[end++] = (c >> 18) | 0xf0;
+        slab[end++] = ((c >> 12) & 0x3f) | 0x80;
+        slab[end++] = ((c >> 6) & 0x3f) | 0x80;
+        slab[end++] = (c & 0x3f) | 0x80;
+      } else {
+        slab[end++] = (c >> 12) | 0xe0;
+        slab[end++] = ((c >> 6) & 0x3f) | 0x80;
+        slab[end++] = (c & 0x3f) | 0x80;
+      }
+    }
+  } else {
+    end += utf8.encodeInto(s, slab.subarray(end, end + units * 3)).written;
+  }
+  const length = end - pos - guess;
+  const head = headBytes(length);
+  if (head !== guess) slab.copyWithin(pos + head, pos + guess, end);
+  pos = writeHead(slab, pos, 0x60, length) + length;
 }
 
 /** The frame body of a message: its fields (encoded now, or earlier) inside a fresh envelope. The message is not modified. */
@@ -115,7 +308,7 @@ export function toFrame(msg: MessageFields | EncodedMessage, id?: number): Frame
 /** Bytes of the frame body of `enc` with envelope id `id`. */
 export function frameBodySize(enc: EncodedMessage, id: number | undefined): number {
   const count = enc.count + 1 + (id === undefined ? 0 : 1);
-  return mapHeaderBytes(count) + enc.pairs.length + 2 + 1 + (id === undefined ? 0 : 3 + uintBytes(id));
+  return headBytes(count) + enc.pairs.length + 2 + 1 + (id === undefined ? 0 : 3 + headBytes(id));
 }
 
 /**
@@ -140,20 +333,8 @@ export function writeFrameBody(out: Uint8Array, off: number, enc: EncodedMessage
   return writeUint(out, off, id);
 }
 
-function readMapHeader(b: Uint8Array): [count: number, bytes: number] {
-  const ai = b[0]! & 0x1f;
-  if (b[0]! >> 5 !== 5 || ai > 26) throw new TypeError('a message must encode as a CBOR map of fixed size');
-  if (ai < 24) return [ai, 1];
-  if (ai === 24) return [b[1]!, 2];
-  if (ai === 25) return [(b[1]! << 8) | b[2]!, 3];
-  return [((b[1]! << 24) >>> 0) + (b[2]! << 16) + (b[3]! << 8) + b[4]!, 5];
-}
-
-function mapHeaderBytes(count: number): number {
-  return count < 24 ? 1 : count < 0x100 ? 2 : count < 0x10000 ? 3 : 5;
-}
-
-function uintBytes(n: number): number {
+/** Bytes of a CBOR head with argument `n` (≤ u32). */
+function headBytes(n: number): number {
   return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
 }
 

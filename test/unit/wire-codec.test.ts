@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Encoder } from 'cbor-x';
+import { Encoder } from 'cbor-x/encode';
 import { FrameTooLargeError, ProtocolError, type ProtocolErrorKind } from '../../src/util/errors.js';
 import { decodeBody, decodeMessage, encodeBody } from '../../src/wire/codec.js';
 import {

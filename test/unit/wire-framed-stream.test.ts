@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Encoder } from 'cbor-x';
+import { Encoder } from 'cbor-x/encode';
 import { createFakeStream, createStreamPair, type FakeStream } from '../helpers/fake-stream.js';
 import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueFullError, type ProtocolErrorKind } from '../../src/util/errors.js';
 import { decodeMessage, encodeBody, encodeMessage, frameBody } from '../../src/wire/codec.js';

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
-import { Encoder } from 'cbor-x';
+import { Encoder } from 'cbor-x/encode';
 import fc from 'fast-check';
 import { createFakeStream } from '../helpers/fake-stream.js';
 import { ProtocolError } from '../../src/util/errors.js';

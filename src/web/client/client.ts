@@ -14,7 +14,8 @@
  * WebSocket mapping), or Node with the WebTransport class of
  * @fails-components/webtransport passed as `WebTransport`.
  */
-import { Decoder, Encoder } from 'cbor-x';
+import { Encoder } from 'cbor-x/encode';
+import { Decoder } from 'cbor-x/decode';
 import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE } from '../../gateway/messages.js';
 import { ConnectionClosedError, ProtocolError, RemoteError, StoppedError, TimeoutError, ConfigError, toWire } from '../../util/errors.js';
 import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION, UnsupportedMessageError } from '../../wire/messages.js';

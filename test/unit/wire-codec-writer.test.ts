@@ -1,0 +1,147 @@
+/**
+ * The field writer of encodeMessage against cbor-x: for every value it is
+ * given, the frame body must be the bytes cbor-x writes for the same message
+ * (`{ ...fields, v, id? }` with the same options), so it decodes to the same
+ * value — whether the writer handled the value itself or passed it on.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Encoder } from 'cbor-x/encode';
+import fc from 'fast-check';
+import { decodeBody, decodeMessage, encodeBody, encodeMessage, frameBody, type MessageFields } from '../../src/wire/codec.js';
+import { PUBLISH } from '../../src/pubsub/messages.js';
+import { RPC_CALL } from '../../src/rpc/messages.js';
+import { defineMessage } from '../../src/wire/messages.js';
+import { f } from '../../src/wire/schema.js';
+
+const reference = new Encoder({ useRecords: false, mapsAsObjects: true, variableMapSize: true, tagUint8Array: false });
+/** What the frame body of `fields` is when cbor-x encodes the whole message. */
+const expected = (fields: Record<string, unknown>, id?: number): Uint8Array => {
+  const { v: _v, id: _id, ...rest } = fields;
+  return Uint8Array.from(reference.encode({ ...rest, v: 1, ...(id !== undefined && { id }) }));
+};
+
+// A type whose fields are not declared (all written by the writer), and one whose fields are application values (all left to cbor-x).
+const T_OPEN = defineMessage(248, 'TEST_WRITER_OPEN', {});
+const T_APP = defineMessage(247, 'TEST_WRITER_APP', { d: f.any(), a: f.opt(f.any()) });
+
+const EDGE_INTS = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, Number.MAX_SAFE_INTEGER];
+const EDGE_NUMBERS = [
+  ...EDGE_INTS,
+  ...EDGE_INTS.map((n) => -n),
+  -(2 ** 32) - 1,
+  -0,
+  0.5,
+  -1.5,
+  1e300,
+  Number.MIN_VALUE,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  Number.NEGATIVE_INFINITY,
+];
+const EDGE_STRINGS = [
+  '',
+  'a',
+  'x'.repeat(23),
+  'x'.repeat(24),
+  'x'.repeat(63),
+  'x'.repeat(64),
+  'x'.repeat(255),
+  'x'.repeat(256),
+  'x'.repeat(70_000),
+  'é'.repeat(12), // 24 bytes from 12 units: the head outgrows the one its length in units asked for
+  'é'.repeat(100),
+  '€'.repeat(30),
+  '😀',
+  '😀'.repeat(40),
+  '\ud800', // lone surrogates: written as cbor-x writes them, whatever the length
+  'a\udc00b',
+  '\ud83d'.repeat(70),
+  'x'.repeat(70) + '\udfff',
+];
+
+const str = fc.oneof(fc.constantFrom(...EDGE_STRINGS), fc.string({ unit: 'binary', maxLength: 90 }), fc.string({ unit: 'binary-ascii', maxLength: 30 }));
+const num = fc.oneof(fc.constantFrom(...EDGE_NUMBERS), fc.integer(), fc.double(), fc.maxSafeInteger());
+const bytes = fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.constantFrom(new Uint8Array(0), new Uint8Array(70_000).fill(5), Buffer.from('buffer')));
+/** Values cbor-x writes in its own ways (tags, bigints, other typed arrays, maps without a prototype): the writer passes them on. */
+const other = fc.constantFrom<unknown>(new Date(1_700_000_000_000), new Map([['k', 1]]), new Set([1]), 10n ** 30n, -5n, new Uint16Array([1, 2]), Object.assign(Object.create(null), { n: 1 }));
+const leaf = fc.oneof(str, num, bytes, fc.boolean(), fc.constant(null), fc.constant(undefined), other);
+const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
+  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, fc.array(tie('value'), { maxLength: 5 }), fc.dictionary(str, tie('value'), { maxKeys: 5 })),
+})).value;
+const fieldName = fc.oneof(fc.constantFrom('tp', 's', 'o', 'h', 'g', 'd', 'v', 'id', '1', 'toString'), str);
+
+function assertSameAsCborX(msg: MessageFields, id?: number): void {
+  const body = frameBody(encodeMessage(msg), id);
+  assert.deepEqual(body, expected(msg, id));
+  assert.deepEqual(decodeBody(body), decodeBody(expected(msg, id)));
+}
+
+describe('codec: the field writer writes what cbor-x writes', () => {
+  test('random fields of every kind, nested arrays and maps, with and without an id', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fieldName, value, { maxKeys: 8 }), fc.option(fc.nat(0xffff_ffff)), (fields, id) => {
+        assertSameAsCborX({ ...fields, t: T_OPEN.type }, id ?? undefined);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test('edge integers, floats and strings as fields, array items and map values', () => {
+    for (const v of [...EDGE_NUMBERS, ...EDGE_STRINGS]) {
+      assertSameAsCborX({ t: T_OPEN.type, x: v, l: [v, [v]], m: { k: v, [typeof v === 'string' ? v : 'n']: { v } } });
+    }
+  });
+
+  test('strings of every length up to 300 units, with multi-byte characters and lone surrogates anywhere', () => {
+    const units = ['a', 'é', '€', '😀', '\ud800', '\udfff'];
+    for (let n = 0; n <= 300; n++) {
+      for (const [i, u] of units.entries()) {
+        const s = `${units[(i + 1) % units.length]!}${'x'.repeat(n)}`.slice(0, n) + u;
+        assertSameAsCborX({ t: T_OPEN.type, [s]: s });
+      }
+    }
+  });
+
+  test('application fields (f.any()) and values nested deeper than the writer goes are encoded by cbor-x', () => {
+    const deep = { a: [{ b: [{ c: [{ d: 'deep' }] }] }] };
+    fc.assert(
+      fc.property(value, value, (d, a) => {
+        assertSameAsCborX({ t: T_APP.type, d, a, deep });
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('raw fields are placed as encoded, after the others', () => {
+    fc.assert(
+      fc.property(value, str, fc.nat(), (d, tp, s) => {
+        const msg = encodeMessage({ t: PUBLISH.type, tp, s }, { d: encodeBody(d) });
+        assert.deepEqual(frameBody(msg), expected({ t: PUBLISH.type, tp, s, d }));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('a message received (its v and id) is sent on with a fresh envelope', () => {
+    const received = decodeMessage(frameBody({ t: RPC_CALL.type, p: 'svc.echo', a: [1, 'two'], d: 5000 }, 7));
+    assert.deepEqual(frameBody(encodeMessage(received), 9), expected({ t: RPC_CALL.type, p: 'svc.echo', a: [1, 'two'], d: 5000 }, 9));
+    assert.deepEqual(frameBody(encodeMessage(received)), expected({ t: RPC_CALL.type, p: 'svc.echo', a: [1, 'two'], d: 5000 }));
+  });
+
+  test('messages stay intact while many more are written after them, small and large', () => {
+    const kept: [ReturnType<typeof encodeMessage>, Uint8Array][] = [];
+    for (let i = 0; i < 3000; i++) {
+      const big = i % 500 === 7;
+      const fields = { t: T_OPEN.type, i, s: 'x'.repeat(i % 90), b: new Uint8Array(big ? 40_000 : i % 200).fill(i & 0xff) };
+      kept.push([encodeMessage(fields, i % 3 === 0 ? { d: encodeBody(i) } : undefined), expected(i % 3 === 0 ? { ...fields, d: i } : fields)]);
+    }
+    for (const [msg, bytes] of kept) assert.deepEqual(frameBody(msg), bytes);
+  });
+
+  test('a value cbor-x refuses throws and leaves nothing behind for the next message', () => {
+    assert.throws(() => encodeMessage({ t: T_OPEN.type, a: 'x'.repeat(100), f: () => 1 }));
+    assert.throws(() => encodeMessage({ t: T_OPEN.type, a: [Symbol('s')] }));
+    assertSameAsCborX({ t: T_OPEN.type, a: 'after' });
+  });
+});
