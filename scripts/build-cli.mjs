@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// Bundles the `macula` command (run by `npm run build`, `npm test`, `npm start`
+// and `prepare`, after tsc) from the compiled dist/src/cli/main.js into
+// dist/cli/: our modules and the pure-JS packages every short command needs
+// (commander, cbor-x, lru-cache) become a few files, so a command like
+// `macula pub` no longer resolves and compiles some sixty modules one by one.
+// Code splitting keeps each command a chunk imported only when it runs.
+import { build } from 'esbuild';
+import { readFile, rm } from 'node:fs/promises';
+import { dirname, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const outdir = 'dist/cli';
+const pkg = JSON.parse(await readFile('package.json', 'utf8'));
+const BUNDLED = new Set(['commander', 'cbor-x', 'lru-cache']);
+// Everything else stays a package import: the native addons (QUIC, WebTransport,
+// cbor-x's optional cbor-extract) and the packages only the node itself loads.
+const external = [
+  ...Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies, ...pkg.peerDependencies }).filter((name) => !BUNDLED.has(name)),
+  'cbor-extract',
+];
+
+/**
+ * Code that finds files next to itself (package.json, the web gateway's
+ * static files, native addons through createRequire) keeps doing so: in the
+ * bundle each module's `import.meta.url` is the URL its own file had, made
+ * relative to the chunk so the package can still be moved.
+ */
+const ownUrls = {
+  name: 'own-import-meta-url',
+  setup(b) {
+    b.onLoad({ filter: /\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      if (!text.includes('import.meta.url')) return undefined;
+      const rel = relative(resolve(outdir), args.path).split('\\').join('/');
+      return {
+        contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, import.meta.url).href`),
+        loader: 'js',
+        resolveDir: dirname(args.path),
+      };
+    });
+  },
+};
+
+await rm(outdir, { recursive: true, force: true });
+const result = await build({
+  entryPoints: { main: 'dist/src/cli/main.js' },
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  external,
+  keepNames: true,
+  sourcemap: 'linked',
+  legalComments: 'none',
+  metafile: true,
+  logLevel: 'warning',
+  // Bundled CommonJS (commander) calls `require` for Node's modules; an ES module has none.
+  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  plugins: [ownUrls],
+});
