@@ -8,7 +8,6 @@
 import { build } from 'esbuild';
 import { readFile, rm } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 
 const outdir = 'dist/cli';
 const pkg = JSON.parse(await readFile('package.json', 'utf8'));
@@ -43,7 +42,7 @@ const ownUrls = {
 };
 
 await rm(outdir, { recursive: true, force: true });
-const result = await build({
+await build({
   entryPoints: { main: 'dist/src/cli/main.js' },
   outdir,
   bundle: true,
@@ -55,9 +54,11 @@ const result = await build({
   keepNames: true,
   sourcemap: 'linked',
   legalComments: 'none',
-  metafile: true,
   logLevel: 'warning',
-  // Bundled CommonJS (commander) calls `require` for Node's modules; an ES module has none.
+  // Bundled CommonJS (commander) calls `require` for Node's modules, and cbor-x's
+  // node entry uses `require` when there is one to load its optional native
+  // cbor-extract; an ES module has none, so each chunk makes one. It looks for
+  // cbor-extract from dist/cli, which reaches where npm installs it beside cbor-x.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   plugins: [ownUrls],
 });
