@@ -23,9 +23,12 @@
  * start, the yardstick), `macula --version` and `macula pub` of one message
  * to that node; 3 warm-up rounds, then 20 rounds; each figure is the median
  * with `_min` / `_max`, each ratio the median of the rounds' ratios to
- * `node -e 0`.
+ * `node -e 0`. The `_cpu_ratio` figures compare the CPU time (user +
+ * system) the commands' processes used over all rounds, which other work on
+ * a shared machine disturbs less than wall time.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +36,7 @@ import { fileURLToPath } from 'node:url';
 import type { BenchFigure } from '../../src/cli/bench-scenarios.js';
 import type { BenchContext } from '../bench.js';
 import { performance } from 'node:perf_hooks';
-import { alternate, natsAvailable, Proc, renamed, reportRatio, reportRounds, startNatsServer, stopAll, totalCpu, Worker, type Rounds, type Trial } from './procs.js';
+import { alternate, CLK_TCK, natsAvailable, Proc, renamed, reportRatio, reportRounds, startNatsServer, stopAll, totalCpu, Worker, type Rounds, type Trial } from './procs.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/macula.js', import.meta.url));
 const MESSAGES = 50_000;
@@ -141,13 +144,22 @@ export async function cliScenario(ctx: BenchContext): Promise<void> {
   await cliStartScenario(ctx);
 }
 
-/** Milliseconds `node <args>` takes from spawn to exit; a failed command fails the scenario. */
-function timedRun(args: string[], env: NodeJS.ProcessEnv): number {
+/** User + system CPU seconds of this process's finished (waited-for) children so far. */
+function childrenCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  // Fields after the command name start at field 3; cutime and cstime are fields 16 and 17.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / CLK_TCK;
+}
+
+/** Wall milliseconds and CPU seconds `node <args>` takes from spawn to exit; a failed command fails the scenario. */
+function timedRun(args: string[], env: NodeJS.ProcessEnv): { ms: number; cpu: number } {
+  const cpu0 = childrenCpuSeconds();
   const t0 = performance.now();
   const r = spawnSync(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr}`);
-  return ms;
+  return { ms, cpu: childrenCpuSeconds() - cpu0 };
 }
 
 /** Start-up time of `macula --version` and `macula pub` against `node -e 0` (see the header). */
@@ -165,10 +177,13 @@ export async function cliStartScenario(ctx: BenchContext): Promise<void> {
       pub: [BIN, 'pub', '--node', addr, 'x.y', 'hello'],
     };
     const rounds: Rounds = new Map(Object.keys(commands).map((k) => [k, []]));
+    const cpu: Record<string, number> = Object.fromEntries(Object.keys(commands).map((k) => [k, 0]));
     for (let r = -START_WARMUP; r < START_ROUNDS; r++) {
       for (const [key, args] of Object.entries(commands)) {
-        const ms = timedRun(args, env);
-        if (r >= 0) rounds.get(key)!.push(ms);
+        const run = timedRun(args, env);
+        if (r < 0) continue;
+        rounds.get(key)!.push(run.ms);
+        cpu[key]! += run.cpu;
       }
     }
     reportRounds(ctx, rounds, [
@@ -178,6 +193,8 @@ export async function cliStartScenario(ctx: BenchContext): Promise<void> {
     ]);
     reportRatio(ctx, 'cli_version_vs_node_ratio', rounds.get('version'), rounds.get('node'));
     reportRatio(ctx, 'cli_pub_vs_node_ratio', rounds.get('pub'), rounds.get('node'));
+    ctx.report({ metric: 'cli_version_vs_node_cpu_ratio', value: cpu.version! / cpu.node!, unit: 'x' });
+    ctx.report({ metric: 'cli_pub_vs_node_cpu_ratio', value: cpu.pub! / cpu.node!, unit: 'x' });
   } finally {
     await stopAll([node]);
     await rm(dir, { recursive: true, force: true });
