@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Bundles the `macula` command (run by `npm run build`, `npm test`, `npm start`
-// and `prepare`, after tsc) from the compiled dist/src/cli/main.js into
+// Bundles the `macula` command (run by `npm run build`, `npm start`, `prepare`
+// and scripts/run-tests.mjs, after tsc) from the compiled dist/src/cli/main.js into
 // dist/cli/: our modules and the pure-JS packages every short command needs
 // (commander, cbor-x, lru-cache) become a few files, so a command like
 // `macula pub` no longer resolves and compiles some sixty modules one by one.

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs every compiled test file (dist/test/**/*.test.js) with node:test.
+// Runs every compiled test file (dist/test/**/*.test.js) with node:test, after bundling the CLI.
 // Usage: node scripts/run-tests.mjs [filter...]  (filters match file paths)
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -21,6 +21,10 @@ if (files.length === 0) {
   console.error('no test files found under dist/test (did the build run?)');
   process.exit(1);
 }
+// The CLI tests run bin/macula.js, that is the bundle in dist/cli/: rebuild it from the
+// dist/src just compiled, so a build that ran only tsc never tests a stale bundle.
+const bundled = spawnSync(process.execPath, ['scripts/build-cli.mjs'], { stdio: 'inherit' });
+if (bundled.status !== 0) process.exit(bundled.status ?? 1);
 // Integration tests start many nodes; two files at a time keeps 2 cores busy without starving timers.
 const concurrency = process.env.MACULA_TEST_CONCURRENCY ?? '2';
 const args = ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...files];
