@@ -6,7 +6,7 @@
 // `macula pub` no longer resolves and compiles some sixty modules one by one.
 // Code splitting keeps each command a chunk imported only when it runs.
 import { build } from 'esbuild';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
 
 const outdir = 'dist/cli';
@@ -41,10 +41,13 @@ const ownUrls = {
   },
 };
 
-await rm(outdir, { recursive: true, force: true });
+// Built aside, then swapped in whole: a `macula` started meanwhile (tests running
+// in parallel) never finds a half-written bundle.
+const staging = `${outdir}.${process.pid}`;
+const old = `${staging}.old`;
 await build({
   entryPoints: { main: 'dist/src/cli/main.js' },
-  outdir,
+  outdir: staging,
   bundle: true,
   splitting: true,
   format: 'esm',
@@ -62,3 +65,12 @@ await build({
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   plugins: [ownUrls],
 });
+await rename(outdir, old).catch((err) => {
+  if (err.code !== 'ENOENT') throw err;
+});
+await rename(staging, outdir).catch(async (err) => {
+  // Another build put its bundle of the same sources in place meanwhile.
+  if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+  await rm(staging, { recursive: true, force: true });
+});
+await rm(old, { recursive: true, force: true });
