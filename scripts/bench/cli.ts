@@ -35,7 +35,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchFigure } from '../../src/cli/bench-scenarios.js';
 import type { BenchContext } from '../bench.js';
-import { performance } from 'node:perf_hooks';
 import { alternate, CLK_TCK, natsAvailable, Proc, renamed, reportRatio, reportRounds, startNatsServer, stopAll, totalCpu, Worker, type Rounds, type Trial } from './procs.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/macula.js', import.meta.url));
