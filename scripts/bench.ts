@@ -12,7 +12,7 @@ import { trieScenario } from './bench/trie.js';
 import { rpcScenario } from './bench/rpc.js';
 import { pubsubScenario } from './bench/pubsub.js';
 import { authScenario } from './bench/auth.js';
-import { cliScenario } from './bench/cli.js';
+import { cliScenario, cliStartScenario } from './bench/cli.js';
 import { natScenario } from './bench/nat.js';
 import { webScenario } from './bench/web.js';
 import { queueScenario } from './bench/queue.js';
@@ -41,6 +41,7 @@ const scenarios: Record<string, Scenario> = {
   pubsub: pubsubScenario,
   auth: authScenario,
   cli: cliScenario,
+  'cli-start': cliStartScenario,
   nat: natScenario,
   web: webScenario,
   queue: queueScenario,

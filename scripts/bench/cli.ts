@@ -16,20 +16,34 @@
  *   up every process of the side (nodes and bench process; nats-server and
  *   worker), read from /proc/<pid>/stat, the start of the bench process
  *   (and of the worker) included on both sides.
+ *
+ * Then how fast a short command starts (also on its own: `cli-start`): one
+ * `macula start` node on 127.0.0.1, and three commands run in turn, each to
+ * its exit with spawnSync timed by performance.now: `node -e 0` (Node's own
+ * start, the yardstick), `macula --version` and `macula pub` of one message
+ * to that node; 3 warm-up rounds, then 20 rounds; each figure is the median
+ * with `_min` / `_max`, each ratio the median of the rounds' ratios to
+ * `node -e 0`. The `_cpu_ratio` figures compare the CPU time (user +
+ * system) the commands' processes used over all rounds, which other work on
+ * a shared machine disturbs less than wall time.
  */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchFigure } from '../../src/cli/bench-scenarios.js';
 import type { BenchContext } from '../bench.js';
-import { alternate, natsAvailable, Proc, renamed, reportRatio, reportRounds, startNatsServer, stopAll, totalCpu, Worker, type Trial } from './procs.js';
+import { alternate, CLK_TCK, natsAvailable, Proc, renamed, reportRatio, reportRounds, startNatsServer, stopAll, totalCpu, Worker, type Rounds, type Trial } from './procs.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/macula.js', import.meta.url));
 const MESSAGES = 50_000;
 const CALLS = 10_000;
 const SIZE = 100;
 const CONCURRENCY = 64;
+const START_WARMUP = 3;
+const START_ROUNDS = 20;
 
 /** A `macula` process that ignores saved contexts (its config dir is `configDir`). */
 function macula(name: string, args: string[], configDir: string): Proc {
@@ -126,4 +140,62 @@ export async function cliScenario(ctx: BenchContext): Promise<void> {
   for (const pre of ['', 'nats_']) reportRounds(ctx, rounds, Object.entries(units).map(([k, unit]) => [`${pre}${k}`, `${pre}${k}`, unit] as const));
   reportRatio(ctx, 'vs_nats_receive_ratio', rounds.get('receive_rate'), rounds.get('nats_receive_rate'));
   reportRatio(ctx, 'vs_nats_call_ratio', rounds.get('call_rate'), rounds.get('nats_call_rate'));
+  await cliStartScenario(ctx);
+}
+
+/** User + system CPU seconds of this process's finished (waited-for) children so far. */
+function childrenCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  // Fields after the command name start at field 3; cutime and cstime are fields 16 and 17.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / CLK_TCK;
+}
+
+/** Wall milliseconds and CPU seconds `node <args>` takes from spawn to exit; a failed command fails the scenario. */
+function timedRun(args: string[], env: NodeJS.ProcessEnv): { ms: number; cpu: number } {
+  const cpu0 = childrenCpuSeconds();
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr}`);
+  return { ms, cpu: childrenCpuSeconds() - cpu0 };
+}
+
+/** Start-up time of `macula --version` and `macula pub` against `node -e 0` (see the header). */
+export async function cliStartScenario(ctx: BenchContext): Promise<void> {
+  ctx.log(`node -e 0, macula --version, macula pub to a local node: ${START_ROUNDS} rounds in turn after ${START_WARMUP} warm-up rounds`);
+  const dir = await mkdtemp(join(tmpdir(), 'macula-bench-start-'));
+  const node = macula('node', ['start', '--host', '127.0.0.1', '--port', '0', '--status-interval', '0', '--log-level', 'error', '--data-dir', dir], dir);
+  try {
+    const addr = (await node.waitFor(/listening (\S+)\/udp/))[1]!;
+    const env: NodeJS.ProcessEnv = { ...process.env, MACULA_CONFIG_DIR: dir };
+    delete env.MACULA_CONTEXT;
+    const commands: Record<string, string[]> = {
+      node: ['-e', '0'],
+      version: [BIN, '--version'],
+      pub: [BIN, 'pub', '--node', addr, 'x.y', 'hello'],
+    };
+    const rounds: Rounds = new Map(Object.keys(commands).map((k) => [k, []]));
+    const cpu: Record<string, number> = Object.fromEntries(Object.keys(commands).map((k) => [k, 0]));
+    for (let r = -START_WARMUP; r < START_ROUNDS; r++) {
+      for (const [key, args] of Object.entries(commands)) {
+        const run = timedRun(args, env);
+        if (r < 0) continue;
+        rounds.get(key)!.push(run.ms);
+        cpu[key]! += run.cpu;
+      }
+    }
+    reportRounds(ctx, rounds, [
+      ['cli_start_node_ms', 'node', 'ms'],
+      ['cli_version_ms', 'version', 'ms'],
+      ['cli_pub_ms', 'pub', 'ms'],
+    ]);
+    reportRatio(ctx, 'cli_version_vs_node_ratio', rounds.get('version'), rounds.get('node'));
+    reportRatio(ctx, 'cli_pub_vs_node_ratio', rounds.get('pub'), rounds.get('node'));
+    ctx.report({ metric: 'cli_version_vs_node_cpu_ratio', value: cpu.version! / cpu.node!, unit: 'x' });
+    ctx.report({ metric: 'cli_pub_vs_node_cpu_ratio', value: cpu.pub! / cpu.node!, unit: 'x' });
+  } finally {
+    await stopAll([node]);
+    await rm(dir, { recursive: true, force: true });
+  }
 }

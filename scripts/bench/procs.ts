@@ -20,7 +20,7 @@ const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 /** The payload of every pub/sub bench, on both sides. */
 export const PAYLOAD = new Uint8Array(100).fill(7);
 /** Clock ticks per second of /proc/<pid>/stat. */
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
+export const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
 
 /** User + system CPU seconds a live process has used, or undefined once it is gone. */
 export function cpuSeconds(pid: number | undefined): number | undefined {
