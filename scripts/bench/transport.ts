@@ -16,6 +16,10 @@
  * - bulk: 64 KiB writes awaited one at a time on both sides;
  * - each figure is taken `--runs` times (default 3), alternating framed and
  *   raw, median with `_min` / `_max`; ratios pair the runs of one round;
+ * - every trial runs in a process of its own (transport-trial.ts), with a
+ *   fresh heap and event loop: measured one after another in one process,
+ *   a trial came out slower after the ones before it (framed bulk by up to
+ *   40 % after the one-way flood), which the raw side did not show;
  * - then the codec alone, per CPU-second of this process: a PUBLISH (topic,
  *   sequence number, origin, 100-byte payload encoded first as pub/sub does)
  *   encoded and written into a frame buffer, and the same frame decoded and
@@ -32,7 +36,12 @@ import { f } from '../../src/wire/schema.js';
 import { FramedStream } from '../../src/wire/framed-stream.js';
 import { defineMessage, type Message } from '../../src/wire/messages.js';
 import type { BenchContext } from '../bench.js';
-import { alternate, reportRatio, reportSpread } from './procs.js';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { alternate, reportRatio, reportSpread, type Trial } from './procs.js';
+
+const execFileAsync = promisify(execFile);
 
 const ECHO = defineMessage(240, 'BENCH_ECHO', { d: f.bytes(0, 1 << 20) });
 const ECHO_REPLY = defineMessage(241, 'BENCH_ECHO_REPLY', { d: f.bytes(0, 1 << 20) }, { response: true });
@@ -286,36 +295,47 @@ async function withPair<T>(fn: (client: Connection, server: Connection) => Promi
   }
 }
 
+/** The trials, each run in a process of its own (transport-trial.ts) by `inChild`. */
+export const trials: Record<string, (seconds: number) => Promise<Trial>> = {
+  'oneway-framed': async (seconds) => ({ framed: await withPair((c, s) => framedOneWay(c, s, seconds)) }),
+  'oneway-raw': async (seconds) => ({ raw: await withPair((c, s) => rawOneWay(c, s, seconds)) }),
+  'rr-framed': async (seconds) => ({ rr1: await requestResponse(1, seconds), rr100: await requestResponse(100, seconds) }),
+  'rr-raw': async (seconds) => ({
+    raw1: await withPair((c, s) => rawRequestResponse(c, s, 1, seconds)),
+    raw100: await withPair((c, s) => rawRequestResponse(c, s, 100, seconds)),
+  }),
+  'bulk-framed': async (seconds) => ({ framed: await withPair((c, s) => bulk(c, s, seconds, true)) }),
+  'bulk-raw': async (seconds) => ({ raw: await withPair((c, s) => bulk(c, s, seconds, false)) }),
+};
+
+const TRIAL = fileURLToPath(new URL('./transport-trial.js', import.meta.url));
+
+/** Runs one of `trials` in a fresh process and returns its figures. */
+async function inChild(name: string, seconds: number): Promise<Trial> {
+  const { stdout } = await execFileAsync(process.execPath, [TRIAL, name, String(seconds)], { timeout: 120_000 });
+  return JSON.parse(stdout) as Trial;
+}
+
 export async function transportScenario(ctx: BenchContext): Promise<void> {
   const { seconds } = ctx;
-  ctx.log(`QUIC on 127.0.0.1, ${SMALL}-byte messages, ${seconds} s per figure, ${ctx.runs} runs alternating framed and raw`);
-  const oneWay = await alternate(ctx, ctx.runs, {
-    framed: { trial: async () => ({ framed: await withPair((c, s) => framedOneWay(c, s, seconds)) }) },
-    raw: { trial: async () => ({ raw: await withPair((c, s) => rawOneWay(c, s, seconds)) }) },
+  ctx.log(`QUIC on 127.0.0.1, ${SMALL}-byte messages, ${seconds} s per figure, ${ctx.runs} runs alternating framed and raw, each in a process of its own`);
+  const variants = (what: string) => ({
+    framed: { trial: () => inChild(`${what}-framed`, seconds) },
+    raw: { trial: () => inChild(`${what}-raw`, seconds) },
   });
+  const oneWay = await alternate(ctx, ctx.runs, variants('oneway'));
   reportSpread(ctx, 'framed_oneway_msgs_per_s', oneWay.get('framed'), 'msgs/s');
   reportSpread(ctx, 'raw_oneway_msgs_per_s', oneWay.get('raw'), 'msgs/s');
   reportRatio(ctx, 'framed_vs_raw_ratio', oneWay.get('framed'), oneWay.get('raw'));
 
-  const rr = await alternate(ctx, ctx.runs, {
-    framed: { trial: async () => ({ rr1: await requestResponse(1, seconds), rr100: await requestResponse(100, seconds) }) },
-    raw: {
-      trial: async () => ({
-        raw1: await withPair((c, s) => rawRequestResponse(c, s, 1, seconds)),
-        raw100: await withPair((c, s) => rawRequestResponse(c, s, 100, seconds)),
-      }),
-    },
-  });
+  const rr = await alternate(ctx, ctx.runs, variants('rr'));
   reportSpread(ctx, 'reqresp_1_per_s', rr.get('rr1'), 'req/s');
   reportSpread(ctx, 'reqresp_100_per_s', rr.get('rr100'), 'req/s');
   reportSpread(ctx, 'raw_reqresp_1_per_s', rr.get('raw1'), 'req/s');
   reportSpread(ctx, 'raw_reqresp_100_per_s', rr.get('raw100'), 'req/s');
   reportRatio(ctx, 'reqresp_100_vs_raw_ratio', rr.get('rr100'), rr.get('raw100'));
 
-  const bulkRounds = await alternate(ctx, ctx.runs, {
-    framed: { trial: async () => ({ framed: await withPair((c, s) => bulk(c, s, seconds, true)) }) },
-    raw: { trial: async () => ({ raw: await withPair((c, s) => bulk(c, s, seconds, false)) }) },
-  });
+  const bulkRounds = await alternate(ctx, ctx.runs, variants('bulk'));
   reportSpread(ctx, 'bulk_mb_per_s', bulkRounds.get('framed'), 'MB/s');
   reportSpread(ctx, 'raw_bulk_mb_per_s', bulkRounds.get('raw'), 'MB/s');
   reportRatio(ctx, 'bulk_vs_raw_ratio', bulkRounds.get('framed'), bulkRounds.get('raw'));
