@@ -3,12 +3,12 @@
  * cbor-x: plain maps in and out, no record extension (peers may be other
  * implementations), byte strings as Uint8Array.
  *
- * The fields of a message are written by hand (`encodeMessage`): the
- * envelope's small integers, strings, byte strings and the short arrays and
- * maps of them, byte for byte as cbor-x writes them, straight into one
- * buffer. Application values (fields declared `f.any()`: payloads,
- * arguments, results) and anything the writer does not handle are encoded
- * by cbor-x. ARCHITECTURE.md (Wire protocol) has the measurements.
+ * Messages and values are written by hand (`encodeMessage`, `encodeBody`):
+ * integers, floats, strings, byte strings, booleans, null and plain arrays
+ * and maps of them, byte for byte as cbor-x writes them, straight into one
+ * buffer. Anything else (a Date, a Map, a bigint, other typed arrays, values
+ * nested deeper than the writer goes) is encoded by cbor-x, in place.
+ * ARCHITECTURE.md (Wire protocol) has the measurements.
  *
  * cbor-x is imported through its `encode`/`decode` entry points, not the
  * package root: in Node the root also loads the native string extractor
@@ -18,19 +18,31 @@
 import { Encoder } from 'cbor-x/encode';
 import { Decoder } from 'cbor-x/decode';
 import { ProtocolError } from '../util/errors.js';
-import { messageDef, PROTOCOL_VERSION, validateMessage, type Message } from './messages.js';
+import { PROTOCOL_VERSION, validateMessage, type Message } from './messages.js';
 
 const options = { useRecords: false, mapsAsObjects: true, variableMapSize: true, tagUint8Array: false } as const;
 const encoder = new Encoder(options);
 const decoder = new Decoder(options);
 
+/**
+ * The CBOR of one value (a payload, arguments, a result, a record): written
+ * by the field writer below when it handles the value (bytes, strings,
+ * numbers, plain arrays and maps of them), else by cbor-x; the same bytes
+ * either way. A view of a shared buffer, as cbor-x's own output was.
+ */
 export function encodeBody(value: unknown): Uint8Array {
-  return encoder.encode(value);
+  try {
+    writeValue(value, 0);
+  } catch (err) {
+    pos = start; // e.g. a value cbor-x refuses: nothing of it stays
+    throw err;
+  }
+  return takePairs();
 }
 
 /** Bytes `value` takes in CBOR (the size checks of payloads, arguments, results and metadata). Throws if it is not encodable. */
 export function encodedSize(value: unknown): number {
-  return encoder.encode(value).length;
+  return encodeBody(value).length;
 }
 
 /** A message's type and fields, without the envelope (`v`, `id`), which framing adds. */
@@ -97,36 +109,15 @@ let start = 0;
 let pos = 0;
 const utf8 = new TextEncoder();
 
-/** Field names declared `f.any()` per message type: application values, always encoded by cbor-x. */
-const anyFieldsByType = new Map<number, ReadonlySet<string>>();
-const NO_FIELDS: ReadonlySet<string> = new Set();
-
-function anyFields(t: number): ReadonlySet<string> {
-  let names = anyFieldsByType.get(t);
-  if (names === undefined) {
-    const def = messageDef(t);
-    // An unknown type (only tests send those) is not cached: it may be defined later.
-    if (def === undefined) return NO_FIELDS;
-    const found = new Set<string>();
-    for (const name in def.fields) if (def.fields[name]!.kind === 'any') found.add(name);
-    names = found.size === 0 ? NO_FIELDS : found;
-    anyFieldsByType.set(t, names);
-  }
-  return names;
-}
-
 /** Writes the key/value pairs of `msg` but its envelope (`v`, `id`); returns how many. */
 function writeFields(msg: MessageFields): number {
-  const any = anyFields(msg.t);
   let count = 0;
   try {
     // A received message sent on: its old envelope is not part of its fields.
     for (const key of Object.keys(msg)) {
       if (key === 'v' || key === 'id') continue;
       writeString(key);
-      const value = msg[key];
-      if (any.has(key)) writeWithCborX(value);
-      else writeValue(value, 0);
+      writeValue(msg[key], 0);
       count++;
     }
   } catch (err) {
@@ -191,7 +182,7 @@ function writeValue(value: unknown, depth: number): void {
   writeWithCborX(value);
 }
 
-/** A value the writer does not handle (or an application value): encoded by cbor-x into its buffer, copied from there. */
+/** A value the writer does not handle: encoded by cbor-x into its buffer, copied from there. */
 function writeWithCborX(value: unknown): void {
   const out = (encoder as unknown as InPlaceEncoder).encode(value, REUSE_BUFFER_MODE);
   const length = out.end - out.start;

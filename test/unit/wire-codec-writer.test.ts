@@ -1,8 +1,9 @@
 /**
- * The field writer of encodeMessage against cbor-x: for every value it is
- * given, the frame body must be the bytes cbor-x writes for the same message
- * (`{ ...fields, v, id? }` with the same options), so it decodes to the same
- * value — whether the writer handled the value itself or passed it on.
+ * The writer of encodeMessage and encodeBody against cbor-x: for every value
+ * it is given, the frame body must be the bytes cbor-x writes for the same
+ * message (`{ ...fields, v, id? }` with the same options), and a body the
+ * bytes cbor-x writes for the value, so they decode to the same value —
+ * whether the writer handled the value itself or passed it on.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -103,7 +104,7 @@ describe('codec: the field writer writes what cbor-x writes', () => {
     }
   });
 
-  test('application fields (f.any()) and values nested deeper than the writer goes are encoded by cbor-x', () => {
+  test('application fields (f.any()) and values nested deeper than the writer goes are written as cbor-x writes them', () => {
     const deep = { a: [{ b: [{ c: [{ d: 'deep' }] }] }] };
     fc.assert(
       fc.property(value, value, (d, a) => {
@@ -111,6 +112,22 @@ describe('codec: the field writer writes what cbor-x writes', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  test('encodeBody: any value, as cbor-x writes it, kept intact while more is written', () => {
+    const kept: [Uint8Array, Uint8Array][] = [];
+    fc.assert(
+      fc.property(value, (v) => {
+        const body = encodeBody(v);
+        const want = Uint8Array.from(reference.encode(v));
+        assert.deepEqual(Uint8Array.from(body), want);
+        kept.push([body, want]);
+      }),
+      { numRuns: 500 },
+    );
+    for (const [body, want] of kept) assert.deepEqual(Uint8Array.from(body), want);
+    assert.throws(() => encodeBody([1, () => 1]));
+    assert.deepEqual(Uint8Array.from(encodeBody('after')), Uint8Array.from(reference.encode('after')));
   });
 
   test('raw fields are placed as encoded, after the others', () => {
