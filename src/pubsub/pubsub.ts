@@ -379,7 +379,7 @@ export class PubSub {
 
   #publish(topic: string, data: unknown, options: PublishOptions, inbox: number | undefined): Promise<PublishResult> {
     if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
-    let segs: string[];
+    let segs: readonly string[];
     let payload: Uint8Array | undefined;
     let headers: Headers | undefined;
     try {

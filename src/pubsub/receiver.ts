@@ -125,7 +125,7 @@ export class Receiver {
     return undefined;
   };
 
-  #topic(topic: string): string[] | undefined {
+  #topic(topic: string): readonly string[] | undefined {
     try {
       return validateTopic(topic, this.#limits);
     } catch {

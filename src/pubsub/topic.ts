@@ -141,13 +141,25 @@ function check(kind: 'topic' | 'pattern', input: unknown, limits: TopicLimits | 
   return segments;
 }
 
+/** The last topic validated, with the limits and its segments: a publisher (or a flood received) repeats its topic. */
+let lastTopic: string | undefined;
+let lastLimits: TopicLimits | undefined;
+let lastSegments: readonly string[] = [];
+
 /**
  * Checks a topic to publish to (no wildcards) and returns its segments, so a
- * caller that goes on to match it does not split it twice.
+ * caller that goes on to match it does not split it twice. The same topic
+ * checked against the same limits object as the call before is answered
+ * from that call (the segments array is shared: do not modify it).
  * @throws InvalidTopicError naming the rule broken
  */
-export function validateTopic(topic: string, limits?: TopicLimits): string[] {
-  return check('topic', topic, limits);
+export function validateTopic(topic: string, limits?: TopicLimits): readonly string[] {
+  if (topic === lastTopic && lastTopic !== undefined && limits === lastLimits) return lastSegments;
+  const segments = check('topic', topic, limits);
+  lastTopic = topic;
+  lastLimits = limits;
+  lastSegments = segments;
+  return segments;
 }
 
 /**

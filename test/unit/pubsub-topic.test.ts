@@ -92,6 +92,22 @@ describe('validateTopic', () => {
     rejects(() => validatePattern('a.b.#', limits), 'too_many_segments');
   });
 
+  it('answers a topic checked again with the same limits from the check before, and checks it again under other limits', () => {
+    const limits = { maxSegments: 2 };
+    const first = validateTopic('a.b.c');
+    assert.equal(validateTopic('a.b.c'), first, 'the same segments, not split again');
+    assert.throws(() => validateTopic('a.b.c', limits), (err: unknown) => err instanceof InvalidTopicError && err.rule === 'too_many_segments');
+    assert.throws(() => validateTopic('a.b.c', limits), InvalidTopicError, 'a refused topic is not remembered as valid');
+    assert.deepEqual(validateTopic('a.b', limits), ['a', 'b']);
+    assert.deepEqual(validateTopic('a.b.c'), ['a', 'b', 'c']);
+  });
+
+  it('remembers nothing before its first valid topic', async () => {
+    // A fresh module instance: its memo is empty, so an undefined topic must not match it.
+    const fresh = (await import(`../../src/pubsub/topic.js?fresh=${Date.now()}`)) as typeof import('../../src/pubsub/topic.js');
+    assert.throws(() => fresh.validateTopic(undefined as unknown as string), (err: unknown) => err instanceof MaculaError && err.code === 'MACULA_ERR_INVALID_TOPIC');
+  });
+
   it('keeps the message short for huge input', () => {
     const err = rejects(() => validateTopic('x'.repeat(10_000)), 'too_long');
     assert.ok(err.message.length < 300, err.message);
