@@ -492,7 +492,8 @@ export class PubSub {
     // Numbered only once accepted: a refused publish leaves no gap to be mistaken for a loss.
     this.#seq = seq + 1;
     this.#n.published++;
-    const local = this.#local.deliver(this.#delivered(out, seq, this.#selfId), out.segs, true, picks?.self);
+    // No local subscription: no message object to build for nobody.
+    const local = this.#local.size === 0 ? 0 : this.#local.deliver(this.#delivered(out, seq, this.#selfId), out.segs, true, picks?.self);
     this.#n.localDeliveries += local;
     const result: PublishResult = { nodes, local };
     if (nodes === 0) {

@@ -7,6 +7,8 @@
  * refused with QueueFullError and counted as a drop, so an overload shows up
  * in the metrics instead of in the heap.
  *
+ * A job holds its slot until the promise it returns settles; a job that
+ * returns undefined is done when it returns, and frees its slot at once.
  * A job that fails is counted and handed to `onError`; it never stops the
  * pool or the other jobs.
  *
@@ -366,6 +368,13 @@ export class WorkerPool {
       result = job();
     } catch (err) {
       result = Promise.reject(err);
+    }
+    if (result === undefined) {
+      // Done already (a fan-out send that only queued its message): the slot is free now, with no promise per job.
+      this.#running--;
+      this.#completed++;
+      if (this.#idleWaiters.length > 0) this.#checkIdle();
+      return;
     }
     // Shared handlers (not per-job closures) keep the hot path allocation-free.
     Promise.resolve(result).then(this.#onFulfilled, this.#onRejected);

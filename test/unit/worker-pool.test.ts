@@ -65,6 +65,27 @@ describe('WorkerPool', () => {
     assert.throws(() => new WorkerPool({}, { maxWaiting: 1.5 }), ConfigError);
   });
 
+  it('a job that returns undefined frees its slot when it returns; one that returns a promise holds it until it settles', async () => {
+    const pool = new WorkerPool({}, { concurrency: 1, maxQueue: 1 });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const ran: string[] = [];
+    for (let i = 0; i < 100; i++) assert.ok(pool.trySubmit(() => void ran.push(`sync ${i}`)), 'each sync job finds the slot free');
+    assert.equal(ran.length, 100);
+    assert.equal(pool.running, 0);
+    assert.equal(pool.completed, 100);
+    assert.ok(pool.trySubmit(() => held));
+    assert.equal(pool.running, 1);
+    assert.ok(pool.trySubmit(() => void ran.push('queued')), 'queued behind the held slot');
+    assert.equal(pool.trySubmit(() => undefined), false, 'the queue is full');
+    const drained = pool.drain();
+    release();
+    await drained;
+    assert.equal(ran.at(-1), 'queued');
+    assert.equal(pool.running, 0);
+    assert.equal(pool.completed, 102);
+  });
+
   it('never runs more than `concurrency` jobs at once', async () => {
     const pool = new WorkerPool({}, { concurrency: 4, maxQueue: 1000 });
     let running = 0;
