@@ -526,6 +526,7 @@ function readFloat(bytes: 4 | 8): number {
 
 /** `n` bytes of UTF-8 (checked to be there) as cbor-x decodes them. */
 function readText(n: number): string {
+  if (n <= MAX_CACHED_BYTES) return readShortText(n);
   if (n > MAX_JS_STRING_BYTES) return utf8Decoder.decode(src.subarray(at, (at += n)));
   const stop = at + n;
   let s = '';
@@ -534,6 +535,44 @@ function readText(n: number): string {
     if (c >= 0x80) return readUtf8(stop);
     s += fromCharCode(c);
   }
+  at = stop;
+  return s;
+}
+
+// Short ASCII strings (every key, and most short values: topics, names) are
+// taken from a small cache of those read before, found by a hash of their
+// bytes and compared byte for byte: a message's keys cost no string each.
+const MAX_CACHED_BYTES = 16;
+const CACHE_SLOTS = 1024;
+const cachedStrings: (string | undefined)[] = new Array<string | undefined>(CACHE_SLOTS).fill(undefined);
+const cachedBytes = new Uint8Array(CACHE_SLOTS * MAX_CACHED_BYTES);
+
+function readShortText(n: number): string {
+  const stop = at + n;
+  let hash = n;
+  for (let i = at; i < stop; i++) {
+    const c = src[i]!;
+    if (c >= 0x80) return readUtf8(stop);
+    hash = Math.imul(hash ^ c, 0x01000193);
+  }
+  const slot = (hash >>> 22) & (CACHE_SLOTS - 1);
+  const cached = cachedStrings[slot];
+  const base = slot * MAX_CACHED_BYTES;
+  if (cached !== undefined && cached.length === n) {
+    let i = 0;
+    while (i < n && cachedBytes[base + i] === src[at + i]) i++;
+    if (i === n) {
+      at = stop;
+      return cached;
+    }
+  }
+  let s = '';
+  for (let i = 0; i < n; i++) {
+    const c = src[at + i]!;
+    cachedBytes[base + i] = c;
+    s += fromCharCode(c);
+  }
+  cachedStrings[slot] = s;
   at = stop;
   return s;
 }
