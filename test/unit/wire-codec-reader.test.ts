@@ -41,16 +41,16 @@ function assertSameViews(got: unknown, want: unknown): void {
   }
 }
 
-/** Dates (tag 0 or 1, from mutated bodies) as their times, so that two invalid dates compare equal. */
+/** Dates (tag 0 or 1, from mutated bodies) as their times, anywhere in `v`, so that two invalid dates compare equal. */
 function datesAsTimes(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v)) return v;
   if (v instanceof Date) return { date: String(v.getTime()) };
   if (Array.isArray(v)) return v.map(datesAsTimes);
-  if (typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype) {
-    const out: Record<string, unknown> = {};
-    for (const key of Object.keys(v)) out[key] = datesAsTimes((v as Record<string, unknown>)[key]);
-    return out;
-  }
-  return v;
+  if (v instanceof Map) return new Map([...v].map(([k, x]) => [datesAsTimes(k), datesAsTimes(x)]));
+  if (v instanceof Set) return new Set([...v].map(datesAsTimes));
+  const out = Object.create(Object.getPrototypeOf(v) as object | null) as Record<string, unknown>;
+  for (const key of Object.keys(v)) out[key] = datesAsTimes((v as Record<string, unknown>)[key]);
+  return out;
 }
 
 /** decodeBody(body) ends as cbor-x alone ends: the same value, or bad_cbor with cbor-x's reason. */
