@@ -153,15 +153,10 @@ function checkField(value: unknown, field: Field): Failure | undefined {
   }
 }
 
-/** The names of a schema's fields, listed once per schema (walked for every message). */
-const fieldNames = new WeakMap<Fields, readonly string[]>();
-
 /** The first field of `obj` that fails its check in `fields`, its path starting with the field's name. */
 function checkMap(obj: Record<string, unknown>, fields: Fields): Failure | undefined {
-  let names = fieldNames.get(fields);
-  if (names === undefined) fieldNames.set(fields, (names = Object.keys(fields)));
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i]!;
+  // for-in over a schema (a fixed-shape object) is as fast as a list of its names kept aside, measured.
+  for (const name in fields) {
     const failed = checkField(Object.hasOwn(obj, name) ? obj[name] : undefined, fields[name]!);
     if (failed !== undefined) return { below: name + failed.below, what: failed.what };
   }
