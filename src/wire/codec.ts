@@ -8,7 +8,9 @@
  * and maps of them, byte for byte as cbor-x writes them, straight into one
  * buffer. Anything else (a Date, a Map, a bigint, other typed arrays, values
  * nested deeper than the writer goes) is encoded by cbor-x, in place.
- * ARCHITECTURE.md (Wire protocol) has the measurements.
+ * Bodies are read the same way (`decodeBody`): the same subset by hand, to
+ * exactly the value cbor-x returns; anything else, and every malformed
+ * body, by cbor-x. ARCHITECTURE.md (Wire protocol) has the measurements.
  *
  * cbor-x is imported through its `encode`/`decode` entry points, not the
  * package root: in Node the root also loads the native string extractor
