@@ -8,7 +8,9 @@
  * and maps of them, byte for byte as cbor-x writes them, straight into one
  * buffer. Anything else (a Date, a Map, a bigint, other typed arrays, values
  * nested deeper than the writer goes) is encoded by cbor-x, in place.
- * ARCHITECTURE.md (Wire protocol) has the measurements.
+ * Bodies are read the same way (`decodeBody`): the same subset by hand, to
+ * exactly the value cbor-x returns; anything else, and every malformed
+ * body, by cbor-x. ARCHITECTURE.md (Wire protocol) has the measurements.
  *
  * cbor-x is imported through its `encode`/`decode` entry points, not the
  * package root: in Node the root also loads the native string extractor
@@ -358,8 +360,15 @@ function writeHead(out: Uint8Array, off: number, major: number, n: number): numb
   return off + 5;
 }
 
-/** Decodes one CBOR item; anything malformed (including trailing bytes or absurd nesting) is bad_cbor. */
+/**
+ * Decodes one CBOR item; anything malformed (including trailing bytes or
+ * absurd nesting) is bad_cbor. The body reader below decodes what messages
+ * are made of; whatever it does not read (or cannot: a malformed body) is
+ * decoded by cbor-x, which returns the value or throws as it always did.
+ */
 export function decodeBody(body: Uint8Array): unknown {
+  const value = readBody(body);
+  if (value !== NOT_READ) return value;
   try {
     return decoder.decode(body);
   } catch (err) {
@@ -371,4 +380,247 @@ export function decodeBody(body: Uint8Array): unknown {
 /** Decode + validate: the only way bytes from the network become a Message. */
 export function decodeMessage(body: Uint8Array): Message {
   return validateMessage(decodeBody(body));
+}
+
+// ---- The body reader --------------------------------------------------------
+//
+// Reads the subset of CBOR that messages and values are made of, returning
+// exactly what cbor-x (with the options above) returns for it: unsigned and
+// negative integers up to 32 bits (cbor-x returns a bigint beyond), text
+// strings (decoded as cbor-x decodes them, invalid UTF-8 included), byte
+// strings (a view of the body, of its class, as cbor-x's `subarray`), true,
+// false, null, undefined, 32- and 64-bit floats, and definite-length arrays
+// and maps (text keys, Object's prototype) nested up to MAX_READER_DEPTH.
+// Anything else (tags, indefinite lengths, 16-bit floats, other simple
+// values, 64-bit heads, keys that are not text or are `__proto__`, which
+// cbor-x renames), and any body that is malformed, truncated or has bytes
+// after its item, is given up on: decodeBody passes it to cbor-x.
+// Every length is checked against the end of the body before it is read.
+
+/** What readBody returns for a body it leaves to cbor-x. */
+export const NOT_READ: unique symbol = Symbol('not read');
+/** Thrown (never out of readBody) to leave a body to cbor-x. */
+const GIVE_UP = new Error('left to cbor-x');
+/** Arrays and maps nested deeper than this are left to cbor-x. */
+const MAX_READER_DEPTH = 8;
+/** Text strings longer than this are decoded by TextDecoder, as cbor-x does (it strips a leading BOM, unlike the JS loop). */
+const MAX_JS_STRING_BYTES = 64;
+const EMPTY = new Uint8Array(0);
+const utf8Decoder = new TextDecoder();
+const floatBytes = new Uint8Array(8);
+const floatView = new DataView(floatBytes.buffer);
+const fromCharCode = String.fromCharCode;
+
+let src: Uint8Array = EMPTY;
+let at = 0;
+let end = 0;
+
+/** The value of `body` if the reader reads it, else NOT_READ (exported for the tests that compare it with cbor-x). */
+export function readBody(body: Uint8Array): unknown {
+  src = body;
+  at = 0;
+  end = body.length;
+  let value: unknown = NOT_READ;
+  try {
+    value = readItem(0);
+    if (at !== end) value = NOT_READ; // bytes after the item: cbor-x says how
+  } catch {
+    value = NOT_READ; // GIVE_UP, or anything unforeseen: cbor-x decides
+  }
+  src = EMPTY; // the body is not kept alive by the reader
+  return value;
+}
+
+function giveUp(): never {
+  throw GIVE_UP;
+}
+
+function readItem(depth: number): unknown {
+  if (at >= end) giveUp();
+  const head = src[at++]!;
+  const major = head >> 5;
+  let n = head & 0x1f;
+  if (major === 7) {
+    switch (head) {
+      case 0xf4:
+        return false;
+      case 0xf5:
+        return true;
+      case 0xf6:
+        return null;
+      case 0xf7:
+        return undefined;
+      case 0xfa:
+        return readFloat(4);
+      case 0xfb:
+        return readFloat(8);
+    }
+    giveUp();
+  }
+  if (n >= 24) {
+    if (n === 24) {
+      if (at >= end) giveUp();
+      n = src[at++]!;
+    } else if (n === 25) {
+      if (end - at < 2) giveUp();
+      n = (src[at]! << 8) | src[at + 1]!;
+      at += 2;
+    } else if (n === 26) {
+      if (end - at < 4) giveUp();
+      n = src[at]! * 0x100_0000 + ((src[at + 1]! << 16) | (src[at + 2]! << 8) | src[at + 3]!);
+      at += 4;
+    } else giveUp(); // 64-bit heads, reserved, indefinite lengths
+  }
+  switch (major) {
+    case 0:
+      return n;
+    case 1:
+      return -1 - n;
+    case 2:
+      if (n > end - at) giveUp();
+      return src.subarray(at, (at += n));
+    case 3:
+      if (n > end - at) giveUp();
+      return readText(n);
+    case 4: {
+      // Every item takes a byte at least: a length beyond the rest is malformed, and allocates nothing.
+      if (depth >= MAX_READER_DEPTH || n > end - at) giveUp();
+      const items = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) items[i] = readItem(depth + 1);
+      return items;
+    }
+    case 5: {
+      if (depth >= MAX_READER_DEPTH || n > (end - at) / 2) giveUp();
+      const map: Record<string, unknown> = {};
+      for (let i = 0; i < n; i++) {
+        const key = readKey();
+        map[key] = readItem(depth + 1);
+      }
+      return map;
+    }
+  }
+  return giveUp(); // tags
+}
+
+/** A map key: a text string other than `__proto__`. A key repeated is assigned again, as cbor-x does. */
+function readKey(): string {
+  if (at >= end) giveUp();
+  const head = src[at]!;
+  if (head < 0x60 || head > 0x77) {
+    if (head !== 0x78) giveUp(); // keys over 255 bytes, and keys that are not text, go to cbor-x
+    if (end - at < 2) giveUp();
+    at++;
+  }
+  at++;
+  const n = head === 0x78 ? src[at - 1]! : head & 0x1f;
+  if (n > end - at) giveUp();
+  const key = readText(n);
+  if (key === '__proto__') giveUp();
+  return key;
+}
+
+function readFloat(bytes: 4 | 8): number {
+  if (end - at < bytes) giveUp();
+  for (let i = 0; i < bytes; i++) floatBytes[i] = src[at + i]!;
+  at += bytes;
+  return bytes === 4 ? floatView.getFloat32(0) : floatView.getFloat64(0);
+}
+
+/** `n` bytes of UTF-8 (checked to be there) as cbor-x decodes them. */
+function readText(n: number): string {
+  if (n <= MAX_CACHED_BYTES) return readShortText(n);
+  if (n > MAX_JS_STRING_BYTES) return utf8Decoder.decode(src.subarray(at, (at += n)));
+  const stop = at + n;
+  let s = '';
+  for (let i = at; i < stop; i++) {
+    const c = src[i]!;
+    if (c >= 0x80) return readUtf8(stop);
+    s += fromCharCode(c);
+  }
+  at = stop;
+  return s;
+}
+
+// Short ASCII strings (every key, and most short values: topics, names) are
+// taken from a small cache of those read before, found by a hash of their
+// bytes and compared byte for byte: a message's keys cost no string each.
+const MAX_CACHED_BYTES = 16;
+const CACHE_SLOTS = 1024;
+const cachedStrings: (string | undefined)[] = new Array<string | undefined>(CACHE_SLOTS).fill(undefined);
+const cachedBytes = new Uint8Array(CACHE_SLOTS * MAX_CACHED_BYTES);
+
+function readShortText(n: number): string {
+  const stop = at + n;
+  let hash = n;
+  for (let i = at; i < stop; i++) {
+    const c = src[i]!;
+    if (c >= 0x80) return readUtf8(stop);
+    hash = Math.imul(hash ^ c, 0x01000193);
+  }
+  const slot = (hash >>> 22) & (CACHE_SLOTS - 1);
+  const cached = cachedStrings[slot];
+  const base = slot * MAX_CACHED_BYTES;
+  if (cached !== undefined && cached.length === n) {
+    let i = 0;
+    while (i < n && cachedBytes[base + i] === src[at + i]) i++;
+    if (i === n) {
+      at = stop;
+      return cached;
+    }
+  }
+  let s = '';
+  for (let i = 0; i < n; i++) {
+    const c = src[at + i]!;
+    cachedBytes[base + i] = c;
+    s += fromCharCode(c);
+  }
+  cachedStrings[slot] = s;
+  at = stop;
+  return s;
+}
+
+/**
+ * cbor-x's JS decoding of a short string that is not all ASCII, step for
+ * step: a byte that does not start or continue a valid sequence becomes
+ * U+FFFD, as the WHATWG decoder does.
+ */
+function readUtf8(stop: number): string {
+  const units: number[] = [];
+  while (at < stop) {
+    const b1 = src[at++]!;
+    if ((b1 & 0x80) === 0) {
+      units.push(b1);
+    } else if ((b1 & 0xe0) === 0xc0) {
+      if (b1 < 0xc2 || at >= stop || (src[at]! & 0xc0) !== 0x80) units.push(0xfffd);
+      else units.push(((b1 & 0x1f) << 6) | (src[at++]! & 0x3f));
+    } else if ((b1 & 0xf0) === 0xe0) {
+      const b2 = at < stop ? src[at]! : 0;
+      if (at >= stop || (b2 & 0xc0) !== 0x80 || (b1 === 0xe0 && b2 < 0xa0) || (b1 === 0xed && b2 >= 0xa0)) {
+        units.push(0xfffd);
+      } else {
+        at++;
+        if (at >= stop || (src[at]! & 0xc0) !== 0x80) units.push(0xfffd);
+        else units.push(((b1 & 0x1f) << 12) | ((b2 & 0x3f) << 6) | (src[at++]! & 0x3f));
+      }
+    } else if ((b1 & 0xf8) === 0xf0) {
+      const b2 = at < stop ? src[at]! : 0;
+      if (b1 > 0xf4 || at >= stop || (b2 & 0xc0) !== 0x80 || (b1 === 0xf0 && b2 < 0x90) || (b1 === 0xf4 && b2 >= 0x90)) {
+        units.push(0xfffd);
+      } else {
+        at++;
+        if (at >= stop || (src[at]! & 0xc0) !== 0x80) units.push(0xfffd);
+        else {
+          const b3 = src[at++]! & 0x3f;
+          if (at >= stop || (src[at]! & 0xc0) !== 0x80) units.push(0xfffd);
+          else {
+            const unit = (((b1 & 0x07) << 18) | ((b2 & 0x3f) << 12) | (b3 << 6) | (src[at++]! & 0x3f)) - 0x10000;
+            units.push(((unit >>> 10) & 0x3ff) | 0xd800, 0xdc00 | (unit & 0x3ff));
+          }
+        }
+      }
+    } else {
+      units.push(0xfffd);
+    }
+  }
+  return fromCharCode(...units);
 }

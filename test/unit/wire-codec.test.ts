@@ -461,6 +461,22 @@ describe('validation: every schema kind', () => {
     checkFields({ a: 1 }, { a: f.uint(1) });
     assert.throws(() => checkFields({ a: 2 }, { a: f.uint(1) }, 'x.'), isProtocolError('invalid_message', '"x.a"'));
   });
+
+  test('a failure deep in arrays, maps and string maps names its whole path', () => {
+    const fields = { a: f.arr(f.obj({ b: f.str(0, 4), c: f.opt(f.arr(f.uint(9), 3)), h: f.opt(f.strmap(4, 8, 2, 64)) }), 4) };
+    const fails = (value: unknown, message: string) =>
+      assert.throws(
+        () => checkFields({ a: value }, fields, 'p.'),
+        (err: unknown) => err instanceof ProtocolError && err.kind === 'invalid_message' && err.message === message,
+      );
+    checkFields({ a: [{ b: 'x', c: [1, 2], h: { k: 'v' } }] }, fields);
+    fails([{ b: 'x' }, { b: 5 }], 'field "p.a[1].b" must be a string');
+    fails([{ b: 'x', c: [1, 10] }], 'field "p.a[0].c[1]" must be an integer in 0..9');
+    fails([{ b: 'x', h: { k: 'long' } }], 'field "p.a[0].h.k" must be a string of at most 2 characters');
+    fails([{}], 'field "p.a[0].b" is missing');
+    fails([1], 'field "p.a[0]" must be a map');
+    fails({}, 'field "p.a" must be an array');
+  });
 });
 
 describe('validation: __proto__ and friends', () => {
