@@ -12,12 +12,10 @@ import { dirname, relative, resolve } from 'node:path';
 const outdir = 'dist/cli';
 const pkg = JSON.parse(await readFile('package.json', 'utf8'));
 const BUNDLED = new Set(['commander', 'cbor-x', 'lru-cache']);
-// Everything else stays a package import: the native addons (QUIC, WebTransport,
-// cbor-x's optional cbor-extract) and the packages only the node itself loads.
-const external = [
-  ...Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies, ...pkg.peerDependencies }).filter((name) => !BUNDLED.has(name)),
-  'cbor-extract',
-];
+// Everything else stays a package import: the native addons (QUIC, WebTransport)
+// and the packages only the node itself loads. (cbor-x is used through its
+// `encode`/`decode` entry points, which never load its optional cbor-extract.)
+const external = Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies, ...pkg.peerDependencies }).filter((name) => !BUNDLED.has(name));
 
 /**
  * Code that finds files next to itself (package.json, the web gateway's
@@ -58,10 +56,8 @@ await build({
   sourcemap: 'linked',
   legalComments: 'none',
   logLevel: 'warning',
-  // Bundled CommonJS (commander) calls `require` for Node's modules, and cbor-x's
-  // node entry uses `require` when there is one to load its optional native
-  // cbor-extract; an ES module has none, so each chunk makes one. It looks for
-  // cbor-extract from dist/cli, which reaches where npm installs it beside cbor-x.
+  // Bundled CommonJS (commander) calls `require` for Node's modules; an ES
+  // module has none, so each chunk makes one.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   plugins: [ownUrls],
 });
