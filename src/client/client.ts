@@ -34,7 +34,7 @@ import { validateQueueGroup } from '../pubsub/queue.js';
 import { checkHeaders, type Headers } from '../wire/headers.js';
 import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, type PublishError, type PublishStats } from '../gateway/client-publisher.js';
 import type { PeersSnapshot } from '../gateway/snapshot.js';
-import { runServed } from '../gateway/client-serve.js';
+import { runServed, ServedProcedures } from '../gateway/client-serve.js';
 import { udpRefused } from './probe.js';
 import type { AttachInfo, ClientMessage, ClientProvider, ClientReply, ClientSubscription, ServeHandler, ServedProcedure } from './types.js';
 
@@ -115,7 +115,7 @@ export class MaculaClient extends EventEmitter {
   /** Over real UDP only: probe the port so a stopped node is reported at once (see udpRefused). */
   readonly #probe: boolean;
   readonly #subs = new Map<number, { pattern: string; onMessage: (msg: ClientMessage) => unknown }>();
-  readonly #served = new Map<string, ServeHandler>();
+  readonly #served = new ServedProcedures<ServeHandler>();
   readonly #maxPendingPublishBytes: number;
   #publisher: ClientPublisher | undefined;
   #nextSid = 1;
@@ -329,15 +329,7 @@ export class MaculaClient extends EventEmitter {
    * close(), or at once when the connection is lost.
    */
   async serve(procedure: string, handler: ServeHandler, options: { timeoutMs?: number } = {}): Promise<ServedProcedure> {
-    if (this.#served.has(procedure)) throw new ConfigError(`this client already serves "${procedure}"`);
-    // Installed first: calls may arrive as soon as the registration is stored, before the answer does.
-    this.#served.set(procedure, handler);
-    try {
-      await this.#request({ t: GW_SERVE.type, p: procedure, ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }) });
-    } catch (err) {
-      if (this.#served.get(procedure) === handler) this.#served.delete(procedure);
-      throw err;
-    }
+    await this.#served.serve(procedure, handler, () => this.#request({ t: GW_SERVE.type, p: procedure, ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }) }));
     return { procedure, unserve: () => this.#unserve(procedure, handler) };
   }
 
@@ -371,8 +363,7 @@ export class MaculaClient extends EventEmitter {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       if (this.#conn && !this.#conn.isClosed && this.#served.size > 0) {
-        const procedures = [...this.#served.keys()];
-        this.#served.clear();
+        const procedures = this.#served.removeAll();
         await Promise.allSettled(procedures.map((p) => this.#request({ t: GW_SERVE.type, p, off: true }, CLOSE_UNSERVE_MS, true)));
       }
       await this.#shutdown();
@@ -390,9 +381,7 @@ export class MaculaClient extends EventEmitter {
   }
 
   async #unserve(procedure: string, handler: ServeHandler): Promise<void> {
-    if (this.#served.get(procedure) !== handler) return;
-    this.#served.delete(procedure);
-    if (this.connected) await this.#request({ t: GW_SERVE.type, p: procedure, off: true });
+    if (this.#served.remove(procedure, handler) && this.connected) await this.#request({ t: GW_SERVE.type, p: procedure, off: true });
   }
 
   async #request(msg: OutboundMessage, timeoutMs: number = this.timeoutMs, whileClosing = false): Promise<unknown> {

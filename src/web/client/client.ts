@@ -23,7 +23,7 @@ import { encodeFrame, FrameDecoder } from '../../wire/frame.js';
 import { frameBody, type EncodedMessage } from '../../wire/codec.js';
 import { checkHeaders, type Headers } from '../../wire/headers.js';
 import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, type PublishError, type PublishStats } from '../../gateway/client-publisher.js';
-import { runServed, type ServeHandler } from '../../gateway/client-serve.js';
+import { runServed, ServedProcedures, type ServeHandler } from '../../gateway/client-serve.js';
 import { WebGatewayUnreachableError, WebKeyProofError } from '../errors.js';
 import { CHALLENGE_BYTES, CHALLENGE_MESSAGE_BYTES, PROOF_ACCEPTED } from '../key-proof.js';
 import { STREAM_ROLE_CLIENT, STREAM_ROLE_CLIENT_PROOF, STREAM_ROLE_NODE } from '../stream-roles.js';
@@ -250,7 +250,7 @@ export class MaculaWebClient {
   #credential: string[] | undefined;
   readonly #pending = new Map<number, Pending>();
   readonly #subs = new Map<number, (m: WebMessage) => void>();
-  readonly #served = new Map<string, WebServeHandler>();
+  readonly #served = new ServedProcedures<WebServeHandler>();
   readonly #publishErrorListeners = new Set<(err: PublishError) => void>();
   #publisher: ClientPublisher | undefined;
   #nextId = 1;
@@ -472,20 +472,11 @@ export class MaculaWebClient {
   }
 
   async serve(procedure: string, handler: WebServeHandler, options: { timeoutMs?: number } = {}): Promise<{ procedure: string; unserve(): Promise<void> }> {
-    if (this.#served.has(procedure)) throw new ConfigError(`this client already serves "${procedure}"`);
-    this.#served.set(procedure, handler);
-    try {
-      await this.#request({ t: GW_SERVE.type, p: procedure, ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }) });
-    } catch (err) {
-      if (this.#served.get(procedure) === handler) this.#served.delete(procedure);
-      throw err;
-    }
+    await this.#served.serve(procedure, handler, () => this.#request({ t: GW_SERVE.type, p: procedure, ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }) }));
     return {
       procedure,
       unserve: async () => {
-        if (this.#served.get(procedure) !== handler) return;
-        this.#served.delete(procedure);
-        if (this.connected) await this.#request({ t: GW_SERVE.type, p: procedure, off: true });
+        if (this.#served.remove(procedure, handler) && this.connected) await this.#request({ t: GW_SERVE.type, p: procedure, off: true });
       },
     };
   }
@@ -513,8 +504,7 @@ export class MaculaWebClient {
     if (this.#closing) return this.closed;
     this.#closing = true;
     if (this.#served.size > 0 && !this.#isClosed) {
-      const procedures = [...this.#served.keys()];
-      this.#served.clear();
+      const procedures = this.#served.removeAll();
       await Promise.allSettled(procedures.map((p) => this.#request({ t: GW_SERVE.type, p, off: true }, 3000, true)));
     }
     // Ending the request stream asks the node to close the session: closing it from
