@@ -112,8 +112,13 @@ export class ReachabilityCheck {
   readonly #dialBacks = { reached: 0, unreached: 0, refused: 0 };
   /** Peers whose DIAL_BACK we are serving now. */
   readonly #serving = new Set<string>();
-  /** Peers asked to dial us back now: their inbound connections are dial-backs, kept out of the pool. */
-  readonly #awaiting = new Map<string, number>();
+  /**
+   * Dial-backs expected, per peer: their inbound connections are kept out of
+   * the pool. One per request in flight, and one per "reached" answer whose
+   * connection has not arrived yet: the answer comes over the connection in
+   * use and can overtake the dial-back's last handshake packet.
+   */
+  readonly #awaiting = new Map<string, DialBackWait[]>();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<Reachability> | undefined;
   /** addressChanged() came while a check ran. */
@@ -198,7 +203,9 @@ export class ReachabilityCheck {
     await Promise.all(
       peers.map(async (peer) => {
         const hex = toHex(peer.id);
-        this.#awaiting.set(hex, (this.#awaiting.get(hex) ?? 0) + 1);
+        const wait: DialBackWait = { claimed: false };
+        this.#awaiting.set(hex, [...(this.#awaiting.get(hex) ?? []), wait]);
+        let late = false;
         try {
           const answer = await this.#c.messenger.request(
             { address: peer, nodeId: peer.id },
@@ -210,12 +217,14 @@ export class ReachabilityCheck {
           this.#c.observed.record({ host: obs.h, port: obs.p }, hex);
           if (answer.ok === true) reached++;
           else unreached++;
+          late = answer.ok === true && !wait.claimed;
         } catch {
           this.#answers.none++;
         } finally {
-          const left = (this.#awaiting.get(hex) ?? 1) - 1;
-          if (left > 0) this.#awaiting.set(hex, left);
-          else this.#awaiting.delete(hex);
+          // A connection that got through but is not here yet arrives within about a round trip (a few if
+          // handshake packets were lost); the dial's own bound is a generous wait for it.
+          if (late) setTimeout(() => this.#unwait(hex, wait), this.dialBackTimeoutMs).unref();
+          else this.#unwait(hex, wait);
         }
       }),
     );
@@ -230,6 +239,12 @@ export class ReachabilityCheck {
       this.onChange?.(status);
     }
     return this.#status;
+  }
+
+  #unwait(hex: string, wait: DialBackWait): void {
+    const waits = this.#awaiting.get(hex)?.filter((w) => w !== wait);
+    if (waits === undefined || waits.length === 0) this.#awaiting.delete(hex);
+    else this.#awaiting.set(hex, waits);
   }
 
   async #serve(msg: Message, peer: PeerInfo): Promise<{ t: number; ok: boolean; code?: string; obs: { h: string; p: number } }> {
@@ -258,17 +273,29 @@ export class ReachabilityCheck {
 
   /**
    * An inbound connection from a node we asked for a dial-back, while we
-   * wait for its answer and still hold the connection the request went
-   * over, is that dial-back (the node has no other reason to dial us anew).
+   * expect one from it and still hold the connection the request went over,
+   * is that dial-back (the node has no other reason to dial us anew). Were
+   * it pooled, it would be a duplicate that may win over the connection in
+   * use (the smaller node ID's dial is kept), then closed by its dialer at
+   * once, while the connection in use, retired, closes on the other node
+   * 5 s later: both nodes would see a live peer's connection lost (and hold
+   * it down), and requests on either connection would fail.
    */
   #claim(conn: Connection): boolean {
-    if (!this.#awaiting.has(conn.remoteNodeIdHex)) return false;
+    const wait = this.#awaiting.get(conn.remoteNodeIdHex)?.find((w) => !w.claimed);
+    if (wait === undefined) return false;
     const inUse = this.#c.messenger.pool.connectionTo(conn.remoteNodeIdHex);
     if (inUse === undefined || inUse === conn) return false;
+    wait.claimed = true;
     // The dialer closes it once its handshake is done; close it here too in case it does not.
     setTimeout(() => conn.close(), 2000).unref();
     return true;
   }
+}
+
+/** One dial-back asked for; `claimed` once its connection arrived. */
+interface DialBackWait {
+  claimed: boolean;
 }
 
 function duration(name: string, ms: number): number {

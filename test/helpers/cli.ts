@@ -28,6 +28,9 @@ export function runMacula(args: string[], options: { env?: NodeJS.ProcessEnv; in
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    // A child that exits (or closes its stdin) before taking its input makes this write fail with EPIPE:
+    // its exit, awaited above, is the result to report, not an uncaught error in the test.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }

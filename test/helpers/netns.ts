@@ -385,6 +385,9 @@ export function runMaculaIn(bin: string, ns: string, args: string[], options: { 
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr, ms: performance.now() - t0 });
     });
+    // A child that exits (or closes its stdin) before taking its input makes this write fail with EPIPE:
+    // its exit, awaited above, is the result to report, not an uncaught error in the test.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }
