@@ -10,14 +10,14 @@ import { PortMapper, type MappingGateway } from '../../src/nat/port-mapping.js';
 describe('port mapping', () => {
   it('maps the listen port through the router found and reports the public address; stop removes it', async () => {
     const calls: unknown[] = [];
-    let stopped = false;
+    let stopSignal: AbortSignal | undefined;
     const gateway: MappingGateway = {
       async map(port, host, options) {
         calls.push({ port, host, protocol: options.protocol, externalPort: options.externalPort });
         return { externalHost: '203.0.113.7', externalPort: port };
       },
-      async stop() {
-        stopped = true;
+      async stop(options) {
+        stopSignal = options.signal;
       },
     };
     const mapper = new PortMapper({ find: async () => ({ gateway, method: 'upnp' }) });
@@ -30,7 +30,7 @@ describe('port mapping', () => {
     assert.equal(mapper.stats().state, 'mapped');
     assert.equal(mapper.stats().external, '203.0.113.7:9443');
     await mapper.stop();
-    assert.ok(stopped);
+    assert.ok(stopSignal instanceof AbortSignal && !stopSignal.aborted, 'stop gives the router a deadline to remove the mapping');
     assert.equal(mapper.external, undefined);
   });
 
