@@ -7,6 +7,7 @@
 //   --check: change nothing, exit 1 if a patch is not applied.
 // Without --check it never fails an install: a package not found (not
 // installed, another layout) or of another version is reported and skipped.
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -26,10 +27,15 @@ import { join } from 'node:path';
  *   sent. Deletion now goes out with the mapping's protocol and lifetime 0
  *   (external port 0, as RFC 6886 asks), cancels the refresh, and stop()
  *   deletes before it closes the socket.
+ * - NAT-PMP: the lifetime asked for is the `ttl` option, in milliseconds, sent
+ *   as seconds: an hour's mapping became 41 days on the router, the time a
+ *   node that never stops cleanly leaves its forward behind. It is now sent
+ *   in seconds (the renewal was already timed in milliseconds).
  */
 const NAT_PORT_MAPPER = {
   name: '@achingbrain/nat-port-mapper',
   version: '4.0.5',
+  unpatched: 'port mappings may stay on the router after stop',
   files: {
     'dist/src/upnp/internet-gateway-service-4.js': [
       [
@@ -108,6 +114,12 @@ const NAT_PORT_MAPPER = {
 `,
       ],
       [
+        `                ttl = Number(obj.ttl ?? this.options.ttl ?? 0);
+`,
+        `                ttl = Math.round(Number(obj.ttl ?? this.options.ttl ?? 0) / 1000);
+`,
+      ],
+      [
         `        log('Client#close()');
         this.queue = [];
 `,
@@ -142,8 +154,13 @@ function packageDir(name) {
   return paths.map((p) => join(p, name)).find((dir) => existsSync(join(dir, 'package.json')));
 }
 
-/** The first line of a patched file: a file that has it is not patched again. */
-const MARK = '// Patched on install by macula (scripts/patch-dependencies.mjs).\n';
+/**
+ * The first line of a patched file names the replacements made: a file that
+ * has it is not patched again; one patched with other replacements (an older
+ * macula) is patched anew from the original kept beside it (`<file>.orig`).
+ */
+const MARK = '// Patched on install by macula (scripts/patch-dependencies.mjs';
+const mark = (replacements) => `${MARK}, ${createHash('sha256').update(JSON.stringify(replacements)).digest('hex').slice(0, 12)}).\n`;
 
 /**
  * Applies (or with `check`, only checks) one patch; returns what is wrong, or
@@ -158,14 +175,17 @@ function apply(patch, check) {
   for (const [file, replacements] of Object.entries(patch.files)) {
     const path = join(dir, file);
     const text = readFileSync(path, 'utf8');
-    if (text.startsWith(MARK)) continue;
+    if (text.startsWith(mark(replacements))) continue;
     if (check) return `${path} is not patched`;
-    let patched = text;
+    if (text.startsWith(MARK) && !existsSync(`${path}.orig`)) return `${path} was patched otherwise and its original is gone: reinstall ${patch.name}`;
+    const original = text.startsWith(MARK) ? readFileSync(`${path}.orig`, 'utf8') : text;
+    let patched = original;
     for (const [from, to] of replacements) {
       if (patched.split(from).length !== 2) return `${path} does not read as expected; left unpatched`;
       patched = patched.replace(from, () => to);
     }
-    writeFileSync(path, MARK + patched);
+    if (original === text) writeFileSync(`${path}.orig`, original);
+    writeFileSync(path, mark(replacements) + patched);
   }
   return undefined;
 }
@@ -173,9 +193,14 @@ function apply(patch, check) {
 const check = process.argv.includes('--check');
 let failed = false;
 for (const patch of PATCHES) {
-  const problem = apply(patch, check);
+  let problem;
+  try {
+    problem = apply(patch, check);
+  } catch (err) {
+    problem = `${patch.name} could not be patched: ${err.message}`;
+  }
   if (problem === undefined) continue;
   failed = true;
-  console.warn(`macula: ${problem} (port mappings may stay on the router after stop)`);
+  console.warn(`macula: ${problem} (${patch.unpatched})`);
 }
 if (check && failed) process.exit(1);

@@ -96,6 +96,8 @@ describe('behind UPnP / NAT-PMP routers: port mapping makes private nodes public
       const { nat, filter } = router.mappings();
       assert.match(nat, new RegExp(`DNAT .*udp dpt:${node.port}\\b`), nat);
       assert.match(filter, new RegExp(`ACCEPT .*${node.at.host.replaceAll('.', '\\.')} +udp dpt:${node.port}\\b`), filter);
+      // The library's default lease, an hour (its ttl option is in milliseconds; NAT-PMP's lifetime in seconds).
+      if (method === 'pmp') assert.match(router.log, new RegExp(`->${node.at.host.replaceAll('.', '\\.')}:${node.port} udp lifetime=3600s`), router.log);
       t.diagnostic(`${node.at.ns}: mapped by ${method} to ${external}; the router's MINIUPNPD chains:\n${nat.trimEnd()}\n${filter.trimEnd()}`);
     }
   });

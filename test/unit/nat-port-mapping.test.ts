@@ -4,7 +4,9 @@
  * Debian's miniupnpd).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { PortMapper, type MappingGateway } from '../../src/nat/port-mapping.js';
 
 describe('port mapping', () => {
@@ -46,5 +48,11 @@ describe('port mapping', () => {
     await refusing.start({ host: '192.168.1.20', port: 9443 });
     assert.equal(refusing.stats().state, 'failed');
     assert.equal(refusing.stats().error, 'ConflictInMappingEntry');
+  });
+
+  it('runs on the router library as patched on install (it removes mappings on stop)', () => {
+    const script = fileURLToPath(new URL('../../../scripts/patch-dependencies.mjs', import.meta.url));
+    const r = spawnSync(process.execPath, [script, '--check'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${r.stderr}run \`node scripts/patch-dependencies.mjs\` (npm install runs it)`);
   });
 });
