@@ -8,7 +8,7 @@
 // Without --check it never fails an install: a package not found (not
 // installed, another layout) or of another version is reported and skipped.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
@@ -185,7 +185,10 @@ function apply(patch, check) {
       patched = patched.replace(from, () => to);
     }
     if (original === text) writeFileSync(`${path}.orig`, original);
-    writeFileSync(path, mark(replacements) + patched);
+    // A new file renamed over the old one: a package whose files are hard links
+    // into a shared store (pnpm) is changed here only, not in every project.
+    writeFileSync(`${path}.tmp`, mark(replacements) + patched);
+    renameSync(`${path}.tmp`, path);
   }
   return undefined;
 }

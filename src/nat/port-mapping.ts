@@ -5,9 +5,10 @@
  * this node listens on. The mapped address becomes the node's announced
  * address and goes through the reachability check like any other: a router
  * that accepts the mapping but does not forward leaves the node `private`.
- * The mapping is renewed by the library and removed by stop(): the library
- * as released sent deletions the router ignored (UPnP without the protocol,
- * NAT-PMP for TCP), scripts/patch-dependencies.mjs fixes it on install.
+ * The mapping is renewed by the library and removed by stop(). The library
+ * as released removed nothing (its UPnP deletion names no protocol, its
+ * NAT-PMP one is never sent) and asked NAT-PMP for a 41-day lease:
+ * scripts/patch-dependencies.mjs fixes it on install.
  */
 import { readFile } from 'node:fs/promises';
 import type { PeerAddress } from '../transport/types.js';
