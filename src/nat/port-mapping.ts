@@ -5,9 +5,10 @@
  * this node listens on. The mapped address becomes the node's announced
  * address and goes through the reachability check like any other: a router
  * that accepts the mapping but does not forward leaves the node `private`.
- * The mapping is renewed by the library; stop() asks the library to remove
- * it, which against miniupnpd 2.3.1 left the mapping in place (measured: see
- * the README), so a router's own lease time is what ends it.
+ * The mapping is renewed by the library and removed by stop(). The library
+ * as released removed nothing (its UPnP deletion names no protocol, its
+ * NAT-PMP one is never sent) and asked NAT-PMP for a 41-day lease:
+ * scripts/patch-dependencies.mjs fixes it on install.
  */
 import { readFile } from 'node:fs/promises';
 import type { PeerAddress } from '../transport/types.js';
@@ -28,7 +29,7 @@ export interface PortMappingStats {
 /** What the mapper needs of a router (the library's Gateway). */
 export interface MappingGateway {
   map(internalPort: number, internalHost: string, options: { protocol: 'udp'; externalPort: number; description: string; autoRefresh: boolean; signal?: AbortSignal }): Promise<{ externalHost: string; externalPort: number }>;
-  stop(): Promise<void>;
+  stop(options: { signal: AbortSignal }): Promise<void>;
 }
 
 /** Finds the router: UPnP first, then NAT-PMP at the default gateway. Replaced in unit tests. */
@@ -40,6 +41,8 @@ export const DEFAULT_PORT_MAPPING_TIMEOUT_MS = 10_000;
  * answers within a second, and NAT-PMP must be left time to be tried.
  */
 export const UPNP_SEARCH_MS = 3000;
+/** How long stop() waits for the router to remove the mapping (one request, on the LAN). */
+export const UNMAP_TIMEOUT_MS = 3000;
 
 export class PortMapper {
   /** Called once a mapping exists (the announced address changed). */
@@ -81,7 +84,7 @@ export class PortMapper {
     const gateway = this.#gateway;
     this.#gateway = undefined;
     this.#external = undefined;
-    await gateway?.stop().catch(() => undefined);
+    await gateway?.stop({ signal: AbortSignal.timeout(UNMAP_TIMEOUT_MS) }).catch(() => undefined);
   }
 
   stats(): PortMappingStats {

@@ -6,7 +6,8 @@
  * mapped on its router's WAN address (by UPnP, and by NAT-PMP where UPnP
  * does not answer), pass the reachability check as `public` (no relays),
  * announce the mapped address, and serve a procedure that a node on the
- * public segment calls over a direct connection to that address.
+ * public segment calls over a direct connection to that address. Stopped
+ * cleanly, each must remove its mapping from its router.
  *
  * The public segment is 11.203.0.0/24: miniupnpd refuses to map on a WAN
  * address in a private or reserved range. The namespaces have no route out,
@@ -95,6 +96,8 @@ describe('behind UPnP / NAT-PMP routers: port mapping makes private nodes public
       const { nat, filter } = router.mappings();
       assert.match(nat, new RegExp(`DNAT .*udp dpt:${node.port}\\b`), nat);
       assert.match(filter, new RegExp(`ACCEPT .*${node.at.host.replaceAll('.', '\\.')} +udp dpt:${node.port}\\b`), filter);
+      // The library's default lease, an hour (its ttl option is in milliseconds; NAT-PMP's lifetime in seconds).
+      if (method === 'pmp') assert.match(router.log, new RegExp(`->${node.at.host.replaceAll('.', '\\.')}:${node.port} udp lifetime=3600s`), router.log);
       t.diagnostic(`${node.at.ns}: mapped by ${method} to ${external}; the router's MINIUPNPD chains:\n${nat.trimEnd()}\n${filter.trimEnd()}`);
     }
   });
@@ -116,6 +119,22 @@ describe('behind UPnP / NAT-PMP routers: port mapping makes private nodes public
       const r = await runMaculaIn(BIN, pub.at.ns, ['call', name, JSON.stringify({ hello: node.at.ns }), '--node', pub.address, '--timeout', '10000'], { timeoutMs: 25_000 });
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(JSON.parse(r.stdout), { hello: node.at.ns });
+    }
+  });
+
+  it('a node stopped cleanly removes its mapping from the router (UPnP and NAT-PMP)', async (t) => {
+    for (const { method, router, node } of behind) {
+      node.proc.kill('SIGTERM');
+      const { code } = await node.proc.waitForExit(20_000);
+      assert.equal(code, 0, node.proc.stderr);
+      // The DNAT (nat) and ACCEPT (filter) rules of the node's port, as the first test found them.
+      const forwards = () => {
+        const { nat, filter } = router.mappings();
+        return `${nat}${filter}`.split('\n').filter((line) => new RegExp(`udp dpt:${node.port}\\b`).test(line));
+      };
+      await poll(() => forwards().length === 0, 10_000, () => `${method}: the router still forwards port ${node.port} after the node stopped:\n${forwards().join('\n')}\nminiupnpd: ${router.log}`);
+      const said = router.log.split('\n').filter((line) => new RegExp(`DeletePortMapping|remov.*\\b${node.port}\\b|\\b${node.port}\\b.*lifetime=0`, 'i').test(line));
+      t.diagnostic(`${node.at.ns}: the ${method} mapping of port ${node.port} is gone from the router; miniupnpd:\n${said.join('\n')}`);
     }
   });
 });
