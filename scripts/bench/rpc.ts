@@ -9,7 +9,10 @@
  *   NATS, and printed as the median with `_min` / `_max`; ratios pair the
  *   runs of one round; CPU seconds per million calls add up every process
  *   of the side, nats-server included (/proc/<pid>/stat);
- * - latency percentiles are those of the seq loop, median over the runs.
+ * - latency percentiles are those of the seq loop, median over the runs;
+ * - the seq loop also runs on a bare stream of our QUIC transport between
+ *   two processes (100 bytes echoed, nothing of ours above the transport):
+ *   `raw_*` and `vs_raw_seq_ratio` say how much of a call is the binding's.
  * Then, in this process: cached registry lookups, the path every call takes
  * before picking a provider.
  */
@@ -43,13 +46,30 @@ async function rpcTrial(seconds: number, system: 'macula' | 'nats'): Promise<Tri
   }
 }
 
+/** The seq loop on a bare QUIC stream between two processes: the binding's own round trip. */
+async function rawTrial(seconds: number): Promise<Trial> {
+  const server = new Worker('raw-server');
+  const caller = new Worker('raw-caller');
+  const procs: Proc[] = [server, caller];
+  try {
+    const { address } = await server.request<{ address: string }>('raw-serve');
+    const cpu0 = totalCpu(procs);
+    const r = await caller.request<{ rate: number; calls: number; p50: number; p99: number }>('raw-calls', { address, seconds });
+    const cpu = totalCpu(procs) - cpu0;
+    return { raw_calls_seq_per_s: r.rate, raw_latency_p50_ms: r.p50, raw_latency_p99_ms: r.p99, raw_cpu_s_per_m_calls_seq: (cpu / r.calls) * 1e6 };
+  } finally {
+    await stopAll(procs);
+  }
+}
+
 export async function rpcScenario(ctx: BenchContext): Promise<void> {
   const natsMissing = await natsAvailable();
   if (natsMissing) ctx.log(`NATS baseline skipped: ${natsMissing}`);
-  ctx.log(`caller node process → server node process; NATS: requester → nats-server → responder (${ctx.runs} runs, alternating)`);
+  ctx.log(`caller node process → server node process; NATS: requester → nats-server → responder; raw: a bare QUIC stream between two processes (${ctx.runs} runs, alternating)`);
   const rounds = await alternate(ctx, ctx.runs, {
     ours: { trial: () => rpcTrial(ctx.seconds, 'macula') },
     ...(natsMissing ? {} : { nats: { trial: async () => renamed(await rpcTrial(ctx.seconds, 'nats'), 'nats_') } }),
+    raw: { trial: () => rawTrial(ctx.seconds) },
   });
   reportRounds(ctx, rounds, [
     ['calls_seq_per_s', 'calls_seq_per_s', 'calls/s'],
@@ -64,9 +84,14 @@ export async function rpcScenario(ctx: BenchContext): Promise<void> {
     ['nats_latency_p99_ms', 'nats_latency_p99_ms', 'ms'],
     ['nats_cpu_s_per_m_calls_seq', 'nats_cpu_s_per_m_calls_seq', 'CPU s'],
     ['nats_cpu_s_per_m_calls_100', 'nats_cpu_s_per_m_calls_100', 'CPU s'],
+    ['raw_calls_seq_per_s', 'raw_calls_seq_per_s', 'calls/s'],
+    ['raw_latency_p50_ms', 'raw_latency_p50_ms', 'ms'],
+    ['raw_latency_p99_ms', 'raw_latency_p99_ms', 'ms'],
+    ['raw_cpu_s_per_m_calls_seq', 'raw_cpu_s_per_m_calls_seq', 'CPU s'],
   ]);
   reportRatio(ctx, 'vs_nats_seq_ratio', rounds.get('calls_seq_per_s'), rounds.get('nats_calls_seq_per_s'));
   reportRatio(ctx, 'vs_nats_100_ratio', rounds.get('calls_100_per_s'), rounds.get('nats_calls_100_per_s'));
+  reportRatio(ctx, 'vs_raw_seq_ratio', rounds.get('calls_seq_per_s'), rounds.get('raw_calls_seq_per_s'));
 
   // Cached registry lookups: the path every call takes before picking a provider.
   const quiet = { warn: () => {} };

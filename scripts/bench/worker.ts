@@ -15,13 +15,18 @@
  * - `serve` {procedure}: answer calls with the 100-byte result;
  * - `calls` {procedure, inFlight, seconds}: a closed loop of calls, giving
  *   calls/s and latency percentiles;
+ * - `raw-serve` / `raw-calls` {address, seconds}: the same loop, 1 in
+ *   flight, on a bare stream of our QUIC transport (100 bytes each way,
+ *   echoed): what the binding itself costs between two processes, with
+ *   nothing of ours above the transport;
  * - `cli-pubsub` / `cli-rpc` {count, size, concurrency} (nats): the shapes
  *   of `macula bench` (src/cli/bench-scenarios.ts) through nats-server, with
  *   the very same measuring code over two connections of this process.
  */
 import { Identity } from '../../src/identity/identity.js';
 import { MeshNode } from '../../src/node/mesh-node.js';
-import { parseAddress, formatAddress } from '../../src/transport/types.js';
+import { QuicTransport } from '../../src/transport/quic.js';
+import { parseAddress, formatAddress, type Stream } from '../../src/transport/types.js';
 import type { PubSubInit } from '../../src/pubsub/options.js';
 import { benchPubSub, benchRpc, type BenchClient } from '../../src/cli/bench-scenarios.js';
 import { PAYLOAD } from './procs.js';
@@ -118,6 +123,7 @@ function natsBenchClient(nc: NatsConn): BenchClient {
 }
 
 let side: Side | undefined;
+let rawTransport: QuicTransport | undefined;
 let natsConns: NatsConn[] = [];
 let delivered = 0;
 let published = 0;
@@ -126,6 +132,37 @@ let stopPublishing = false;
 
 function quantile(sorted: number[], q: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** `one` run 200 times to warm up, then in a closed loop with `inFlight` at once for `seconds`: rate and latency percentiles. */
+async function closedLoop(inFlight: number, seconds: number, one: () => Promise<unknown>): Promise<{ rate: number; calls: number; p50: number; p99: number }> {
+  for (let i = 0; i < 200; i++) await one(); // warm-up: lookup cache, connection, JIT
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (performance.now() < deadline) {
+        const s = performance.now();
+        await one();
+        latencies.push(performance.now() - s);
+        done++;
+      }
+    }),
+  );
+  const rate = done / ((performance.now() - t0) / 1000);
+  latencies.sort((a, b) => a - b);
+  return { rate, calls: done, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+}
+
+/** Writes back every chunk it reads. */
+async function echo(stream: Stream): Promise<void> {
+  for (;;) {
+    const chunk = await stream.read();
+    if (chunk === null) return;
+    stream.write(chunk).catch(() => undefined);
+  }
 }
 
 async function natsConnect(url: string): Promise<NatsConn> {
@@ -179,24 +216,35 @@ const ops: Record<string, (m: Record<string, unknown>) => Promise<unknown>> = {
   async calls(m) {
     const args = new Uint8Array(100);
     const procedure = m.procedure as string;
-    for (let i = 0; i < 200; i++) await side!.call(procedure, args); // warm-up: lookup cache, connection, JIT
-    const latencies: number[] = [];
-    const t0 = performance.now();
-    const deadline = t0 + (m.seconds as number) * 1000;
-    let done = 0;
-    await Promise.all(
-      Array.from({ length: m.inFlight as number }, async () => {
-        while (performance.now() < deadline) {
-          const s = performance.now();
-          await side!.call(procedure, args);
-          latencies.push(performance.now() - s);
-          done++;
-        }
-      }),
-    );
-    const rate = done / ((performance.now() - t0) / 1000);
-    latencies.sort((a, b) => a - b);
-    return { rate, calls: done, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+    return closedLoop(m.inFlight as number, m.seconds as number, () => side!.call(procedure, args));
+  },
+  async 'raw-serve'() {
+    const transport = (rawTransport = new QuicTransport({ identity: Identity.generate() }));
+    const address = await transport.listen({ host: '127.0.0.1', port: 0 });
+    void (async () => {
+      for (let conn = await transport.acceptConnection(); conn !== null; conn = await transport.acceptConnection()) {
+        const accepted = conn;
+        void (async () => {
+          for (let s = await accepted.acceptStream(); s !== null; s = await accepted.acceptStream()) void echo(s);
+        })();
+      }
+    })();
+    return { address: formatAddress(address) };
+  },
+  async 'raw-calls'(m) {
+    const transport = (rawTransport = new QuicTransport({ identity: Identity.generate() }));
+    await transport.listen({ host: '127.0.0.1', port: 0 });
+    const stream = await (await transport.dial(parseAddress(m.address as string))).openStream();
+    const request = new Uint8Array(100);
+    return closedLoop(1, m.seconds as number, async () => {
+      const written = stream.write(request);
+      for (let got = 0; got < request.length; ) {
+        const chunk = await stream.read();
+        if (chunk === null) throw new Error('the echo stream ended');
+        got += chunk.length;
+      }
+      await written;
+    });
   },
   async 'cli-pubsub'(m) {
     const [a, b] = [await natsConnect(m.url as string), await natsConnect(m.url as string)];
@@ -210,6 +258,7 @@ const ops: Record<string, (m: Record<string, unknown>) => Promise<unknown>> = {
     stopPublishing = true;
     await publishing;
     await side?.close();
+    await rawTransport?.close();
     await Promise.all(natsConns.map((c) => c.close().catch(() => undefined)));
     natsConns = [];
     setImmediate(() => process.exit(0));
