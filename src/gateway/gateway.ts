@@ -359,18 +359,30 @@ export class Gateway extends EventEmitter {
       this.#sendDropped(err, msg, peer);
       return undefined;
     }
-    c.publishes.accept(msg.n, () => this.#pubsub().publish(msg.tp, msg.d, { origin: c.nodeIdHex, ...(msg.h !== undefined && { headers: msg.h }) }));
+    const k = msg.k;
+    if (k === undefined) {
+      c.publishes.accept(msg.n, () => this.#pubsub().publish(msg.tp, msg.d, { origin: c.nodeIdHex, ...(msg.h !== undefined && { headers: msg.h }) }));
+      return undefined;
+    }
+    // A run (wire/run.ts): publishes n … n + k - 1, in order.
+    const data = msg.d as readonly unknown[];
+    const options = { origin: c.nodeIdHex };
+    for (let i = 0; i < k; i++) c.publishes.accept(msg.n + i, () => this.#pubsub().publish(msg.tp, data[i], options));
     return undefined;
   }
 
   /** A GW_SEND refused before it could be published (authorization, admission, the connection's in-flight limit): reported to the client. */
   #sendDropped(err: unknown, msg: MessageOf<typeof GW_SEND>, peer: PeerInfo): void {
     const c = this.#clients.get(peer.connection);
-    if (c !== undefined) return c.publishes.refused(msg.n, err);
+    const k = msg.k ?? 1;
+    if (c !== undefined) {
+      for (let i = 0; i < k; i++) c.publishes.refused(msg.n + i, err);
+      return;
+    }
     // Not admitted: no flow to keep, the refusal is all it gets.
-    this.#pubs.publishes++;
-    this.#pubs.publishFailures++;
-    this.#node.messenger.notifyOn(peer.connection, { t: GW_NACK.type, n: msg.n, ...toWire(err) }).catch(() => undefined);
+    this.#pubs.publishes += k;
+    this.#pubs.publishFailures += k;
+    for (let i = 0; i < k; i++) this.#node.messenger.notifyOn(peer.connection, { t: GW_NACK.type, n: msg.n + i, ...toWire(err) }).catch(() => undefined);
   }
 
   async #sub(msg: MessageOf<typeof GW_SUB>, c: ClientState): Promise<OutboundMessage> {

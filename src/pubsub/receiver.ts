@@ -93,6 +93,7 @@ export class Receiver {
     const from = peer.nodeIdHex;
     const seq = msg.s;
     const last = this.#lastSeq.get(from);
+    if (msg.k !== undefined) return this.#run(msg, msg.k, segs, peer, last);
     if (last !== undefined && seq <= last) {
       this.#s.duplicates++;
       return undefined;
@@ -113,6 +114,27 @@ export class Receiver {
     else this.#unmatched(topic, peer);
     return undefined;
   };
+
+  /** A run of k messages (wire/run.ts): numbered s … s + k - 1, none with headers, inbox or queue groups. */
+  #run(msg: MessageOf<typeof PUBLISH>, k: number, segs: readonly string[], peer: PeerInfo, last: number | undefined): undefined {
+    this.#s.received += k - 1;
+    const from = peer.nodeIdHex;
+    const data = msg.d as readonly unknown[];
+    // Those not above the last accepted number are duplicates, as single messages would be.
+    const skip = last === undefined ? 0 : Math.min(k, Math.max(0, last - msg.s + 1));
+    this.#s.duplicates += skip;
+    if (skip === k) return undefined;
+    this.#lastSeq.set(from, msg.s + k - 1);
+    const origin = msg.o !== undefined ? toHex(msg.o) : undefined;
+    let reached = 0;
+    for (let i = skip; i < k; i++) {
+      const delivered: PubSubMessage = { topic: msg.tp, data: data[i], publisher: from, seq: msg.s + i };
+      if (origin !== undefined) delivered.origin = origin;
+      reached += this.#c.local.deliver(delivered, segs);
+    }
+    if (reached === 0) this.#unmatched(msg.tp, peer);
+    return undefined;
+  }
 
   /** The UNSUBSCRIBED handler: the peer no longer wants `tp`. */
   readonly onUnsubscribed = (msg: MessageOf<typeof UNSUBSCRIBED>, peer: PeerInfo): undefined => {
