@@ -143,7 +143,7 @@ export class Gateway extends EventEmitter {
   readonly #refusedConns = new WeakSet<Connection>();
   readonly #requests: Record<string, number> = {};
   #n = { admitted: 0, disconnected: 0, notClient: 0, subscriptions: 0, served: 0, callsInFlight: 0, forwarded: 0, forwardFailures: 0, notStored: 0, forwardsDenied: 0 };
-  readonly #pubs: PublishCounters = { publishes: 0, publishPending: 0, publishFailures: 0, publishOverruns: 0 };
+  readonly #pubs: PublishCounters = { publishes: 0, publishPending: 0, publishFailures: 0, publishOverruns: 0, publishRuns: 0 };
 
   constructor(components: GatewayComponents, init: GatewayInit = {}) {
     super();
@@ -365,6 +365,7 @@ export class Gateway extends EventEmitter {
       return undefined;
     }
     // A run (wire/run.ts): publishes n … n + k - 1, in order.
+    this.#pubs.publishRuns++;
     const data = msg.d as readonly unknown[];
     const options = { origin: c.nodeIdHex };
     for (let i = 0; i < k; i++) c.publishes.accept(msg.n + i, () => this.#pubsub().publish(msg.tp, data[i], options));

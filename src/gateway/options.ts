@@ -161,6 +161,8 @@ export interface GatewayStats extends Omit<AdmissionStats, 'clients'> {
   publishPending: number;
   publishFailures: number;
   publishOverruns: number;
+  /** GW_SEND runs received (each counted in `publishes` as its k publishes). */
+  publishRuns: number;
   /** The per-client window announced in GW_ATTACH. */
   publishWindow: number;
 }

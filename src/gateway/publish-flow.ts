@@ -38,6 +38,8 @@ export interface PublishCounters {
   publishFailures: number;
   /** Publishes refused because the client went past its window. */
   publishOverruns: number;
+  /** GW_SEND runs received (their publishes are counted one by one above). */
+  publishRuns: number;
 }
 
 interface Entry {

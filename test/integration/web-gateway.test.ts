@@ -227,7 +227,7 @@ describe('web gateway (WebTransport over HTTP/2 from Node)', { timeout: 120_000 
       for (let i = 0; i < TOTAL; i++) await pub.publish('flow.n', i, { headers: { k: String(i) } });
       assert.ok(pub.publishStats().pending <= WINDOW, 'never more than the window unacknowledged');
       await pub.flush();
-      assert.deepEqual(pub.publishStats(), { sent: TOTAL, acknowledged: TOTAL, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: WINDOW });
+      assert.deepEqual(pub.publishStats(), { sent: TOTAL, runs: 0, acknowledged: TOTAL, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: WINDOW });
       await until('every message at the subscriber', () => got.length === TOTAL);
       assert.deepEqual(got.map((m) => m.data), Array.from({ length: TOTAL }, (_, i) => i), 'in order');
       assert.equal(got[TOTAL - 1]!.headers?.k, String(TOTAL - 1));

@@ -11,7 +11,7 @@ async function turn(): Promise<void> {
 }
 
 function flow(window: number): { flow: PublishFlow; sent: OutboundMessage[]; counters: PublishCounters } {
-  const counters: PublishCounters = { publishes: 0, publishPending: 0, publishFailures: 0, publishOverruns: 0 };
+  const counters: PublishCounters = { publishes: 0, publishPending: 0, publishFailures: 0, publishOverruns: 0, publishRuns: 0 };
   const sent: OutboundMessage[] = [];
   return { flow: new PublishFlow(window, counters, (m) => void sent.push(m)), sent, counters };
 }
@@ -29,7 +29,7 @@ describe('PublishFlow', () => {
     for (let n = 1; n <= 10; n++) f.accept(n, () => Promise.resolve());
     await turn();
     assert.deepEqual(sent, [{ t: GW_ACK.type, n: 10 }]);
-    assert.deepEqual(counters, { publishes: 10, publishPending: 0, publishFailures: 0, publishOverruns: 0 });
+    assert.deepEqual(counters, { publishes: 10, publishPending: 0, publishFailures: 0, publishOverruns: 0, publishRuns: 0 });
   });
 
   it('acknowledges in order: a publish accepted early waits for the older one', async () => {
@@ -89,6 +89,6 @@ describe('PublishFlow', () => {
     held.reject(new Error('stopped'));
     await turn();
     assert.deepEqual(sent, []);
-    assert.deepEqual(counters, { publishes: 1, publishPending: 0, publishFailures: 1, publishOverruns: 0 });
+    assert.deepEqual(counters, { publishes: 1, publishPending: 0, publishFailures: 1, publishOverruns: 0, publishRuns: 0 });
   });
 });
