@@ -364,11 +364,16 @@ export class Gateway extends EventEmitter {
       c.publishes.accept(msg.n, () => this.#pubsub().publish(msg.tp, msg.d, { origin: c.nodeIdHex, ...(msg.h !== undefined && { headers: msg.h }) }));
       return undefined;
     }
-    // A run (wire/run.ts): publishes n … n + k - 1, in order.
+    // A run (wire/run.ts): publishes n … n + k - 1, handed to pub/sub together.
     this.#pubs.publishRuns++;
     const data = msg.d as readonly unknown[];
     const options = { origin: c.nodeIdHex };
-    for (let i = 0; i < k; i++) c.publishes.accept(msg.n + i, () => this.#pubsub().publish(msg.tp, data[i], options));
+    c.publishes.acceptRun(
+      msg.n,
+      k,
+      () => this.#pubsub().publishRun(msg.tp, data, options).then((r) => r.refused),
+      (i) => () => this.#pubsub().publish(msg.tp, data[i], options),
+    );
     return undefined;
   }
 

@@ -42,10 +42,15 @@ export interface PublishCounters {
   publishRuns: number;
 }
 
+/** Publishes n … last, handed to pub/sub together (one, or a run). */
 interface Entry {
-  readonly n: number;
+  readonly last: number;
+  readonly count: number;
   done: boolean;
 }
+
+/** Messages of a run that failed on their own (by index in the run), the others being accepted. */
+export type RunFailures = readonly { index: number; error: unknown }[] | undefined;
 
 export class PublishFlow {
   readonly window: number;
@@ -79,7 +84,7 @@ export class PublishFlow {
       this.#nack(n, new FlowControlError(this.window));
       return;
     }
-    const entry: Entry = { n, done: false };
+    const entry: Entry = { last: n, count: 1, done: false };
     this.#queue.push(entry);
     this.#pending++;
     this.#counters.publishPending++;
@@ -98,12 +103,47 @@ export class PublishFlow {
     );
   }
 
+  /**
+   * A run of GW_SEND numbers `n` … `n + k - 1` arrived: `publish` hands all
+   * of it to pub/sub at once (one pending entry, one promise); its rejection
+   * fails every publish of the run, its resolved RunFailures the ones named.
+   * A run that does not fit the window is taken publish by publish, so
+   * exactly those beyond it are refused.
+   */
+  acceptRun(n: number, k: number, publish: () => Promise<RunFailures>, one: (i: number) => () => Promise<unknown>): void {
+    if (this.#pending + k > this.window || this.#queue.length - this.#head >= 2 * this.window) {
+      for (let i = 0; i < k; i++) this.accept(n + i, one(i));
+      return;
+    }
+    this.#counters.publishes += k;
+    const entry: Entry = { last: n + k - 1, count: k, done: false };
+    this.#queue.push(entry);
+    this.#pending += k;
+    this.#counters.publishPending += k;
+    let accepted: Promise<RunFailures>;
+    try {
+      accepted = publish();
+    } catch (err) {
+      accepted = Promise.reject(err);
+    }
+    accepted.then(
+      (failures) => {
+        if (failures !== undefined) for (const f of failures) this.#nack(n + f.index, f.error);
+        this.#done(entry);
+      },
+      (err: unknown) => {
+        for (let i = 0; i < k; i++) this.#nack(n + i, err);
+        this.#done(entry);
+      },
+    );
+  }
+
   /** GW_SEND number `n` was refused before it reached accept() (authorization, admission, the connection's in-flight limit). */
   refused(n: number, err: unknown): void {
     this.#counters.publishes++;
     this.#nack(n, err);
     if (this.#queue.length - this.#head >= 2 * this.window) return;
-    this.#queue.push({ n, done: true });
+    this.#queue.push({ last: n, count: 1, done: true });
     this.#advance();
   }
 
@@ -114,15 +154,15 @@ export class PublishFlow {
 
   #done(entry: Entry): void {
     entry.done = true;
-    this.#pending--;
-    this.#counters.publishPending--;
+    this.#pending -= entry.count;
+    this.#counters.publishPending -= entry.count;
     this.#advance();
   }
 
   #advance(): void {
     const q = this.#queue;
     let head = this.#head;
-    while (head < q.length && q[head]!.done) this.#ackTo = Math.max(this.#ackTo, q[head++]!.n);
+    while (head < q.length && q[head]!.done) this.#ackTo = Math.max(this.#ackTo, q[head++]!.last);
     if (head === q.length) {
       this.#queue = [];
       this.#head = 0;

@@ -14,6 +14,7 @@ import type { Connection } from '../transport/types.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { HandlerRegistry, Message } from '../wire/messages.js';
 import type { Headers } from '../wire/headers.js';
+import type { RunFailures } from './publish-flow.js';
 
 export interface GatewaySubscription {
   readonly ready: Promise<void>;
@@ -26,6 +27,8 @@ export interface GatewaySubscription {
 export interface GatewayPubSub {
   subscribe(pattern: string, handler: (msg: PubSubMessage) => void | Promise<void>, options?: { queue?: string; client?: string }): GatewaySubscription;
   publish(topic: string, data: unknown, options?: { origin?: string; headers?: Headers }): Promise<unknown>;
+  /** Consecutive publishes to one topic without headers (a GW_SEND run); resolves with the ones refused on their own. */
+  publishRun(topic: string, data: readonly unknown[], options?: { origin?: string }): Promise<{ refused: RunFailures }>;
   request(topic: string, data: unknown, options?: { origin?: string; headers?: Headers; max?: number; timeoutMs?: number }): Promise<readonly { data: unknown; headers?: Headers; responder: string }[]>;
   stats(): unknown;
 }

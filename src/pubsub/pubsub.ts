@@ -150,6 +150,12 @@ export interface PublishResult {
   local: number;
 }
 
+/** What publishRun() did: `local` counts deliveries (messages × subscriptions). */
+export interface RunResult extends PublishResult {
+  /** Messages of the run refused one by one (their payload), by index; the others were published. */
+  refused: { index: number; error: unknown }[] | undefined;
+}
+
 export interface PubSubStats extends ReceiverStats, DeliveryTotals {
   subscriptions: number;
   /** Distinct patterns subscribed. */
@@ -174,6 +180,8 @@ export interface PubSubStats extends ReceiverStats, DeliveryTotals {
   /** Replies for no pending request (late, or after `max`). */
   repliesUnmatched: number;
   repliesSent: number;
+  /** PUBLISH runs written to subscriber nodes (one per node per run; their messages count one by one elsewhere). */
+  runsSent: number;
   /** Top 10 subscriptions and subscriber nodes by drops in the last minute. */
   slowConsumers: SlowConsumer[];
   /** Consumers with drops tracked now (at most 1000). */
@@ -193,6 +201,16 @@ interface Outgoing {
   readonly headers: Headers | undefined;
   readonly origin: string | undefined;
   readonly inbox: number | undefined;
+}
+
+/** A run on its way (publishRun): consecutive messages of one topic, without headers or inbox. */
+interface OutgoingRun {
+  readonly topic: string;
+  readonly segs: readonly string[];
+  readonly data: readonly unknown[];
+  /** Each payload's encoding when its size check made one. */
+  readonly payloads: (Uint8Array | undefined)[];
+  readonly origin: string | undefined;
 }
 
 /** This node as a queue-group candidate. */
@@ -231,6 +249,7 @@ export class PubSub {
     repliesReceived: 0,
     repliesUnmatched: 0,
     repliesSent: 0,
+    runsSent: 0,
   };
 
   constructor(components: PubSubComponents, init: PubSubInit = {}) {
@@ -390,13 +409,57 @@ export class PubSub {
       return Promise.reject(err);
     }
     const out: Outgoing = { topic, segs, data, payload, headers, origin: options.origin, inbox };
+    const noWait = options.noWait === true;
+    return this.#withTargets(topic, segs, (targets) => this.#send(out, targets, noWait));
+  }
+
+  /**
+   * Publishes a run (wire/run.ts): consecutive messages of this publisher to
+   * `topic`, without headers, as publish() would one by one, with one topic
+   * check, one subscriber lookup and one PUBLISH run per subscriber node
+   * (queue groups are served message by message). A message whose payload
+   * is refused is left out and reported in `refused`; the others are
+   * published, numbered consecutively.
+   * @throws InvalidTopicError, QueueFullError (noWait), StoppedError — as rejections
+   */
+  publishRun(topic: string, data: readonly unknown[], options: Pick<PublishOptions, 'origin' | 'noWait'> = {}): Promise<RunResult> {
+    if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
+    let segs: readonly string[];
+    try {
+      segs = validateTopic(topic, this.#limits);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let refused: RunResult['refused'];
+    let kept: unknown[] | undefined;
+    const payloads: (Uint8Array | undefined)[] = [];
+    for (let i = 0; i < data.length; i++) {
+      try {
+        payloads.push(this.#checkPayload(data[i]));
+        kept?.push(data[i]);
+      } catch (error) {
+        (refused ??= []).push({ index: i, error });
+        kept ??= data.slice(0, i);
+      }
+    }
+    const run: OutgoingRun = { topic, segs, data: kept ?? data, payloads, origin: options.origin };
+    if (run.data.length === 0) return Promise.resolve({ nodes: 0, local: 0, refused });
+    const noWait = options.noWait === true;
+    return this.#withTargets(topic, segs, (targets) => this.#sendRun(run, targets, noWait)).then((r) => ({ ...r, refused }));
+  }
+
+  /**
+   * Calls `send` with the topic's subscribers, at once when they are cached
+   * and no earlier publish to the topic waits for them.
+   */
+  #withTargets<R>(topic: string, segs: readonly string[], send: (targets: TopicTargets) => Promise<R>): Promise<R> {
     const targets = this.#cache.lookup(topic, segs);
     const before = this.#lookupTails.get(topic);
-    if (!(targets instanceof Promise) && before === undefined) return this.#send(out, targets, options.noWait === true);
+    if (!(targets instanceof Promise) && before === undefined) return send(targets);
     // Waiting for the topic's subscribers to be looked up. The cache may hold the answer
     // before this publish resumes, so later publishes to the topic wait their turn:
     // they would overtake it when they arrive in between (a burst read off one stream).
-    const sent = (before === undefined ? Promise.resolve(targets) : before.then(() => targets)).then((t) => ({ result: this.#send(out, t, options.noWait === true) }));
+    const sent = (before === undefined ? Promise.resolve(targets) : before.then(() => targets)).then((t) => ({ result: send(t) }));
     const tail = sent.then(
       () => undefined,
       () => undefined,
@@ -502,6 +565,51 @@ export class PubSub {
     }
     if (noWait) return Promise.resolve(result);
     const waiting = sends !== undefined ? this.#fanout.submitSends(sends) : this.#fanout.submit(peers, msg!);
+    return waiting === undefined ? Promise.resolve(result) : waiting.then(() => result);
+  }
+
+  /**
+   * A run goes to each subscriber node as one PUBLISH run (one encoding
+   * shared by every node) and to local subscriptions message by message;
+   * with queue groups in play, message by message throughout (each message
+   * has its own picks).
+   */
+  #sendRun(run: OutgoingRun, targets: TopicTargets, noWait: boolean): Promise<PublishResult> {
+    if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
+    const { topic, segs, data, payloads, origin } = run;
+    const k = data.length;
+    if (targets.groups !== undefined || this.#local.hasQueues) {
+      const results: Promise<PublishResult>[] = [];
+      for (let i = 0; i < k; i++) results.push(this.#send({ topic, segs, data: data[i], payload: payloads[i], headers: undefined, origin, inbox: undefined }, targets, noWait));
+      return Promise.all(results).then((all) => ({ nodes: all[0]!.nodes, local: all.reduce((sum, r) => sum + r.local, 0) }));
+    }
+    const seq = this.#seq;
+    const peers = targets.nodes;
+    let msg: EncodedMessage | undefined;
+    if (peers.length > 0) {
+      const encoded = payloads.map((p, i) => p ?? encodeBody(data[i]));
+      const fields: MessageFields = { t: PUBLISH.type, tp: topic, s: seq, ...(k > 1 && { k }), ...(origin !== undefined && { o: fromHex(origin) }) };
+      msg = encodeMessage(fields, { d: k > 1 ? encoded : encoded[0]! });
+      if (noWait && !this.#fanout.trySubmitAll(peers, msg)) {
+        this.#n.publishesDropped += k;
+        return Promise.reject(new QueueFullError(`the pub/sub fan-out queue (no room for ${peers.length} sends; nothing was sent)`, this.#fanout.pool.maxQueue));
+      }
+    }
+    this.#seq = seq + k;
+    this.#n.published += k;
+    let local = 0;
+    if (this.#local.size > 0) {
+      for (let i = 0; i < k; i++) local += this.#local.deliver(this.#delivered({ topic, data: data[i], origin, headers: undefined, inbox: undefined }, seq + i, this.#selfId), segs);
+    }
+    this.#n.localDeliveries += local;
+    const result: PublishResult = { nodes: peers.length, local };
+    if (peers.length === 0) {
+      if (local === 0) this.#n.publishesNoSubscribers += k;
+      return Promise.resolve(result);
+    }
+    if (k > 1) this.#n.runsSent += peers.length;
+    if (noWait) return Promise.resolve(result);
+    const waiting = this.#fanout.submit(peers, msg!);
     return waiting === undefined ? Promise.resolve(result) : waiting.then(() => result);
   }
 

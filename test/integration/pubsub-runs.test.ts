@@ -127,6 +127,70 @@ describe('message runs', { timeout: 120_000 }, () => {
     assert.deepEqual({ sent: stats.sent, acknowledged: stats.acknowledged, failed: stats.failed }, { sent: TOTAL, acknowledged: TOTAL, failed: 0 });
     assert.ok(stats.runs > 0 && stats.runs <= TOTAL / 2, `the burst went out as runs (${stats.runs})`);
     assert.equal(a.gateway.stats().publishRuns - runsBefore, stats.runs, 'the node counted each run');
+    assert.ok(a.pubsub.stats().runsSent > 0, 'node A sent runs on to node B');
+  });
+
+  it('a message of a run refused on its own (payload too large) is reported by number; the rest is published', async () => {
+    const got = await subscriber('runs.refused');
+    const pub = raw(a);
+    const big = new Uint8Array(a.pubsub.options.maxPayloadBytes + 1);
+    await pub.send({ tp: 'runs.refused', n: 1, d: ['one', big, 'three', 'four'], k: 4 });
+    await waitFor(() => pub.acks.includes(4), 10_000, 'GW_ACK 4');
+    assert.deepEqual(pub.nacks, [{ n: 2, code: 'MACULA_ERR_INVALID_PAYLOAD' }]);
+    await waitFor(() => got.length === 3, 10_000, 'the other three delivered');
+    assertConsecutive(got, ['one', 'three', 'four']);
+  });
+
+  it('queue groups get each message of a run once, plain subscribers every one, in order', async () => {
+    const plain = await subscriber('runs.q');
+    const members: ClientMessage[][] = [[], []];
+    for (const got of members) {
+      const m = await client(b);
+      await m.subscribe('runs.q', (msg) => void got.push(msg), { queue: 'workers' });
+    }
+    const pub = await client(a);
+    // The node may have cached the topic's subscribers before the group joined: the cache TTL brings it in.
+    await waitFor(
+      async () => {
+        await pub.publish('runs.q', 'probe');
+        await pub.flush();
+        return members[0]!.length + members[1]!.length > 0;
+      },
+      15_000,
+      'the queue group known to the publishing node',
+    );
+    await waitFor(() => plain.at(-1)?.data === 'probe', 10_000, 'the probes delivered');
+    plain.length = 0;
+    members[0]!.length = 0;
+    members[1]!.length = 0;
+    const TOTAL = 1000;
+    await pipelined(TOTAL, 64, (i) => pub.publish('runs.q', i));
+    await pub.flush();
+    // A probe's copy may still reach a member after the arrays were cleared: count the numbered messages.
+    const numbered = (got: readonly ClientMessage[]) => got.filter((m) => typeof m.data === 'number');
+    await waitFor(() => numbered(plain).length === TOTAL && numbered(members[0]!).length + numbered(members[1]!).length === TOTAL, 30_000, 'every message delivered');
+    assertConsecutive(
+      numbered(plain),
+      Array.from({ length: TOTAL }, (_, i) => i),
+    );
+    const queued = [...numbered(members[0]!), ...numbered(members[1]!)].map((m) => m.data as number).sort((x, y) => x - y);
+    assert.deepEqual(
+      queued,
+      Array.from({ length: TOTAL }, (_, i) => i),
+      'each message to one member',
+    );
+    assert.ok(members[0]!.length > 0 && members[1]!.length > 0, 'both members served');
+  });
+
+  it('request/reply is unchanged', async () => {
+    const responder = await client(b);
+    await responder.subscribe('runs.rr', (m) => void m.respond?.({ echo: m.data }));
+    const requester = await client(a);
+    const replies = await requester.request('runs.rr', 42, { timeoutMs: 10_000 });
+    assert.deepEqual(
+      replies.map((r) => r.data),
+      [{ echo: 42 }],
+    );
   });
 
   it('runs mixed with single messages (headers, other topics) keep the publisher order', async () => {
