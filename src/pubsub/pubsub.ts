@@ -73,7 +73,7 @@ import { resolvePubSubOptions, type PubSubInit, type PubSubOptions } from './opt
 import { Receiver, type ReceiverStats } from './receiver.js';
 import { SlowConsumers, type SlowConsumer } from './slow-consumers.js';
 import { SubscriberCache, type SubscriberCacheDht, type SubscriberCacheStats, type TopicTargets } from './subscriber-cache.js';
-import { SubscriptionIterator, type MessageHandler, type PubSubMessage, type Subscription } from './subscription.js';
+import { PubSubRun, SubscriptionIterator, type MessageHandler, type PubSubMessage, type RunHandler, type Subscription } from './subscription.js';
 import { validateTopic, type TopicLimits } from './topic.js';
 import type { RecordAuth } from '../auth/record-auth.js';
 import { fromHex } from '../identity/identity.js';
@@ -110,6 +110,8 @@ export interface SubscribeOptions {
   queue?: string;
   /** Node ID (hex) of the light client the subscription forwards to (the gateway sets it); named in slow-consumer reports. */
   client?: string;
+  /** Takes runs (consecutive messages of one publisher, see PubSubRun) whole instead of message by message. */
+  onRun?: RunHandler;
 }
 
 export interface RequestOptions {
@@ -265,7 +267,7 @@ export class PubSub {
       {
         announcer: this.#announcer,
         onHandlerError: components.onHandlerError,
-        onDrop: (sub) =>
+        onDrop: (sub, n) =>
           this.#slow.record(`s${sub.id}`, () => ({
             kind: 'subscription',
             node: this.#selfId,
@@ -273,7 +275,7 @@ export class PubSub {
             subscription: sub.id,
             ...(sub.queue !== undefined && { queue: sub.queue }),
             ...(sub.client !== undefined && { client: sub.client }),
-          })),
+          }), n),
       },
       { limits: this.#limits, bufferSize: o.subscriptionBufferSize, maxSubscriptions: o.maxSubscriptions },
     );
@@ -590,17 +592,14 @@ export class PubSub {
       const encoded = payloads.map((p, i) => p ?? encodeBody(data[i]));
       const fields: MessageFields = { t: PUBLISH.type, tp: topic, s: seq, ...(k > 1 && { k }), ...(origin !== undefined && { o: fromHex(origin) }) };
       msg = encodeMessage(fields, { d: k > 1 ? encoded : encoded[0]! });
-      if (noWait && !this.#fanout.trySubmitAll(peers, msg)) {
+      if (noWait && !this.#fanout.trySubmitAll(peers, msg, k)) {
         this.#n.publishesDropped += k;
         return Promise.reject(new QueueFullError(`the pub/sub fan-out queue (no room for ${peers.length} sends; nothing was sent)`, this.#fanout.pool.maxQueue));
       }
     }
     this.#seq = seq + k;
     this.#n.published += k;
-    let local = 0;
-    if (this.#local.size > 0) {
-      for (let i = 0; i < k; i++) local += this.#local.deliver(this.#delivered({ topic, data: data[i], origin, headers: undefined, inbox: undefined }, seq + i, this.#selfId), segs);
-    }
+    const local = this.#local.size === 0 ? 0 : this.#local.deliverRun(new PubSubRun(topic, data, this.#selfId, seq, origin), segs) * k;
     this.#n.localDeliveries += local;
     const result: PublishResult = { nodes: peers.length, local };
     if (peers.length === 0) {
@@ -609,7 +608,7 @@ export class PubSub {
     }
     if (k > 1) this.#n.runsSent += peers.length;
     if (noWait) return Promise.resolve(result);
-    const waiting = this.#fanout.submit(peers, msg!);
+    const waiting = this.#fanout.submit(peers, msg!, k);
     return waiting === undefined ? Promise.resolve(result) : waiting.then(() => result);
   }
 

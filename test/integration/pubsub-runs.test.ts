@@ -14,6 +14,7 @@ import { createNode, type MeshNode } from '../../src/node/mesh-node.js';
 import { Messenger } from '../../src/session/messenger.js';
 import { ConnectionPool } from '../../src/transport/pool.js';
 import { QuicTransport } from '../../src/transport/quic.js';
+import type { PubSubMessage } from '../../src/pubsub/subscription.js';
 import type { ProtocolError } from '../../src/util/errors.js';
 import { waitFor } from '../helpers/testnet.js';
 
@@ -113,6 +114,11 @@ describe('message runs', { timeout: 120_000 }, () => {
 
   it('a burst of thousands of publishes travels client → node → node → client complete, in order, with consecutive numbers', async () => {
     const got = await subscriber('runs.burst');
+    const inProcess: PubSubMessage[] = [];
+    const local = b.pubsub.subscribe('runs.burst', (m) => void inProcess.push(m));
+    await local.ready;
+    const received = b.pubsub.stats().runsReceived;
+    const forwarded = b.gateway.stats().forwardedRuns;
     const pub = await client(a);
     const TOTAL = 5000;
     const runsBefore = a.gateway.stats().publishRuns;
@@ -128,6 +134,15 @@ describe('message runs', { timeout: 120_000 }, () => {
     assert.ok(stats.runs > 0 && stats.runs <= TOTAL / 2, `the burst went out as runs (${stats.runs})`);
     assert.equal(a.gateway.stats().publishRuns - runsBefore, stats.runs, 'the node counted each run');
     assert.ok(a.pubsub.stats().runsSent > 0, 'node A sent runs on to node B');
+    assert.ok(b.pubsub.stats().runsReceived > received, 'node B received runs');
+    assert.ok(b.gateway.stats().forwardedRuns > forwarded, 'node B forwarded runs to its client');
+    await waitFor(() => inProcess.length === TOTAL, 10_000, 'every message at the in-process subscription');
+    assert.deepEqual(
+      inProcess.map((m) => [m.data, m.seq - inProcess[0]!.seq]),
+      Array.from({ length: TOTAL }, (_, i) => [i, i]),
+      'each message in order, with consecutive numbers',
+    );
+    await local.unsubscribe();
   });
 
   it('a message of a run refused on its own (payload too large) is reported by number; the rest is published', async () => {
