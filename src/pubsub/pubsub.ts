@@ -14,7 +14,8 @@
  * `a.b.c` (segments + 1 lookups, in parallel, cached 5 s) and keeps the nodes
  * with a pattern matching the topic. It sends one PUBLISH per subscriber
  * *node*, through a bounded worker pool; the receiving node hands it to each
- * of its matching subscriptions.
+ * of its matching subscriptions. Consecutive messages to one topic handed
+ * over together (publishRun) travel as one PUBLISH run (wire/run.ts).
  *
  * Delivery semantics:
  * - At most once. A message can be lost (a node going down, a full buffer,
