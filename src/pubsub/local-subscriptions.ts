@@ -56,6 +56,7 @@ export class LocalSubscriptions {
   #nextId = 0;
   /** The message being dispatched by forEachMatch; a field rather than a closure per message. */
   #current: PubSubMessage | undefined;
+  /** The run being dispatched by deliverRun, likewise. */
   #currentRun: PubSubRun | undefined;
   #plain = true;
   #groups: readonly string[] | undefined;

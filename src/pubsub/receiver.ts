@@ -123,7 +123,7 @@ export class Receiver {
    * all of them; a light client's subscription gets it whole.
    */
   #run(msg: MessageOf<typeof PUBLISH>, k: number, segs: readonly string[], peer: PeerInfo, last: number | undefined): undefined {
-    this.#s.received += k - 1;
+    this.#s.received += k - 1; // onPublish counted the first
     const from = peer.nodeIdHex;
     const data = msg.d as readonly unknown[];
     // Those not above the last accepted number are duplicates, as single messages would be.
