@@ -11,8 +11,13 @@
 import type { Message } from './messages.js';
 import { f } from './schema.js';
 
-/** Most messages one run carries. */
-export const MAX_RUN = 1024;
+/**
+ * Most messages one run carries: no more than the session's reader hands
+ * to handlers between two yields (YIELD_EVERY in peer-session.ts, which
+ * counts the messages of a run), so a run fills a subscription's buffer no
+ * faster than single messages do before its handler runs.
+ */
+export const MAX_RUN = 64;
 /** Payload bytes after which a sender closes a run (far under the 1 MiB frame limit). */
 export const MAX_RUN_BYTES = 64 * 1024;
 
@@ -36,4 +41,10 @@ export function runCheck(seqField: string, singleOnly: readonly string[]): (msg:
     if (seq !== undefined && seq > Number.MAX_SAFE_INTEGER - (k - 1)) return `field "${seqField}" + k - 1 of a run exceeds ${Number.MAX_SAFE_INTEGER}`;
     return undefined;
   };
+}
+
+/** How many messages `msg` carries: k for a run, else 1. */
+export function messagesIn(msg: Message): number {
+  const k = msg.k;
+  return typeof k === 'number' ? k : 1;
 }
