@@ -76,6 +76,7 @@ import { SlowConsumers, type SlowConsumer } from './slow-consumers.js';
 import { SubscriberCache, type SubscriberCacheDht, type SubscriberCacheStats, type TopicTargets } from './subscriber-cache.js';
 import { PubSubRun, SubscriptionIterator, type MessageHandler, type PubSubMessage, type RunHandler, type Subscription } from './subscription.js';
 import { validateTopic, type TopicLimits } from './topic.js';
+import { MAX_RUN, MAX_RUN_BYTES } from '../wire/run.js';
 import type { RecordAuth } from '../auth/record-auth.js';
 import { fromHex } from '../identity/identity.js';
 
@@ -216,6 +217,25 @@ interface OutgoingRun {
   readonly origin: string | undefined;
 }
 
+/**
+ * Publishes of this turn to one topic and the same subscriber nodes,
+ * without headers, inbox or queue groups: sent as one PUBLISH run at the
+ * end of the turn (or as soon as a publish that cannot join comes).
+ */
+interface OpenRun {
+  readonly topic: string;
+  readonly peers: readonly Peer[];
+  readonly origin: string | undefined;
+  /** The number of its first message. */
+  readonly seq: number;
+  readonly payloads: Uint8Array[];
+  bytes: number;
+  /** Settles once the run is queued for every node: what its publishes resolve with. */
+  readonly queued: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 /** This node as a queue-group candidate. */
 const SELF = Symbol('self');
 
@@ -237,6 +257,8 @@ export class PubSub {
   readonly #inboxes = new Map<number, Inbox>();
   #nextInbox = 0;
   #seq = Date.now() * 1000;
+  #open: OpenRun | undefined;
+  #openScheduled = false;
   #stopped = false;
   #n = {
     published: 0,
@@ -508,6 +530,7 @@ export class PubSub {
    */
   async stop(options: { withdraw?: boolean } = {}): Promise<void> {
     if (this.#stopped) return;
+    this.#sendOpen(); // accepted publishes: their sends finish like every other one
     this.#stopped = true;
     this.#local.closeAll();
     this.#receiver.stop();
@@ -526,6 +549,11 @@ export class PubSub {
    */
   #send(out: Outgoing, targets: TopicTargets, noWait: boolean): Promise<PublishResult> {
     if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
+    if (!noWait && out.headers === undefined && out.inbox === undefined && targets.groups === undefined && !this.#local.hasQueues && targets.nodes.length > 0) {
+      return this.#join(out, targets.nodes);
+    }
+    // Numbers stay consecutive within a run and sends in publish order: the open run goes first.
+    this.#sendOpen();
     const seq = this.#seq;
     const picks = targets.groups !== undefined || this.#local.hasQueues ? this.#pickMembers(out, targets) : undefined;
     const peers = targets.nodes;
@@ -579,6 +607,7 @@ export class PubSub {
    */
   #sendRun(run: OutgoingRun, targets: TopicTargets, noWait: boolean): Promise<PublishResult> {
     if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
+    this.#sendOpen();
     const { topic, segs, data, payloads, origin } = run;
     const k = data.length;
     if (targets.groups !== undefined || this.#local.hasQueues) {
@@ -611,6 +640,60 @@ export class PubSub {
     if (noWait) return Promise.resolve(result);
     const waiting = this.#fanout.submit(peers, msg!, k);
     return waiting === undefined ? Promise.resolve(result) : waiting.then(() => result);
+  }
+
+  /**
+   * A publish that may travel in a run (no headers, inbox, queue groups or
+   * noWait, some subscriber node): numbered and handed to local
+   * subscriptions at once, its copy for the nodes added to the turn's open
+   * run (a new one when the topic, the nodes or the origin differ, or the
+   * run is full). Resolves once the run is queued for every node.
+   */
+  #join(out: Outgoing, peers: readonly Peer[]): Promise<PublishResult> {
+    const payload = (out.payload ??= encodeBody(out.data));
+    let run = this.#open;
+    if (run !== undefined && (run.topic !== out.topic || run.peers !== peers || run.origin !== out.origin || run.payloads.length >= MAX_RUN || run.bytes + payload.length > MAX_RUN_BYTES)) {
+      this.#sendOpen();
+      run = undefined;
+    }
+    const seq = this.#seq;
+    if (run === undefined) {
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const queued = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      run = this.#open = { topic: out.topic, peers, origin: out.origin, seq, payloads: [], bytes: 0, queued, resolve, reject };
+      if (!this.#openScheduled) {
+        this.#openScheduled = true;
+        queueMicrotask(this.#endOfTurn);
+      }
+    }
+    run.payloads.push(payload);
+    run.bytes += payload.length;
+    this.#seq = seq + 1;
+    this.#n.published++;
+    const local = this.#local.size === 0 ? 0 : this.#local.deliver(this.#delivered(out, seq, this.#selfId), out.segs);
+    this.#n.localDeliveries += local;
+    const result: PublishResult = { nodes: peers.length, local };
+    return run.queued.then(() => result);
+  }
+
+  readonly #endOfTurn = (): void => {
+    this.#openScheduled = false;
+    this.#sendOpen();
+  };
+
+  /** Queues the open run for its nodes: one PUBLISH, a run when it holds more than one message. */
+  #sendOpen(): void {
+    const run = this.#open;
+    if (run === undefined) return;
+    this.#open = undefined;
+    const k = run.payloads.length;
+    const fields: MessageFields = { t: PUBLISH.type, tp: run.topic, s: run.seq, ...(k > 1 && { k }), ...(run.origin !== undefined && { o: fromHex(run.origin) }) };
+    const msg = encodeMessage(fields, { d: k > 1 ? run.payloads : run.payloads[0]! });
+    if (k > 1) this.#n.runsSent += run.peers.length;
+    const waiting = this.#fanout.submit(run.peers, msg, k);
+    if (waiting === undefined) run.resolve();
+    else waiting.then(run.resolve, run.reject);
   }
 
   #fields(out: Outgoing, seq: number): MessageFields {
@@ -704,6 +787,7 @@ export class PubSub {
    */
   #failover(out: Outgoing, original: MessageFields, groups: readonly string[], targets: TopicTargets, tried: Set<string>): void {
     if (this.#stopped) return;
+    this.#sendOpen();
     const seq = this.#seq++;
     const base = { ...original, s: seq };
     const sends: Send[] = [];

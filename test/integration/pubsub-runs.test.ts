@@ -233,6 +233,41 @@ describe('message runs', { timeout: 120_000 }, () => {
     assert.ok(pub.publishStats().runs > 0);
   });
 
+  it('in-process publishes to one topic in one turn travel as PUBLISH runs; headers and other topics keep their place', async () => {
+    const got: PubSubMessage[] = [];
+    const sub = b.pubsub.subscribe('runs.local.*', (m) => void got.push(m));
+    await sub.ready;
+    await waitFor(async () => (await a.pubsub.publish('runs.local.x', 'probe')).nodes > 0, 15_000, 'node B known to node A');
+    await waitFor(async () => (await a.pubsub.publish('runs.local.y', 'probe')).nodes > 0, 15_000, 'node B known to node A');
+    await waitFor(() => got.filter((m) => m.data === 'probe').length >= 2, 10_000, 'the probes');
+    got.length = 0;
+    const runsSent = a.pubsub.stats().runsSent;
+    const TOTAL = 3000;
+    const expected: [string, number, string | undefined][] = [];
+    const published: Promise<unknown>[] = [];
+    for (let i = 0; i < TOTAL; i++) {
+      const topic = i % 1000 < 700 ? 'runs.local.x' : 'runs.local.y';
+      const tag = i % 97 === 0 ? `t${i}` : undefined;
+      expected.push([topic, i, tag]);
+      published.push(a.pubsub.publish(topic, i, tag !== undefined ? { headers: { tag } } : {}));
+    }
+    await Promise.all(published);
+    await waitFor(() => got.length === TOTAL, 30_000, 'every message at node B');
+    assert.deepEqual(
+      got.map((m) => [m.topic, m.data, m.headers?.tag]),
+      expected,
+      'in publish order',
+    );
+    for (let i = 1; i < TOTAL; i++) assert.equal(got[i]!.seq, got[0]!.seq + i, 'consecutive numbers');
+    assert.ok(a.pubsub.stats().runsSent > runsSent, 'sent as runs');
+    // Publishes awaited one by one never wait for company.
+    const before = a.pubsub.stats().runsSent;
+    for (let i = 0; i < 5; i++) await a.pubsub.publish('runs.local.x', `one ${i}`);
+    await waitFor(() => got.length === TOTAL + 5, 10_000, 'the awaited ones');
+    assert.equal(a.pubsub.stats().runsSent, before, 'each went alone');
+    await sub.unsubscribe();
+  });
+
   it('a malformed run is a counted protocol error: its sender loses the connection, other clients are still served', async () => {
     const got = await subscriber('runs.bad');
     const good = await client(a);
