@@ -24,7 +24,7 @@
  */
 import { QueueFullError, RemoteError, TimeoutError } from '../util/errors.js';
 import { encodeBody, encodeMessage, type EncodedMessage } from '../wire/codec.js';
-import { MAX_RUN, MAX_RUN_BYTES } from '../wire/run.js';
+import { runHasRoom } from '../wire/run.js';
 import { GW_SEND } from './messages.js';
 import { checkHeaders, type Headers } from '../wire/headers.js';
 import { InvalidPayloadError } from '../pubsub/errors.js';
@@ -273,7 +273,7 @@ export class ClientPublisher {
       return;
     }
     const run = this.#run;
-    if (run !== undefined && run.topic === topic && run.payloads.length < MAX_RUN && run.bytes + payload.length <= MAX_RUN_BYTES) {
+    if (run !== undefined && run.topic === topic && runHasRoom(run.payloads.length, run.bytes, payload.length)) {
       run.payloads.push(payload);
       run.bytes += payload.length;
       return;

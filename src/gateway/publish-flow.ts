@@ -84,23 +84,7 @@ export class PublishFlow {
       this.#nack(n, new FlowControlError(this.window));
       return;
     }
-    const entry: Entry = { last: n, count: 1, done: false };
-    this.#queue.push(entry);
-    this.#pending++;
-    this.#counters.publishPending++;
-    let accepted: Promise<unknown>;
-    try {
-      accepted = publish();
-    } catch (err) {
-      accepted = Promise.reject(err);
-    }
-    accepted.then(
-      () => this.#done(entry),
-      (err: unknown) => {
-        this.#nack(n, err);
-        this.#done(entry);
-      },
-    );
+    this.#hand(n, 1, publish);
   }
 
   /**
@@ -116,11 +100,16 @@ export class PublishFlow {
       return;
     }
     this.#counters.publishes += k;
+    this.#hand(n, k, publish);
+  }
+
+  /** Publishes n … n + k - 1 are pending until `publish` settles; a rejection fails each, resolved RunFailures the ones named. */
+  #hand(n: number, k: number, publish: () => Promise<unknown>): void {
     const entry: Entry = { last: n + k - 1, count: k, done: false };
     this.#queue.push(entry);
     this.#pending += k;
     this.#counters.publishPending += k;
-    let accepted: Promise<RunFailures>;
+    let accepted: Promise<unknown>;
     try {
       accepted = publish();
     } catch (err) {
@@ -128,7 +117,7 @@ export class PublishFlow {
     }
     accepted.then(
       (failures) => {
-        if (failures !== undefined) for (const f of failures) this.#nack(n + f.index, f.error);
+        if (k > 1 && failures !== undefined) for (const f of failures as NonNullable<RunFailures>) this.#nack(n + f.index, f.error);
         this.#done(entry);
       },
       (err: unknown) => {

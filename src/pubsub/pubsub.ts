@@ -76,7 +76,7 @@ import { SlowConsumers, type SlowConsumer } from './slow-consumers.js';
 import { SubscriberCache, type SubscriberCacheDht, type SubscriberCacheStats, type TopicTargets } from './subscriber-cache.js';
 import { PubSubRun, SubscriptionIterator, type MessageHandler, type PubSubMessage, type RunHandler, type Subscription } from './subscription.js';
 import { validateTopic, type TopicLimits } from './topic.js';
-import { MAX_RUN, MAX_RUN_BYTES } from '../wire/run.js';
+import { runHasRoom } from '../wire/run.js';
 import type { RecordAuth } from '../auth/record-auth.js';
 import { fromHex } from '../identity/identity.js';
 
@@ -442,7 +442,8 @@ export class PubSub {
    * Publishes a run (wire/run.ts): consecutive messages of this publisher to
    * `topic`, without headers, as publish() would one by one, with one topic
    * check, one subscriber lookup and one PUBLISH run per subscriber node
-   * (queue groups are served message by message). A message whose payload
+   * (cut at MAX_RUN messages or MAX_RUN_BYTES; queue groups are served
+   * message by message). A message whose payload
    * is refused is left out and reported in `refused`; the others are
    * published, numbered consecutively.
    * @throws InvalidTopicError, QueueFullError (noWait), StoppedError — as rejections
@@ -617,14 +618,24 @@ export class PubSub {
     }
     const seq = this.#seq;
     const peers = targets.nodes;
-    let msg: EncodedMessage | undefined;
+    // Cut as a sender cuts runs (a caller may hand over more than one run takes); each part one PUBLISH.
+    const parts: { msg: EncodedMessage; n: number }[] = [];
     if (peers.length > 0) {
+      let from = 0;
+      let bytes = 0;
       const encoded = payloads.map((p, i) => p ?? encodeBody(data[i]));
-      const fields: MessageFields = { t: PUBLISH.type, tp: topic, s: seq, ...(k > 1 && { k }), ...(origin !== undefined && { o: fromHex(origin) }) };
-      msg = encodeMessage(fields, { d: k > 1 ? encoded : encoded[0]! });
-      if (noWait && !this.#fanout.trySubmitAll(peers, msg, k)) {
+      for (let i = 0; i <= k; i++) {
+        if (i < k && (i === from || runHasRoom(i - from, bytes, encoded[i]!.length))) {
+          bytes += encoded[i]!.length;
+          continue;
+        }
+        parts.push({ msg: this.#publishMessage(topic, seq + from, encoded.slice(from, i), origin), n: i - from });
+        from = i;
+        bytes = i < k ? encoded[i]!.length : 0;
+      }
+      if (noWait && this.#fanout.room() < peers.length * parts.length) {
         this.#n.publishesDropped += k;
-        return Promise.reject(new QueueFullError(`the pub/sub fan-out queue (no room for ${peers.length} sends; nothing was sent)`, this.#fanout.pool.maxQueue));
+        return Promise.reject(new QueueFullError(`the pub/sub fan-out queue (no room for ${peers.length * parts.length} sends; nothing was sent)`, this.#fanout.pool.maxQueue));
       }
     }
     this.#seq = seq + k;
@@ -636,10 +647,23 @@ export class PubSub {
       if (local === 0) this.#n.publishesNoSubscribers += k;
       return Promise.resolve(result);
     }
-    if (k > 1) this.#n.runsSent += peers.length;
-    if (noWait) return Promise.resolve(result);
-    const waiting = this.#fanout.submit(peers, msg!, k);
-    return waiting === undefined ? Promise.resolve(result) : waiting.then(() => result);
+    const waits: Promise<void>[] = [];
+    for (const { msg, n } of parts) {
+      if (n > 1) this.#n.runsSent += peers.length;
+      if (noWait) this.#fanout.trySubmitAll(peers, msg, n);
+      else {
+        const waiting = this.#fanout.submit(peers, msg, n);
+        if (waiting !== undefined) waits.push(waiting);
+      }
+    }
+    return waits.length === 0 ? Promise.resolve(result) : Promise.all(waits).then(() => result);
+  }
+
+  /** One PUBLISH of `payloads` numbered from `seq`: a run when there is more than one. */
+  #publishMessage(topic: string, seq: number, payloads: readonly Uint8Array[], origin: string | undefined): EncodedMessage {
+    const k = payloads.length;
+    const fields: MessageFields = { t: PUBLISH.type, tp: topic, s: seq, ...(k > 1 && { k }), ...(origin !== undefined && { o: fromHex(origin) }) };
+    return encodeMessage(fields, { d: k > 1 ? payloads : payloads[0]! });
   }
 
   /**
@@ -652,7 +676,7 @@ export class PubSub {
   #join(out: Outgoing, peers: readonly Peer[]): Promise<PublishResult> {
     const payload = (out.payload ??= encodeBody(out.data));
     let run = this.#open;
-    if (run !== undefined && (run.topic !== out.topic || run.peers !== peers || run.origin !== out.origin || run.payloads.length >= MAX_RUN || run.bytes + payload.length > MAX_RUN_BYTES)) {
+    if (run !== undefined && (run.topic !== out.topic || run.peers !== peers || run.origin !== out.origin || !runHasRoom(run.payloads.length, run.bytes, payload.length))) {
       this.#sendOpen();
       run = undefined;
     }
@@ -688,8 +712,7 @@ export class PubSub {
     if (run === undefined) return;
     this.#open = undefined;
     const k = run.payloads.length;
-    const fields: MessageFields = { t: PUBLISH.type, tp: run.topic, s: run.seq, ...(k > 1 && { k }), ...(run.origin !== undefined && { o: fromHex(run.origin) }) };
-    const msg = encodeMessage(fields, { d: k > 1 ? run.payloads : run.payloads[0]! });
+    const msg = this.#publishMessage(run.topic, run.seq, run.payloads, run.origin);
     if (k > 1) this.#n.runsSent += run.peers.length;
     const waiting = this.#fanout.submit(run.peers, msg, k);
     if (waiting === undefined) run.resolve();

@@ -43,6 +43,11 @@ export function runCheck(seqField: string, singleOnly: readonly string[]): (msg:
   };
 }
 
+/** Whether a run of `count` messages and `bytes` of payload takes one more payload of `size` bytes (a sender's rule). */
+export function runHasRoom(count: number, bytes: number, size: number): boolean {
+  return count < MAX_RUN && bytes + size <= MAX_RUN_BYTES;
+}
+
 /** How many messages `msg` carries: k for a run, else 1. */
 export function messagesIn(msg: Message): number {
   const k = msg.k;

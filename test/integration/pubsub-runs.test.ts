@@ -265,6 +265,18 @@ describe('message runs', { timeout: 120_000 }, () => {
     for (let i = 0; i < 5; i++) await a.pubsub.publish('runs.local.x', `one ${i}`);
     await waitFor(() => got.length === TOTAL + 5, 10_000, 'the awaited ones');
     assert.equal(a.pubsub.stats().runsSent, before, 'each went alone');
+    // publishRun() takes more than one run holds: it is cut into runs, in order.
+    got.length = 0;
+    const big = new Uint8Array(20_000);
+    const data = Array.from({ length: 200 }, (_, i) => (i % 50 === 7 ? big : i));
+    const result = await a.pubsub.publishRun('runs.local.y', data);
+    assert.deepEqual(result, { nodes: 1, local: 0, refused: undefined });
+    await waitFor(() => got.length === data.length, 10_000, 'the long run at node B');
+    assert.deepEqual(
+      got.map((m) => m.data),
+      data,
+    );
+    for (let i = 1; i < got.length; i++) assert.equal(got[i]!.seq, got[0]!.seq + i);
     await sub.unsubscribe();
   });
 
