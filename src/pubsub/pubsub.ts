@@ -14,8 +14,10 @@
  * `a.b.c` (segments + 1 lookups, in parallel, cached 5 s) and keeps the nodes
  * with a pattern matching the topic. It sends one PUBLISH per subscriber
  * *node*, through a bounded worker pool; the receiving node hands it to each
- * of its matching subscriptions. Consecutive messages to one topic handed
- * over together (publishRun) travel as one PUBLISH run (wire/run.ts).
+ * of its matching subscriptions. Consecutive messages to one topic and the
+ * same nodes travel as one PUBLISH run (wire/run.ts): those handed over
+ * together (publishRun, a light client's GW_SEND run), and publish() calls
+ * of one event-loop turn without headers, inbox or queue groups.
  *
  * Delivery semantics:
  * - At most once. A message can be lost (a node going down, a full buffer,
@@ -601,8 +603,8 @@ export class PubSub {
   }
 
   /**
-   * A run goes to each subscriber node as one PUBLISH run (one encoding
-   * shared by every node) and to local subscriptions message by message;
+   * A run goes to each subscriber node as PUBLISH runs (each encoded once
+   * for every node) and to local subscriptions with one trie walk;
    * with queue groups in play, message by message throughout (each message
    * has its own picks).
    */
