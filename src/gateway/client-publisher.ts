@@ -22,9 +22,10 @@
  * free of node: imports: MaculaClient (QUIC) and MaculaWebClient (the
  * browser bundle) both publish through it.
  */
-import { QueueFullError, RemoteError, TimeoutError } from '../util/errors.js';
+import { QueueFullError, RemoteError, TimeoutError, toWire } from '../util/errors.js';
 import { encodeBody, encodeMessage, type EncodedMessage } from '../wire/codec.js';
 import { runHasRoom } from '../wire/run.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { GW_SEND } from './messages.js';
 import { checkHeaders, type Headers } from '../wire/headers.js';
 import { InvalidPayloadError } from '../pubsub/errors.js';
@@ -86,6 +87,8 @@ interface OpenRun {
 
 /** Bytes a publish's GW_SEND takes besides its topic and payload (keys, type, number), about: what pendingBytes counts. */
 const SEND_OVERHEAD = 16;
+/** The largest payload a GW_SEND carries in one frame, with room for the topic, headers and the other fields. */
+export const MAX_SEND_PAYLOAD_BYTES = DEFAULT_MAX_FRAME_SIZE - 16 * 1024;
 
 interface FlushWaiter {
   target: number;
@@ -262,6 +265,9 @@ export class ClientPublisher {
     } catch (err) {
       throw new InvalidPayloadError(`the payload cannot be encoded as CBOR: ${(err as Error)?.message ?? err}`, { cause: err });
     }
+    if (payload.length > MAX_SEND_PAYLOAD_BYTES) {
+      throw new InvalidPayloadError(`payload of ${payload.length} bytes does not fit in one frame (at most ${MAX_SEND_PAYLOAD_BYTES} bytes); send smaller messages`);
+    }
     this.#seq = n;
     const size = payload.length + topic.length + SEND_OVERHEAD;
     this.#sizes.push(size);
@@ -288,7 +294,14 @@ export class ClientPublisher {
 
   readonly #endOfTurn = (): void => {
     this.#runScheduled = false;
-    this.#sendRun();
+    const run = this.#run;
+    try {
+      this.#sendRun();
+    } catch (err) {
+      // Nothing left to reject at the end of the turn: each publish of the run is reported as failed.
+      const { code, message } = toWire(err);
+      for (let i = 0; i < run!.payloads.length; i++) this.failed(run!.first + i, code, message);
+    }
   };
 
   /** Hands the open run to the connection: one GW_SEND, a run when it holds more than one publish. */

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ClientPublisher, type PublishError } from '../../src/gateway/client-publisher.js';
+import { ClientPublisher, MAX_SEND_PAYLOAD_BYTES, type PublishError } from '../../src/gateway/client-publisher.js';
 import { GW_SEND } from '../../src/gateway/messages.js';
 import { InvalidPayloadError } from '../../src/pubsub/errors.js';
 import { decodeMessage, frameBody, type EncodedMessage } from '../../src/wire/codec.js';
@@ -129,5 +129,27 @@ describe('client publisher runs', () => {
     assert.equal(errors[0]!.topic, 'f');
     pub.acknowledged(2);
     await assert.rejects(pub.flush(1000), (err: PublishError) => err.seq === 2);
+  });
+
+  test('a payload too large for one frame is refused at once; a send that throws at the end of the turn fails each publish of its run', async () => {
+    const { pub, sent } = publisher();
+    await assert.rejects(pub.publish('g', new Uint8Array(MAX_SEND_PAYLOAD_BYTES + 1)), InvalidPayloadError);
+    assert.equal(pub.stats().sent, 0, 'no number used');
+    await pub.publish('g', new Uint8Array(MAX_SEND_PAYLOAD_BYTES - 16));
+    assert.equal(sent.length, 1);
+
+    const errors: PublishError[] = [];
+    const broken = new ClientPublisher(16, 1 << 20, () => {
+      throw Object.assign(new Error('the stream is gone'), { code: 'MACULA_ERR_CLOSED' });
+    }, (err) => void errors.push(err));
+    await Promise.all([broken.publish('g', 1), broken.publish('g', 2)]);
+    assert.deepEqual(
+      errors.map((e) => [e.seq, e.code, e.topic]),
+      [
+        [1, 'MACULA_ERR_CLOSED', 'g'],
+        [2, 'MACULA_ERR_CLOSED', 'g'],
+      ],
+    );
+    assert.equal(broken.stats().failed, 2);
   });
 });
