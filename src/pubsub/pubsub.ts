@@ -620,44 +620,48 @@ export class PubSub {
     }
     const seq = this.#seq;
     const peers = targets.nodes;
-    // Cut as a sender cuts runs (a caller may hand over more than one run takes); each part one PUBLISH.
-    const parts: { msg: EncodedMessage; n: number }[] = [];
-    if (peers.length > 0) {
-      let from = 0;
-      let bytes = 0;
-      const encoded = payloads.map((p, i) => p ?? encodeBody(data[i]));
-      for (let i = 0; i <= k; i++) {
-        if (i < k && (i === from || runHasRoom(i - from, bytes, encoded[i]!.length))) {
-          bytes += encoded[i]!.length;
-          continue;
-        }
-        parts.push({ msg: this.#publishMessage(topic, seq + from, encoded.slice(from, i), origin), n: i - from });
-        from = i;
-        bytes = i < k ? encoded[i]!.length : 0;
+    const toLocal = this.#local.size > 0;
+    if (peers.length === 0 && !toLocal) {
+      this.#seq = seq + k;
+      this.#n.published += k;
+      this.#n.publishesNoSubscribers += k;
+      return Promise.resolve({ nodes: 0, local: 0 });
+    }
+    // Cut as every sender cuts runs (a caller may hand over more than one run holds): each part
+    // one PUBLISH for the nodes, and one PubSubRun for local subscriptions (a light client's is sent on as one GW_MSG).
+    const encoded = payloads.map((p, i) => p ?? encodeBody(data[i]));
+    const parts: { from: number; to: number }[] = [];
+    for (let from = 0, bytes = 0, i = 0; i <= k; i++) {
+      if (i < k && (i === from || runHasRoom(i - from, bytes, encoded[i]!.length))) {
+        bytes += encoded[i]!.length;
+        continue;
       }
-      if (noWait && this.#fanout.room() < peers.length * parts.length) {
-        this.#n.publishesDropped += k;
-        return Promise.reject(new QueueFullError(`the pub/sub fan-out queue (no room for ${peers.length * parts.length} sends; nothing was sent)`, this.#fanout.pool.maxQueue));
-      }
+      parts.push({ from, to: i });
+      from = i;
+      bytes = i < k ? encoded[i]!.length : 0;
+    }
+    if (noWait && peers.length > 0 && this.#fanout.room() < peers.length * parts.length) {
+      this.#n.publishesDropped += k;
+      return Promise.reject(new QueueFullError(`the pub/sub fan-out queue (no room for ${peers.length * parts.length} sends; nothing was sent)`, this.#fanout.pool.maxQueue));
     }
     this.#seq = seq + k;
     this.#n.published += k;
-    const local = this.#local.size === 0 ? 0 : this.#local.deliverRun(new PubSubRun(topic, data, this.#selfId, seq, origin), segs) * k;
-    this.#n.localDeliveries += local;
-    const result: PublishResult = { nodes: peers.length, local };
-    if (peers.length === 0) {
-      if (local === 0) this.#n.publishesNoSubscribers += k;
-      return Promise.resolve(result);
-    }
+    let local = 0;
     const waits: Promise<void>[] = [];
-    for (const { msg, n } of parts) {
-      if (n > 1) this.#n.runsSent += peers.length;
-      if (noWait) this.#fanout.trySubmitAll(peers, msg, n);
+    for (const { from, to } of parts) {
+      if (toLocal) local += this.#local.deliverRun(new PubSubRun(topic, parts.length === 1 ? data : data.slice(from, to), this.#selfId, seq + from, origin), segs) * (to - from);
+      if (peers.length === 0) continue;
+      const msg = this.#publishMessage(topic, seq + from, encoded.slice(from, to), origin);
+      if (to - from > 1) this.#n.runsSent += peers.length;
+      if (noWait) this.#fanout.trySubmitAll(peers, msg, to - from);
       else {
-        const waiting = this.#fanout.submit(peers, msg, n);
+        const waiting = this.#fanout.submit(peers, msg, to - from);
         if (waiting !== undefined) waits.push(waiting);
       }
     }
+    this.#n.localDeliveries += local;
+    const result: PublishResult = { nodes: peers.length, local };
+    if (peers.length === 0 && local === 0) this.#n.publishesNoSubscribers += k;
     return waits.length === 0 ? Promise.resolve(result) : Promise.all(waits).then(() => result);
   }
 

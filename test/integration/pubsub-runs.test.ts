@@ -265,18 +265,24 @@ describe('message runs', { timeout: 120_000 }, () => {
     for (let i = 0; i < 5; i++) await a.pubsub.publish('runs.local.x', `one ${i}`);
     await waitFor(() => got.length === TOTAL + 5, 10_000, 'the awaited ones');
     assert.equal(a.pubsub.stats().runsSent, before, 'each went alone');
-    // publishRun() takes more than one run holds: it is cut into runs, in order.
+    // publishRun() takes more than one run holds: it is cut into runs, in order, for nodes and for
+    // a light client of the publishing node alike (its GW_MSG runs stay within the bounds).
     got.length = 0;
-    const big = new Uint8Array(20_000);
+    const atA: ClientMessage[] = [];
+    const clientOfA = await client(a);
+    await clientOfA.subscribe('runs.local.y', (m) => void atA.push(m));
+    const big = new Uint8Array(200_000);
     const data = Array.from({ length: 200 }, (_, i) => (i % 50 === 7 ? big : i));
     const result = await a.pubsub.publishRun('runs.local.y', data);
-    assert.deepEqual(result, { nodes: 1, local: 0, refused: undefined });
-    await waitFor(() => got.length === data.length, 10_000, 'the long run at node B');
-    assert.deepEqual(
-      got.map((m) => m.data),
-      data,
-    );
-    for (let i = 1; i < got.length; i++) assert.equal(got[i]!.seq, got[0]!.seq + i);
+    assert.deepEqual(result, { nodes: 1, local: data.length, refused: undefined });
+    await waitFor(() => got.length === data.length && atA.length === data.length, 10_000, 'the long run at node B and at the client of A');
+    for (const received of [got, atA]) {
+      assert.deepEqual(
+        received.map((m) => m.data),
+        data,
+      );
+      for (let i = 1; i < received.length; i++) assert.equal(received[i]!.seq, received[0]!.seq! + i);
+    }
     await sub.unsubscribe();
   });
 
