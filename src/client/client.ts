@@ -419,6 +419,13 @@ export class MaculaClient extends EventEmitter {
   #onMsg(msg: MessageOf<typeof GW_MSG>): undefined {
     const sub = this.#subs.get(msg.sid);
     if (!sub) return undefined; // unsubscribed meanwhile
+    if (msg.k !== undefined) {
+      // A run (wire/run.ts): the handler sees each message with its own number.
+      const data = msg.d as readonly unknown[];
+      const seq = msg.s;
+      for (let i = 0; i < msg.k; i++) this.#handle(sub, { topic: msg.tp, data: data[i], publisher: msg.pub, seq: seq === undefined ? undefined : seq + i, origin: msg.o, headers: undefined });
+      return undefined;
+    }
     const m: ClientMessage = {
       topic: msg.tp,
       data: msg.d,
@@ -434,12 +441,16 @@ export class MaculaClient extends EventEmitter {
         return (await this.#request({ t: GW_RESPOND.type, rq, d: data, ...(h !== undefined && { h }) })) === true;
       };
     }
+    this.#handle(sub, m);
+    return undefined;
+  }
+
+  #handle(sub: { onMessage: (msg: ClientMessage) => unknown }, m: ClientMessage): void {
     try {
       sub.onMessage(m);
     } catch (err) {
       this.emit('handler-error', err);
     }
-    return undefined;
   }
 
   async #onInvoke(msg: MessageOf<typeof INVOKE>): Promise<OutboundMessage> {

@@ -11,12 +11,21 @@
  * further ones are refused with QueueFullError, so a caller that does not
  * await cannot grow memory without bound.
  *
+ * Runs (wire/run.ts): consecutive publishes to one topic without headers
+ * made in one event-loop turn go out as one GW_SEND run, handed to the
+ * connection at the end of that turn (a microtask: no timer, so no added
+ * latency), at most MAX_RUN publishes and MAX_RUN_BYTES of payload each.
+ * Everything else stays per publish: numbers, the window, acknowledgements
+ * (GW_ACK n + k - 1 covers a run) and failures (GW_NACK names one publish).
+ *
  * Transport-neutral (it hands each encoded GW_SEND to a send function) and
  * free of node: imports: MaculaClient (QUIC) and MaculaWebClient (the
  * browser bundle) both publish through it.
  */
-import { QueueFullError, RemoteError, TimeoutError } from '../util/errors.js';
-import { encodeMessage, type EncodedMessage } from '../wire/codec.js';
+import { QueueFullError, RemoteError, TimeoutError, toWire } from '../util/errors.js';
+import { encodeBody, encodeMessage, type EncodedMessage } from '../wire/codec.js';
+import { runHasRoom } from '../wire/run.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { GW_SEND } from './messages.js';
 import { checkHeaders, type Headers } from '../wire/headers.js';
 import { InvalidPayloadError } from '../pubsub/errors.js';
@@ -42,6 +51,8 @@ export class PublishError extends RemoteError {
 export interface PublishStats {
   /** Publishes handed to the connection (the last publish number). */
   sent: number;
+  /** GW_SEND runs among them (each carrying 2..MAX_RUN publishes). */
+  runs: number;
   /** Publishes the node acknowledged as handled (failed ones included). */
   acknowledged: number;
   /** Publishes the node reported as failed (GW_NACK). */
@@ -55,7 +66,7 @@ export interface PublishStats {
 }
 
 /** The stats of a client that is not attached (no publisher yet). */
-export const NO_PUBLISH_STATS: Readonly<PublishStats> = Object.freeze({ sent: 0, acknowledged: 0, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: 0 });
+export const NO_PUBLISH_STATS: Readonly<PublishStats> = Object.freeze({ sent: 0, runs: 0, acknowledged: 0, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: 0 });
 
 interface Waiting {
   headers: Headers | undefined;
@@ -64,6 +75,20 @@ interface Waiting {
   resolve(): void;
   reject(err: unknown): void;
 }
+
+/** Publishes to one topic being gathered into one GW_SEND until the end of the turn. */
+interface OpenRun {
+  readonly topic: string;
+  /** The number of its first publish. */
+  readonly first: number;
+  readonly payloads: Uint8Array[];
+  bytes: number;
+}
+
+/** Bytes a publish's GW_SEND takes besides its topic and payload (keys, type, number), about: what pendingBytes counts. */
+const SEND_OVERHEAD = 16;
+/** The largest payload a GW_SEND carries in one frame, with room for the topic, headers and the other fields. */
+export const MAX_SEND_PAYLOAD_BYTES = DEFAULT_MAX_FRAME_SIZE - 16 * 1024;
 
 interface FlushWaiter {
   target: number;
@@ -78,6 +103,9 @@ export class ClientPublisher {
   readonly #send: (msg: EncodedMessage) => void;
   readonly #onError: (err: PublishError) => void;
   #seq = 0;
+  #runs = 0;
+  #run: OpenRun | undefined;
+  #runScheduled = false;
   #acked = 0;
   #failed = 0;
   /** Sizes and topics of the unacknowledged publishes #acked+1 … #seq, from index #head. */
@@ -101,6 +129,7 @@ export class ClientPublisher {
   stats(): PublishStats {
     return {
       sent: this.#seq,
+      runs: this.#runs,
       acknowledged: this.#acked,
       failed: this.#failed,
       pending: this.#seq - this.#acked,
@@ -224,19 +253,65 @@ export class ClientPublisher {
     return this.#seq - this.#acked < this.window && this.#pendingBytes < this.maxPendingBytes;
   }
 
-  /** Throws (nothing sent, no number used) when `data` cannot be encoded. */
+  /**
+   * Numbers the publish and hands it on: with headers at once (after the open run), else into the
+   * turn's run. Throws (nothing sent, no number used) when `data` cannot be encoded.
+   */
   #sendNow(topic: string, data: unknown, headers: Headers | undefined): void {
     const n = this.#seq + 1;
-    let msg: EncodedMessage;
+    let payload: Uint8Array;
     try {
-      msg = encodeMessage({ t: GW_SEND.type, tp: topic, d: data, n, ...(headers !== undefined && { h: headers }) });
+      payload = encodeBody(data);
     } catch (err) {
       throw new InvalidPayloadError(`the payload cannot be encoded as CBOR: ${(err as Error)?.message ?? err}`, { cause: err });
     }
+    if (payload.length > MAX_SEND_PAYLOAD_BYTES) {
+      throw new InvalidPayloadError(`payload of ${payload.length} bytes does not fit in one frame (at most ${MAX_SEND_PAYLOAD_BYTES} bytes); send smaller messages`);
+    }
     this.#seq = n;
-    this.#sizes.push(msg.size);
+    const size = payload.length + topic.length + SEND_OVERHEAD;
+    this.#sizes.push(size);
     this.#topics.push(topic);
-    this.#pendingBytes += msg.size;
-    this.#send(msg);
+    this.#pendingBytes += size;
+    if (headers !== undefined) {
+      this.#sendRun();
+      this.#send(encodeMessage({ t: GW_SEND.type, tp: topic, n, h: headers }, { d: payload }));
+      return;
+    }
+    const run = this.#run;
+    if (run !== undefined && run.topic === topic && runHasRoom(run.payloads.length, run.bytes, payload.length)) {
+      run.payloads.push(payload);
+      run.bytes += payload.length;
+      return;
+    }
+    this.#sendRun();
+    this.#run = { topic, first: n, payloads: [payload], bytes: payload.length };
+    if (!this.#runScheduled) {
+      this.#runScheduled = true;
+      queueMicrotask(this.#endOfTurn);
+    }
+  }
+
+  readonly #endOfTurn = (): void => {
+    this.#runScheduled = false;
+    const run = this.#run;
+    try {
+      this.#sendRun();
+    } catch (err) {
+      // Nothing left to reject at the end of the turn: each publish of the run is reported as failed.
+      const { code, message } = toWire(err);
+      for (let i = 0; i < run!.payloads.length; i++) this.failed(run!.first + i, code, message);
+    }
+  };
+
+  /** Hands the open run to the connection: one GW_SEND, a run when it holds more than one publish. */
+  #sendRun(): void {
+    const run = this.#run;
+    if (run === undefined) return;
+    this.#run = undefined;
+    const k = run.payloads.length;
+    if (k === 1) return this.#send(encodeMessage({ t: GW_SEND.type, tp: run.topic, n: run.first }, { d: run.payloads[0]! }));
+    this.#runs++;
+    this.#send(encodeMessage({ t: GW_SEND.type, tp: run.topic, n: run.first, k }, { d: run.payloads }));
   }
 }

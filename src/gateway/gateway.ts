@@ -21,7 +21,7 @@
 import { EventEmitter } from 'node:events';
 import type { Credential } from '../auth/credential.js';
 import type { PeerInfo } from '../session/peer-session.js';
-import type { PubSubMessage } from '../pubsub/subscription.js';
+import type { PubSubMessage, PubSubRun } from '../pubsub/subscription.js';
 import type { Provider } from '../registry/types.js';
 import { NoSuchProcedureError } from '../rpc/errors.js';
 import type { RegisterOptions, RpcContext, RpcHandler } from '../rpc/types.js';
@@ -142,8 +142,8 @@ export class Gateway extends EventEmitter {
   /** Connections already refused and counted, until they close (weak: nothing to clean up). */
   readonly #refusedConns = new WeakSet<Connection>();
   readonly #requests: Record<string, number> = {};
-  #n = { admitted: 0, disconnected: 0, notClient: 0, subscriptions: 0, served: 0, callsInFlight: 0, forwarded: 0, forwardFailures: 0, notStored: 0, forwardsDenied: 0 };
-  readonly #pubs: PublishCounters = { publishes: 0, publishPending: 0, publishFailures: 0, publishOverruns: 0 };
+  #n = { admitted: 0, disconnected: 0, notClient: 0, subscriptions: 0, served: 0, callsInFlight: 0, forwarded: 0, forwardFailures: 0, forwardedRuns: 0, notStored: 0, forwardsDenied: 0 };
+  readonly #pubs: PublishCounters = { publishes: 0, publishPending: 0, publishFailures: 0, publishOverruns: 0, publishRuns: 0 };
 
   constructor(components: GatewayComponents, init: GatewayInit = {}) {
     super();
@@ -359,18 +359,36 @@ export class Gateway extends EventEmitter {
       this.#sendDropped(err, msg, peer);
       return undefined;
     }
-    c.publishes.accept(msg.n, () => this.#pubsub().publish(msg.tp, msg.d, { origin: c.nodeIdHex, ...(msg.h !== undefined && { headers: msg.h }) }));
+    const k = msg.k;
+    if (k === undefined) {
+      c.publishes.accept(msg.n, () => this.#pubsub().publish(msg.tp, msg.d, { origin: c.nodeIdHex, ...(msg.h !== undefined && { headers: msg.h }) }));
+      return undefined;
+    }
+    // A run (wire/run.ts): publishes n … n + k - 1, handed to pub/sub together.
+    this.#pubs.publishRuns++;
+    const data = msg.d as readonly unknown[];
+    const options = { origin: c.nodeIdHex };
+    c.publishes.acceptRun(
+      msg.n,
+      k,
+      () => this.#pubsub().publishRun(msg.tp, data, options).then((r) => r.refused),
+      (i) => () => this.#pubsub().publish(msg.tp, data[i], options),
+    );
     return undefined;
   }
 
   /** A GW_SEND refused before it could be published (authorization, admission, the connection's in-flight limit): reported to the client. */
   #sendDropped(err: unknown, msg: MessageOf<typeof GW_SEND>, peer: PeerInfo): void {
     const c = this.#clients.get(peer.connection);
-    if (c !== undefined) return c.publishes.refused(msg.n, err);
+    const k = msg.k ?? 1;
+    if (c !== undefined) {
+      for (let i = 0; i < k; i++) c.publishes.refused(msg.n + i, err);
+      return;
+    }
     // Not admitted: no flow to keep, the refusal is all it gets.
-    this.#pubs.publishes++;
-    this.#pubs.publishFailures++;
-    this.#node.messenger.notifyOn(peer.connection, { t: GW_NACK.type, n: msg.n, ...toWire(err) }).catch(() => undefined);
+    this.#pubs.publishes += k;
+    this.#pubs.publishFailures += k;
+    for (let i = 0; i < k; i++) this.#node.messenger.notifyOn(peer.connection, { t: GW_NACK.type, n: msg.n + i, ...toWire(err) }).catch(() => undefined);
   }
 
   async #sub(msg: MessageOf<typeof GW_SUB>, c: ClientState): Promise<OutboundMessage> {
@@ -385,7 +403,7 @@ export class Gateway extends EventEmitter {
     const charge = this.#keys.take(c.keys, key, patternBytes(pattern));
     let sub: GatewaySubscription;
     try {
-      sub = ps.subscribe(pattern, (m) => this.#forward(c, sid, m), { client: c.nodeIdHex, ...(msg.q !== undefined && { queue: msg.q }) });
+      sub = ps.subscribe(pattern, (m) => this.#forward(c, sid, m), { client: c.nodeIdHex, onRun: (run) => this.#forwardRun(c, sid, run), ...(msg.q !== undefined && { queue: msg.q }) });
     } catch (err) {
       this.#keys.release(c.keys, key, charge);
       throw err;
@@ -451,6 +469,41 @@ export class Gateway extends EventEmitter {
           this.#n.forwardFailures++;
           // The client does not read fast enough: the message is lost to it, as on a full subscription buffer.
           if (err instanceof QueueFullError) c.subs.get(sid)?.sub.drop();
+        },
+      );
+    return c.pendingForwards >= this.maxPendingForwards ? sent : undefined;
+  }
+
+  /** Sends a run (pubsub's PubSubRun) to the client as one GW_MSG run: one permission check, one send. */
+  #forwardRun(c: ClientState, sid: number, run: PubSubRun): Promise<void> | undefined {
+    if (c.closed || c.conn.isClosed) return undefined;
+    const k = run.length;
+    if (c.credential !== undefined && !c.credential.permissions.deliverable(run.topic)) {
+      this.#n.forwardsDenied += k;
+      return undefined;
+    }
+    c.pendingForwards++;
+    this.#n.forwarded += k;
+    if (k > 1) this.#n.forwardedRuns++;
+    const sent = this.#node.messenger
+      .notifyOn(c.conn, {
+        t: GW_MSG.type,
+        sid,
+        tp: run.topic,
+        d: k > 1 ? run.data : run.data[0],
+        pub: run.publisher,
+        s: run.seq,
+        ...(k > 1 && { k }),
+        ...(run.origin !== undefined && { o: run.origin }),
+      })
+      .then(
+        () => {
+          c.pendingForwards--;
+        },
+        (err: unknown) => {
+          c.pendingForwards--;
+          this.#n.forwardFailures += k;
+          if (err instanceof QueueFullError) c.subs.get(sid)?.sub.drop(k);
         },
       );
     return c.pendingForwards >= this.maxPendingForwards ? sent : undefined;

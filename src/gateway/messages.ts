@@ -18,6 +18,7 @@ import { HEADERS_FIELD } from '../wire/headers.js';
 import { MAX_SERVICE_NAME_LENGTH } from '../registry/service-name.js';
 import { defineMessage } from '../wire/messages.js';
 import { f } from '../wire/schema.js';
+import { RUN_FIELD, runCheck } from '../wire/run.js';
 
 /** Subscription ids are chosen by the client; u32 keeps them small on the wire. */
 export const MAX_SID = 0xffff_ffff;
@@ -94,7 +95,9 @@ export const GW_PEERS = defineMessage(48, 'GW_PEERS', {});
 
 /**
  * One-way, node → client: a message for subscription `sid`. `pub` is the
- * publisher's node ID (hex) and `s` its sequence number.
+ * publisher's node ID (hex) and `s` its sequence number. With `k`, a run of
+ * k messages (`d` their payloads, numbered `s` … `s + k - 1`; never with
+ * `h` or `rq`, see wire/run.ts).
  */
 export const GW_MSG = defineMessage(49, 'GW_MSG', {
   sid: f.uint(MAX_SID),
@@ -107,7 +110,8 @@ export const GW_MSG = defineMessage(49, 'GW_MSG', {
   h: HEADERS_FIELD,
   /** A request: answer it with GW_RESPOND `{ rq }`. */
   rq: f.opt(f.uint(MAX_SID)),
-});
+  k: RUN_FIELD,
+}, { check: runCheck('s', ['h', 'rq']) });
 
 /**
  * Gateway messages continue in the range 70..79.
@@ -142,14 +146,17 @@ export const MAX_PUBLISH_SEQ = Number.MAX_SAFE_INTEGER;
  * node acknowledges with GW_ACK and reports a failure with GW_NACK. A client
  * keeps at most the window the node announced in GW_ATTACH (`limits.publishWindow`)
  * unacknowledged; the node refuses (GW_NACK MACULA_ERR_FLOW_CONTROL) what
- * arrives beyond it.
+ * arrives beyond it. With `k`, a run of k publishes (`d` their payloads,
+ * numbered `n` … `n + k - 1`; never with `h`, see wire/run.ts), each
+ * counting in the window.
  */
 export const GW_SEND = defineMessage(70, 'GW_SEND', {
   tp: f.str(1, MAX_WIRE_TOPIC_CHARS),
   d: f.any(),
   n: f.uint(MAX_PUBLISH_SEQ),
   h: HEADERS_FIELD,
-});
+  k: RUN_FIELD,
+}, { check: runCheck('n', ['h']) });
 
 /**
  * One-way, node → client: every GW_SEND numbered up to `n` was handled

@@ -149,9 +149,11 @@ export interface GatewayStats extends Omit<AdmissionStats, 'clients'> {
   /** Subscriptions and serves the mesh refused to store (MACULA_ERR_NOT_STORED answered). */
   notStored: number;
   callsInFlight: number;
-  /** GW_MSG messages sent to clients / that could not be sent. */
+  /** Messages sent to clients (GW_MSG) / that could not be sent, counted one by one. */
   forwarded: number;
   forwardFailures: number;
+  /** GW_MSG runs among them (their messages count one by one above). */
+  forwardedRuns: number;
   /** Messages not forwarded because the client's credential denies their topic. */
   forwardsDenied: number;
   /** Requests received, by message type name. */
@@ -161,6 +163,8 @@ export interface GatewayStats extends Omit<AdmissionStats, 'clients'> {
   publishPending: number;
   publishFailures: number;
   publishOverruns: number;
+  /** GW_SEND runs received (each counted in `publishes` as its k publishes). */
+  publishRuns: number;
   /** The per-client window announced in GW_ATTACH. */
   publishWindow: number;
 }

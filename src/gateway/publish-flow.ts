@@ -38,12 +38,19 @@ export interface PublishCounters {
   publishFailures: number;
   /** Publishes refused because the client went past its window. */
   publishOverruns: number;
+  /** GW_SEND runs received (their publishes are counted one by one above). */
+  publishRuns: number;
 }
 
+/** Publishes n … last, handed to pub/sub together (one, or a run). */
 interface Entry {
-  readonly n: number;
+  readonly last: number;
+  readonly count: number;
   done: boolean;
 }
+
+/** Messages of a run that failed on their own (by index in the run), the others being accepted. */
+export type RunFailures = readonly { index: number; error: unknown }[] | undefined;
 
 export class PublishFlow {
   readonly window: number;
@@ -77,10 +84,31 @@ export class PublishFlow {
       this.#nack(n, new FlowControlError(this.window));
       return;
     }
-    const entry: Entry = { n, done: false };
+    this.#hand(n, 1, publish);
+  }
+
+  /**
+   * A run of GW_SEND numbers `n` … `n + k - 1` arrived: `publish` hands all
+   * of it to pub/sub at once (one pending entry, one promise); its rejection
+   * fails every publish of the run, its resolved RunFailures the ones named.
+   * A run that does not fit the window is taken publish by publish, so
+   * exactly those beyond it are refused.
+   */
+  acceptRun(n: number, k: number, publish: () => Promise<RunFailures>, one: (i: number) => () => Promise<unknown>): void {
+    if (this.#pending + k > this.window || this.#queue.length - this.#head >= 2 * this.window) {
+      for (let i = 0; i < k; i++) this.accept(n + i, one(i));
+      return;
+    }
+    this.#counters.publishes += k;
+    this.#hand(n, k, publish);
+  }
+
+  /** Publishes n … n + k - 1 are pending until `publish` settles; a rejection fails each, resolved RunFailures the ones named. */
+  #hand(n: number, k: number, publish: () => Promise<unknown>): void {
+    const entry: Entry = { last: n + k - 1, count: k, done: false };
     this.#queue.push(entry);
-    this.#pending++;
-    this.#counters.publishPending++;
+    this.#pending += k;
+    this.#counters.publishPending += k;
     let accepted: Promise<unknown>;
     try {
       accepted = publish();
@@ -88,9 +116,12 @@ export class PublishFlow {
       accepted = Promise.reject(err);
     }
     accepted.then(
-      () => this.#done(entry),
+      (failures) => {
+        if (k > 1 && failures !== undefined) for (const f of failures as NonNullable<RunFailures>) this.#nack(n + f.index, f.error);
+        this.#done(entry);
+      },
       (err: unknown) => {
-        this.#nack(n, err);
+        for (let i = 0; i < k; i++) this.#nack(n + i, err);
         this.#done(entry);
       },
     );
@@ -101,7 +132,7 @@ export class PublishFlow {
     this.#counters.publishes++;
     this.#nack(n, err);
     if (this.#queue.length - this.#head >= 2 * this.window) return;
-    this.#queue.push({ n, done: true });
+    this.#queue.push({ last: n, count: 1, done: true });
     this.#advance();
   }
 
@@ -112,15 +143,15 @@ export class PublishFlow {
 
   #done(entry: Entry): void {
     entry.done = true;
-    this.#pending--;
-    this.#counters.publishPending--;
+    this.#pending -= entry.count;
+    this.#counters.publishPending -= entry.count;
     this.#advance();
   }
 
   #advance(): void {
     const q = this.#queue;
     let head = this.#head;
-    while (head < q.length && q[head]!.done) this.#ackTo = Math.max(this.#ackTo, q[head++]!.n);
+    while (head < q.length && q[head]!.done) this.#ackTo = Math.max(this.#ackTo, q[head++]!.last);
     if (head === q.length) {
       this.#queue = [];
       this.#head = 0;

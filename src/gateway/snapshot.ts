@@ -7,25 +7,28 @@ import type { TableContact } from '../dht/routing-table.js';
 import { toHex } from '../identity/identity.js';
 import type { DropHandler, HandlerReply } from '../session/messenger.js';
 import type { PeerInfo } from '../session/peer-session.js';
-import type { PubSubMessage } from '../pubsub/subscription.js';
+import type { PubSubMessage, PubSubRun } from '../pubsub/subscription.js';
 import type { Provider } from '../registry/types.js';
 import type { RegisterOptions, RpcHandler } from '../rpc/types.js';
 import type { Connection } from '../transport/types.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import type { HandlerRegistry, Message } from '../wire/messages.js';
 import type { Headers } from '../wire/headers.js';
+import type { RunFailures } from './publish-flow.js';
 
 export interface GatewaySubscription {
   readonly ready: Promise<void>;
   unsubscribe(): Promise<void>;
-  /** A message for it was lost on the way to its consumer (the client's send queue was full): counted as a drop. */
-  drop(): void;
+  /** `n` messages for it were lost on the way to its consumer (the client's send queue was full): counted as drops. */
+  drop(n?: number): void;
 }
 
 /** The node's pub/sub service, as the gateway uses it. */
 export interface GatewayPubSub {
-  subscribe(pattern: string, handler: (msg: PubSubMessage) => void | Promise<void>, options?: { queue?: string; client?: string }): GatewaySubscription;
+  subscribe(pattern: string, handler: (msg: PubSubMessage) => void | Promise<void>, options?: { queue?: string; client?: string; onRun?: (run: PubSubRun) => void | Promise<void> }): GatewaySubscription;
   publish(topic: string, data: unknown, options?: { origin?: string; headers?: Headers }): Promise<unknown>;
+  /** Consecutive publishes to one topic without headers (a GW_SEND run); resolves with the ones refused on their own. */
+  publishRun(topic: string, data: readonly unknown[], options?: { origin?: string }): Promise<{ refused: RunFailures }>;
   request(topic: string, data: unknown, options?: { origin?: string; headers?: Headers; max?: number; timeoutMs?: number }): Promise<readonly { data: unknown; headers?: Headers; responder: string }[]>;
   stats(): unknown;
 }

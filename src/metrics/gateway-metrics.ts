@@ -16,6 +16,8 @@ export const GATEWAY_METRICS: readonly StatsMetric<GatewayStats>[] = [
   { type: 'gauge', name: 'macula_gateway_publish_window', help: 'Publishes one light client may have unacknowledged (publishWindow).', value: (s) => s.publishWindow },
   { type: 'counter', name: 'macula_gateway_publish_failures_total', help: 'Light-client publishes that failed and were reported with GW_NACK (overruns included).', value: (s) => s.publishFailures },
   { type: 'counter', name: 'macula_gateway_publish_overruns_total', help: 'Light-client publishes refused because the client went past its window.', value: (s) => s.publishOverruns },
+  { type: 'counter', name: 'macula_gateway_forwarded_runs_total', help: 'GW_MSG runs sent to light clients (consecutive messages of one publisher sent as one).', value: (s) => s.forwardedRuns },
+  { type: 'counter', name: 'macula_gateway_publish_runs_total', help: 'GW_SEND runs received from light clients (their publishes count one by one in macula_gateway_publishes_total).', value: (s) => s.publishRuns },
   {
     type: 'counter',
     name: 'macula_gateway_clients_refused_total',

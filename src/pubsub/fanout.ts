@@ -24,6 +24,10 @@
  *
  * Order per node is kept: jobs start in FIFO order, and while a node has a
  * backlog every newer message joins the backlog behind it.
+ *
+ * A send may carry a run of `n` messages (wire/run.ts): it is one job, one
+ * write and one backlog entry, and every count (sent, skipped, dropped,
+ * failed) counts its n messages.
  */
 import { settleWithin } from '../util/time.js';
 import { LRUCache } from 'lru-cache';
@@ -64,7 +68,7 @@ export class Peer {
   progress = 0;
   lastProgress = 0;
   stalledSweeps = 0;
-  backlog: RingQueue<OutboundMessage> | undefined;
+  backlog: RingQueue<Held> | undefined;
   draining = false;
   onSent: () => void = () => undefined;
   onFailed: (err: unknown) => void = () => undefined;
@@ -73,6 +77,12 @@ export class Peer {
     this.nodeId = nodeId;
     this.target = { address, nodeId };
   }
+}
+
+/** A send held while its node is dialed: the message and how many it carries. */
+interface Held {
+  readonly msg: OutboundMessage;
+  readonly n: number;
 }
 
 /** One message for one node; `failover` is called when it cannot go there (node down, send failed). */
@@ -104,8 +114,9 @@ export interface FanoutInit {
 }
 
 export interface FanoutStats extends WorkerPoolStats {
-  /** PUBLISH messages written. */
+  /** Messages written (a run counts its messages). */
   sent: number;
+  /** Messages whose send failed. */
   sendFailures: number;
   /** Messages not sent because their node was down (backoff after a failure). */
   skippedDown: number;
@@ -176,19 +187,23 @@ export class Fanout {
     return pool.maxQueue - queued + (queued === 0 ? Math.max(0, pool.concurrency - pool.running) : 0);
   }
 
-  /** Queues one send per peer; undefined when all were accepted at once, else a promise that resolves once they are (backpressure). */
-  submit(peers: readonly Peer[], msg: OutboundMessage): Promise<void> | undefined {
+  /**
+   * Queues one send per peer of `msg`, which carries `n` messages (a run);
+   * undefined when all were accepted at once, else a promise that resolves
+   * once they are (backpressure).
+   */
+  submit(peers: readonly Peer[], msg: OutboundMessage, n = 1): Promise<void> | undefined {
     if (this.#closed) return Promise.reject(StoppedError.of('pub/sub fan-out'));
     let i = 0;
-    for (; i < peers.length && this.room() > 0; i++) void this.pool.submit(this.#job(peers[i]!, msg));
-    return i === peers.length ? undefined : this.#submitRest(peers, i, msg);
+    for (; i < peers.length && this.room() > 0; i++) void this.pool.submit(this.#job(peers[i]!, msg, n));
+    return i === peers.length ? undefined : this.#submitRest(peers, i, msg, n);
   }
 
   /** Queues one send per peer only if all fit now; false (nothing queued) otherwise. */
-  trySubmitAll(peers: readonly Peer[], msg: OutboundMessage): boolean {
+  trySubmitAll(peers: readonly Peer[], msg: OutboundMessage, n = 1): boolean {
     if (this.#closed) throw StoppedError.of('pub/sub fan-out');
     if (this.room() < peers.length) return false;
-    for (const p of peers) void this.pool.submit(this.#job(p, msg));
+    for (const p of peers) void this.pool.submit(this.#job(p, msg, n));
     return true;
   }
 
@@ -237,7 +252,7 @@ export class Fanout {
   }
 
   #sendJob(s: Send): () => Promise<void> | undefined {
-    if (s.failover === undefined) return this.#job(s.peer, s.msg);
+    if (s.failover === undefined) return this.#job(s.peer, s.msg, 1);
     const { peer, msg, failover } = s;
     return () => {
       if (this.#liveness.isDown(peer.nodeId)) {
@@ -245,7 +260,7 @@ export class Fanout {
         failover();
         return undefined;
       }
-      const conn = this.#connectionOrHold(peer, msg);
+      const conn = this.#connectionOrHold(peer, msg, 1);
       if (conn === null) return undefined;
       peer.inFlight++;
       const sent = this.#notify(peer, conn, msg).then(peer.onSent, (err: unknown) => {
@@ -256,24 +271,25 @@ export class Fanout {
     };
   }
 
-  async #submitRest(peers: readonly Peer[], from: number, msg: OutboundMessage): Promise<void> {
-    for (let i = from; i < peers.length; i++) await this.pool.submit(this.#job(peers[i]!, msg));
+  async #submitRest(peers: readonly Peer[], from: number, msg: OutboundMessage, n: number): Promise<void> {
+    for (let i = from; i < peers.length; i++) await this.pool.submit(this.#job(peers[i]!, msg, n));
   }
 
-  #job(peer: Peer, msg: OutboundMessage): () => Promise<void> | undefined {
-    return () => this.#send(peer, msg);
+  #job(peer: Peer, msg: OutboundMessage, n: number): () => Promise<void> | undefined {
+    return () => this.#send(peer, msg, n);
   }
 
-  #send(peer: Peer, msg: OutboundMessage): Promise<void> | undefined {
+  #send(peer: Peer, msg: OutboundMessage, n: number): Promise<void> | undefined {
     if (this.#liveness.isDown(peer.nodeId)) {
-      this.#skippedDown++;
-      this.#onDrop?.(peer, 1);
+      this.#skippedDown += n;
+      this.#onDrop?.(peer, n);
       return undefined;
     }
-    const conn = this.#connectionOrHold(peer, msg);
+    const conn = this.#connectionOrHold(peer, msg, n);
     if (conn === null) return undefined;
     peer.inFlight++;
-    return this.#release(conn, this.#notify(peer, conn, msg).then(peer.onSent, peer.onFailed));
+    const sent = this.#notify(peer, conn, msg);
+    return this.#release(conn, n === 1 ? sent.then(peer.onSent, peer.onFailed) : sent.then(() => this.#ok(peer, n), (err: unknown) => this.#fail(peer, err, n)));
   }
 
   /**
@@ -296,14 +312,14 @@ export class Fanout {
    * finds it); null when the message joined the node's backlog instead
    * (no open connection, or a backlog already).
    */
-  #connectionOrHold(peer: Peer, msg: OutboundMessage): FanoutConnection | undefined | null {
+  #connectionOrHold(peer: Peer, msg: OutboundMessage, n: number): FanoutConnection | undefined | null {
     const pool = this.#messenger.pool;
     if (peer.backlog === undefined) {
       if (pool === undefined) return undefined;
       const conn = pool.connectionTo(peer.nodeId);
       if (conn !== undefined) return conn;
     }
-    this.#hold(peer, msg);
+    this.#hold(peer, msg, n);
     return null;
   }
 
@@ -318,19 +334,19 @@ export class Fanout {
     }
   }
 
-  #ok(peer: Peer): void {
+  #ok(peer: Peer, n = 1): void {
     peer.inFlight--;
     peer.progress++;
-    this.#sent++;
+    this.#sent += n;
   }
 
-  #fail(peer: Peer, err: unknown): void {
+  #fail(peer: Peer, err: unknown, n = 1): void {
     peer.inFlight--;
-    this.#failed(peer, err);
+    this.#failed(peer, err, n);
   }
 
-  #failed(peer: Peer, _err: unknown): void {
-    this.#sendFailures++;
+  #failed(peer: Peer, _err: unknown, n: number): void {
+    this.#sendFailures += n;
     // One outage fails every send in flight to the node: it is reported once.
     if (this.#liveness.isDown(peer.nodeId)) return;
     this.#liveness.down(peer.nodeId, 'send_failed', peer.target.address);
@@ -338,17 +354,17 @@ export class Fanout {
     this.#onPeerDown?.(peer);
   }
 
-  #hold(peer: Peer, msg: OutboundMessage): void {
+  #hold(peer: Peer, msg: OutboundMessage, n: number): void {
     if (this.#closed) return;
-    peer.backlog ??= new RingQueue<OutboundMessage>();
+    peer.backlog ??= new RingQueue<Held>();
     // The total bound keeps many unreachable nodes from adding up to unbounded memory.
     if (peer.backlog.size >= this.#init.nodeBacklog || this.#held >= this.#init.maxQueue) {
-      this.#backlogDropped++;
-      this.#onDrop?.(peer, 1);
+      this.#backlogDropped += n;
+      this.#onDrop?.(peer, n);
       return;
     }
-    peer.backlog.push(msg);
-    this.#held++;
+    peer.backlog.push({ msg, n });
+    this.#held += n;
     if (!peer.draining) void this.#drain(peer);
   }
 
@@ -364,16 +380,17 @@ export class Fanout {
           return;
         }
         const batch = backlog.drainAll();
-        this.#held -= batch.length;
+        for (const h of batch) this.#held -= h.n;
         peer.inFlight += batch.length;
-        const results = await Promise.allSettled(batch.map((m) => this.#messenger.notify(peer.target, m)));
+        const results = await Promise.allSettled(batch.map((h) => this.#messenger.notify(peer.target, h.msg)));
         peer.inFlight -= batch.length;
-        for (const r of results) {
+        for (let i = 0; i < results.length; i++) {
+          const r = results[i]!;
           if (r.status === 'fulfilled') {
             peer.progress++;
-            this.#sent++;
+            this.#sent += batch[i]!.n;
           } else {
-            this.#failed(peer, r.reason);
+            this.#failed(peer, r.reason, batch[i]!.n);
           }
         }
       }
@@ -386,9 +403,11 @@ export class Fanout {
     const backlog = peer.backlog;
     peer.backlog = undefined;
     if (backlog === undefined || backlog.size === 0) return;
-    this.#held -= backlog.size;
-    this.#backlogDropped += backlog.size;
-    this.#onDrop?.(peer, backlog.size);
+    let n = 0;
+    for (const h of backlog.drainAll()) n += h.n;
+    this.#held -= n;
+    this.#backlogDropped += n;
+    this.#onDrop?.(peer, n);
   }
 
   #checkStalls(): void {

@@ -1,6 +1,6 @@
 /** Pub/sub: topics and patterns, the local index, and the PubSub service. */
-export { PubSub, type PubSubComponents, type PubSubStats, type PublishOptions, type PublishResult, type Reply, type RequestOptions, type SubscribeOptions } from './pubsub.js';
-export { Subscription, SubscriptionIterator, type MessageHandler, type PubSubMessage } from './subscription.js';
+export { PubSub, type PubSubComponents, type PubSubStats, type PublishOptions, type PublishResult, type Reply, type RequestOptions, type RunResult, type SubscribeOptions } from './pubsub.js';
+export { PubSubRun, Subscription, SubscriptionIterator, type MessageHandler, type PubSubMessage, type RunHandler } from './subscription.js';
 export { resolvePubSubOptions, type PubSubInit, type PubSubOptions } from './options.js';
 export { InvalidPayloadError, NoRespondersError } from './errors.js';
 export { InvalidQueueGroupError, validateQueueGroup } from './queue.js';

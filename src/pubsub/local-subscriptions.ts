@@ -10,7 +10,7 @@
  */
 import { LimitExceededError } from '../util/errors.js';
 import type { Announcer } from './announcer.js';
-import { Subscription, type MessageHandler, type PubSubMessage } from './subscription.js';
+import { Subscription, type MessageHandler, type PubSubMessage, type PubSubRun, type RunHandler } from './subscription.js';
 import { TopicTrie } from './topic-trie.js';
 import { validateQueueGroup } from './queue.js';
 import { validatePattern, type TopicLimits } from './topic.js';
@@ -18,7 +18,7 @@ import { validatePattern, type TopicLimits } from './topic.js';
 export interface LocalSubscriptionsComponents {
   announcer: Announcer;
   onHandlerError?: ((err: unknown, sub: Subscription) => void) | undefined;
-  onDrop?: ((sub: Subscription) => void) | undefined;
+  onDrop?: ((sub: Subscription, n: number) => void) | undefined;
 }
 
 export interface AddOptions {
@@ -27,6 +27,8 @@ export interface AddOptions {
   queue?: string | undefined;
   /** The light client the subscription forwards to (for reports). */
   client?: string | undefined;
+  /** Takes runs whole (see PubSubRun). */
+  onRun?: RunHandler | undefined;
 }
 
 export interface LocalSubscriptionsInit {
@@ -54,6 +56,8 @@ export class LocalSubscriptions {
   #nextId = 0;
   /** The message being dispatched by forEachMatch; a field rather than a closure per message. */
   #current: PubSubMessage | undefined;
+  /** The run being dispatched by deliverRun, likewise. */
+  #currentRun: PubSubRun | undefined;
   #plain = true;
   #groups: readonly string[] | undefined;
   #pushed = 0;
@@ -93,7 +97,7 @@ export class LocalSubscriptions {
    * @throws InvalidTopicError, InvalidQueueGroupError, LimitExceededError
    */
   add(pattern: string, handler: MessageHandler, options: AddOptions = {}): Subscription {
-    const { onClose, queue, client } = options;
+    const { onClose, queue, client, onRun } = options;
     validatePattern(pattern, this.#init.limits);
     if (queue !== undefined) validateQueueGroup(queue);
     const max = this.#init.maxSubscriptions;
@@ -106,6 +110,7 @@ export class LocalSubscriptions {
         ...(this.#onHandlerError ? { onHandlerError: this.#onHandlerError } : {}),
         ...(onClose ? { onClose } : {}),
         ...(this.#onDrop ? { onDrop: this.#onDrop } : {}),
+        ...(onRun ? { onRun } : {}),
       },
       { id: ++this.#nextId, pattern, bufferSize: this.#init.bufferSize, ...(queue !== undefined && { queue }), ...(client !== undefined && { client }) },
     );
@@ -147,6 +152,25 @@ export class LocalSubscriptions {
     this.#groups = undefined;
     return n;
   }
+
+  /**
+   * Pushes a run to every matching plain subscription (queue groups take
+   * messages one by one, with their picks): one walk of the trie for the
+   * whole run. Returns how many subscriptions got it.
+   */
+  deliverRun(run: PubSubRun, segs: readonly string[]): number {
+    this.#currentRun = run;
+    this.#pushed = 0;
+    this.#trie.forEachMatch(run.topic, this.#pushRun, segs);
+    this.#currentRun = undefined;
+    return this.#pushed;
+  }
+
+  readonly #pushRun = (sub: Subscription): void => {
+    if (sub.queue !== undefined) return;
+    sub.pushRun(this.#currentRun!);
+    this.#pushed++;
+  };
 
   /** Whether any local subscription matches the topic. */
   hasMatch(topic: string, segs: readonly string[]): boolean {

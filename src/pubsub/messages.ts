@@ -5,6 +5,7 @@
 import { defineMessage } from '../wire/messages.js';
 import { HEADERS_FIELD } from '../wire/headers.js';
 import { f } from '../wire/schema.js';
+import { RUN_FIELD, runCheck } from '../wire/run.js';
 import { MAX_QUEUE_GROUP_CHARS } from './queue.js';
 
 /** Requests on a topic (request/reply): the default wait for replies, and the bounds of a request's options. */
@@ -32,9 +33,10 @@ export const MAX_INBOX = 0xffff_ffff;
  * node was chosen for (it hands the message to one local member of each),
  * `qo` "queue only": the node was chosen for `g` only, its plain
  * subscriptions get their own copy elsewhere or none, `r` the publisher's
- * reply inbox (a request: subscribers answer with REPLY). The publisher is
- * not in the message: it is the verified peer of the connection it arrived
- * on.
+ * reply inbox (a request: subscribers answer with REPLY), `k` a run of k
+ * messages (`d` their payloads, sequence numbers `s` … `s + k - 1`; never
+ * with `h`, `g`, `qo` or `r`, see wire/run.ts). The publisher is not in the
+ * message: it is the verified peer of the connection it arrived on.
  */
 export const PUBLISH = defineMessage(30, 'PUBLISH', {
   tp: f.str(1, MAX_WIRE_TOPIC_CHARS),
@@ -45,7 +47,8 @@ export const PUBLISH = defineMessage(30, 'PUBLISH', {
   g: f.opt(f.arr(f.str(1, MAX_QUEUE_GROUP_CHARS), MAX_GROUPS_PER_MESSAGE)),
   qo: f.opt(f.bool()),
   r: f.opt(f.uint(MAX_INBOX)),
-});
+  k: RUN_FIELD,
+}, { check: runCheck('s', ['h', 'g', 'qo', 'r']) });
 
 /** One-way answer of a subscriber to a request: inbox `r` of the receiving node, payload `d`, headers `h`. */
 export const REPLY = defineMessage(32, 'REPLY', {

@@ -14,7 +14,10 @@
  * `a.b.c` (segments + 1 lookups, in parallel, cached 5 s) and keeps the nodes
  * with a pattern matching the topic. It sends one PUBLISH per subscriber
  * *node*, through a bounded worker pool; the receiving node hands it to each
- * of its matching subscriptions.
+ * of its matching subscriptions. Consecutive messages to one topic and the
+ * same nodes travel as one PUBLISH run (wire/run.ts): those handed over
+ * together (publishRun, a light client's GW_SEND run), and publish() calls
+ * of one event-loop turn without headers, inbox or queue groups.
  *
  * Delivery semantics:
  * - At most once. A message can be lost (a node going down, a full buffer,
@@ -73,8 +76,9 @@ import { resolvePubSubOptions, type PubSubInit, type PubSubOptions } from './opt
 import { Receiver, type ReceiverStats } from './receiver.js';
 import { SlowConsumers, type SlowConsumer } from './slow-consumers.js';
 import { SubscriberCache, type SubscriberCacheDht, type SubscriberCacheStats, type TopicTargets } from './subscriber-cache.js';
-import { SubscriptionIterator, type MessageHandler, type PubSubMessage, type Subscription } from './subscription.js';
+import { PubSubRun, SubscriptionIterator, type MessageHandler, type PubSubMessage, type RunHandler, type Subscription } from './subscription.js';
 import { validateTopic, type TopicLimits } from './topic.js';
+import { runHasRoom } from '../wire/run.js';
 import type { RecordAuth } from '../auth/record-auth.js';
 import { fromHex } from '../identity/identity.js';
 
@@ -110,6 +114,8 @@ export interface SubscribeOptions {
   queue?: string;
   /** Node ID (hex) of the light client the subscription forwards to (the gateway sets it); named in slow-consumer reports. */
   client?: string;
+  /** Takes runs (consecutive messages of one publisher, see PubSubRun) whole instead of message by message. */
+  onRun?: RunHandler;
 }
 
 export interface RequestOptions {
@@ -150,6 +156,12 @@ export interface PublishResult {
   local: number;
 }
 
+/** What publishRun() did: `local` counts deliveries (messages × subscriptions). */
+export interface RunResult extends PublishResult {
+  /** Messages of the run refused one by one (their payload), by index; the others were published. */
+  refused: { index: number; error: unknown }[] | undefined;
+}
+
 export interface PubSubStats extends ReceiverStats, DeliveryTotals {
   subscriptions: number;
   /** Distinct patterns subscribed. */
@@ -174,6 +186,8 @@ export interface PubSubStats extends ReceiverStats, DeliveryTotals {
   /** Replies for no pending request (late, or after `max`). */
   repliesUnmatched: number;
   repliesSent: number;
+  /** PUBLISH runs written to subscriber nodes (one per node per run; their messages count one by one elsewhere). */
+  runsSent: number;
   /** Top 10 subscriptions and subscriber nodes by drops in the last minute. */
   slowConsumers: SlowConsumer[];
   /** Consumers with drops tracked now (at most 1000). */
@@ -193,6 +207,35 @@ interface Outgoing {
   readonly headers: Headers | undefined;
   readonly origin: string | undefined;
   readonly inbox: number | undefined;
+}
+
+/** A run on its way (publishRun): consecutive messages of one topic, without headers or inbox. */
+interface OutgoingRun {
+  readonly topic: string;
+  readonly segs: readonly string[];
+  readonly data: readonly unknown[];
+  /** Each payload's encoding when its size check made one. */
+  readonly payloads: (Uint8Array | undefined)[];
+  readonly origin: string | undefined;
+}
+
+/**
+ * Publishes of this turn to one topic and the same subscriber nodes,
+ * without headers, inbox or queue groups: sent as one PUBLISH run at the
+ * end of the turn (or as soon as a publish that cannot join comes).
+ */
+interface OpenRun {
+  readonly topic: string;
+  readonly peers: readonly Peer[];
+  readonly origin: string | undefined;
+  /** The number of its first message. */
+  readonly seq: number;
+  readonly payloads: Uint8Array[];
+  bytes: number;
+  /** Settles once the run is queued for every node: what its publishes resolve with. */
+  readonly queued: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
 }
 
 /** This node as a queue-group candidate. */
@@ -216,6 +259,8 @@ export class PubSub {
   readonly #inboxes = new Map<number, Inbox>();
   #nextInbox = 0;
   #seq = Date.now() * 1000;
+  #open: OpenRun | undefined;
+  #openScheduled = false;
   #stopped = false;
   #n = {
     published: 0,
@@ -231,6 +276,7 @@ export class PubSub {
     repliesReceived: 0,
     repliesUnmatched: 0,
     repliesSent: 0,
+    runsSent: 0,
   };
 
   constructor(components: PubSubComponents, init: PubSubInit = {}) {
@@ -246,7 +292,7 @@ export class PubSub {
       {
         announcer: this.#announcer,
         onHandlerError: components.onHandlerError,
-        onDrop: (sub) =>
+        onDrop: (sub, n) =>
           this.#slow.record(`s${sub.id}`, () => ({
             kind: 'subscription',
             node: this.#selfId,
@@ -254,7 +300,7 @@ export class PubSub {
             subscription: sub.id,
             ...(sub.queue !== undefined && { queue: sub.queue }),
             ...(sub.client !== undefined && { client: sub.client }),
-          })),
+          }), n),
       },
       { limits: this.#limits, bufferSize: o.subscriptionBufferSize, maxSubscriptions: o.maxSubscriptions },
     );
@@ -390,13 +436,58 @@ export class PubSub {
       return Promise.reject(err);
     }
     const out: Outgoing = { topic, segs, data, payload, headers, origin: options.origin, inbox };
+    const noWait = options.noWait === true;
+    return this.#withTargets(topic, segs, (targets) => this.#send(out, targets, noWait));
+  }
+
+  /**
+   * Publishes a run (wire/run.ts): consecutive messages of this publisher to
+   * `topic`, without headers, as publish() would one by one, with one topic
+   * check, one subscriber lookup and one PUBLISH run per subscriber node
+   * (cut at MAX_RUN messages or MAX_RUN_BYTES; queue groups are served
+   * message by message). A message whose payload
+   * is refused is left out and reported in `refused`; the others are
+   * published, numbered consecutively.
+   * @throws InvalidTopicError, QueueFullError (noWait), StoppedError — as rejections
+   */
+  publishRun(topic: string, data: readonly unknown[], options: Pick<PublishOptions, 'origin' | 'noWait'> = {}): Promise<RunResult> {
+    if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
+    let segs: readonly string[];
+    try {
+      segs = validateTopic(topic, this.#limits);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let refused: RunResult['refused'];
+    let kept: unknown[] | undefined;
+    const payloads: (Uint8Array | undefined)[] = [];
+    for (let i = 0; i < data.length; i++) {
+      try {
+        payloads.push(this.#checkPayload(data[i]));
+        kept?.push(data[i]);
+      } catch (error) {
+        (refused ??= []).push({ index: i, error });
+        kept ??= data.slice(0, i);
+      }
+    }
+    const run: OutgoingRun = { topic, segs, data: kept ?? data, payloads, origin: options.origin };
+    if (run.data.length === 0) return Promise.resolve({ nodes: 0, local: 0, refused });
+    const noWait = options.noWait === true;
+    return this.#withTargets(topic, segs, (targets) => this.#sendRun(run, targets, noWait)).then((r) => ({ ...r, refused }));
+  }
+
+  /**
+   * Calls `send` with the topic's subscribers, at once when they are cached
+   * and no earlier publish to the topic waits for them.
+   */
+  #withTargets<R>(topic: string, segs: readonly string[], send: (targets: TopicTargets) => Promise<R>): Promise<R> {
     const targets = this.#cache.lookup(topic, segs);
     const before = this.#lookupTails.get(topic);
-    if (!(targets instanceof Promise) && before === undefined) return this.#send(out, targets, options.noWait === true);
+    if (!(targets instanceof Promise) && before === undefined) return send(targets);
     // Waiting for the topic's subscribers to be looked up. The cache may hold the answer
     // before this publish resumes, so later publishes to the topic wait their turn:
     // they would overtake it when they arrive in between (a burst read off one stream).
-    const sent = (before === undefined ? Promise.resolve(targets) : before.then(() => targets)).then((t) => ({ result: this.#send(out, t, options.noWait === true) }));
+    const sent = (before === undefined ? Promise.resolve(targets) : before.then(() => targets)).then((t) => ({ result: send(t) }));
     const tail = sent.then(
       () => undefined,
       () => undefined,
@@ -442,6 +533,7 @@ export class PubSub {
    */
   async stop(options: { withdraw?: boolean } = {}): Promise<void> {
     if (this.#stopped) return;
+    this.#sendOpen(); // accepted publishes: their sends finish like every other one
     this.#stopped = true;
     this.#local.closeAll();
     this.#receiver.stop();
@@ -460,6 +552,11 @@ export class PubSub {
    */
   #send(out: Outgoing, targets: TopicTargets, noWait: boolean): Promise<PublishResult> {
     if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
+    if (!noWait && out.headers === undefined && out.inbox === undefined && targets.groups === undefined && !this.#local.hasQueues && targets.nodes.length > 0) {
+      return this.#join(out, targets.nodes);
+    }
+    // Numbers stay consecutive within a run and sends in publish order: the open run goes first.
+    this.#sendOpen();
     const seq = this.#seq;
     const picks = targets.groups !== undefined || this.#local.hasQueues ? this.#pickMembers(out, targets) : undefined;
     const peers = targets.nodes;
@@ -503,6 +600,129 @@ export class PubSub {
     if (noWait) return Promise.resolve(result);
     const waiting = sends !== undefined ? this.#fanout.submitSends(sends) : this.#fanout.submit(peers, msg!);
     return waiting === undefined ? Promise.resolve(result) : waiting.then(() => result);
+  }
+
+  /**
+   * A run goes to each subscriber node as PUBLISH runs (each encoded once
+   * for every node) and to local subscriptions with one trie walk;
+   * with queue groups in play, message by message throughout (each message
+   * has its own picks).
+   */
+  #sendRun(run: OutgoingRun, targets: TopicTargets, noWait: boolean): Promise<PublishResult> {
+    if (this.#stopped) return Promise.reject(StoppedError.of('pub/sub'));
+    this.#sendOpen();
+    const { topic, segs, data, payloads, origin } = run;
+    const k = data.length;
+    if (targets.groups !== undefined || this.#local.hasQueues) {
+      const results: Promise<PublishResult>[] = [];
+      for (let i = 0; i < k; i++) results.push(this.#send({ topic, segs, data: data[i], payload: payloads[i], headers: undefined, origin, inbox: undefined }, targets, noWait));
+      return Promise.all(results).then((all) => ({ nodes: all[0]!.nodes, local: all.reduce((sum, r) => sum + r.local, 0) }));
+    }
+    const seq = this.#seq;
+    const peers = targets.nodes;
+    const toLocal = this.#local.size > 0;
+    if (peers.length === 0 && !toLocal) {
+      this.#seq = seq + k;
+      this.#n.published += k;
+      this.#n.publishesNoSubscribers += k;
+      return Promise.resolve({ nodes: 0, local: 0 });
+    }
+    // Cut as every sender cuts runs (a caller may hand over more than one run holds): each part
+    // one PUBLISH for the nodes, and one PubSubRun for local subscriptions (a light client's is sent on as one GW_MSG).
+    const encoded = payloads.map((p, i) => p ?? encodeBody(data[i]));
+    const parts: { from: number; to: number }[] = [];
+    for (let from = 0, bytes = 0, i = 0; i <= k; i++) {
+      if (i < k && (i === from || runHasRoom(i - from, bytes, encoded[i]!.length))) {
+        bytes += encoded[i]!.length;
+        continue;
+      }
+      parts.push({ from, to: i });
+      from = i;
+      bytes = i < k ? encoded[i]!.length : 0;
+    }
+    if (noWait && peers.length > 0 && this.#fanout.room() < peers.length * parts.length) {
+      this.#n.publishesDropped += k;
+      return Promise.reject(new QueueFullError(`the pub/sub fan-out queue (no room for ${peers.length * parts.length} sends; nothing was sent)`, this.#fanout.pool.maxQueue));
+    }
+    this.#seq = seq + k;
+    this.#n.published += k;
+    let local = 0;
+    const waits: Promise<void>[] = [];
+    for (const { from, to } of parts) {
+      if (toLocal) local += this.#local.deliverRun(new PubSubRun(topic, parts.length === 1 ? data : data.slice(from, to), this.#selfId, seq + from, origin), segs) * (to - from);
+      if (peers.length === 0) continue;
+      const msg = this.#publishMessage(topic, seq + from, encoded.slice(from, to), origin);
+      if (to - from > 1) this.#n.runsSent += peers.length;
+      if (noWait) this.#fanout.trySubmitAll(peers, msg, to - from);
+      else {
+        const waiting = this.#fanout.submit(peers, msg, to - from);
+        if (waiting !== undefined) waits.push(waiting);
+      }
+    }
+    this.#n.localDeliveries += local;
+    const result: PublishResult = { nodes: peers.length, local };
+    if (peers.length === 0 && local === 0) this.#n.publishesNoSubscribers += k;
+    return waits.length === 0 ? Promise.resolve(result) : Promise.all(waits).then(() => result);
+  }
+
+  /** One PUBLISH of `payloads` numbered from `seq`: a run when there is more than one. */
+  #publishMessage(topic: string, seq: number, payloads: readonly Uint8Array[], origin: string | undefined): EncodedMessage {
+    const k = payloads.length;
+    const fields: MessageFields = { t: PUBLISH.type, tp: topic, s: seq, ...(k > 1 && { k }), ...(origin !== undefined && { o: fromHex(origin) }) };
+    return encodeMessage(fields, { d: k > 1 ? payloads : payloads[0]! });
+  }
+
+  /**
+   * A publish that may travel in a run (no headers, inbox, queue groups or
+   * noWait, some subscriber node): numbered and handed to local
+   * subscriptions at once, its copy for the nodes added to the turn's open
+   * run (a new one when the topic, the nodes or the origin differ, or the
+   * run is full). Resolves once the run is queued for every node.
+   */
+  #join(out: Outgoing, peers: readonly Peer[]): Promise<PublishResult> {
+    const payload = (out.payload ??= encodeBody(out.data));
+    let run = this.#open;
+    if (run !== undefined && (run.topic !== out.topic || run.peers !== peers || run.origin !== out.origin || !runHasRoom(run.payloads.length, run.bytes, payload.length))) {
+      this.#sendOpen();
+      run = undefined;
+    }
+    const seq = this.#seq;
+    if (run === undefined) {
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const queued = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      run = this.#open = { topic: out.topic, peers, origin: out.origin, seq, payloads: [], bytes: 0, queued, resolve, reject };
+      if (!this.#openScheduled) {
+        this.#openScheduled = true;
+        queueMicrotask(this.#endOfTurn);
+      }
+    }
+    run.payloads.push(payload);
+    run.bytes += payload.length;
+    this.#seq = seq + 1;
+    this.#n.published++;
+    const local = this.#local.size === 0 ? 0 : this.#local.deliver(this.#delivered(out, seq, this.#selfId), out.segs);
+    this.#n.localDeliveries += local;
+    const result: PublishResult = { nodes: peers.length, local };
+    return run.queued.then(() => result);
+  }
+
+  readonly #endOfTurn = (): void => {
+    this.#openScheduled = false;
+    this.#sendOpen();
+  };
+
+  /** Queues the open run for its nodes: one PUBLISH, a run when it holds more than one message. */
+  #sendOpen(): void {
+    const run = this.#open;
+    if (run === undefined) return;
+    this.#open = undefined;
+    const k = run.payloads.length;
+    const msg = this.#publishMessage(run.topic, run.seq, run.payloads, run.origin);
+    if (k > 1) this.#n.runsSent += run.peers.length;
+    const waiting = this.#fanout.submit(run.peers, msg, k);
+    if (waiting === undefined) run.resolve();
+    else waiting.then(run.resolve, run.reject);
   }
 
   #fields(out: Outgoing, seq: number): MessageFields {
@@ -596,6 +816,7 @@ export class PubSub {
    */
   #failover(out: Outgoing, original: MessageFields, groups: readonly string[], targets: TopicTargets, tried: Set<string>): void {
     if (this.#stopped) return;
+    this.#sendOpen();
     const seq = this.#seq++;
     const base = { ...original, s: seq };
     const sends: Send[] = [];

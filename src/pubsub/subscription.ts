@@ -38,6 +38,50 @@ export interface PubSubMessage {
 
 export type MessageHandler = (msg: PubSubMessage) => void | Promise<void>;
 
+/**
+ * Consecutive messages of one publisher to one topic, numbered `seq`,
+ * `seq + 1`, … (a run, wire/run.ts), without headers or reply inbox. A
+ * subscription that hands messages on (a light client's) gets it whole;
+ * the others get its messages one by one. Read-only, shared like a message.
+ */
+export class PubSubRun {
+  #messages: PubSubMessage[] | undefined;
+
+  constructor(
+    readonly topic: string,
+    readonly data: readonly unknown[],
+    /** Node ID (hex) of the publishing node, from its verified connection. */
+    readonly publisher: string,
+    /** The number of the first message. */
+    readonly seq: number,
+    readonly origin: string | undefined,
+  ) {}
+
+  get length(): number {
+    return this.data.length;
+  }
+
+  /** The messages one by one, built once for every subscription that takes them so. */
+  get messages(): readonly PubSubMessage[] {
+    if (this.#messages !== undefined) return this.#messages;
+    const out: PubSubMessage[] = [];
+    for (let i = 0; i < this.data.length; i++) {
+      const m: PubSubMessage = { topic: this.topic, data: this.data[i], publisher: this.publisher, seq: this.seq + i };
+      if (this.origin !== undefined) m.origin = this.origin;
+      out.push(m);
+    }
+    return (this.#messages = out);
+  }
+
+  /** Messages `from` … `to - 1` as a run of their own. */
+  slice(from: number, to = this.data.length): PubSubRun {
+    return new PubSubRun(this.topic, this.data.slice(from, to), this.publisher, this.seq + from, this.origin);
+  }
+}
+
+/** Takes a whole run (instead of its messages one by one); a promise holds the next delivery until it settles, as a handler's does. */
+export type RunHandler = (run: PubSubRun) => void | Promise<void>;
+
 export interface SubscriptionComponents {
   handler: MessageHandler;
   /** Arranges for `drain()` to be called soon (not synchronously). */
@@ -48,8 +92,10 @@ export interface SubscriptionComponents {
   onHandlerError?: (err: unknown, sub: Subscription) => void;
   /** Called once when the subscription closes (unsubscribe or stop). */
   onClose?: () => void;
-  /** Told of every message dropped because the buffer was full. */
-  onDrop?: (sub: Subscription) => void;
+  /** Told of the `n` messages dropped each time (the buffer was full). */
+  onDrop?: (sub: Subscription, n: number) => void;
+  /** Runs whole rather than message by message (see PubSubRun). */
+  onRun?: RunHandler;
 }
 
 export interface SubscriptionInit {
@@ -86,8 +132,11 @@ export class Subscription {
   readonly #unsubscribe: (sub: Subscription) => Promise<void>;
   readonly #onError: ((err: unknown, sub: Subscription) => void) | undefined;
   readonly #onClose: (() => void) | undefined;
-  readonly #onDrop: ((sub: Subscription) => void) | undefined;
-  readonly #buffer = new RingQueue<PubSubMessage>();
+  readonly #onDrop: ((sub: Subscription, n: number) => void) | undefined;
+  readonly #onRun: RunHandler | undefined;
+  readonly #buffer = new RingQueue<PubSubMessage | PubSubRun>();
+  /** Messages in the buffer (a run counts its messages). */
+  #count = 0;
   readonly #max: number;
   #busy = false;
   #scheduled = false;
@@ -100,6 +149,7 @@ export class Subscription {
     this.queue = init.queue;
     this.client = init.client;
     this.#onDrop = components.onDrop;
+    this.#onRun = components.onRun;
     this.#handler = components.handler;
     this.#schedule = components.schedule;
     this.#unsubscribe = components.unsubscribe;
@@ -123,9 +173,9 @@ export class Subscription {
    * full, or its handler hands messages on (a light client's subscription)
    * and the next hop could not take it. A slow consumer, named in stats.
    */
-  drop(): void {
-    this.#dropped++;
-    this.#onDrop?.(this);
+  drop(n = 1): void {
+    this.#dropped += n;
+    this.#onDrop?.(this, n);
   }
 
   /** Handler calls that threw or rejected. */
@@ -135,7 +185,7 @@ export class Subscription {
 
   /** Messages waiting for the handler. */
   get buffered(): number {
-    return this.#buffer.size;
+    return this.#count;
   }
 
   get closed(): boolean {
@@ -151,8 +201,36 @@ export class Subscription {
   /** Queues a message for the handler; never blocks, drops (counted) when the buffer is full. */
   push(msg: PubSubMessage): void {
     if (this.#closed) return;
-    if (this.#buffer.size >= this.#max) return this.drop();
+    if (this.#count >= this.#max) return this.drop();
     this.#buffer.push(msg);
+    this.#count++;
+    this.#ready();
+  }
+
+  /**
+   * Queues a run: whole for a subscription with a run handler (what does
+   * not fit the buffer is dropped, counted per message), else message by
+   * message.
+   */
+  pushRun(run: PubSubRun): void {
+    if (this.#closed) return;
+    if (this.#onRun === undefined) {
+      for (const m of run.messages) this.push(m);
+      return;
+    }
+    const room = this.#max - this.#count;
+    const k = run.length;
+    if (room < k) {
+      this.drop(k - Math.max(0, room));
+      if (room <= 0) return;
+      run = run.slice(0, room);
+    }
+    this.#buffer.push(run);
+    this.#count += run.length;
+    this.#ready();
+  }
+
+  #ready(): void {
     if (!this.#busy && !this.#scheduled) {
       this.#scheduled = true;
       this.#schedule(this);
@@ -164,6 +242,7 @@ export class Subscription {
     if (this.#closed) return;
     this.#closed = true;
     this.#buffer.drainAll();
+    this.#count = 0;
     this.#onClose?.();
   }
 
@@ -171,12 +250,19 @@ export class Subscription {
   drain(): void {
     this.#scheduled = false;
     while (!this.#busy && !this.#closed) {
-      const msg = this.#buffer.shift();
-      if (msg === undefined) return;
-      this.#delivered++;
+      const next = this.#buffer.shift();
+      if (next === undefined) return;
       let result: void | Promise<void>;
       try {
-        result = this.#handler(msg);
+        if (next instanceof PubSubRun) {
+          this.#count -= next.length;
+          this.#delivered += next.length;
+          result = this.#onRun!(next);
+        } else {
+          this.#count--;
+          this.#delivered++;
+          result = this.#handler(next);
+        }
       } catch (err) {
         this.#failed(err);
         continue;

@@ -17,6 +17,7 @@ export { RemoteError } from '../util/errors.js';
 import { BudgetExceededError, type BudgetAccount, type FrameBudget } from '../wire/budget.js';
 import { FramedStream, type OutboundMessage } from '../wire/framed-stream.js';
 import { ERROR, HELLO, HELLO_ACK, isMessage, MAX_REQUEST_ID, messageDef, messageName, type Message, type MessageOf } from '../wire/messages.js';
+import { messagesIn } from '../wire/run.js';
 
 export type Role = 'node' | 'client';
 
@@ -83,7 +84,7 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
 }
 
-/** Messages handled from one chunk before the reader lets queued microtasks run. */
+/** Messages handled from one chunk before the reader lets queued microtasks run (a run, wire/run.ts, is at most this many). */
 const YIELD_EVERY = 64;
 
 /** An ERROR response for a thrown value (see toWire). */
@@ -329,14 +330,20 @@ export class PeerSession {
         if (next === null) break;
         host.onMessage(this.peer);
         // The rest of the chunk in one pass: a one-way message whose handler
-        // is synchronous costs no promise at all. Every YIELD_EVERY messages
-        // the microtasks queued meanwhile run (subscription handlers drain
-        // their buffers), as they would between two chunks.
+        // is synchronous costs no promise at all. Before more than
+        // YIELD_EVERY messages (a run counts its messages) are handled the
+        // microtasks queued meanwhile run (subscription handlers drain their
+        // buffers), as they would between two chunks.
         let n = 0;
         for (let msg: Message | undefined = next; msg !== undefined; msg = stream.readBuffered()) {
+          const weight = messagesIn(msg);
+          if (n + weight > YIELD_EVERY) {
+            n = 0;
+            await undefined;
+          }
+          n += weight;
           if (msg.id === undefined) this.#deliver(msg);
           else void this.#answer(stream, msg);
-          if (++n % YIELD_EVERY === 0) await undefined;
         }
       }
       await stream.end();

@@ -72,14 +72,21 @@ export class EncodedMessage {
 /**
  * Encodes a message's fields once. `raw` fields are values encoded earlier
  * (`encodeBody`), placed as they are: a payload already encoded to check its
- * size is not encoded again.
+ * size is not encoded again. A raw field given as a list is an array of
+ * such values (the payloads of a run, wire/run.ts).
  */
-export function encodeMessage(msg: MessageFields, raw?: Readonly<Record<string, Uint8Array>>): EncodedMessage {
+export function encodeMessage(msg: MessageFields, raw?: Readonly<Record<string, Uint8Array | readonly Uint8Array[]>>): EncodedMessage {
   let count = writeFields(msg);
   if (raw !== undefined) {
     for (const key in raw) {
       writeString(key);
-      writeBytesAsIs(raw[key]!);
+      const value = raw[key]!;
+      if (value instanceof Uint8Array) writeBytesAsIs(value);
+      else {
+        room(5);
+        pos = writeHead(slab, pos, 0x80, value.length);
+        for (let i = 0; i < value.length; i++) writeBytesAsIs(value[i]!);
+      }
       count++;
     }
   }

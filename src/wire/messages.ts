@@ -27,6 +27,8 @@ export interface MessageDef<F extends Fields = Fields> {
   readonly fields: F;
   /** Responses are matched to a pending request by `id` instead of being dispatched to a handler. */
   readonly response: boolean;
+  /** A rule across fields (after each field passed its own check): what is wrong, or undefined. */
+  readonly check?: ((msg: Message) => string | undefined) | undefined;
 }
 
 /**
@@ -54,14 +56,14 @@ export function isMessage<F extends Fields>(msg: Message, def: MessageDef<F>): m
 
 const registry = new Map<number, MessageDef>();
 
-export function defineMessage<F extends Fields>(type: number, name: string, fields: F, options: { response?: boolean } = {}): MessageDef<F> {
+export function defineMessage<F extends Fields>(type: number, name: string, fields: F, options: { response?: boolean; check?: (msg: Message) => string | undefined } = {}): MessageDef<F> {
   if (!Number.isInteger(type) || type < 1 || type > 255) throw new RangeError(`message type ${type} outside 1..255`);
   const existing = registry.get(type);
   if (existing) {
     if (existing.name === name) return existing as MessageDef<F>;
     throw new Error(`message type ${type} is already defined as ${existing.name}`);
   }
-  const def: MessageDef<F> = { type, name, fields, response: options.response ?? false };
+  const def: MessageDef<F> = { type, name, fields, response: options.response ?? false, check: options.check };
   registry.set(type, def as MessageDef);
   return def;
 }
@@ -122,6 +124,8 @@ export function validateMessage(value: unknown): Message {
   const def = registry.get(msg.t);
   if (!def) throw new ProtocolError('unknown_type', `unknown message type ${msg.t}`);
   checkFields(msg, def.fields);
+  const wrong = def.check?.(msg);
+  if (wrong !== undefined) throw new ProtocolError('invalid_message', `${def.name}: ${wrong}`);
   return msg;
 }
 

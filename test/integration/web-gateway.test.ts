@@ -131,6 +131,47 @@ describe('web gateway (WebTransport over HTTP/2 from Node)', { timeout: 120_000 
     await quic.close();
   });
 
+  it('runs: a web client publishes a pipelined burst as runs and receives runs, every message in order with consecutive numbers', async () => {
+    const w = await connectWeb(url, hash);
+    const quic = await MaculaClient.connect({ node: { host: '127.0.0.1', port: b.listenAddress!.port } });
+    try {
+      const TOTAL = 2000;
+      const lanes = async (publish: (i: number) => Promise<void>) => {
+        let next = 0;
+        await Promise.all(Array.from({ length: 64 }, async () => {
+          while (next < TOTAL) await publish(next++);
+        }));
+      };
+      // Node b → node a → the web client: runs all the way.
+      const atWeb: WebMessage[] = [];
+      await w.subscribe('runs.to.web', (m) => void atWeb.push(m));
+      await until('the subscription to reach node b', async () => (await quic.publishAndWait('runs.to.web', -1)).nodes > 0);
+      await until('the probe at the web client', () => atWeb.length > 0);
+      atWeb.length = 0;
+      const forwardedRuns = a.gateway.stats().forwardedRuns;
+      await lanes((i) => quic.publish('runs.to.web', i));
+      await quic.flush();
+      await until('every message at the web client', () => atWeb.length === TOTAL, 30_000);
+      assert.deepEqual(atWeb.map((m) => [m.data, m.seq! - atWeb[0]!.seq!]), Array.from({ length: TOTAL }, (_, i) => [i, i]));
+      assert.ok(a.gateway.stats().forwardedRuns > forwardedRuns, 'the web client got runs');
+
+      // The web client → node a → node b → a QUIC client.
+      const atQuic: unknown[] = [];
+      await quic.subscribe('runs.from.web', (m) => void atQuic.push(m.data));
+      await until('a subscriber on node b', async () => (await w.publishAndWait('runs.from.web', -1)).nodes > 0);
+      await until('the probe at the QUIC client', () => atQuic.length > 0);
+      atQuic.length = 0;
+      await lanes((i) => w.publish('runs.from.web', i));
+      await w.flush();
+      await until('every message at the QUIC client', () => atQuic.length === TOTAL, 30_000);
+      assert.deepEqual(atQuic, Array.from({ length: TOTAL }, (_, i) => i));
+      assert.ok(w.publishStats().runs > 0, 'the web client sent runs');
+    } finally {
+      await w.close();
+      await quic.close();
+    }
+  });
+
   it('shares maxClients with QUIC clients', async () => {
     const before = a.gateway.stats().refusedByReason.max_clients;
     const held: { close(): Promise<void> }[] = [];
@@ -227,7 +268,7 @@ describe('web gateway (WebTransport over HTTP/2 from Node)', { timeout: 120_000 
       for (let i = 0; i < TOTAL; i++) await pub.publish('flow.n', i, { headers: { k: String(i) } });
       assert.ok(pub.publishStats().pending <= WINDOW, 'never more than the window unacknowledged');
       await pub.flush();
-      assert.deepEqual(pub.publishStats(), { sent: TOTAL, acknowledged: TOTAL, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: WINDOW });
+      assert.deepEqual(pub.publishStats(), { sent: TOTAL, runs: 0, acknowledged: TOTAL, failed: 0, pending: 0, pendingBytes: 0, waiting: 0, window: WINDOW });
       await until('every message at the subscriber', () => got.length === TOTAL);
       assert.deepEqual(got.map((m) => m.data), Array.from({ length: TOTAL }, (_, i) => i), 'in order');
       assert.equal(got[TOTAL - 1]!.headers?.k, String(TOTAL - 1));

@@ -11,7 +11,7 @@ async function turn(): Promise<void> {
 }
 
 function flow(window: number): { flow: PublishFlow; sent: OutboundMessage[]; counters: PublishCounters } {
-  const counters: PublishCounters = { publishes: 0, publishPending: 0, publishFailures: 0, publishOverruns: 0 };
+  const counters: PublishCounters = { publishes: 0, publishPending: 0, publishFailures: 0, publishOverruns: 0, publishRuns: 0 };
   const sent: OutboundMessage[] = [];
   return { flow: new PublishFlow(window, counters, (m) => void sent.push(m)), sent, counters };
 }
@@ -29,7 +29,7 @@ describe('PublishFlow', () => {
     for (let n = 1; n <= 10; n++) f.accept(n, () => Promise.resolve());
     await turn();
     assert.deepEqual(sent, [{ t: GW_ACK.type, n: 10 }]);
-    assert.deepEqual(counters, { publishes: 10, publishPending: 0, publishFailures: 0, publishOverruns: 0 });
+    assert.deepEqual(counters, { publishes: 10, publishPending: 0, publishFailures: 0, publishOverruns: 0, publishRuns: 0 });
   });
 
   it('acknowledges in order: a publish accepted early waits for the older one', async () => {
@@ -89,6 +89,64 @@ describe('PublishFlow', () => {
     held.reject(new Error('stopped'));
     await turn();
     assert.deepEqual(sent, []);
-    assert.deepEqual(counters, { publishes: 1, publishPending: 0, publishFailures: 1, publishOverruns: 0 });
+    assert.deepEqual(counters, { publishes: 1, publishPending: 0, publishFailures: 1, publishOverruns: 0, publishRuns: 0 });
+  });
+
+  it('holds a run as one pending entry of k publishes, acknowledged up to n + k - 1', async () => {
+    const { flow: f, sent, counters } = flow(16);
+    const gate = deferred();
+    let calls = 0;
+    f.accept(1, () => Promise.resolve());
+    f.acceptRun(2, 5, () => (calls++, gate.promise.then(() => undefined)), () => () => assert.fail('not split'));
+    assert.equal(calls, 1, 'pub/sub called once for the run');
+    assert.equal(f.pending, 6);
+    assert.equal(counters.publishPending, 6);
+    await turn();
+    assert.deepEqual(sent, [{ t: GW_ACK.type, n: 1 }]);
+    gate.resolve();
+    await turn();
+    assert.deepEqual(sent.at(-1), { t: GW_ACK.type, n: 6 });
+    assert.deepEqual({ pending: f.pending, publishes: counters.publishes, publishPending: counters.publishPending }, { pending: 0, publishes: 6, publishPending: 0 });
+  });
+
+  it('a failed run names each of its publishes; a run failing in part names those only', async () => {
+    const { flow: f, sent, counters } = flow(16);
+    const no = Object.assign(new Error('no'), { code: 'MACULA_ERR_FORBIDDEN' });
+    f.acceptRun(1, 3, () => Promise.reject(no), () => () => assert.fail('not split'));
+    f.acceptRun(4, 3, () => Promise.resolve([{ index: 1, error: no }]), () => () => assert.fail('not split'));
+    await turn();
+    assert.deepEqual(
+      sent.map((m) => [m.t, (m as Record<string, unknown>).n]),
+      [
+        [GW_NACK.type, 1],
+        [GW_NACK.type, 2],
+        [GW_NACK.type, 3],
+        [GW_NACK.type, 5],
+        [GW_ACK.type, 6],
+      ],
+    );
+    assert.equal(counters.publishFailures, 4);
+  });
+
+  it('a run beyond the window is taken publish by publish: exactly those past the window are refused', async () => {
+    const { flow: f, sent, counters } = flow(4);
+    const gate = deferred();
+    f.accept(1, () => gate.promise);
+    f.accept(2, () => gate.promise);
+    const one: number[] = [];
+    f.acceptRun(3, 4, () => assert.fail('split instead'), (i) => () => (one.push(i), gate.promise));
+    assert.deepEqual(one, [0, 1]);
+    assert.equal(counters.publishOverruns, 2);
+    gate.resolve();
+    await turn();
+    assert.deepEqual(
+      sent.map((m) => [m.t, (m as Record<string, unknown>).n]),
+      [
+        [GW_NACK.type, 5],
+        [GW_NACK.type, 6],
+        [GW_ACK.type, 4],
+      ],
+      'refused publishes are not held, as single ones past the window',
+    );
   });
 });

@@ -588,7 +588,7 @@ export class MaculaWebClient {
         const msg = await ch.read();
         if (msg === null) return;
         if (msg.t === GW_MSG.type) {
-          this.#subs.get(msg.sid as number)?.({ topic: msg.tp as string, data: msg.d, headers: msg.h as Headers | undefined, publisher: msg.pub as string | undefined, seq: msg.s as number | undefined, origin: msg.o as string | undefined });
+          this.#onMsg(msg);
         } else if (msg.t === GW_ACK.type) {
           this.#publisher?.acknowledged(msg.n as number);
         } else if (msg.t === GW_NACK.type) {
@@ -604,6 +604,24 @@ export class MaculaWebClient {
     } catch {
       ch.close();
     }
+  }
+
+  /** GW_MSG: one message, or a run of k (`d` their payloads, numbered s … s + k - 1; see wire/run.ts). */
+  #onMsg(msg: Msg): void {
+    const deliver = this.#subs.get(msg.sid as number);
+    if (deliver === undefined) return;
+    const topic = msg.tp as string;
+    const publisher = msg.pub as string | undefined;
+    const seq = msg.s as number | undefined;
+    const origin = msg.o as string | undefined;
+    const k = msg.k;
+    if (typeof k !== 'number') {
+      deliver({ topic, data: msg.d, headers: msg.h as Headers | undefined, publisher, seq, origin });
+      return;
+    }
+    const data = msg.d;
+    if (!Array.isArray(data) || data.length !== k) throw new ProtocolError('invalid_message', `GW_MSG: field "d" of a run (k = ${k}) must be an array of exactly ${k} payloads`);
+    for (let i = 0; i < k; i++) deliver({ topic, data: data[i], headers: undefined, publisher, seq: seq === undefined ? undefined : seq + i, origin });
   }
 
   async #invoke(ch: FrameChannel, msg: Msg): Promise<void> {
