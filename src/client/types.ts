@@ -51,6 +51,10 @@ export interface ClientProvider {
 export interface AttachInfo {
   nodeId: string;
   realm: string;
-  /** `publishWindow`: one-way publishes the node lets this client have unacknowledged (absent from older nodes). */
-  limits: { subscriptions: number; calls: number; served: number; publishWindow?: number };
+  /**
+   * `publishWindow`: one-way publishes the node lets this client have
+   * unacknowledged, `publishWindowBytes` bytes of them (both absent from
+   * older nodes).
+   */
+  limits: { subscriptions: number; calls: number; served: number; publishWindow?: number; publishWindowBytes?: number };
 }

@@ -33,8 +33,17 @@ import { validateTopic } from '../pubsub/topic.js';
 
 /** Bytes of unacknowledged publishes a client holds by default (well under a stream's 16 MiB send queue). */
 export const DEFAULT_MAX_PENDING_PUBLISH_BYTES = 8 * 1024 * 1024;
-/** The window used when the node announces none. */
+/** The window used when the node announces none (a node from before it was announced). */
 export const DEFAULT_CLIENT_PUBLISH_WINDOW = 256;
+
+/**
+ * The bytes a client keeps unacknowledged: its own bound, and at most half
+ * the node's (the node counts whole GW_SEND frames, headers included, where
+ * the client counts payloads and topics), so a client never crosses it.
+ */
+export function pendingBytesFor(limits: { publishWindowBytes?: number }, own: number): number {
+  return limits.publishWindowBytes === undefined ? own : Math.min(own, Math.floor(limits.publishWindowBytes / 2));
+}
 
 /** The node could not publish message number `seq` of this client: `code` is the node's reason. */
 export class PublishError extends RemoteError {

@@ -67,6 +67,7 @@ import {
   DEFAULT_MAX_DHT_KEYS_PER_CLIENT,
   DEFAULT_MAX_PENDING_FORWARDS,
   DEFAULT_PUBLISH_WINDOW,
+  DEFAULT_PUBLISH_WINDOW_BYTES,
   DEFAULT_MAX_SERVED_PER_CLIENT,
   DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT,
   DEFAULT_REFUSAL_GRACE_MS,
@@ -135,6 +136,7 @@ export class Gateway extends EventEmitter {
   readonly subscribeReadyTimeoutMs: number;
   readonly refusalGraceMs: number;
   readonly publishWindow: number;
+  readonly publishWindowBytes: number;
   readonly #keys: ClientKeyQuota;
   readonly #node: GatewayComponents;
   readonly #clients = new Map<Connection, ClientState>();
@@ -158,6 +160,7 @@ export class Gateway extends EventEmitter {
     this.subscribeReadyTimeoutMs = checkLimit('subscribeReadyTimeoutMs', init.subscribeReadyTimeoutMs ?? DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS, 0);
     this.refusalGraceMs = checkLimit('refusalGraceMs', init.refusalGraceMs ?? DEFAULT_REFUSAL_GRACE_MS, 0);
     this.publishWindow = checkLimit('publishWindow', init.publishWindow ?? DEFAULT_PUBLISH_WINDOW, 1);
+    this.publishWindowBytes = checkLimit('publishWindowBytes', init.publishWindowBytes ?? DEFAULT_PUBLISH_WINDOW_BYTES, 1);
     this.#keys = new ClientKeyQuota({
       maxKeys: checkLimit('maxDhtKeysPerClient', init.maxDhtKeysPerClient ?? DEFAULT_MAX_DHT_KEYS_PER_CLIENT, 0),
       maxBytes: checkLimit('maxDhtBytesPerClient', init.maxDhtBytesPerClient ?? DEFAULT_MAX_DHT_BYTES_PER_CLIENT, 0),
@@ -176,7 +179,7 @@ export class Gateway extends EventEmitter {
     this.#on(GW_PEERS, () => ok(this.#node.peers()));
     this.#on(GW_REQ, (msg, c) => this.#req(msg, c));
     this.#on(GW_RESPOND, (msg, c) => this.#respond(msg, c));
-    this.#node.messenger.handle(GW_SEND, (msg, peer) => this.#send(msg, peer), { onDropped: (err, msg, peer) => this.#sendDropped(err, msg, peer) });
+    this.#node.messenger.handle(GW_SEND, (msg, peer, bytes) => this.#send(msg, peer, bytes), { onDropped: (err, msg, peer) => this.#sendDropped(err, msg, peer) });
   }
 
   /** Clients connected now. */
@@ -196,6 +199,7 @@ export class Gateway extends EventEmitter {
       ...this.#n,
       ...this.#pubs,
       publishWindow: this.publishWindow,
+      publishWindowBytes: this.publishWindowBytes,
       dhtKeys: this.#keys.keys,
       maxClientDhtKeys: this.#keys.limits.allKeys,
       dhtBytes: this.#keys.bytes,
@@ -247,7 +251,7 @@ export class Gateway extends EventEmitter {
       keys: ClientKeyQuota.empty(),
       served: new Map(),
       credential: peer.credential,
-      publishes: new PublishFlow(this.publishWindow, this.#pubs, (m) => this.#node.messenger.notifyOn(conn, m).catch(() => undefined)),
+      publishes: new PublishFlow(this.publishWindow, this.publishWindowBytes, this.#pubs, (m) => this.#node.messenger.notifyOn(conn, m).catch(() => undefined)),
       calls: 0,
       pendingForwards: 0,
       closed: false,
@@ -295,7 +299,7 @@ export class Gateway extends EventEmitter {
     return ok({
       nodeId: node.nodeId,
       realm: node.realm,
-      limits: { subscriptions: this.maxSubscriptionsPerClient, calls: this.maxCallsPerClient, served: this.maxServedPerClient, publishWindow: this.publishWindow },
+      limits: { subscriptions: this.maxSubscriptionsPerClient, calls: this.maxCallsPerClient, served: this.maxServedPerClient, publishWindow: this.publishWindow, publishWindowBytes: this.publishWindowBytes },
     });
   }
 
@@ -345,7 +349,7 @@ export class Gateway extends EventEmitter {
   }
 
   /** A one-way publish (GW_SEND): handled in arrival order; its acceptance or failure is reported by the client's PublishFlow. */
-  #send(msg: MessageOf<typeof GW_SEND>, peer: PeerInfo): undefined {
+  #send(msg: MessageOf<typeof GW_SEND>, peer: PeerInfo, bytes: number): undefined {
     this.#requests[GW_SEND.name]!++;
     let c: ClientState;
     try {
@@ -361,7 +365,7 @@ export class Gateway extends EventEmitter {
     }
     const k = msg.k;
     if (k === undefined) {
-      c.publishes.accept(msg.n, () => this.#pubsub().publish(msg.tp, msg.d, { origin: c.nodeIdHex, ...(msg.h !== undefined && { headers: msg.h }) }));
+      c.publishes.accept(msg.n, bytes, () => this.#pubsub().publish(msg.tp, msg.d, { origin: c.nodeIdHex, ...(msg.h !== undefined && { headers: msg.h }) }));
       return undefined;
     }
     // A run (wire/run.ts): publishes n … n + k - 1, handed to pub/sub together.
@@ -371,6 +375,7 @@ export class Gateway extends EventEmitter {
     c.publishes.acceptRun(
       msg.n,
       k,
+      bytes,
       () => this.#pubsub().publishRun(msg.tp, data, options).then((r) => r.refused),
       (i) => () => this.#pubsub().publish(msg.tp, data[i], options),
     );

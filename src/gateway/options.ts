@@ -49,8 +49,15 @@ export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT = 1000;
 export const DEFAULT_MAX_CALLS_PER_CLIENT = 100;
 export const DEFAULT_MAX_SERVED_PER_CLIENT = 100;
 export const DEFAULT_MAX_PENDING_FORWARDS = 4096;
-/** Publishes (GW_SEND) one client may have unacknowledged; see publish-flow.ts. */
-export const DEFAULT_PUBLISH_WINDOW = 256;
+/**
+ * Publishes (GW_SEND) one client may have unacknowledged, and bytes of their
+ * frames; see publish-flow.ts. The count keeps a client's pipeline full
+ * across the round trip to its node under load (256 left the shell path
+ * waiting for acknowledgements at about half the rate 2048 reaches); the
+ * bytes bound what the node holds for one client whatever the payloads.
+ */
+export const DEFAULT_PUBLISH_WINDOW = 2048;
+export const DEFAULT_PUBLISH_WINDOW_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_SUBSCRIBE_READY_TIMEOUT_MS = 5000;
 export const DEFAULT_REFUSAL_GRACE_MS = 1000;
 /**
@@ -109,9 +116,16 @@ export interface GatewayInit {
    * One-way publishes (GW_SEND) one client may have unacknowledged, announced
    * in GW_ATTACH; the client waits for acknowledgements beyond it, and what
    * comes past it is refused (MACULA_ERR_FLOW_CONTROL). Bounds what the node
-   * holds for a client. Default 256.
+   * holds for a client, with publishWindowBytes. Default 2048.
    */
   publishWindow?: number;
+  /**
+   * Bytes of one client's unacknowledged publishes (their GW_SEND frames),
+   * announced in GW_ATTACH; past it the node refuses like past the window
+   * (one frame may cross the line). A client keeps to half of it (it counts
+   * payloads and topics, not frames). Default 32 MiB.
+   */
+  publishWindowBytes?: number;
   /** How long GW_SUB waits for the subscription to be announced in the mesh before answering anyway. Default 5000 ms. */
   subscribeReadyTimeoutMs?: number;
   /** How long a refused client's connection stays open so the refusal reaches it. Default 1000 ms. */
@@ -165,8 +179,9 @@ export interface GatewayStats extends Omit<AdmissionStats, 'clients'> {
   publishOverruns: number;
   /** GW_SEND runs received (each counted in `publishes` as its k publishes). */
   publishRuns: number;
-  /** The per-client window announced in GW_ATTACH. */
+  /** The per-client window announced in GW_ATTACH: publishes, and bytes of them. */
   publishWindow: number;
+  publishWindowBytes: number;
 }
 
 export function checkLimit(name: string, value: number, min: number): number {

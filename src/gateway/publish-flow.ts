@@ -10,21 +10,23 @@
  * publishes costs one acknowledgement. A failure is reported by GW_NACK
  * naming the publish; it still counts as handled.
  *
- * Flow control: the client keeps at most `window` publishes unacknowledged.
+ * Flow control: the client keeps at most `window` publishes and
+ * `windowBytes` of them (their GW_SEND frames) unacknowledged.
  * pub/sub's fan-out queue applying backpressure holds publishes pending,
  * so acknowledgements stop and the client waits: a fast publisher is slowed
  * to what the mesh takes. A GW_SEND beyond the window (a client ignoring the
  * protocol) is refused with MACULA_ERR_FLOW_CONTROL, counted, and not held,
- * so a client can make the node hold at most `window` of its messages.
+ * so a client can make the node hold at most `window` of its messages and
+ * `windowBytes` (plus the one frame that crossed the line).
  */
 import { MaculaError, toWire } from '../util/errors.js';
 import type { OutboundMessage } from '../wire/framed-stream.js';
 import { GW_ACK, GW_NACK } from './messages.js';
 
-/** A client sent more publishes than the window the node announced. */
+/** A client sent more publishes, or more bytes of them, than the window the node announced. */
 export class FlowControlError extends MaculaError {
-  constructor(window: number) {
-    super('MACULA_ERR_FLOW_CONTROL', `more than ${window} publishes unacknowledged (the window this node announced); wait for GW_ACK before sending more`);
+  constructor(window: number, windowBytes: number) {
+    super('MACULA_ERR_FLOW_CONTROL', `more than ${window} publishes or ${windowBytes} bytes of them unacknowledged (the window this node announced); wait for GW_ACK before sending more`);
   }
 }
 
@@ -46,6 +48,8 @@ export interface PublishCounters {
 interface Entry {
   readonly last: number;
   readonly count: number;
+  /** Their GW_SEND's frame bytes. */
+  readonly bytes: number;
   done: boolean;
 }
 
@@ -54,19 +58,22 @@ export type RunFailures = readonly { index: number; error: unknown }[] | undefin
 
 export class PublishFlow {
   readonly window: number;
+  readonly windowBytes: number;
   readonly #counters: PublishCounters;
   readonly #send: (msg: OutboundMessage) => void;
   /** Publishes in arrival order from the oldest not yet acknowledged; `#head` is the first live index. */
   #queue: Entry[] = [];
   #head = 0;
   #pending = 0;
+  #pendingBytes = 0;
   #ackTo = 0;
   #acked = 0;
   #ackScheduled = false;
   #closed = false;
 
-  constructor(window: number, counters: PublishCounters, send: (msg: OutboundMessage) => void) {
+  constructor(window: number, windowBytes: number, counters: PublishCounters, send: (msg: OutboundMessage) => void) {
     this.window = window;
+    this.windowBytes = windowBytes;
     this.#counters = counters;
     this.#send = send;
   }
@@ -76,15 +83,24 @@ export class PublishFlow {
     return this.#pending;
   }
 
-  /** GW_SEND number `n` arrived: `publish` hands it to pub/sub (its rejection is the publish's failure). */
-  accept(n: number, publish: () => Promise<unknown>): void {
+  /** Bytes of pending publishes (their GW_SEND frames). */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  /** GW_SEND number `n` (a frame of `bytes`) arrived: `publish` hands it to pub/sub (its rejection is the publish's failure). */
+  accept(n: number, bytes: number, publish: () => Promise<unknown>): void {
     this.#counters.publishes++;
-    if (this.#pending >= this.window || this.#queue.length - this.#head >= 2 * this.window) {
+    if (this.#full()) {
       this.#counters.publishOverruns++;
-      this.#nack(n, new FlowControlError(this.window));
+      this.#nack(n, new FlowControlError(this.window, this.windowBytes));
       return;
     }
-    this.#hand(n, 1, publish);
+    this.#hand(n, 1, bytes, publish);
+  }
+
+  #full(): boolean {
+    return this.#pending >= this.window || this.#pendingBytes >= this.windowBytes || this.#queue.length - this.#head >= 2 * this.window;
   }
 
   /**
@@ -94,20 +110,23 @@ export class PublishFlow {
    * A run that does not fit the window is taken publish by publish, so
    * exactly those beyond it are refused.
    */
-  acceptRun(n: number, k: number, publish: () => Promise<RunFailures>, one: (i: number) => () => Promise<unknown>): void {
-    if (this.#pending + k > this.window || this.#queue.length - this.#head >= 2 * this.window) {
-      for (let i = 0; i < k; i++) this.accept(n + i, one(i));
+  acceptRun(n: number, k: number, bytes: number, publish: () => Promise<RunFailures>, one: (i: number) => () => Promise<unknown>): void {
+    if (this.#pending + k > this.window || this.#pendingBytes >= this.windowBytes || this.#queue.length - this.#head >= 2 * this.window) {
+      // Taken one by one, each publish carries its share of the run's frame.
+      const share = Math.ceil(bytes / k);
+      for (let i = 0; i < k; i++) this.accept(n + i, share, one(i));
       return;
     }
     this.#counters.publishes += k;
-    this.#hand(n, k, publish);
+    this.#hand(n, k, bytes, publish);
   }
 
   /** Publishes n … n + k - 1 are pending until `publish` settles; a rejection fails each, resolved RunFailures the ones named. */
-  #hand(n: number, k: number, publish: () => Promise<unknown>): void {
-    const entry: Entry = { last: n + k - 1, count: k, done: false };
+  #hand(n: number, k: number, bytes: number, publish: () => Promise<unknown>): void {
+    const entry: Entry = { last: n + k - 1, count: k, bytes, done: false };
     this.#queue.push(entry);
     this.#pending += k;
+    this.#pendingBytes += bytes;
     this.#counters.publishPending += k;
     let accepted: Promise<unknown>;
     try {
@@ -132,7 +151,7 @@ export class PublishFlow {
     this.#counters.publishes++;
     this.#nack(n, err);
     if (this.#queue.length - this.#head >= 2 * this.window) return;
-    this.#queue.push({ last: n, count: 1, done: true });
+    this.#queue.push({ last: n, count: 1, bytes: 0, done: true });
     this.#advance();
   }
 
@@ -144,6 +163,7 @@ export class PublishFlow {
   #done(entry: Entry): void {
     entry.done = true;
     this.#pending -= entry.count;
+    this.#pendingBytes -= entry.bytes;
     this.#counters.publishPending -= entry.count;
     this.#advance();
   }

@@ -14,6 +14,7 @@ export const GATEWAY_METRICS: readonly StatsMetric<GatewayStats>[] = [
   { type: 'counter', name: 'macula_gateway_publishes_total', help: 'One-way publishes (GW_SEND) received from light clients.', value: (s) => s.publishes },
   { type: 'gauge', name: 'macula_gateway_publishes_pending', help: 'Light-client publishes received and not yet accepted by pub/sub, over every client.', value: (s) => s.publishPending },
   { type: 'gauge', name: 'macula_gateway_publish_window', help: 'Publishes one light client may have unacknowledged (publishWindow).', value: (s) => s.publishWindow },
+  { type: 'gauge', name: 'macula_gateway_publish_window_bytes', help: 'Bytes of publishes one light client may have unacknowledged (publishWindowBytes).', value: (s) => s.publishWindowBytes },
   { type: 'counter', name: 'macula_gateway_publish_failures_total', help: 'Light-client publishes that failed and were reported with GW_NACK (overruns included).', value: (s) => s.publishFailures },
   { type: 'counter', name: 'macula_gateway_publish_overruns_total', help: 'Light-client publishes refused because the client went past its window.', value: (s) => s.publishOverruns },
   { type: 'counter', name: 'macula_gateway_forwarded_runs_total', help: 'GW_MSG runs sent to light clients (consecutive messages of one publisher sent as one).', value: (s) => s.forwardedRuns },

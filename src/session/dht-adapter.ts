@@ -49,12 +49,16 @@ export function contactOf(peer: PeerInfo): Contact | undefined {
 export function serveDht(messenger: Messenger, dht: Dht): void {
   dht.serve({
     handle: (def, handler) =>
-      messenger.handle(def, (msg, peer) =>
-        handler(msg, {
-          contact: contactOf(peer) ?? { id: peer.nodeId, host: peer.address.host, port: 0 },
-          // The source is the verified connection's address; the role is what the peer said in HELLO.
-          origin: { role: peer.role, source: peer.connection.remoteAddress.host },
-        }),
+      messenger.handle(def, (msg, peer, bytes) =>
+        handler(
+          msg,
+          {
+            contact: contactOf(peer) ?? { id: peer.nodeId, host: peer.address.host, port: 0 },
+            // The source is the verified connection's address; the role is what the peer said in HELLO.
+            origin: { role: peer.role, source: peer.connection.remoteAddress.host },
+          },
+          bytes,
+        ),
       ),
   });
 }

@@ -17,7 +17,8 @@ import { intOption } from '../util/options.js';
 export type { OneWayDropReason } from './peer-session.js';
 
 export type HandlerReply = Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
-export type Handler<M extends Message = Message> = (msg: M, peer: PeerInfo) => HandlerReply;
+/** `bytes`: the size of the message's frame body (see SessionHost.dispatch). */
+export type Handler<M extends Message = Message> = (msg: M, peer: PeerInfo, bytes: number) => HandlerReply;
 
 /**
  * Told when a one-way message of the handler's type was not handled (its
@@ -396,12 +397,12 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
 
   // ---- SessionHost ----------------------------------------------------------
 
-  dispatch(msg: Message, peer: PeerInfo): Promise<OutboundMessage | undefined> | OutboundMessage | undefined {
+  dispatch(msg: Message, peer: PeerInfo, bytes: number): Promise<OutboundMessage | undefined> | OutboundMessage | undefined {
     const handler = this.#handlers.get(msg.t);
     if (!handler) throw new UnsupportedMessageError(msg.t);
-    if (this.authorize === undefined) return handler(msg, peer);
+    if (this.authorize === undefined) return handler(msg, peer, bytes);
     const pending = this.authorize(msg, peer);
-    return pending === undefined ? handler(msg, peer) : pending.then(() => handler(msg, peer));
+    return pending === undefined ? handler(msg, peer, bytes) : pending.then(() => handler(msg, peer, bytes));
   }
 
   get credential(): readonly string[] | undefined {

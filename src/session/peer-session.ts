@@ -50,8 +50,12 @@ export interface SessionHost {
   readonly maxInFlight: number;
   /** The node's budget for unfinished frames; each session draws on it through its own account. */
   readonly frameBudget?: FrameBudget;
-  /** Answers one request; returns the response (without v/id) or undefined for one-way messages. */
-  dispatch(msg: Message, peer: PeerInfo): Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
+  /**
+   * Answers one request; returns the response (without v/id) or undefined for
+   * one-way messages. `bytes`: the size of the message's frame body, what the
+   * handler holds while it keeps the message.
+   */
+  dispatch(msg: Message, peer: PeerInfo, bytes: number): Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
   onMessage(peer: PeerInfo): void;
   onProtocolError(err: ProtocolError, peer: PeerInfo): void;
   onHello(peer: PeerInfo): void;
@@ -342,8 +346,8 @@ export class PeerSession {
             await undefined;
           }
           n += weight;
-          if (msg.id === undefined) this.#deliver(msg);
-          else void this.#answer(stream, msg);
+          if (msg.id === undefined) this.#deliver(msg, stream.lastBodyBytes);
+          else void this.#answer(stream, msg, stream.lastBodyBytes);
         }
       }
       await stream.end();
@@ -371,7 +375,7 @@ export class PeerSession {
   }
 
   /** One-way messages: handled under the same in-flight limit, never answered; every drop is counted. */
-  #deliver(msg: Message): void {
+  #deliver(msg: Message, bytes: number): void {
     const host = this.#host;
     if (this.#inFlight >= host.maxInFlight) {
       const err = new BusyError(`too many messages in flight on this connection (limit ${host.maxInFlight}); ${messageName(msg.t)} dropped`);
@@ -379,7 +383,7 @@ export class PeerSession {
     }
     let handled: unknown;
     try {
-      handled = host.dispatch(msg, this.peer);
+      handled = host.dispatch(msg, this.peer, bytes);
     } catch (err) {
       return host.onOneWayDropped('refused', msg, this.peer, err);
     }
@@ -395,7 +399,7 @@ export class PeerSession {
     );
   }
 
-  async #answer(stream: FramedStream, msg: Message): Promise<void> {
+  async #answer(stream: FramedStream, msg: Message, bytes: number): Promise<void> {
     const id = msg.id;
     if (this.#inFlight >= this.#host.maxInFlight) {
       await stream.send(errorReply(new BusyError(`too many requests in flight on this connection (limit ${this.#host.maxInFlight}); retry later`)), id).catch(() => undefined);
@@ -404,7 +408,7 @@ export class PeerSession {
     this.#inFlight++;
     let reply: OutboundMessage | undefined;
     try {
-      reply = await this.#host.dispatch(msg, this.peer);
+      reply = await this.#host.dispatch(msg, this.peer, bytes);
     } catch (err) {
       reply = errorReply(err);
     } finally {

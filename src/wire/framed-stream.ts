@@ -93,6 +93,7 @@ export class FramedStream {
   /** Bytes reserved in the budget for the frame being received. */
   #reserved = 0;
   #frameTimer: NodeJS.Timeout | undefined;
+  #lastBodyBytes = 0;
 
   constructor(stream: Stream, options: FramedStreamOptions = {}) {
     this.stream = stream;
@@ -247,8 +248,14 @@ export class FramedStream {
     return this.#decodeNext();
   }
 
+  /** Body bytes of the frame of the message read()/readBuffered() returned last: what holding it costs. */
+  get lastBodyBytes(): number {
+    return this.#lastBodyBytes;
+  }
+
   #decodeNext(): Message {
     const body = this.#frames[this.#frameIdx++]!;
+    this.#lastBodyBytes = body.length;
     let msg: Message;
     try {
       msg = decodeMessage(body);

@@ -45,8 +45,12 @@ export type MessageOf<D extends MessageDef> = D extends MessageDef<infer F> ? Wi
  * validation has checked before any handler runs.
  */
 export interface HandlerRegistry<Peer, Reply> {
-  /** `onDropped`: told when a one-way message of this type was not handled (it has no answer to carry the error). */
-  handle<F extends Fields>(def: MessageDef<F>, handler: (msg: WireMessage<F>, peer: Peer) => Reply, options?: { onDropped?: (err: unknown, msg: WireMessage<F>, peer: Peer) => void }): void;
+  /**
+   * `bytes`: the size of the message's frame body (what keeping the message
+   * holds). `onDropped`: told when a one-way message of this type was not
+   * handled (it has no answer to carry the error).
+   */
+  handle<F extends Fields>(def: MessageDef<F>, handler: (msg: WireMessage<F>, peer: Peer, bytes: number) => Reply, options?: { onDropped?: (err: unknown, msg: WireMessage<F>, peer: Peer) => void }): void;
 }
 
 /** Whether a validated message is of `def`'s type; narrows it to that type's fields. */

@@ -78,6 +78,41 @@ describe('light-client publishing', { timeout: 60_000 }, () => {
     assert.deepEqual({ publishes: gw.publishes, pending: gw.publishPending, failures: gw.publishFailures, overruns: gw.publishOverruns }, { publishes: TOTAL, pending: 0, failures: 0, overruns: 0 });
   });
 
+  it("keeps a publisher of large messages to half the node's bytes window, so the node never refuses it", async () => {
+    const WINDOW_BYTES = 64 * 1024;
+    const SIZE = 10 * 1024;
+    const n = await node({ gateway: { publishWindow: 1000, publishWindowBytes: WINDOW_BYTES, subscribeReadyTimeoutMs: 200 } });
+    const sub = await client(n);
+    let got = 0;
+    await sub.subscribe('fcb.t', () => void got++);
+    const pub = await client(n);
+    assert.equal(pub.info?.limits.publishWindowBytes, WINDOW_BYTES);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const publish = n.pubsub.publish.bind(n.pubsub);
+    n.pubsub.publish = (topic, data, options) => gate.then(() => publish(topic, data, options));
+
+    const TOTAL = 40;
+    let handed = 0;
+    const publisher = (async () => {
+      for (let i = 0; i < TOTAL; i++) {
+        await pub.publish('fcb.t', new Uint8Array(SIZE));
+        handed++;
+      }
+    })();
+    await waitFor(() => pub.publishStats().waiting === 1, 10_000, 'the publisher to wait for room');
+    await waitFor(() => n.gateway.stats().publishPending === handed, 10_000, 'what was sent to reach the node');
+    const stats = pub.publishStats();
+    assert.ok(stats.pendingBytes >= WINDOW_BYTES / 2 && stats.pendingBytes < WINDOW_BYTES / 2 + SIZE + 64, `the client stops at half the node's bytes: ${stats.pendingBytes}`);
+    assert.ok(handed < TOTAL / 4, `publish() waits on bytes long before the count window: ${handed}`);
+    open();
+    await publisher;
+    await pub.flush();
+    await waitFor(() => got === TOTAL, 10_000, 'every message delivered');
+    const gw = n.gateway.stats();
+    assert.deepEqual({ pending: gw.publishPending, failures: gw.publishFailures, overruns: gw.publishOverruns }, { pending: 0, failures: 0, overruns: 0 });
+  });
+
   it('reports a failed publish later, naming it, counted on both sides; the others go through', async () => {
     const n = await node({ pubsub: { maxPayloadBytes: 1024 }, gateway: { subscribeReadyTimeoutMs: 200 } });
     const sub = await client(n);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { GW_ACK, GW_NACK } from '../../src/gateway/messages.js';
 import { PublishFlow, type PublishCounters } from '../../src/gateway/publish-flow.js';
+import { pendingBytesFor } from '../../src/gateway/client-publisher.js';
 import type { OutboundMessage } from '../../src/wire/framed-stream.js';
 
 /** Two event-loop turns: settlements in one, the acknowledgement they schedule in the next. */
@@ -10,10 +11,10 @@ async function turn(): Promise<void> {
   for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
-function flow(window: number): { flow: PublishFlow; sent: OutboundMessage[]; counters: PublishCounters } {
+function flow(window: number, windowBytes = 1 << 30): { flow: PublishFlow; sent: OutboundMessage[]; counters: PublishCounters } {
   const counters: PublishCounters = { publishes: 0, publishPending: 0, publishFailures: 0, publishOverruns: 0, publishRuns: 0 };
   const sent: OutboundMessage[] = [];
-  return { flow: new PublishFlow(window, counters, (m) => void sent.push(m)), sent, counters };
+  return { flow: new PublishFlow(window, windowBytes, counters, (m) => void sent.push(m)), sent, counters };
 }
 
 function deferred(): { promise: Promise<void>; resolve(): void; reject(err: unknown): void } {
@@ -26,7 +27,7 @@ function deferred(): { promise: Promise<void>; resolve(): void; reject(err: unkn
 describe('PublishFlow', () => {
   it('acknowledges a burst with one cumulative GW_ACK per turn', async () => {
     const { flow: f, sent, counters } = flow(16);
-    for (let n = 1; n <= 10; n++) f.accept(n, () => Promise.resolve());
+    for (let n = 1; n <= 10; n++) f.accept(n, 0, () => Promise.resolve());
     await turn();
     assert.deepEqual(sent, [{ t: GW_ACK.type, n: 10 }]);
     assert.deepEqual(counters, { publishes: 10, publishPending: 0, publishFailures: 0, publishOverruns: 0, publishRuns: 0 });
@@ -35,8 +36,8 @@ describe('PublishFlow', () => {
   it('acknowledges in order: a publish accepted early waits for the older one', async () => {
     const { flow: f, sent } = flow(16);
     const first = deferred();
-    f.accept(1, () => first.promise);
-    f.accept(2, () => Promise.resolve());
+    f.accept(1, 0, () => first.promise);
+    f.accept(2, 0, () => Promise.resolve());
     await turn();
     assert.deepEqual(sent, [], 'nothing acknowledged past an unfinished publish');
     first.resolve();
@@ -46,8 +47,8 @@ describe('PublishFlow', () => {
 
   it('names a failed publish in GW_NACK and still acknowledges it', async () => {
     const { flow: f, sent, counters } = flow(16);
-    f.accept(1, () => Promise.reject(Object.assign(new Error('no'), { code: 'MACULA_ERR_FORBIDDEN' })));
-    f.accept(2, () => {
+    f.accept(1, 0, () => Promise.reject(Object.assign(new Error('no'), { code: 'MACULA_ERR_FORBIDDEN' })));
+    f.accept(2, 0, () => {
       throw new Error('sync failure');
     });
     await turn();
@@ -62,10 +63,10 @@ describe('PublishFlow', () => {
   it('refuses, counts and does not hold what comes past the window', async () => {
     const { flow: f, sent, counters } = flow(2);
     const held = deferred();
-    f.accept(1, () => held.promise);
-    f.accept(2, () => held.promise);
+    f.accept(1, 0, () => held.promise);
+    f.accept(2, 0, () => held.promise);
     let called = false;
-    f.accept(3, () => {
+    f.accept(3, 0, () => {
       called = true;
       return Promise.resolve();
     });
@@ -81,10 +82,41 @@ describe('PublishFlow', () => {
     assert.equal(counters.publishPending, 0);
   });
 
+  it("refuses past the window's bytes too, and takes publishes again once they are handled", async () => {
+    const { flow: f, sent, counters } = flow(100, 1000);
+    const held = deferred();
+    f.accept(1, 600, () => held.promise);
+    f.acceptRun(2, 4, 500, () => held.promise.then(() => undefined), () => () => assert.fail('not split: the run started under the line'));
+    assert.equal(f.pendingBytes, 1100, 'the frame that crosses the line is taken');
+    let called = false;
+    f.accept(6, 10, () => {
+      called = true;
+      return Promise.resolve();
+    });
+    f.acceptRun(7, 2, 20, () => assert.fail('not as a run'), () => () => assert.fail('not one by one either'));
+    assert.equal(called, false, 'nothing past the bytes reaches pub/sub');
+    assert.deepEqual(
+      sent.map((m) => [(m as unknown as { n: number }).n, (m as unknown as { code: string }).code]),
+      [
+        [6, 'MACULA_ERR_FLOW_CONTROL'],
+        [7, 'MACULA_ERR_FLOW_CONTROL'],
+        [8, 'MACULA_ERR_FLOW_CONTROL'],
+      ],
+    );
+    assert.match((sent[0] as unknown as { message: string }).message, /1000 bytes/);
+    assert.equal(counters.publishOverruns, 3);
+    held.resolve();
+    await turn();
+    assert.equal(f.pendingBytes, 0);
+    f.accept(9, 10, () => Promise.resolve());
+    await turn();
+    assert.deepEqual(sent.at(-1), { t: GW_ACK.type, n: 9 });
+  });
+
   it('sends nothing once its client is gone, but keeps the totals right', async () => {
     const { flow: f, sent, counters } = flow(4);
     const held = deferred();
-    f.accept(1, () => held.promise);
+    f.accept(1, 0, () => held.promise);
     f.close();
     held.reject(new Error('stopped'));
     await turn();
@@ -96,8 +128,8 @@ describe('PublishFlow', () => {
     const { flow: f, sent, counters } = flow(16);
     const gate = deferred();
     let calls = 0;
-    f.accept(1, () => Promise.resolve());
-    f.acceptRun(2, 5, () => (calls++, gate.promise.then(() => undefined)), () => () => assert.fail('not split'));
+    f.accept(1, 0, () => Promise.resolve());
+    f.acceptRun(2, 5, 0, () => (calls++, gate.promise.then(() => undefined)), () => () => assert.fail('not split'));
     assert.equal(calls, 1, 'pub/sub called once for the run');
     assert.equal(f.pending, 6);
     assert.equal(counters.publishPending, 6);
@@ -112,8 +144,8 @@ describe('PublishFlow', () => {
   it('a failed run names each of its publishes; a run failing in part names those only', async () => {
     const { flow: f, sent, counters } = flow(16);
     const no = Object.assign(new Error('no'), { code: 'MACULA_ERR_FORBIDDEN' });
-    f.acceptRun(1, 3, () => Promise.reject(no), () => () => assert.fail('not split'));
-    f.acceptRun(4, 3, () => Promise.resolve([{ index: 1, error: no }]), () => () => assert.fail('not split'));
+    f.acceptRun(1, 3, 0, () => Promise.reject(no), () => () => assert.fail('not split'));
+    f.acceptRun(4, 3, 0, () => Promise.resolve([{ index: 1, error: no }]), () => () => assert.fail('not split'));
     await turn();
     assert.deepEqual(
       sent.map((m) => [m.t, (m as Record<string, unknown>).n]),
@@ -131,10 +163,10 @@ describe('PublishFlow', () => {
   it('a run beyond the window is taken publish by publish: exactly those past the window are refused', async () => {
     const { flow: f, sent, counters } = flow(4);
     const gate = deferred();
-    f.accept(1, () => gate.promise);
-    f.accept(2, () => gate.promise);
+    f.accept(1, 0, () => gate.promise);
+    f.accept(2, 0, () => gate.promise);
     const one: number[] = [];
-    f.acceptRun(3, 4, () => assert.fail('split instead'), (i) => () => (one.push(i), gate.promise));
+    f.acceptRun(3, 4, 0, () => assert.fail('split instead'), (i) => () => (one.push(i), gate.promise));
     assert.deepEqual(one, [0, 1]);
     assert.equal(counters.publishOverruns, 2);
     gate.resolve();
@@ -148,5 +180,13 @@ describe('PublishFlow', () => {
       ],
       'refused publishes are not held, as single ones past the window',
     );
+  });
+});
+
+describe('pendingBytesFor', () => {
+  it("keeps a client to half the node's bytes, or its own bound when that is lower or the node announces none", () => {
+    assert.equal(pendingBytesFor({ publishWindowBytes: 32 << 20 }, 8 << 20), 8 << 20);
+    assert.equal(pendingBytesFor({ publishWindowBytes: 4 << 20 }, 8 << 20), 2 << 20);
+    assert.equal(pendingBytesFor({}, 8 << 20), 8 << 20);
   });
 });

@@ -24,7 +24,7 @@ import type { PubSubInit } from '../../src/pubsub/options.js';
 import type { PubSubMessage } from '../../src/pubsub/subscription.js';
 import { InvalidTopicError } from '../../src/pubsub/topic.js';
 
-type Handler = (msg: Message, peer: PeerInfo) => undefined;
+type Handler = (msg: Message, peer: PeerInfo, bytes: number) => undefined;
 
 function gate(): { promise: Promise<void>; open: () => void } {
   let open!: () => void;
@@ -86,7 +86,7 @@ class FakeNode {
   ) {
     const self = this;
     const messenger = {
-      handle: <F extends Fields>(def: MessageDef<F>, h: (msg: WireMessage<F>, peer: PeerInfo) => undefined) => void this.handlers.set(def.type, h as Handler),
+      handle: <F extends Fields>(def: MessageDef<F>, h: (msg: WireMessage<F>, peer: PeerInfo, bytes: number) => undefined) => void this.handlers.set(def.type, h as Handler),
       notify: (target: { nodeId?: string | Uint8Array }, msg: OutboundMessage) => this.#send(String(target.nodeId), msg),
       get pool() {
         const d = self.disconnected;
@@ -135,7 +135,7 @@ class FakeNode {
   /** Delivers a message as if `from` had sent it. */
   inject(from: FakeNode, msg: OutboundMessage): void {
     const wire = decodeMessage(frameBody(msg));
-    this.handlers.get(wire.t)?.(wire, from.peerInfo());
+    this.handlers.get(wire.t)?.(wire, from.peerInfo(), 0);
   }
 
   async #send(to: string, msg: OutboundMessage): Promise<void> {

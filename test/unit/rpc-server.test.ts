@@ -29,11 +29,11 @@ const PEER: RpcPeer = { nodeIdHex: 'cd'.repeat(32), address: { host: '198.51.100
 
 function setup(init: RpcServerInit = {}) {
   type Reply = Promise<OutboundMessage | undefined> | OutboundMessage | undefined;
-  let handler: ((msg: Message, peer: RpcPeer) => Reply) | undefined;
+  let handler: ((msg: Message, peer: RpcPeer, bytes: number) => Reply) | undefined;
   const host = {
-    handle<F extends Fields>(def: MessageDef<F>, h: (msg: WireMessage<F>, peer: RpcPeer) => Reply) {
+    handle<F extends Fields>(def: MessageDef<F>, h: (msg: WireMessage<F>, peer: RpcPeer, bytes: number) => Reply) {
       assert.equal(def, RPC_CALL);
-      handler = h as (msg: Message, peer: RpcPeer) => Reply;
+      handler = h as (msg: Message, peer: RpcPeer, bytes: number) => Reply;
     },
   };
   const registry = new FakeRegistry();
@@ -41,7 +41,7 @@ function setup(init: RpcServerInit = {}) {
   /** Delivers a CALL as the messenger would: encoded and validated on the way in, the reply checked on the way out. */
   const call = async (p: string, a?: unknown, d?: number): Promise<MessageFields | undefined> => {
     const msg = validateMessage(decodeBody(encodeBody({ v: PROTOCOL_VERSION, t: RPC_CALL.type, id: 1, p, a, ...(d ? { d } : {}) }))) as Message;
-    const reply = await handler!(msg, PEER);
+    const reply = await handler!(msg, PEER, 0);
     if (!reply) return undefined;
     // Framed and read back as the caller would see it, without the envelope.
     const { v: _v, id: _id, ...fields } = decodeMessage(frameBody(reply, 1));

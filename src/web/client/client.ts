@@ -22,7 +22,7 @@ import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION, Unsupp
 import { encodeFrame, FrameDecoder } from '../../wire/frame.js';
 import { frameBody, type EncodedMessage } from '../../wire/codec.js';
 import { checkHeaders, type Headers } from '../../wire/headers.js';
-import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, type PublishError, type PublishStats } from '../../gateway/client-publisher.js';
+import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, pendingBytesFor, type PublishError, type PublishStats } from '../../gateway/client-publisher.js';
 import { runServed, ServedProcedures, type ServeHandler } from '../../gateway/client-serve.js';
 import { WebGatewayUnreachableError, WebKeyProofError } from '../errors.js';
 import { CHALLENGE_BYTES, CHALLENGE_MESSAGE_BYTES, PROOF_ACCEPTED } from '../key-proof.js';
@@ -112,7 +112,7 @@ export type WebServeHandler = ServeHandler;
 export interface AttachInfo {
   nodeId: string;
   realm: string;
-  limits: { subscriptions: number; calls: number; served: number; publishWindow?: number };
+  limits: { subscriptions: number; calls: number; served: number; publishWindow?: number; publishWindowBytes?: number };
 }
 
 interface Pending {
@@ -311,7 +311,7 @@ export class MaculaWebClient {
       this.info = info as AttachInfo;
       this.#publisher = new ClientPublisher(
         this.info.limits.publishWindow ?? DEFAULT_CLIENT_PUBLISH_WINDOW,
-        this.#init.maxPendingPublishBytes ?? DEFAULT_MAX_PENDING_PUBLISH_BYTES,
+        pendingBytesFor(this.info.limits, this.#init.maxPendingPublishBytes ?? DEFAULT_MAX_PENDING_PUBLISH_BYTES),
         (msg) => out.sendEncoded(msg),
         (err) => {
           for (const listener of this.#publishErrorListeners) listener(err);
