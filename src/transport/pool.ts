@@ -223,7 +223,7 @@ export class ConnectionPool {
       const entry = this.#entries.get(conn);
       this.#forget(conn);
       // An inbound connection the peer never spoke on says nothing about the peer (its dialer may have dropped it at once).
-      if (inUse && entry && !this.#takeOver(hex) && entry.heard) {
+      if (inUse && entry && !this.#takeOver(entry) && entry.heard) {
         this.onConnectionLost?.(hex, entry.addrKey === undefined ? undefined : parseAddress(entry.addrKey), this.#now() - entry.lastUsed);
       }
     });
@@ -281,7 +281,8 @@ export class ConnectionPool {
   }
 
   /** The connection in use for a node closed: another open one to it (retiring or on standby) takes over. */
-  #takeOver(hex: string): boolean {
+  #takeOver(closed: Entry): boolean {
+    const hex = closed.conn.remoteNodeIdHex;
     let next: Entry | undefined;
     const consider = (entry: Entry | undefined) => {
       if (entry === undefined || entry.conn.isClosed || entry.conn.remoteNodeIdHex !== hex) return;
@@ -293,6 +294,9 @@ export class ConnectionPool {
     clearTimeout(this.#retiring.get(next.conn));
     this.#retiring.delete(next.conn);
     this.#standby.delete(next);
+    // Should it close too, the node is lost as the closed one would have made it.
+    next.heard ||= closed.heard;
+    next.lastUsed = Math.max(next.lastUsed, closed.lastUsed);
     this.#byNode.set(hex, next);
     return true;
   }

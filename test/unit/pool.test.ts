@@ -245,7 +245,30 @@ describe('ConnectionPool', () => {
     await new Promise((r) => setImmediate(r));
     assert.equal(pool.connectionTo(id(1)), out);
     assert.deepEqual(lost, []);
+    // The node is lost once no connection to it is left.
+    out.close();
+    await out.closed;
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(lost, [id(1)]);
     pool.stop();
+  });
+
+  it('reports the node lost when the connection in use and the one kept aside both close', async () => {
+    const { pool } = setup();
+    const lost: string[] = [];
+    pool.onConnectionLost = (hex) => lost.push(hex);
+    const out = await pool.get(addr(1));
+    const inbound = new FakeConnection(id(1), addr(6000), 'inbound');
+    pool.accept(inbound);
+    out.close();
+    await out.closed;
+    await new Promise((r) => setImmediate(r));
+    assert.equal(pool.connectionTo(id(1)), inbound, 'the one kept aside takes over');
+    assert.deepEqual(lost, []);
+    inbound.close();
+    await inbound.closed;
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(lost, [id(1)]);
   });
 
   it('keeps our own dial when the other node has the larger ID', async () => {
