@@ -274,12 +274,10 @@ export class ReachabilityCheck {
   /**
    * An inbound connection from a node we asked for a dial-back, while we
    * expect one from it and still hold the connection the request went over,
-   * is that dial-back (the node has no other reason to dial us anew). Were
-   * it pooled, it would be a duplicate that may win over the connection in
-   * use (the smaller node ID's dial is kept), then closed by its dialer at
-   * once, while the connection in use, retired, closes on the other node
-   * 5 s later: both nodes would see a live peer's connection lost (and hold
-   * it down), and requests on either connection would fail.
+   * is that dial-back (the node has no other reason to dial us anew). It is
+   * not pooled: its dialer closes it at once, and the pool would only keep
+   * it aside as a duplicate the peer never speaks on (see
+   * src/transport/pool.ts) until then.
    */
   #claim(conn: Connection): boolean {
     const wait = this.#awaiting.get(conn.remoteNodeIdHex)?.find((w) => !w.claimed);

@@ -416,6 +416,8 @@ export class Messenger implements SessionHost, HandlerRegistry<PeerInfo, Handler
 
   onHello(peer: PeerInfo): void {
     this.#passedHello(peer.connection);
+    // The peer speaks on this connection: a duplicate waiting for that may be put in use.
+    this.pool.confirm(peer.connection);
     this.#events.hello?.(peer);
   }
 

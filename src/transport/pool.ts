@@ -8,7 +8,13 @@
  * connections; both keep a direct one over one through a relay, else the
  * one dialed by the node with the smaller ID (a rule both sides compute
  * alike), and retire the other after a grace
- * period, so requests already in flight on it can finish.
+ * period, so requests already in flight on it can finish. An inbound
+ * connection that rule prefers is put in use only once the peer has spoken
+ * on it (confirm()): its dialer may close it right after the handshake (a
+ * dial abandoned at its deadline, a reachability dial-back), and requests
+ * sent on it meanwhile would fail although the connection in use is fine.
+ * When the connection in use closes while another one to the node is open
+ * (retiring or not yet confirmed), that one takes over: the node is not lost.
  */
 import { toHex } from '../identity/identity.js';
 import { LimitExceededError } from '../util/errors.js';
@@ -60,6 +66,8 @@ interface Entry {
   busy: number;
   /** The address this connection was dialed at (outbound only). */
   addrKey?: string;
+  /** Outbound, or the peer has spoken on it (confirm()): its dialer is not about to drop it. */
+  heard: boolean;
 }
 
 export interface PoolComponents {
@@ -91,7 +99,10 @@ export class ConnectionPool {
   readonly #dialing = new Map<string, Promise<Connection>>();
   readonly #addressToNode = new Map<string, string>();
   #reaper: NodeJS.Timeout | undefined;
-  readonly #graceTimers = new Set<NodeJS.Timeout>();
+  /** Duplicates being retired, with the timer that closes them after the grace. */
+  readonly #retiring = new Map<Connection, NodeJS.Timeout>();
+  /** Inbound duplicates kept aside until the peer speaks on them (confirm()). */
+  readonly #standby = new Set<Entry>();
   #stats = { dialed: 0, accepted: 0, failedDials: 0, evicted: 0, reaped: 0, refused: 0, duplicates: 0 };
 
   constructor(components: PoolComponents, init: ConnectionPoolInit = {}) {
@@ -113,8 +124,9 @@ export class ConnectionPool {
   stop(): void {
     if (this.#reaper) clearInterval(this.#reaper);
     this.#reaper = undefined;
-    for (const timer of this.#graceTimers) clearTimeout(timer);
-    this.#graceTimers.clear();
+    for (const timer of this.#retiring.values()) clearTimeout(timer);
+    this.#retiring.clear();
+    this.#standby.clear();
     for (const entry of this.#entries.values()) entry.conn.close();
     this.#entries.clear();
     this.#byNode.clear();
@@ -202,34 +214,91 @@ export class ConnectionPool {
 
   /** Returns the connection when it becomes the one in use for its node. */
   #adopt(conn: Connection): Connection | undefined {
-    const entry: Entry = { conn, lastUsed: this.#now(), busy: 0 };
+    const entry: Entry = { conn, lastUsed: this.#now(), busy: 0, heard: conn.direction === 'outbound' };
     this.#entries.set(conn, entry);
+    const hex = conn.remoteNodeIdHex;
     void conn.closed.then(() => {
       // Closes the pool makes itself (reaper, eviction, duplicates, stop) forget the entry first.
-      const lost = this.#byNode.get(conn.remoteNodeIdHex)?.conn === conn;
+      const inUse = this.#byNode.get(hex)?.conn === conn;
       const entry = this.#entries.get(conn);
       this.#forget(conn);
-      if (lost && entry) {
-        this.onConnectionLost?.(conn.remoteNodeIdHex, entry.addrKey === undefined ? undefined : parseAddress(entry.addrKey), this.#now() - entry.lastUsed);
+      // An inbound connection the peer never spoke on says nothing about the peer (its dialer may have dropped it at once).
+      if (inUse && entry && !this.#takeOver(entry) && entry.heard) {
+        this.onConnectionLost?.(hex, entry.addrKey === undefined ? undefined : parseAddress(entry.addrKey), this.#now() - entry.lastUsed);
       }
     });
-    const hex = conn.remoteNodeIdHex;
     const current = this.#byNode.get(hex);
     this.onConnection?.(conn);
     if (current && !current.conn.isClosed) {
       this.#stats.duplicates++;
-      const keepNew = this.#preferred(conn, current.conn) === conn;
-      const loser = keepNew ? current.conn : conn;
-      if (keepNew) this.#byNode.set(hex, entry);
-      const timer = setTimeout(() => {
-        this.#graceTimers.delete(timer);
-        loser.close();
-      }, this.#graceMs);
-      this.#graceTimers.add(timer);
-      return keepNew ? conn : undefined;
+      // Between a direct and a relayed connection the direct one is put in use at once.
+      const alike = (conn.relayed === true) === (current.conn.relayed === true);
+      if (this.#preferred(conn, current.conn) === conn) {
+        if (alike && !entry.heard) {
+          this.#standby.add(entry);
+          return undefined;
+        }
+        this.#retire(current.conn);
+      } else if (alike && entry.heard && !current.heard) {
+        // The one in use is an inbound connection the peer has not spoken on yet: ours is used meanwhile.
+        this.#standby.add(current);
+      } else {
+        this.#retire(conn);
+        return undefined;
+      }
     }
     this.#byNode.set(hex, entry);
     return conn;
+  }
+
+  /**
+   * The peer spoke on `conn` (its HELLO, or its answer to ours): an inbound
+   * duplicate kept aside is put in use now if the tie-break prefers it (the
+   * one it replaces is retired), else retired.
+   */
+  confirm(conn: Connection): void {
+    const entry = this.#entries.get(conn);
+    if (entry === undefined || entry.heard) return;
+    entry.heard = true;
+    if (!this.#standby.delete(entry) || conn.isClosed) return;
+    const hex = conn.remoteNodeIdHex;
+    const current = this.#byNode.get(hex);
+    if (current && !current.conn.isClosed) {
+      if (this.#preferred(conn, current.conn) !== conn) return this.#retire(conn);
+      this.#retire(current.conn);
+    }
+    this.#byNode.set(hex, entry);
+  }
+
+  /** Closes a duplicate after the grace, so requests in flight on it can finish. */
+  #retire(conn: Connection): void {
+    if (this.#retiring.has(conn)) return;
+    const timer = setTimeout(() => {
+      this.#retiring.delete(conn);
+      conn.close();
+    }, this.#graceMs);
+    this.#retiring.set(conn, timer);
+  }
+
+  /** The connection in use for a node closed: another open one to it (retiring or on standby) takes over. */
+  #takeOver(closed: Entry): boolean {
+    const hex = closed.conn.remoteNodeIdHex;
+    let next: Entry | undefined;
+    const consider = (entry: Entry | undefined) => {
+      if (entry === undefined || entry.conn.isClosed || entry.conn.remoteNodeIdHex !== hex) return;
+      if (next === undefined || this.#preferred(entry.conn, next.conn) === entry.conn) next = entry;
+    };
+    for (const entry of this.#standby) consider(entry);
+    for (const conn of this.#retiring.keys()) consider(this.#entries.get(conn));
+    if (next === undefined) return false;
+    clearTimeout(this.#retiring.get(next.conn));
+    this.#retiring.delete(next.conn);
+    this.#standby.delete(next);
+    // Should it close too, the node is lost as the closed one would have made it.
+    next.heard ||= closed.heard;
+    next.lastUsed = Math.max(next.lastUsed, closed.lastUsed);
+    this.#byNode.set(hex, next);
+    return true;
   }
 
   /** Of two connections to one node, both sides keep the one dialed by the smaller node ID. */
@@ -249,6 +318,12 @@ export class ConnectionPool {
       this.#addressToNode.delete(entry.addrKey);
     }
     this.#entries.delete(conn);
+    if (entry !== undefined) this.#standby.delete(entry);
+    const timer = this.#retiring.get(conn);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.#retiring.delete(conn);
+    }
     const hex = conn.remoteNodeIdHex;
     if (this.#byNode.get(hex)?.conn === conn) this.#byNode.delete(hex);
   }

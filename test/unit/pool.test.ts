@@ -190,8 +190,85 @@ describe('ConnectionPool', () => {
     const out = await pool.get(addr(1));
     const inbound = new FakeConnection(id(1), addr(6000), 'inbound');
     pool.accept(inbound);
+    assert.equal(pool.connectionTo(id(1)), out, 'kept aside until the peer speaks on it');
+    pool.confirm(inbound);
     assert.equal(pool.connectionTo(id(1)), inbound);
     await out.closed; // the loser is closed after the grace period
+  });
+
+  it('never puts in use a preferred inbound duplicate its dialer drops at once, and loses nothing', async () => {
+    const { pool } = setup();
+    const lost: string[] = [];
+    pool.onConnectionLost = (hex) => lost.push(hex);
+    const out = await pool.get(addr(1));
+    const inbound = new FakeConnection(id(1), addr(6000), 'inbound');
+    pool.accept(inbound);
+    inbound.close();
+    await inbound.closed;
+    await new Promise((r) => setImmediate(r));
+    assert.equal(pool.connectionTo(id(1)), out);
+    assert.equal(pool.size, 1);
+    assert.deepEqual(lost, []);
+  });
+
+  it('uses its own dial while the inbound connection in use is silent, and the inbound one once the peer speaks', async () => {
+    const { pool, transport } = setup();
+    const lost: string[] = [];
+    pool.onConnectionLost = (hex) => lost.push(hex);
+    let open!: () => void;
+    transport.gate = new Promise((r) => (open = r));
+    const dialing = pool.get(addr(1), id(1));
+    // Node 0x01.. dials us at the same time; its dial (preferred) is accepted first.
+    const inbound = new FakeConnection(id(1), addr(6000), 'inbound');
+    pool.accept(inbound);
+    open();
+    const out = await dialing;
+    assert.notEqual(out, inbound);
+    assert.equal(pool.connectionTo(id(1)), out, 'our own dial is used until the peer speaks on its own');
+    pool.confirm(inbound);
+    assert.equal(pool.connectionTo(id(1)), inbound);
+    await out.closed; // retired after the grace period
+    assert.deepEqual(lost, []);
+  });
+
+  it('hands over to the retiring connection when the one kept closes', async () => {
+    const { pool } = setup({ duplicateGraceMs: 60_000 });
+    const lost: string[] = [];
+    pool.onConnectionLost = (hex) => lost.push(hex);
+    const out = await pool.get(addr(1));
+    const inbound = new FakeConnection(id(1), addr(6000), 'inbound');
+    pool.accept(inbound);
+    pool.confirm(inbound);
+    assert.equal(pool.connectionTo(id(1)), inbound);
+    inbound.close();
+    await inbound.closed;
+    await new Promise((r) => setImmediate(r));
+    assert.equal(pool.connectionTo(id(1)), out);
+    assert.deepEqual(lost, []);
+    // The node is lost once no connection to it is left.
+    out.close();
+    await out.closed;
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(lost, [id(1)]);
+    pool.stop();
+  });
+
+  it('reports the node lost when the connection in use and the one kept aside both close', async () => {
+    const { pool } = setup();
+    const lost: string[] = [];
+    pool.onConnectionLost = (hex) => lost.push(hex);
+    const out = await pool.get(addr(1));
+    const inbound = new FakeConnection(id(1), addr(6000), 'inbound');
+    pool.accept(inbound);
+    out.close();
+    await out.closed;
+    await new Promise((r) => setImmediate(r));
+    assert.equal(pool.connectionTo(id(1)), inbound, 'the one kept aside takes over');
+    assert.deepEqual(lost, []);
+    inbound.close();
+    await inbound.closed;
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(lost, [id(1)]);
   });
 
   it('keeps our own dial when the other node has the larger ID', async () => {
