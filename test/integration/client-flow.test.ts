@@ -27,6 +27,15 @@ describe('light-client publishing', { timeout: 60_000 }, () => {
     return n;
   }
 
+  /** Makes the node's pub/sub take no publish until the returned function is called. */
+  function holdPublishes(n: MeshNode): () => void {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const publish = n.pubsub.publish.bind(n.pubsub);
+    n.pubsub.publish = (topic, data, options) => gate.then(() => publish(topic, data, options));
+    return open;
+  }
+
   async function client(n: MeshNode): Promise<MaculaClient> {
     const c = await MaculaClient.connect({ node: n.listenAddress!, timeoutMs: 10_000 });
     clients.push(c);
@@ -42,10 +51,7 @@ describe('light-client publishing', { timeout: 60_000 }, () => {
     const pub = await client(n);
     assert.equal(pub.info?.limits.publishWindow, WINDOW);
     // The node's pub/sub takes nothing until the gate opens (as a full fan-out queue would).
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    const publish = n.pubsub.publish.bind(n.pubsub);
-    n.pubsub.publish = (topic, data, options) => gate.then(() => publish(topic, data, options));
+    const open = holdPublishes(n);
 
     const TOTAL = 200;
     let handed = 0;
@@ -87,10 +93,7 @@ describe('light-client publishing', { timeout: 60_000 }, () => {
     await sub.subscribe('fcb.t', () => void got++);
     const pub = await client(n);
     assert.equal(pub.info?.limits.publishWindowBytes, WINDOW_BYTES);
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    const publish = n.pubsub.publish.bind(n.pubsub);
-    n.pubsub.publish = (topic, data, options) => gate.then(() => publish(topic, data, options));
+    const open = holdPublishes(n);
 
     const TOTAL = 40;
     let handed = 0;
