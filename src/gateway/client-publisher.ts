@@ -410,13 +410,14 @@ export class ClientPublisher {
     if (k === 0) return;
     const buf = this.#runBuf;
     const end = this.#runEnd;
-    const msg = { t: GW_SEND.type, tp: this.#runTopic!, n: this.#runFirst };
+    const topic = this.#runTopic!;
+    const first = this.#runFirst;
     this.#runTopic = undefined;
     this.#runCount = 0;
     this.#runBytes = 0;
     this.#runEnd = RUN_HEAD;
     if (buf.length > RUN_BUFFER_BYTES) this.#runBuf = new Uint8Array(RUN_BUFFER_BYTES);
-    if (k === 1) return this.#send(encodeMessage(msg, { d: buf.subarray(RUN_HEAD, end) }));
+    if (k === 1) return this.#send(encodeMessage({ t: GW_SEND.type, tp: topic, n: first }, { d: buf.subarray(RUN_HEAD, end) }));
     this.#runs++;
     // `d`: the CBOR array head of k (1 byte below 24, else 0x98 k) right before the payloads.
     let at = RUN_HEAD - 1;
@@ -425,6 +426,6 @@ export class ClientPublisher {
       buf[--at] = 0x98;
       buf[at + 1] = k;
     }
-    this.#send(encodeMessage({ ...msg, k }, { d: buf.subarray(at, end) }));
+    this.#send(encodeMessage({ t: GW_SEND.type, tp: topic, n: first, k }, { d: buf.subarray(at, end) }));
   }
 }
