@@ -24,7 +24,7 @@
  */
 import { QueueFullError, RemoteError, TimeoutError, toWire } from '../util/errors.js';
 import { encodeBody, encodeMessage, type EncodedMessage } from '../wire/codec.js';
-import { runHasRoom } from '../wire/run.js';
+import { MAX_RUN_BYTES, runHasRoom } from '../wire/run.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { GW_SEND } from './messages.js';
 import { checkHeaders, type Headers } from '../wire/headers.js';
@@ -85,19 +85,54 @@ interface Waiting {
   reject(err: unknown): void;
 }
 
-/** Publishes to one topic being gathered into one GW_SEND until the end of the turn. */
-interface OpenRun {
-  readonly topic: string;
-  /** The number of its first publish. */
-  readonly first: number;
-  readonly payloads: Uint8Array[];
-  bytes: number;
-}
-
 /** Bytes a publish's GW_SEND takes besides its topic and payload (keys, type, number), about: what pendingBytes counts. */
 const SEND_OVERHEAD = 16;
 /** The largest payload a GW_SEND carries in one frame, with room for the topic, headers and the other fields. */
 export const MAX_SEND_PAYLOAD_BYTES = DEFAULT_MAX_FRAME_SIZE - 16 * 1024;
+
+/** What every publish handed to the connection at once returns: one settled promise, not one per publish. */
+const HANDED_ON: Promise<void> = Promise.resolve();
+
+/**
+ * Bytes kept in front of a run's payloads for the CBOR head of its `d`
+ * array (k ≤ MAX_RUN < 256: at most two bytes), so the run is handed to
+ * encodeMessage as one value already encoded, with no copy to prepend it.
+ */
+const RUN_HEAD = 2;
+/** The run buffer: what a run holds at most (MAX_RUN_BYTES), unless one payload alone is larger. */
+const RUN_BUFFER_BYTES = RUN_HEAD + MAX_RUN_BYTES;
+/** Unacknowledged publishes the bookkeeping rings hold before they first grow. */
+const RING_START = 1024;
+
+/** Bytes of the CBOR head of a byte string of `length` bytes. */
+function bytesHeadSize(length: number): number {
+  return length < 24 ? 1 : length < 0x100 ? 2 : length < 0x10000 ? 3 : 5;
+}
+
+/**
+ * Writes a byte string as CBOR (its head, major type 2, then its bytes) at
+ * `at`, the bytes codec.ts writes for a Uint8Array payload; returns where it ends.
+ */
+function writeByteString(out: Uint8Array, at: number, bytes: Uint8Array): number {
+  const n = bytes.length;
+  if (n < 24) out[at++] = 0x40 | n;
+  else if (n < 0x100) {
+    out[at++] = 0x58;
+    out[at++] = n;
+  } else if (n < 0x10000) {
+    out[at++] = 0x59;
+    out[at++] = n >>> 8;
+    out[at++] = n & 0xff;
+  } else {
+    out[at++] = 0x5a;
+    out[at++] = n >>> 24;
+    out[at++] = (n >>> 16) & 0xff;
+    out[at++] = (n >>> 8) & 0xff;
+    out[at++] = n & 0xff;
+  }
+  out.set(bytes, at);
+  return at + n;
+}
 
 interface FlushWaiter {
   target: number;
@@ -113,14 +148,32 @@ export class ClientPublisher {
   readonly #onError: (err: PublishError) => void;
   #seq = 0;
   #runs = 0;
-  #run: OpenRun | undefined;
   #runScheduled = false;
+  /**
+   * The open run: publishes #runFirst … #runFirst + #runCount - 1 to
+   * #runTopic, gathered until the end of the turn. Their payloads are
+   * encoded one after the other in #runBuf from RUN_HEAD to #runEnd
+   * (#runBytes of them, as runHasRoom counts).
+   */
+  #runTopic: string | undefined;
+  #runFirst = 0;
+  #runCount = 0;
+  #runBytes = 0;
+  #runBuf = new Uint8Array(RUN_BUFFER_BYTES);
+  #runEnd = RUN_HEAD;
   #acked = 0;
   #failed = 0;
-  /** Sizes and topics of the unacknowledged publishes #acked+1 … #seq, from index #head. */
-  #sizes: number[] = [];
-  #topics: string[] = [];
-  #head = 0;
+  /**
+   * Rings indexed by publish number & #ringMask, holding #acked … #seq
+   * (at most window + 1 entries; they double when full): the bytes sent
+   * up to and including each publish (#sentBytes then, so the bytes of
+   * the publishes an acknowledgement covers are one subtraction) and
+   * each publish's topic (to name it in a failure).
+   */
+  #sentUpTo: Float64Array;
+  #topics: (string | undefined)[];
+  #ringMask: number;
+  #sentBytes = 0;
   #pendingBytes = 0;
   #waiting: Waiting[] = [];
   #flushes: FlushWaiter[] = [];
@@ -133,6 +186,11 @@ export class ClientPublisher {
     this.maxPendingBytes = maxPendingBytes;
     this.#send = send;
     this.#onError = onError;
+    let size = RING_START;
+    while (size <= window && size < RING_START * 4) size *= 2;
+    this.#sentUpTo = new Float64Array(size);
+    this.#topics = new Array<string | undefined>(size).fill(undefined);
+    this.#ringMask = size - 1;
   }
 
   stats(): PublishStats {
@@ -172,7 +230,7 @@ export class ClientPublisher {
       } catch (err) {
         return Promise.reject(err);
       }
-      return Promise.resolve();
+      return HANDED_ON;
     }
     if (this.#waiting.length >= this.window) {
       return Promise.reject(new QueueFullError('the client publish queue (publishes waiting for the node to acknowledge; await publish() before publishing more)', this.window));
@@ -200,14 +258,8 @@ export class ClientPublisher {
   /** GW_ACK: every publish up to `n` was handled. */
   acknowledged(n: number): void {
     if (n <= this.#acked || n > this.#seq) return;
-    const count = n - this.#acked;
-    for (let i = 0; i < count; i++) this.#pendingBytes -= this.#sizes[this.#head + i]!;
-    this.#head += count;
-    if (this.#head > 1024 && this.#head * 2 > this.#sizes.length) {
-      this.#sizes = this.#sizes.slice(this.#head);
-      this.#topics = this.#topics.slice(this.#head);
-      this.#head = 0;
-    }
+    const mask = this.#ringMask;
+    this.#pendingBytes -= this.#sentUpTo[n & mask]! - this.#sentUpTo[this.#acked & mask]!;
     this.#acked = n;
     while (this.#waiting.length > 0 && this.#hasRoom()) {
       const w = this.#waiting.shift()!;
@@ -232,8 +284,7 @@ export class ClientPublisher {
   /** GW_NACK: publish `n` failed at the node. */
   failed(n: number, code: string, message: string): void {
     this.#failed++;
-    const i = this.#head + (n - this.#acked - 1);
-    const topic = n > this.#acked && n <= this.#seq ? this.#topics[i] : undefined;
+    const topic = n > this.#acked && n <= this.#seq ? this.#topics[n & this.#ringMask] : undefined;
     const err = new PublishError(n, code, message, topic);
     this.#firstError ??= err;
     this.#onError(err);
@@ -267,60 +318,114 @@ export class ClientPublisher {
    * turn's run. Throws (nothing sent, no number used) when `data` cannot be encoded.
    */
   #sendNow(topic: string, data: unknown, headers: Headers | undefined): void {
-    const n = this.#seq + 1;
-    let payload: Uint8Array;
-    try {
-      payload = encodeBody(data);
-    } catch (err) {
-      throw new InvalidPayloadError(`the payload cannot be encoded as CBOR: ${(err as Error)?.message ?? err}`, { cause: err });
+    // A byte payload outside a header message is written straight into the run (no encoded copy of its own).
+    const bytes = headers === undefined && data instanceof Uint8Array ? data : undefined;
+    let body: Uint8Array | undefined;
+    if (bytes === undefined) {
+      try {
+        body = encodeBody(data);
+      } catch (err) {
+        throw new InvalidPayloadError(`the payload cannot be encoded as CBOR: ${(err as Error)?.message ?? err}`, { cause: err });
+      }
     }
-    if (payload.length > MAX_SEND_PAYLOAD_BYTES) {
-      throw new InvalidPayloadError(`payload of ${payload.length} bytes does not fit in one frame (at most ${MAX_SEND_PAYLOAD_BYTES} bytes); send smaller messages`);
+    const size = body !== undefined ? body.length : bytesHeadSize(bytes!.length) + bytes!.length;
+    if (size > MAX_SEND_PAYLOAD_BYTES) {
+      throw new InvalidPayloadError(`payload of ${size} bytes does not fit in one frame (at most ${MAX_SEND_PAYLOAD_BYTES} bytes); send smaller messages`);
     }
-    this.#seq = n;
-    const size = payload.length + topic.length + SEND_OVERHEAD;
-    this.#sizes.push(size);
-    this.#topics.push(topic);
-    this.#pendingBytes += size;
+    const n = this.#number(topic, size + topic.length + SEND_OVERHEAD);
     if (headers !== undefined) {
       this.#sendRun();
-      this.#send(encodeMessage({ t: GW_SEND.type, tp: topic, n, h: headers }, { d: payload }));
+      this.#send(encodeMessage({ t: GW_SEND.type, tp: topic, n, h: headers }, { d: body! }));
       return;
     }
-    const run = this.#run;
-    if (run !== undefined && run.topic === topic && runHasRoom(run.payloads.length, run.bytes, payload.length)) {
-      run.payloads.push(payload);
-      run.bytes += payload.length;
-      return;
+    if (this.#runTopic !== topic || !runHasRoom(this.#runCount, this.#runBytes, size)) {
+      this.#sendRun();
+      this.#runTopic = topic;
+      this.#runFirst = n;
+      if (!this.#runScheduled) {
+        this.#runScheduled = true;
+        queueMicrotask(this.#endOfTurn);
+      }
     }
-    this.#sendRun();
-    this.#run = { topic, first: n, payloads: [payload], bytes: payload.length };
-    if (!this.#runScheduled) {
-      this.#runScheduled = true;
-      queueMicrotask(this.#endOfTurn);
+    let end = this.#runEnd;
+    if (end + size > this.#runBuf.length) {
+      // Only a first payload larger than a run's bytes gets here: a buffer of its size, for this run only.
+      const grown = new Uint8Array(end + size);
+      grown.set(this.#runBuf.subarray(0, end));
+      this.#runBuf = grown;
     }
+    if (bytes !== undefined) end = writeByteString(this.#runBuf, end, bytes);
+    else {
+      this.#runBuf.set(body!, end);
+      end += size;
+    }
+    this.#runEnd = end;
+    this.#runCount++;
+    this.#runBytes += size;
+  }
+
+  /** Takes the next publish number for a publish of `bytes` (as pendingBytes counts) to `topic`. */
+  #number(topic: string, bytes: number): number {
+    const n = this.#seq + 1;
+    if (n - this.#acked >= this.#sentUpTo.length) this.#growRings();
+    this.#seq = n;
+    this.#sentBytes += bytes;
+    this.#pendingBytes += bytes;
+    this.#sentUpTo[n & this.#ringMask] = this.#sentBytes;
+    this.#topics[n & this.#ringMask] = topic;
+    return n;
+  }
+
+  #growRings(): void {
+    const size = this.#sentUpTo.length * 2;
+    const sentUpTo = new Float64Array(size);
+    const topics = new Array<string | undefined>(size).fill(undefined);
+    const oldMask = this.#ringMask;
+    const mask = size - 1;
+    for (let m = this.#acked; m <= this.#seq; m++) {
+      sentUpTo[m & mask] = this.#sentUpTo[m & oldMask]!;
+      topics[m & mask] = this.#topics[m & oldMask];
+    }
+    this.#sentUpTo = sentUpTo;
+    this.#topics = topics;
+    this.#ringMask = mask;
   }
 
   readonly #endOfTurn = (): void => {
     this.#runScheduled = false;
-    const run = this.#run;
+    const first = this.#runFirst;
+    const count = this.#runCount;
     try {
       this.#sendRun();
     } catch (err) {
       // Nothing left to reject at the end of the turn: each publish of the run is reported as failed.
       const { code, message } = toWire(err);
-      for (let i = 0; i < run!.payloads.length; i++) this.failed(run!.first + i, code, message);
+      for (let i = 0; i < count; i++) this.failed(first + i, code, message);
     }
   };
 
   /** Hands the open run to the connection: one GW_SEND, a run when it holds more than one publish. */
   #sendRun(): void {
-    const run = this.#run;
-    if (run === undefined) return;
-    this.#run = undefined;
-    const k = run.payloads.length;
-    if (k === 1) return this.#send(encodeMessage({ t: GW_SEND.type, tp: run.topic, n: run.first }, { d: run.payloads[0]! }));
+    const k = this.#runCount;
+    if (k === 0) return;
+    const buf = this.#runBuf;
+    const end = this.#runEnd;
+    const topic = this.#runTopic!;
+    const first = this.#runFirst;
+    this.#runTopic = undefined;
+    this.#runCount = 0;
+    this.#runBytes = 0;
+    this.#runEnd = RUN_HEAD;
+    if (buf.length > RUN_BUFFER_BYTES) this.#runBuf = new Uint8Array(RUN_BUFFER_BYTES);
+    if (k === 1) return this.#send(encodeMessage({ t: GW_SEND.type, tp: topic, n: first }, { d: buf.subarray(RUN_HEAD, end) }));
     this.#runs++;
-    this.#send(encodeMessage({ t: GW_SEND.type, tp: run.topic, n: run.first, k }, { d: run.payloads }));
+    // `d`: the CBOR array head of k (1 byte below 24, else 0x98 k) right before the payloads.
+    let at = RUN_HEAD - 1;
+    if (k < 24) buf[at] = 0x80 | k;
+    else {
+      buf[--at] = 0x98;
+      buf[at + 1] = k;
+    }
+    this.#send(encodeMessage({ t: GW_SEND.type, tp: topic, n: first, k }, { d: buf.subarray(at, end) }));
   }
 }

@@ -90,6 +90,50 @@ describe('client publisher runs', () => {
     );
   });
 
+  test('byte payloads of every head size and other values share a run, each decoding to what was published', async () => {
+    const { pub, sent } = publisher();
+    const payloads: unknown[] = [new Uint8Array(0), new Uint8Array(23).fill(1), new Uint8Array(24).fill(2), 'text', new Uint8Array(255).fill(3), new Uint8Array(256).fill(4), { n: 1 }, new Uint8Array(20_000).fill(5), Buffer.from('buf')];
+    await Promise.all(payloads.map((d) => pub.publish('h', d)));
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0]!.k, payloads.length);
+    const got = sent[0]!.d as unknown[];
+    assert.deepEqual(
+      got.map((d) => (d instanceof Uint8Array ? [...d] : d)),
+      payloads.map((d) => (d instanceof Uint8Array ? [...d] : d)),
+    );
+    sent.length = 0;
+    // After a run of one payload larger than a run's bytes, runs are formed as before.
+    await Promise.all([pub.publish('h', new Uint8Array(MAX_RUN_BYTES * 2).fill(6)), pub.publish('h', new Uint8Array([7])), pub.publish('h', new Uint8Array([8]))]);
+    assert.deepEqual(
+      sent.map((m) => (m.k === undefined ? (m.d as Uint8Array).length : (m.d as Uint8Array[]).map((d) => [...d]))),
+      [MAX_RUN_BYTES * 2, [[7], [8]]],
+    );
+  });
+
+  test('pending publishes and bytes stay exact past thousands unacknowledged, acknowledged in any steps', async () => {
+    const { pub, errors } = publisher(20_000);
+    const count = 9000;
+    const size = (i: number) => 1 + (i % 300);
+    await Promise.all(Array.from({ length: count }, (_, i) => pub.publish(`t.${i % 7}`, new Uint8Array(size(i)))));
+    const bytesOf = (from: number, to: number) => {
+      let sum = 0;
+      for (let n = from; n <= to; n++) {
+        const s = size(n - 1);
+        sum += (s < 24 ? 1 : s < 256 ? 2 : 3) + s + `t.${(n - 1) % 7}`.length + 16;
+      }
+      return sum;
+    };
+    assert.deepEqual({ pending: pub.stats().pending, bytes: pub.stats().pendingBytes }, { pending: count, bytes: bytesOf(1, count) });
+    for (const n of [1, 77, 4100, 8999]) {
+      pub.acknowledged(n);
+      assert.deepEqual({ pending: pub.stats().pending, bytes: pub.stats().pendingBytes }, { pending: count - n, bytes: bytesOf(n + 1, count) });
+    }
+    pub.failed(9000, 'MACULA_ERR_FORBIDDEN', 'not allowed');
+    assert.equal(errors[0]!.topic, `t.${8999 % 7}`);
+    pub.acknowledged(count);
+    assert.deepEqual({ pending: pub.stats().pending, bytes: pub.stats().pendingBytes }, { pending: 0, bytes: 0 });
+  });
+
   test('the window counts publishes: acknowledging n + k - 1 lets the next run out in one turn', async () => {
     const { pub, sent } = publisher(4);
     const all = Array.from({ length: 8 }, (_, i) => pub.publish('w', i));

@@ -359,10 +359,10 @@ export class MaculaWebClient {
    * rejects with it.
    * @throws InvalidTopicError, InvalidPayloadError, InvalidHeadersError (nothing sent), QueueFullError (a window's worth of calls already waits), ConnectionClosedError
    */
-  publish(topic: string, data: unknown, options: { headers?: Headers } = {}): Promise<void> {
+  publish(topic: string, data: unknown, options?: { headers?: Headers }): Promise<void> {
     const publisher = this.#publisher;
     if (publisher === undefined || this.#closing) return Promise.reject(StoppedError.of('this client'));
-    return publisher.publish(topic, data, options.headers);
+    return publisher.publish(topic, data, options?.headers); // no options object made per publish
   }
 
   /**
