@@ -261,6 +261,8 @@ export class PubSub {
   #seq = Date.now() * 1000;
   #open: OpenRun | undefined;
   #openScheduled = false;
+  /** The last end-of-turn run still waiting for room in the fan-out queue: publishes wait behind it. */
+  #turnWait: Promise<void> | undefined;
   #stopped = false;
   #n = {
     published: 0,
@@ -691,10 +693,12 @@ export class PubSub {
       let resolve!: () => void;
       let reject!: (err: unknown) => void;
       const queued = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      // Its publishes may all have resolved already (see below): a failure is theirs to see, not unhandled.
+      queued.catch(() => undefined);
       run = this.#open = { topic: out.topic, peers, origin: out.origin, seq, payloads: [], bytes: 0, queued, resolve, reject };
       if (!this.#openScheduled) {
         this.#openScheduled = true;
-        queueMicrotask(this.#endOfTurn);
+        setImmediate(this.#endOfTurn);
       }
     }
     run.payloads.push(payload);
@@ -704,18 +708,31 @@ export class PubSub {
     const local = this.#local.size === 0 ? 0 : this.#local.deliver(this.#delivered(out, seq, this.#selfId), out.segs);
     this.#n.localDeliveries += local;
     const result: PublishResult = { nodes: peers.length, local };
+    // In the open run the message is as good as queued while the fan-out has room for the run and
+    // nothing sent earlier waits for room: publishes awaited one by one then gather into runs too.
+    if (this.#turnWait === undefined && this.#fanout.room() >= peers.length) return Promise.resolve(result);
     return run.queued.then(() => result);
   }
 
   readonly #endOfTurn = (): void => {
     this.#openScheduled = false;
-    this.#sendOpen();
+    const waiting = this.#sendOpen();
+    if (waiting === undefined) return;
+    // Nobody awaits this send (its publishes resolved): later publishes wait until it is queued.
+    this.#turnWait = waiting;
+    const done = (): void => {
+      if (this.#turnWait === waiting) this.#turnWait = undefined;
+    };
+    waiting.then(done, done);
   };
 
-  /** Queues the open run for its nodes: one PUBLISH, a run when it holds more than one message. */
-  #sendOpen(): void {
+  /**
+   * Queues the open run for its nodes: one PUBLISH, a run when it holds more
+   * than one message. Returns the wait for room in the fan-out queue, if any.
+   */
+  #sendOpen(): Promise<void> | undefined {
     const run = this.#open;
-    if (run === undefined) return;
+    if (run === undefined) return undefined;
     this.#open = undefined;
     const k = run.payloads.length;
     const msg = this.#publishMessage(run.topic, run.seq, run.payloads, run.origin);
@@ -723,6 +740,7 @@ export class PubSub {
     const waiting = this.#fanout.submit(run.peers, msg, k);
     if (waiting === undefined) run.resolve();
     else waiting.then(run.resolve, run.reject);
+    return waiting;
   }
 
   #fields(out: Outgoing, seq: number): MessageFields {

@@ -260,11 +260,19 @@ describe('message runs', { timeout: 120_000 }, () => {
     );
     for (let i = 1; i < TOTAL; i++) assert.equal(got[i]!.seq, got[0]!.seq + i, 'consecutive numbers');
     assert.ok(a.pubsub.stats().runsSent > runsSent, 'sent as runs');
-    // Publishes awaited one by one never wait for company.
+    // Publishes awaited one by one resolve at once while the fan-out has room, and gather into a run
+    // sent at the end of the turn; one per turn goes alone.
     const before = a.pubsub.stats().runsSent;
     for (let i = 0; i < 5; i++) await a.pubsub.publish('runs.local.x', `one ${i}`);
     await waitFor(() => got.length === TOTAL + 5, 10_000, 'the awaited ones');
-    assert.equal(a.pubsub.stats().runsSent, before, 'each went alone');
+    assert.equal(a.pubsub.stats().runsSent, before + 1, 'the five went as one run');
+    for (let i = 0; i < 3; i++) {
+      await a.pubsub.publish('runs.local.x', `alone ${i}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitFor(() => got.length === TOTAL + 8, 10_000, 'the ones of a turn each');
+    assert.equal(a.pubsub.stats().runsSent, before + 1, 'each went alone');
+    assert.deepEqual(got.slice(TOTAL).map((m) => m.data), [...Array.from({ length: 5 }, (_, i) => `one ${i}`), ...Array.from({ length: 3 }, (_, i) => `alone ${i}`)]);
     // publishRun() takes more than one run holds: it is cut into runs, in order, for nodes and for
     // a light client of the publishing node alike (its GW_MSG runs stay within the bounds).
     got.length = 0;

@@ -241,7 +241,12 @@ describe('PubSub: delivery', () => {
     });
     const fastSub = sub.pubsub.subscribe('load', fast.handler);
     await slowSub.ready;
-    for (let i = 0; i < 100; i++) await pub.pubsub.publish('load', i);
+    // One message per turn: each travels alone (publishes of one turn travel as a run, whose burst
+    // would fill this 10-message buffer at once, fast handler or not).
+    for (let i = 0; i < 100; i++) {
+      await pub.pubsub.publish('load', i);
+      await tick();
+    }
     await until(() => fast.got.length === 100, 'fast deliveries');
     assert.deepEqual(fast.got.map((m) => m.data), Array.from({ length: 100 }, (_, i) => i));
     assert.equal(fastSub.dropped, 0);
@@ -364,7 +369,7 @@ describe('PubSub: announcements and the subscriber cache', () => {
     assert.equal(a.pubsub.stats().unmatchedReceived, 1);
     assert.equal((await pub.pubsub.publish('news.x', 3)).nodes, 1);
     assert.equal(pub.pubsub.stats().cache.dhtLookups, lookups, 'no DHT lookup was needed');
-    assert.equal(b.pubsub.stats().received, 3);
+    await until(() => b.pubsub.stats().received === 3, 'the third message at b');
   });
 
   it('announces a prefix as <prefix>.# when its patterns do not fit one record, and filters locally', async () => {
@@ -474,6 +479,38 @@ describe('PubSub: fan-out under load', () => {
     assert.deepEqual(got.got.slice(1).map((m) => m.data), Array.from({ length: 12 }, (_, i) => i));
   });
 
+  it('publishes awaited one by one resolve at once and gather into runs, until the fan-out is full: then they wait', async () => {
+    const net = new FakeNet();
+    const pub = net.add({ fanoutConcurrency: 2, fanoutQueue: 8 });
+    const sub = net.add();
+    const got = sink();
+    await sub.pubsub.subscribe('bp', got.handler).ready;
+    assert.equal((await pub.pubsub.publish('bp', -1)).nodes, 1);
+    await until(() => got.got.length === 1, 'the first message');
+    const stall = gate();
+    pub.sendHook = () => stall.promise; // the subscriber node stops taking anything
+    const TOTAL = 5000;
+    let published = 0;
+    const loop = (async () => {
+      for (let i = 0; i < TOTAL; i++) {
+        await pub.pubsub.publish('bp', i);
+        published++;
+      }
+    })();
+    await until(() => pub.pubsub.stats().fanout.waiting > 0, 'the publisher waiting for room');
+    for (let i = 0; i < 20; i++) await tick();
+    const f = pub.pubsub.stats().fanout;
+    assert.ok(published < TOTAL, `the loop is held (${published} published)`);
+    // Two sends running, eight queued and one waiting for room, each a run of at most 64 messages.
+    assert.ok(published <= (2 + 8 + 1 + 1) * 64, `what the node holds is bounded: ${published} published, ${JSON.stringify(f)}`);
+    assert.ok(f.queued <= 8);
+    stall.open();
+    await loop;
+    await until(() => got.got.length === TOTAL + 1, 'every message');
+    assert.deepEqual(got.got.slice(1).map((m) => m.data), Array.from({ length: TOTAL }, (_, i) => i), 'in order');
+    assert.ok(pub.pubsub.stats().runsSent > 0, 'sent as runs');
+  });
+
   it('a node that dies mid-stream does not stall sends to the others', async () => {
     const net = new FakeNet();
     const pub = net.add({ fanoutConcurrency: 4, fanoutQueue: 20, nodeBacklog: 10, downBackoffMs: 60_000 });
@@ -486,12 +523,19 @@ describe('PubSub: fan-out under load', () => {
     pub.sendHook = async (to) => {
       if (to === dying && pub.disconnected!.has(dying.id)) await dial.promise; // a dial that hangs
     };
-    for (let i = 0; i < 50; i++) await pub.pubsub.publish('st', i);
+    // One message per turn, so that each is a send of its own (what the backlog bounds are counted in).
+    for (let i = 0; i < 50; i++) {
+      await pub.pubsub.publish('st', i);
+      await tick();
+    }
     await pub.pubsub.fanoutPool.drain();
     // The node dies between two publishes: its connection is gone and dialing it hangs.
     dying.alive = false;
     pub.disconnected.add(dying.id);
-    for (let i = 50; i < 500; i++) await pub.pubsub.publish('st', i);
+    for (let i = 50; i < 500; i++) {
+      await pub.pubsub.publish('st', i);
+      await tick();
+    }
     await until(() => got.got.length === 500, 'the live node got every message');
     const f = pub.pubsub.stats().fanout;
     assert.ok(f.running <= 1, 'no pool slot is held by the dead node');
