@@ -373,20 +373,24 @@ function writeHead(out: Uint8Array, off: number, major: number, n: number): numb
  * are made of; whatever it does not read (or cannot: a malformed body) is
  * decoded by cbor-x, which returns the value or throws as it always did.
  */
-export function decodeBody(body: Uint8Array): unknown {
-  const value = readBody(body);
+export function decodeBody(body: Uint8Array, from = 0, to = body.length): unknown {
+  const value = readBody(body, from, to);
   if (value !== NOT_READ) return value;
   try {
-    return decoder.decode(body);
+    return decoder.decode(from === 0 && to === body.length ? body : body.subarray(from, to));
   } catch (err) {
     const why = err instanceof Error ? err.message : 'unknown error';
     throw new ProtocolError('bad_cbor', `undecodable CBOR body (${why})`, { cause: err });
   }
 }
 
-/** Decode + validate: the only way bytes from the network become a Message. */
-export function decodeMessage(body: Uint8Array): Message {
-  return validateMessage(decodeBody(body));
+/**
+ * Decode + validate: the only way bytes from the network become a Message.
+ * The body is bytes `from` to `to` of `body` (all of it by default): a
+ * received chunk's frames are decoded where they lie, with no view each.
+ */
+export function decodeMessage(body: Uint8Array, from = 0, to = body.length): Message {
+  return validateMessage(decodeBody(body, from, to));
 }
 
 // ---- The body reader --------------------------------------------------------
@@ -422,11 +426,11 @@ let src: Uint8Array = EMPTY;
 let at = 0;
 let end = 0;
 
-/** The value of `body` if the reader reads it, else NOT_READ (exported for the tests that compare it with cbor-x). */
-export function readBody(body: Uint8Array): unknown {
+/** The value of bytes `from` to `to` of `body` if the reader reads it, else NOT_READ (exported for the tests that compare it with cbor-x). */
+export function readBody(body: Uint8Array, from = 0, to = body.length): unknown {
   src = body;
-  at = 0;
-  end = body.length;
+  at = from;
+  end = to;
   let value: unknown = NOT_READ;
   try {
     value = readItem(0);

@@ -77,7 +77,8 @@ export class FramedStream {
   #onProtocolError: ((err: ProtocolError) => void) | undefined;
   #onMessage: ((direction: 'in' | 'out', type: number) => void) | undefined;
   #decoder: FrameDecoder;
-  #frames: Uint8Array[] = [];
+  /** Frames of the last chunk (in #decoder): how many, and the next to decode. */
+  #frameCount = 0;
   #frameIdx = 0;
   #batch: Batch | undefined;
   #writing = false;
@@ -207,7 +208,7 @@ export class FramedStream {
       if (this.#violationError !== undefined) throw this.#violationError;
       // After a local reset() nothing more is read (and leftover bytes are not the peer's fault).
       if (this.#isReset) return null;
-      if (this.#frameIdx < this.#frames.length) return this.#decodeNext();
+      if (this.#frameIdx < this.#frameCount) return this.#decodeNext();
       try {
         this.#holdPendingFrame();
       } catch (err) {
@@ -226,12 +227,12 @@ export class FramedStream {
         return null;
       }
       try {
-        this.#frames = this.#decoder.push(chunk);
+        this.#frameCount = this.#decoder.feed(chunk);
       } catch (err) {
         throw this.#violation(err);
       }
       // A frame completed: what is left is a new frame, with its own reservation and deadline.
-      if (this.#frames.length > 0) this.#releaseFrame();
+      if (this.#frameCount > 0) this.#releaseFrame();
       this.#frameIdx = 0;
     }
   }
@@ -244,7 +245,7 @@ export class FramedStream {
    */
   readBuffered(): Message | undefined {
     if (this.#violationError !== undefined) throw this.#violationError;
-    if (this.#isReset || this.#frameIdx >= this.#frames.length) return undefined;
+    if (this.#isReset || this.#frameIdx >= this.#frameCount) return undefined;
     return this.#decodeNext();
   }
 
@@ -254,11 +255,14 @@ export class FramedStream {
   }
 
   #decodeNext(): Message {
-    const body = this.#frames[this.#frameIdx++]!;
-    this.#lastBodyBytes = body.length;
+    const i = this.#frameIdx++;
+    const decoder = this.#decoder;
+    const start = decoder.frameStart(i);
+    const end = decoder.frameEnd(i);
+    this.#lastBodyBytes = end - start;
     let msg: Message;
     try {
-      msg = decodeMessage(body);
+      msg = decodeMessage(decoder.frameBuffer(i), start, end);
     } catch (err) {
       throw this.#violation(err);
     }
@@ -325,7 +329,7 @@ export class FramedStream {
     this.#releaseFrame();
     this.#failed ??= new ConnectionClosedError('the stream was reset');
     this.#isReset = true;
-    this.#frames = [];
+    this.#frameCount = 0;
     this.#frameIdx = 0;
     this.stream.reset();
   }
