@@ -31,7 +31,7 @@ import { Messenger } from '../../src/session/messenger.js';
 import { ConnectionPool } from '../../src/transport/pool.js';
 import { QuicTransport } from '../../src/transport/quic.js';
 import type { Connection, Stream } from '../../src/transport/types.js';
-import { decodeMessage, encodeBody, encodeMessage, frameBody, writeFrameBody } from '../../src/wire/codec.js';
+import { appendFrame, decodeMessage, encodeBody, encodeMessage, frameBody, newFrameBuffer } from '../../src/wire/codec.js';
 import { f } from '../../src/wire/schema.js';
 import { FramedStream } from '../../src/wire/framed-stream.js';
 import { defineMessage, type Message } from '../../src/wire/messages.js';
@@ -270,9 +270,10 @@ function codecRates(seconds: number): { encode: number; decode: number } {
   const payload = new Uint8Array(SMALL).fill(7);
   const origin = new Uint8Array(32).fill(3);
   const fields = { t: PUBLISH.type, tp: 'bench.topic', s: 123_456, o: origin };
-  const out = new Uint8Array(4096);
+  const out = newFrameBuffer(4096);
   const encode = perCpuSecond(seconds, () => {
-    writeFrameBody(out, 0, encodeMessage(fields, { d: encodeBody(payload) }), undefined);
+    out.len = 0;
+    appendFrame(out, encodeMessage(fields, { d: encodeBody(payload) }));
   });
   const body = frameBody(encodeMessage(fields, { d: encodeBody(payload) }));
   // Received frames are views of the chunk read from the stream (a Buffer), one per message.
