@@ -20,6 +20,7 @@
 import { Encoder } from 'cbor-x/encode';
 import { Decoder } from 'cbor-x/decode';
 import { ProtocolError } from '../util/errors.js';
+import { FRAME_HEADER_BYTES, writeFrameHeader } from './frame.js';
 import { PROTOCOL_VERSION, validateMessage, type Message } from './messages.js';
 
 const options = { useRecords: false, mapsAsObjects: true, variableMapSize: true, tagUint8Array: false } as const;
@@ -286,51 +287,89 @@ function writeString(s: string): void {
 
 /** The frame body of a message: its fields (encoded now, or earlier) inside a fresh envelope. The message is not modified. */
 export function frameBody(msg: MessageFields | EncodedMessage, id?: number): Uint8Array {
-  const frame = toFrame(msg, id);
-  const out = new Uint8Array(frameBodySize(frame.enc, frame.id));
-  writeFrameBody(out, 0, frame.enc, frame.id);
-  return out;
+  const out = newFrameBuffer(msg instanceof EncodedMessage ? FRAME_HEADER_BYTES + msg.pairs.length + 16 : 256);
+  const size = appendFrame(out, msg, id);
+  return out.buf.slice(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + size);
 }
 
-/** A message ready to frame: its encoded fields and the id of its envelope. */
-export interface FrameParts {
-  enc: EncodedMessage;
-  id: number | undefined;
+/** A buffer that frames are appended to (`appendFrame`): `len` bytes of `buf` are written. */
+export interface FrameBuffer {
+  buf: Uint8Array;
+  view: DataView;
+  len: number;
 }
 
-/** Encodes `msg` unless it was encoded earlier; a message that names its own id (a response built whole) keeps it. */
-export function toFrame(msg: MessageFields | EncodedMessage, id?: number): FrameParts {
-  if (msg instanceof EncodedMessage) return { enc: msg, id };
-  if (id === undefined && typeof msg.id === 'number') id = msg.id;
-  return { enc: encodeMessage(msg), id };
-}
-
-/** Bytes of the frame body of `enc` with envelope id `id`. */
-export function frameBodySize(enc: EncodedMessage, id: number | undefined): number {
-  const count = enc.count + 1 + (id === undefined ? 0 : 1);
-  return headBytes(count) + enc.pairs.length + 2 + 1 + (id === undefined ? 0 : 3 + headBytes(id));
+export function newFrameBuffer(bytes: number): FrameBuffer {
+  const buf = new Uint8Array(bytes);
+  return { buf, view: new DataView(buf.buffer), len: 0 };
 }
 
 /**
- * Writes the frame body of `enc` at `off` (room for frameBodySize() bytes
- * must be there); returns the offset after it. The framed stream writes
- * every body of a batch straight into the batch's buffer with it: no buffer
- * per message.
+ * Appends the frame of `msg` to `out`: the length header, then the body,
+ * the fields (encoded now, or earlier: an EncodedMessage) followed by the
+ * envelope (`v`, and `id`, or the message's own `id` when it names one and
+ * `id` is not given; the message is not modified). The fields are written
+ * straight into `out`, which grows (to a new `buf`) as needed: the framed
+ * stream writes every message of a batch this way, with no buffer and no
+ * copy per message. Returns the body's size; `out.len` is then past the
+ * frame. On a throw (a value that cannot be encoded) `out.len` is unchanged.
  */
-export function writeFrameBody(out: Uint8Array, off: number, enc: EncodedMessage, id: number | undefined): number {
-  off = writeHead(out, off, 0xa0, enc.count + 1 + (id === undefined ? 0 : 1));
-  out.set(enc.pairs, off);
-  off += enc.pairs.length;
-  // "v": PROTOCOL_VERSION (1)
-  out[off++] = 0x61;
-  out[off++] = 0x76;
-  out[off++] = PROTOCOL_VERSION;
-  if (id === undefined) return off;
-  // "id": id
-  out[off++] = 0x62;
-  out[off++] = 0x69;
-  out[off++] = 0x64;
-  return writeUint(out, off, id);
+export function appendFrame(out: FrameBuffer, msg: MessageFields | EncodedMessage, id?: number): number {
+  // The writer writes into `out` for this frame; whatever it was writing into stays as it was.
+  const slab0 = slab;
+  const view0 = view;
+  const start0 = start;
+  const pos0 = pos;
+  slab = out.buf;
+  view = out.view;
+  start = 0; // room() then keeps every frame before this one when it grows the buffer
+  pos = out.len;
+  try {
+    const at = pos;
+    // The header, and one byte for the map's head (moved below if the map has 24 pairs or more).
+    room(FRAME_HEADER_BYTES + 1);
+    pos += FRAME_HEADER_BYTES + 1;
+    let count: number;
+    if (msg instanceof EncodedMessage) {
+      writeBytesAsIs(msg.pairs);
+      count = msg.count;
+    } else {
+      if (id === undefined && typeof msg.id === 'number') id = msg.id;
+      count = writeFields(msg);
+    }
+    room(3 + 3 + 5);
+    // "v": PROTOCOL_VERSION (1)
+    slab[pos++] = 0x61;
+    slab[pos++] = 0x76;
+    slab[pos++] = PROTOCOL_VERSION;
+    count++;
+    if (id !== undefined) {
+      // "id": id
+      slab[pos++] = 0x62;
+      slab[pos++] = 0x69;
+      slab[pos++] = 0x64;
+      pos = writeUint(slab, pos, id);
+      count++;
+    }
+    const head = headBytes(count);
+    if (head > 1) {
+      room(head - 1);
+      slab.copyWithin(at + FRAME_HEADER_BYTES + head, at + FRAME_HEADER_BYTES + 1, pos);
+      pos += head - 1;
+    }
+    writeHead(slab, at + FRAME_HEADER_BYTES, 0xa0, count);
+    const size = pos - at - FRAME_HEADER_BYTES;
+    writeFrameHeader(slab, at, size);
+    out.buf = slab;
+    out.view = view;
+    out.len = pos;
+    return size;
+  } finally {
+    slab = slab0;
+    view = view0;
+    start = start0;
+    pos = pos0;
+  }
 }
 
 /** Bytes of a CBOR head with argument `n` (≤ u32). */
@@ -373,20 +412,24 @@ function writeHead(out: Uint8Array, off: number, major: number, n: number): numb
  * are made of; whatever it does not read (or cannot: a malformed body) is
  * decoded by cbor-x, which returns the value or throws as it always did.
  */
-export function decodeBody(body: Uint8Array): unknown {
-  const value = readBody(body);
+export function decodeBody(body: Uint8Array, from = 0, to = body.length): unknown {
+  const value = readBody(body, from, to);
   if (value !== NOT_READ) return value;
   try {
-    return decoder.decode(body);
+    return decoder.decode(from === 0 && to === body.length ? body : body.subarray(from, to));
   } catch (err) {
     const why = err instanceof Error ? err.message : 'unknown error';
     throw new ProtocolError('bad_cbor', `undecodable CBOR body (${why})`, { cause: err });
   }
 }
 
-/** Decode + validate: the only way bytes from the network become a Message. */
-export function decodeMessage(body: Uint8Array): Message {
-  return validateMessage(decodeBody(body));
+/**
+ * Decode + validate: the only way bytes from the network become a Message.
+ * The body is bytes `from` to `to` of `body` (all of it by default): a
+ * received chunk's frames are decoded where they lie, with no view each.
+ */
+export function decodeMessage(body: Uint8Array, from = 0, to = body.length): Message {
+  return validateMessage(decodeBody(body, from, to));
 }
 
 // ---- The body reader --------------------------------------------------------
@@ -422,11 +465,11 @@ let src: Uint8Array = EMPTY;
 let at = 0;
 let end = 0;
 
-/** The value of `body` if the reader reads it, else NOT_READ (exported for the tests that compare it with cbor-x). */
-export function readBody(body: Uint8Array): unknown {
+/** The value of bytes `from` to `to` of `body` if the reader reads it, else NOT_READ (exported for the tests that compare it with cbor-x). */
+export function readBody(body: Uint8Array, from = 0, to = body.length): unknown {
   src = body;
-  at = 0;
-  end = body.length;
+  at = from;
+  end = to;
   let value: unknown = NOT_READ;
   try {
     value = readItem(0);

@@ -33,6 +33,11 @@ export class FrameDecoder {
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #needed = 0; // total bytes (header + body) of the pending frame, 0 while its header is incomplete
+  // The frames completed by the last feed(): where each body lies (arrays reused from one feed to the next).
+  #count = 0;
+  #bufs: (Uint8Array | undefined)[] = [];
+  #starts: number[] = [];
+  #ends: number[] = [];
 
   constructor(maxFrameSize = DEFAULT_MAX_FRAME_SIZE) {
     this.maxFrameSize = maxFrameSize;
@@ -54,18 +59,67 @@ export class FrameDecoder {
    * header announces more than the limit.
    */
   push(chunk: Uint8Array): Uint8Array[] {
-    if (this.#pendingBytes === 0) return this.#parse(chunk);
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    if (this.#needed === 0 && this.#pendingBytes >= FRAME_HEADER_BYTES) {
-      this.#needed = FRAME_HEADER_BYTES + this.#readSplitLength();
+    const n = this.feed(chunk);
+    const bodies = new Array<Uint8Array>(n);
+    for (let i = 0; i < n; i++) bodies[i] = this.frameBuffer(i).subarray(this.frameStart(i), this.frameEnd(i));
+    return bodies;
+  }
+
+  /**
+   * Feeds a chunk and returns how many frames it completes; frame `i`'s body
+   * is bytes `frameStart(i)` to `frameEnd(i)` of `frameBuffer(i)`, until the
+   * next feed(). No view per frame: the reader decodes a body where it lies.
+   * The bytes of a frame begun in an earlier chunk are copied together once
+   * it is complete (only that frame's: the rest of the chunk stays in place).
+   * Throws FrameTooLargeError as soon as a header announces more than the limit.
+   */
+  feed(chunk: Uint8Array): number {
+    this.#count = 0;
+    let off = 0;
+    if (this.#pendingBytes > 0) {
+      if (this.#needed === 0) {
+        // The header itself is split: take what it lacks from this chunk.
+        const take = Math.min(FRAME_HEADER_BYTES - this.#pendingBytes, chunk.length);
+        this.#pending.push(chunk.subarray(0, take));
+        this.#pendingBytes += take;
+        off = take;
+        if (this.#pendingBytes < FRAME_HEADER_BYTES) return this.#done();
+        this.#needed = FRAME_HEADER_BYTES + this.#readSplitLength();
+      }
+      const take = Math.min(this.#needed - this.#pendingBytes, chunk.length - off);
+      if (this.#pendingBytes + take < this.#needed) {
+        this.#pending.push(off === 0 ? chunk : chunk.subarray(off));
+        this.#pendingBytes += chunk.length - off;
+        return this.#done();
+      }
+      this.#pending.push(chunk.subarray(off, off + take));
+      const frame = concat(this.#pending, this.#needed);
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      this.#needed = 0;
+      this.#add(frame, FRAME_HEADER_BYTES, frame.length);
+      off += take;
     }
-    if (this.#needed === 0 || this.#pendingBytes < this.#needed) return [];
-    const buf = concat(this.#pending, this.#pendingBytes);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#needed = 0;
-    return this.#parse(buf);
+    this.#parse(chunk, off);
+    return this.#done();
+  }
+
+  /** Lets go of the chunks of frames fed before (only the first #count entries are current); returns #count. */
+  #done(): number {
+    for (let i = this.#count; i < this.#bufs.length && this.#bufs[i] !== undefined; i++) this.#bufs[i] = undefined;
+    return this.#count;
+  }
+
+  frameBuffer(i: number): Uint8Array {
+    return this.#bufs[i]!;
+  }
+
+  frameStart(i: number): number {
+    return this.#starts[i]!;
+  }
+
+  frameEnd(i: number): number {
+    return this.#ends[i]!;
   }
 
   /** Call at end of stream: leftover bytes mean the peer stopped mid-frame. */
@@ -96,23 +150,28 @@ export class FrameDecoder {
     return this.#readLength(head, 0);
   }
 
-  #parse(buf: Uint8Array): Uint8Array[] {
-    const frames: Uint8Array[] = [];
-    let off = 0;
+  #add(buf: Uint8Array, start: number, end: number): void {
+    const i = this.#count++;
+    this.#bufs[i] = buf;
+    this.#starts[i] = start;
+    this.#ends[i] = end;
+  }
+
+  /** Adds the complete frames of `buf` from `off` on; keeps the incomplete rest. */
+  #parse(buf: Uint8Array, off: number): void {
     while (buf.length - off >= FRAME_HEADER_BYTES) {
       const len = this.#readLength(buf, off);
       if (buf.length - off - FRAME_HEADER_BYTES < len) {
         this.#needed = FRAME_HEADER_BYTES + len;
         break;
       }
-      frames.push(buf.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + len));
+      this.#add(buf, off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + len);
       off += FRAME_HEADER_BYTES + len;
     }
     if (off < buf.length) {
       this.#pending = [buf.subarray(off)];
       this.#pendingBytes = buf.length - off;
     }
-    return frames;
   }
 }
 

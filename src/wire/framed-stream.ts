@@ -8,8 +8,8 @@
 import type { Stream } from '../transport/types.js';
 import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueFullError } from '../util/errors.js';
 import { BudgetExceededError, DEFAULT_FRAME_TIMEOUT_MS, type BudgetAccount } from './budget.js';
-import { decodeMessage, frameBodySize, toFrame, writeFrameBody, type EncodedMessage, type FrameParts, type MessageFields } from './codec.js';
-import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_BYTES, FrameDecoder, writeFrameHeader } from './frame.js';
+import { appendFrame, decodeMessage, newFrameBuffer, type EncodedMessage, type FrameBuffer, type MessageFields } from './codec.js';
+import { DEFAULT_MAX_FRAME_SIZE, FrameDecoder } from './frame.js';
 import { PROTOCOL_VERSION, type Message } from './messages.js';
 
 /**
@@ -50,18 +50,21 @@ export const DEFAULT_HIGH_WATER_BYTES = 256 * 1024;
 
 /** Messages that go out in one write; every send() of them shares one promise, settled with the write. */
 interface Batch {
-  /** The messages, framed into the write's buffer only when it is built (no buffer per message). */
-  frames: FrameParts[];
-  /** Body size of each frame. */
-  sizes: number[];
-  bytes: number;
+  /** The write's bytes: each message is framed straight into it by send() (no buffer per message). */
+  out: FrameBuffer;
+  /** Body bytes of its frames (what queuedBytes counts). */
+  bodyBytes: number;
   written: Promise<void>;
   resolve(): void;
   reject(err: unknown): void;
 }
 
-function newBatch(): Batch {
-  const batch = { frames: [], sizes: [], bytes: 0 } as unknown as Batch;
+/** Smallest and largest buffer a batch starts with (it grows as messages are added). */
+const MIN_BATCH_BYTES = 256;
+const MAX_BATCH_START_BYTES = 256 * 1024;
+
+function newBatch(bytes: number): Batch {
+  const batch = { out: newFrameBuffer(bytes), bodyBytes: 0 } as unknown as Batch;
   batch.written = new Promise<void>((resolve, reject) => {
     batch.resolve = resolve;
     batch.reject = reject;
@@ -77,11 +80,14 @@ export class FramedStream {
   #onProtocolError: ((err: ProtocolError) => void) | undefined;
   #onMessage: ((direction: 'in' | 'out', type: number) => void) | undefined;
   #decoder: FrameDecoder;
-  #frames: Uint8Array[] = [];
+  /** Frames of the last chunk (in #decoder): how many, and the next to decode. */
+  #frameCount = 0;
   #frameIdx = 0;
   #batch: Batch | undefined;
   #writing = false;
   #queuedBytes = 0;
+  /** Bytes of the last batch written: the next one starts with a buffer a little larger. */
+  #lastBatchBytes = 0;
   #failed: unknown;
   #ended: Promise<void> | undefined;
   #drained: (() => void)[] = [];
@@ -130,26 +136,27 @@ export class FramedStream {
   send(msg: OutboundMessage, id?: number): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
     if (this.#ended) return Promise.reject(new ConnectionClosedError('the stream was ended; no more messages can be sent on it'));
-    let frame: FrameParts;
+    let batch = this.#batch;
+    if (batch === undefined) {
+      const last = this.#lastBatchBytes;
+      batch = this.#batch = newBatch(Math.min(Math.max(last + (last >> 2), MIN_BATCH_BYTES), MAX_BATCH_START_BYTES));
+      if (!this.#writing) queueMicrotask(() => void this.#flush());
+    }
+    const out = batch.out;
+    const before = out.len;
+    let size: number;
     try {
-      frame = toFrame(msg, id);
+      size = appendFrame(out, msg, id);
     } catch (err) {
       // e.g. a cyclic or too deeply nested value: a rejection like every other send failure, not a synchronous throw
       return Promise.reject(err);
     }
-    const size = frameBodySize(frame.enc, frame.id);
-    if (size > this.maxFrameSize) return Promise.reject(new FrameTooLargeError(size, this.maxFrameSize));
-    if (this.#queuedBytes + size > this.maxQueuedBytes) {
+    if (size > this.maxFrameSize || this.#queuedBytes + size > this.maxQueuedBytes) {
+      out.len = before; // not sent: the frame is taken back out of the batch
+      if (size > this.maxFrameSize) return Promise.reject(new FrameTooLargeError(size, this.maxFrameSize));
       return Promise.reject(new QueueFullError('the stream send queue', this.maxQueuedBytes));
     }
-    let batch = this.#batch;
-    if (batch === undefined) {
-      batch = this.#batch = newBatch();
-      if (!this.#writing) queueMicrotask(() => void this.#flush());
-    }
-    batch.frames.push(frame);
-    batch.sizes.push(size);
-    batch.bytes += FRAME_HEADER_BYTES + size;
+    batch.bodyBytes += size;
     this.#queuedBytes += size;
     this.#onMessage?.('out', msg.t);
     return batch.written;
@@ -161,19 +168,20 @@ export class FramedStream {
       while (this.#batch !== undefined) {
         const batch = this.#batch;
         this.#batch = undefined;
-        this.#queuedBytes -= batch.bytes - FRAME_HEADER_BYTES * batch.frames.length;
+        this.#queuedBytes -= batch.bodyBytes;
         if (this.#failed !== undefined) {
           // reset() between send() and this flush: nothing may be written any more
           batch.reject(this.#failed);
           continue;
         }
-        const out = new Uint8Array(batch.bytes);
-        let off = 0;
-        const { frames, sizes } = batch;
-        for (let i = 0; i < frames.length; i++) {
-          writeFrameHeader(out, off, sizes[i]!);
-          off = writeFrameBody(out, off + FRAME_HEADER_BYTES, frames[i]!.enc, frames[i]!.id);
+        const { buf, len } = batch.out;
+        this.#lastBatchBytes = len;
+        if (len === 0) {
+          // its every frame was refused by send()
+          batch.resolve();
+          continue;
         }
+        const out = len === buf.length ? buf : buf.subarray(0, len);
         try {
           await this.stream.write(out);
         } catch (err) {
@@ -207,7 +215,7 @@ export class FramedStream {
       if (this.#violationError !== undefined) throw this.#violationError;
       // After a local reset() nothing more is read (and leftover bytes are not the peer's fault).
       if (this.#isReset) return null;
-      if (this.#frameIdx < this.#frames.length) return this.#decodeNext();
+      if (this.#frameIdx < this.#frameCount) return this.#decodeNext();
       try {
         this.#holdPendingFrame();
       } catch (err) {
@@ -226,12 +234,12 @@ export class FramedStream {
         return null;
       }
       try {
-        this.#frames = this.#decoder.push(chunk);
+        this.#frameCount = this.#decoder.feed(chunk);
       } catch (err) {
         throw this.#violation(err);
       }
       // A frame completed: what is left is a new frame, with its own reservation and deadline.
-      if (this.#frames.length > 0) this.#releaseFrame();
+      if (this.#frameCount > 0) this.#releaseFrame();
       this.#frameIdx = 0;
     }
   }
@@ -244,7 +252,7 @@ export class FramedStream {
    */
   readBuffered(): Message | undefined {
     if (this.#violationError !== undefined) throw this.#violationError;
-    if (this.#isReset || this.#frameIdx >= this.#frames.length) return undefined;
+    if (this.#isReset || this.#frameIdx >= this.#frameCount) return undefined;
     return this.#decodeNext();
   }
 
@@ -254,11 +262,14 @@ export class FramedStream {
   }
 
   #decodeNext(): Message {
-    const body = this.#frames[this.#frameIdx++]!;
-    this.#lastBodyBytes = body.length;
+    const i = this.#frameIdx++;
+    const decoder = this.#decoder;
+    const start = decoder.frameStart(i);
+    const end = decoder.frameEnd(i);
+    this.#lastBodyBytes = end - start;
     let msg: Message;
     try {
-      msg = decodeMessage(body);
+      msg = decodeMessage(decoder.frameBuffer(i), start, end);
     } catch (err) {
       throw this.#violation(err);
     }
@@ -325,7 +336,7 @@ export class FramedStream {
     this.#releaseFrame();
     this.#failed ??= new ConnectionClosedError('the stream was reset');
     this.#isReset = true;
-    this.#frames = [];
+    this.#frameCount = 0;
     this.#frameIdx = 0;
     this.stream.reset();
   }

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Encoder } from 'cbor-x/encode';
 import fc from 'fast-check';
-import { decodeBody, decodeMessage, encodeBody, encodeMessage, frameBody, type MessageFields } from '../../src/wire/codec.js';
+import { appendFrame, decodeBody, decodeMessage, encodeBody, encodeMessage, frameBody, newFrameBuffer, type MessageFields } from '../../src/wire/codec.js';
+import { encodeFrame } from '../../src/wire/frame.js';
 import { PUBLISH } from '../../src/pubsub/messages.js';
 import { RPC_CALL } from '../../src/rpc/messages.js';
 import { defineMessage } from '../../src/wire/messages.js';
@@ -111,6 +112,35 @@ describe('codec: the field writer writes what cbor-x writes', () => {
       kept.push([encodeMessage(fields, i % 3 === 0 ? { d: encodeBody(i) } : undefined), expected(i % 3 === 0 ? { ...fields, d: i } : fields)]);
     }
     for (const [msg, bytes] of kept) assert.deepEqual(frameBody(msg), bytes);
+  });
+
+  test('appendFrame: frames appended one after another, the buffer growing, are the frames of what cbor-x writes', () => {
+    const out = newFrameBuffer(16);
+    const want: Uint8Array[] = [];
+    for (let i = 0; i < 400; i++) {
+      // up to 40 fields: maps of 24 pairs or more have a 2-byte head
+      const fields: MessageFields = { t: T_OPEN.type, i };
+      for (let k = 0; k < i % 41; k++) fields[`k${k}`] = k % 2 === 0 ? k * 1000 : 'x'.repeat(k);
+      if (i % 97 === 5) fields.b = new Uint8Array(50_000).fill(i);
+      const id = i % 3 === 0 ? i * 65_537 : undefined;
+      const encoded = i % 2 === 0;
+      const size = appendFrame(out, encoded ? encodeMessage(fields) : fields, id);
+      const frame = encodeFrame(expected(fields, id));
+      assert.equal(size, frame.length - 4);
+      want.push(frame);
+      if (i % 50 === 0) {
+        // a value cbor-x refuses: nothing of it is appended
+        const before = out.len;
+        assert.throws(() => appendFrame(out, { t: T_OPEN.type, a: 'x'.repeat(100), f: () => 1 }));
+        assert.equal(out.len, before);
+      }
+    }
+    // the message's own id is its envelope's unless one is given
+    appendFrame(out, { t: T_OPEN.type, id: 12 });
+    want.push(encodeFrame(expected({ t: T_OPEN.type }, 12)));
+    assert.deepEqual(out.buf.subarray(0, out.len), new Uint8Array(Buffer.concat(want)));
+    // the writer's own slab was left as it was
+    assertSameAsCborX({ t: T_OPEN.type, a: 'after' });
   });
 
   test('a value cbor-x refuses throws and leaves nothing behind for the next message', () => {
