@@ -23,7 +23,7 @@
  * browser bundle) both publish through it.
  */
 import { QueueFullError, RemoteError, TimeoutError, toWire } from '../util/errors.js';
-import { encodeBody, encodeMessage, type EncodedMessage } from '../wire/codec.js';
+import { encodeBody, encodeMessage, headBytes, writeByteString, type EncodedMessage } from '../wire/codec.js';
 import { MAX_RUN_BYTES, runHasRoom } from '../wire/run.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';
 import { GW_SEND } from './messages.js';
@@ -103,36 +103,6 @@ const RUN_HEAD = 2;
 const RUN_BUFFER_BYTES = RUN_HEAD + MAX_RUN_BYTES;
 /** Unacknowledged publishes the bookkeeping rings hold before they first grow. */
 const RING_START = 1024;
-
-/** Bytes of the CBOR head of a byte string of `length` bytes. */
-function bytesHeadSize(length: number): number {
-  return length < 24 ? 1 : length < 0x100 ? 2 : length < 0x10000 ? 3 : 5;
-}
-
-/**
- * Writes a byte string as CBOR (its head, major type 2, then its bytes) at
- * `at`, the bytes codec.ts writes for a Uint8Array payload; returns where it ends.
- */
-function writeByteString(out: Uint8Array, at: number, bytes: Uint8Array): number {
-  const n = bytes.length;
-  if (n < 24) out[at++] = 0x40 | n;
-  else if (n < 0x100) {
-    out[at++] = 0x58;
-    out[at++] = n;
-  } else if (n < 0x10000) {
-    out[at++] = 0x59;
-    out[at++] = n >>> 8;
-    out[at++] = n & 0xff;
-  } else {
-    out[at++] = 0x5a;
-    out[at++] = n >>> 24;
-    out[at++] = (n >>> 16) & 0xff;
-    out[at++] = (n >>> 8) & 0xff;
-    out[at++] = n & 0xff;
-  }
-  out.set(bytes, at);
-  return at + n;
-}
 
 interface FlushWaiter {
   target: number;
@@ -328,7 +298,7 @@ export class ClientPublisher {
         throw new InvalidPayloadError(`the payload cannot be encoded as CBOR: ${(err as Error)?.message ?? err}`, { cause: err });
       }
     }
-    const size = body !== undefined ? body.length : bytesHeadSize(bytes!.length) + bytes!.length;
+    const size = body !== undefined ? body.length : headBytes(bytes!.length) + bytes!.length;
     if (size > MAX_SEND_PAYLOAD_BYTES) {
       throw new InvalidPayloadError(`payload of ${size} bytes does not fit in one frame (at most ${MAX_SEND_PAYLOAD_BYTES} bytes); send smaller messages`);
     }

@@ -372,8 +372,8 @@ export function appendFrame(out: FrameBuffer, msg: MessageFields | EncodedMessag
   }
 }
 
-/** Bytes of a CBOR head with argument `n` (≤ u32). */
-function headBytes(n: number): number {
+/** Bytes of a CBOR head with argument `n` (≤ u32), e.g. of a byte string of n bytes. */
+export function headBytes(n: number): number {
   return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
 }
 
@@ -382,6 +382,17 @@ function writeUint(out: Uint8Array, off: number, n: number): number {
 }
 
 /** A CBOR head (major type in `major`, argument `n` ≤ u32); returns the offset after it. */
+/**
+ * Writes `bytes` as a CBOR byte string (its head, major type 2, then the
+ * bytes) at `off`, the bytes the writer makes of a Uint8Array; returns where
+ * it ends. For a caller that gathers encoded values in a buffer of its own.
+ */
+export function writeByteString(out: Uint8Array, off: number, bytes: Uint8Array): number {
+  const at = writeHead(out, off, 0x40, bytes.length);
+  out.set(bytes, at);
+  return at + bytes.length;
+}
+
 function writeHead(out: Uint8Array, off: number, major: number, n: number): number {
   if (n < 24) {
     out[off] = major | n;
