@@ -440,21 +440,17 @@ export class Gateway extends EventEmitter {
 
   /** Sends one message to the client; returns a promise only to slow its subscriptions down (see maxPendingForwards). */
   #forward(c: ClientState, sid: number, m: PubSubMessage): Promise<void> | undefined {
-    if (c.closed || c.conn.isClosed) return undefined;
-    if (c.credential !== undefined && !c.credential.permissions.deliverable(m.topic)) {
-      this.#n.forwardsDenied++;
-      return undefined;
-    }
-    c.pendingForwards++;
-    this.#n.forwarded++;
+    if (!this.#mayForward(c, m.topic, 1)) return undefined;
     let rq: number | undefined;
     if (m.respond !== undefined) {
       c.responds ??= new LRUCache({ max: MAX_OPEN_REQUESTS_PER_CLIENT, ttl: OPEN_REQUEST_TTL_MS });
       rq = c.nextRq = (c.nextRq + 1) % (MAX_SID + 1);
       c.responds.set(rq, m.respond);
     }
-    const sent = this.#node.messenger
-      .notifyOn(c.conn, {
+    return this.#toClient(
+      c,
+      sid,
+      {
         t: GW_MSG.type,
         sid,
         tp: m.topic,
@@ -464,34 +460,20 @@ export class Gateway extends EventEmitter {
         ...(m.origin !== undefined && { o: m.origin }),
         ...(m.headers !== undefined && { h: m.headers }),
         ...(rq !== undefined && { rq }),
-      })
-      .then(
-        () => {
-          c.pendingForwards--;
-        },
-        (err: unknown) => {
-          c.pendingForwards--;
-          this.#n.forwardFailures++;
-          // The client does not read fast enough: the message is lost to it, as on a full subscription buffer.
-          if (err instanceof QueueFullError) c.subs.get(sid)?.sub.drop();
-        },
-      );
-    return c.pendingForwards >= this.maxPendingForwards ? sent : undefined;
+      },
+      1,
+    );
   }
 
   /** Sends a run (pubsub's PubSubRun) to the client as one GW_MSG run: one permission check, one send. */
   #forwardRun(c: ClientState, sid: number, run: PubSubRun): Promise<void> | undefined {
-    if (c.closed || c.conn.isClosed) return undefined;
     const k = run.length;
-    if (c.credential !== undefined && !c.credential.permissions.deliverable(run.topic)) {
-      this.#n.forwardsDenied += k;
-      return undefined;
-    }
-    c.pendingForwards++;
-    this.#n.forwarded += k;
+    if (!this.#mayForward(c, run.topic, k)) return undefined;
     if (k > 1) this.#n.forwardedRuns++;
-    const sent = this.#node.messenger
-      .notifyOn(c.conn, {
+    return this.#toClient(
+      c,
+      sid,
+      {
         t: GW_MSG.type,
         sid,
         tp: run.topic,
@@ -500,17 +482,40 @@ export class Gateway extends EventEmitter {
         s: run.seq,
         ...(k > 1 && { k }),
         ...(run.origin !== undefined && { o: run.origin }),
-      })
-      .then(
-        () => {
-          c.pendingForwards--;
-        },
-        (err: unknown) => {
-          c.pendingForwards--;
-          this.#n.forwardFailures += k;
-          if (err instanceof QueueFullError) c.subs.get(sid)?.sub.drop(k);
-        },
-      );
+      },
+      k,
+    );
+  }
+
+  /** Whether `k` messages on `topic` may go to the client: it is there and its credential allows them (counted when not). */
+  #mayForward(c: ClientState, topic: string, k: number): boolean {
+    if (c.closed || c.conn.isClosed) return false;
+    if (c.credential !== undefined && !c.credential.permissions.deliverable(topic)) {
+      this.#n.forwardsDenied += k;
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Sends a GW_MSG carrying `k` messages of subscription `sid`; a promise
+   * only to slow the subscription down (see maxPendingForwards). Messages
+   * the connection cannot queue are lost to the client, as on a full
+   * subscription buffer, and counted as the subscription's drops.
+   */
+  #toClient(c: ClientState, sid: number, msg: OutboundMessage, k: number): Promise<void> | undefined {
+    c.pendingForwards++;
+    this.#n.forwarded += k;
+    const sent = this.#node.messenger.notifyOn(c.conn, msg).then(
+      () => {
+        c.pendingForwards--;
+      },
+      (err: unknown) => {
+        c.pendingForwards--;
+        this.#n.forwardFailures += k;
+        if (err instanceof QueueFullError) c.subs.get(sid)?.sub.drop(k);
+      },
+    );
     return c.pendingForwards >= this.maxPendingForwards ? sent : undefined;
   }
 

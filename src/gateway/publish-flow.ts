@@ -91,7 +91,7 @@ export class PublishFlow {
   /** GW_SEND number `n` (a frame of `bytes`) arrived: `publish` hands it to pub/sub (its rejection is the publish's failure). */
   accept(n: number, bytes: number, publish: () => Promise<unknown>): void {
     this.#counters.publishes++;
-    if (this.#full()) {
+    if (this.#full(1)) {
       this.#counters.publishOverruns++;
       this.#nack(n, new FlowControlError(this.window, this.windowBytes));
       return;
@@ -99,8 +99,9 @@ export class PublishFlow {
     this.#hand(n, 1, bytes, publish);
   }
 
-  #full(): boolean {
-    return this.#pending >= this.window || this.#pendingBytes >= this.windowBytes || this.#queue.length - this.#head >= 2 * this.window;
+  /** Whether `k` more publishes would go past the window (its count, its bytes, or what is held for acknowledgement). */
+  #full(k: number): boolean {
+    return this.#pending + k > this.window || this.#pendingBytes >= this.windowBytes || this.#queue.length - this.#head >= 2 * this.window;
   }
 
   /**
@@ -111,7 +112,7 @@ export class PublishFlow {
    * exactly those beyond it are refused.
    */
   acceptRun(n: number, k: number, bytes: number, publish: () => Promise<RunFailures>, one: (i: number) => () => Promise<unknown>): void {
-    if (this.#pending + k > this.window || this.#pendingBytes >= this.windowBytes || this.#queue.length - this.#head >= 2 * this.window) {
+    if (this.#full(k)) {
       // Taken one by one, each publish carries its share of the run's frame.
       const share = Math.ceil(bytes / k);
       for (let i = 0; i < k; i++) this.accept(n + i, share, one(i));
