@@ -383,7 +383,7 @@ export class MeshNode extends EventEmitter {
     return this.pubsub.subscribe(pattern, handler, options);
   }
 
-  /** Publishes to every subscriber node in the realm: one message per node; resolves once queued. */
+  /** Publishes to every subscriber node in the realm: one message per node; resolves once queued (or in the turn's open run, see PubSub.publish). */
   publish(topic: string, data: unknown, options: { noWait?: boolean; headers?: Headers } = {}): Promise<PublishResult> {
     const refused = this.#refused('pub', topic);
     if (refused) return refused;

@@ -418,7 +418,9 @@ export class PubSub {
   /**
    * Publishes `data` (any CBOR-encodable value except undefined) to `topic`.
    * Resolves once the message is handed to local subscriptions and queued
-   * for every remote subscriber node.
+   * for every remote subscriber node, or placed in this turn's open run
+   * while the fan-out has room for it (the run is queued at the end of the
+   * turn; see #join).
    * @throws InvalidTopicError, InvalidPayloadError, QueueFullError (noWait), StoppedError — as rejections
    */
   publish(topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
