@@ -7,7 +7,8 @@ import { TransportError } from '../util/errors.js';
  * a public API, so any upgrade must re-check the shapes below). The binding
  * ships no types; these interfaces cover what the QUIC transport uses.
  *
- * Behaviour worth knowing (observed with 1.1.8):
+ * Behaviour worth knowing (observed with 1.1.8; the transport suite passes
+ * unchanged on 2.1.1):
  * - every failure is an Error with code 'Unknown' and a quinn message
  *   ('timed out', 'connection lost', 'closed', 'closed by peer: 0',
  *   'stream reset by peer: error 0', 'sending stopped by peer: error 0');
