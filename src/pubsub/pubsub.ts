@@ -144,6 +144,8 @@ const MAX_GROUP_TURNS = 10_000;
 interface Inbox {
   readonly replies: Reply[];
   readonly max: number;
+  /** Nodes the request was sent to: a REPLY from any other node is refused (inbox numbers are easy to guess). */
+  readonly asked: Set<string>;
   readonly resolve: (replies: Reply[]) => void;
   readonly reject: (err: unknown) => void;
   timer: NodeJS.Timeout | undefined;
@@ -185,6 +187,8 @@ export interface PubSubStats extends ReceiverStats, DeliveryTotals {
   repliesReceived: number;
   /** Replies for no pending request (late, or after `max`). */
   repliesUnmatched: number;
+  /** REPLYs refused: from a node the request was not sent to. */
+  repliesRefused: number;
   repliesSent: number;
   /** PUBLISH runs written to subscriber nodes (one per node per run; their messages count one by one elsewhere). */
   runsSent: number;
@@ -277,6 +281,7 @@ export class PubSub {
     requestsTimedOut: 0,
     repliesReceived: 0,
     repliesUnmatched: 0,
+    repliesRefused: 0,
     repliesSent: 0,
     runsSent: 0,
   };
@@ -337,6 +342,12 @@ export class PubSub {
     messenger.handle(PUBLISH, this.#receiver.onPublish);
     messenger.handle(UNSUBSCRIBED, this.#receiver.onUnsubscribed);
     messenger.handle(REPLY, (msg, peer) => {
+      const inbox = this.#inboxes.get(msg.r);
+      if (inbox !== undefined && !inbox.asked.has(peer.nodeIdHex)) {
+        // Only a node the request went to may answer it: another could otherwise slip a forged reply in.
+        this.#n.repliesRefused++;
+        return undefined;
+      }
       this.#reply(msg.r, { data: msg.d, ...(msg.h !== undefined && { headers: msg.h }), responder: peer.nodeIdHex });
       return undefined;
     });
@@ -389,7 +400,7 @@ export class PubSub {
     while (this.#inboxes.has(this.#nextInbox));
     const id = this.#nextInbox;
     return new Promise<Reply[]>((resolve, reject) => {
-      const inbox: Inbox = { replies: [], max, resolve, reject, timer: undefined };
+      const inbox: Inbox = { replies: [], max, asked: new Set(), resolve, reject, timer: undefined };
       this.#inboxes.set(id, inbox);
       inbox.timer = setTimeout(() => {
         this.#inboxes.delete(id);
@@ -582,6 +593,7 @@ export class PubSub {
       for (const [p, groups] of picks.remote) sends.push(this.#groupSend(out, base!, p, groups, true, targets));
       nodes = sends.length;
     } else if (peers.length > 0) msg = this.#encode(out, base!);
+    if (out.inbox !== undefined) this.#asked(out.inbox, sends !== undefined ? sends.map((x) => x.peer) : peers);
     if (noWait && nodes > 0) {
       const ok = sends !== undefined ? this.#fanout.trySubmitSends(sends) : this.#fanout.trySubmitAll(peers, msg!);
       if (!ok) {
@@ -851,6 +863,7 @@ export class PubSub {
       if (pick === SELF) this.#local.deliver(this.#delivered(out, seq, this.#selfId), out.segs, false, [group]);
       else sends.push({ peer: pick, msg: this.#encode(out, { ...base, g: [group], qo: true }), failover: () => this.#failover(out, base, [group], targets, new Set([...tried, pick.nodeId])) });
     }
+    if (out.inbox !== undefined) this.#asked(out.inbox, sends.map((x) => x.peer));
     if (sends.length > 0) this.#fanout.submitSends(sends)?.catch(() => undefined);
   }
 
@@ -890,6 +903,12 @@ export class PubSub {
     if (inbox.replies.length < inbox.max) return;
     this.#closeInbox(id, inbox);
     inbox.resolve(inbox.replies);
+  }
+
+  /** Records the nodes a request is sent to: they alone may answer it. */
+  #asked(id: number, peers: readonly Peer[]): void {
+    const inbox = this.#inboxes.get(id);
+    if (inbox !== undefined) for (const p of peers) inbox.asked.add(p.nodeId);
   }
 
   #closeInbox(id: number, inbox: Inbox): void {

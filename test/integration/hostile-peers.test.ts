@@ -17,9 +17,10 @@ import { Messenger } from '../../src/session/messenger.js';
 import { ConnectionPool } from '../../src/transport/pool.js';
 import { QuicTransport } from '../../src/transport/quic.js';
 import type { ProtocolError } from '../../src/util/errors.js';
-import { encodeBody } from '../../src/wire/codec.js';
 import { encodeFrame } from '../../src/wire/frame.js';
 import { HELLO, PING, PONG } from '../../src/wire/messages.js';
+import { REPLY } from '../../src/pubsub/messages.js';
+import { encodeBody, encodeMessage } from '../../src/wire/codec.js';
 import { waitFor } from '../helpers/testnet.js';
 
 const quiet = { warn: () => {} };
@@ -166,5 +167,37 @@ describe('a node facing hostile peers', () => {
     assert.deepEqual([...victim.dht.store.get(key)[0]!.value], [2]);
     assert.ok(victim.dht.stats().storesRefused.bad_signature >= 1);
     assert.ok(victim.dht.stats().storesRefused.stale >= 1);
+  });
+  it('refuses a reply from a node the request was not sent to, however well it guesses the inbox', async () => {
+    let answer!: () => void;
+    const forgeriesSent = new Promise<void>((resolve) => (answer = resolve));
+    const responder = good.subscribe('svc.guarded', async (m) => {
+      await forgeriesSent; // the genuine answer comes after every forged one
+      await m.respond?.('genuine');
+    });
+    await responder.ready;
+    const rogueT = new QuicTransport({ identity: Identity.generate() });
+    await rogueT.listen({ host: '127.0.0.1', port: 0 });
+    const rogue = new Messenger({ transport: rogueT, pool: new ConnectionPool({ transport: rogueT }) });
+    rogue.start();
+    try {
+      const refusedBefore = victim.pubsub.stats().repliesRefused;
+      const pending = victim.request('svc.guarded', 'who?', { max: 1, timeoutMs: 10_000 });
+      await waitFor(() => victim.pubsub.stats().requestsPending === 1, 5_000, 'the request is pending');
+      // Inbox numbers are small and sequential: the rogue answers every one of the first 64.
+      const target = { address: victim.listenAddress!, nodeId: victim.nodeId };
+      for (let r = 0; r < 64; r++) await rogue.notify(target, encodeMessage({ t: REPLY.type, r }, { d: encodeBody('forged') }));
+      await waitFor(() => victim.pubsub.stats().repliesRefused > refusedBefore, 5_000, 'the forged reply refused');
+      answer();
+      const replies = await pending;
+      assert.deepEqual(replies.map((x) => [x.data, x.responder]), [['genuine', good.nodeId]]);
+      assert.equal(victim.pubsub.stats().repliesRefused - refusedBefore, 1, 'one forged reply hit the pending inbox; the others found none');
+    } finally {
+      answer();
+      await responder.unsubscribe();
+      rogue.stop();
+      await rogueT.close();
+    }
+    await stillServes();
   });
 });
