@@ -64,12 +64,15 @@ function percentiles(samples: Float64Array, n: number): { p50: number; p99: numb
 // 200,000 messages/s; both systems run this very code.
 const stamp = new Float64Array(1);
 const stampBytes = new Uint8Array(stamp.buffer);
+let blank = new Uint8Array(0);
 
 function payload(size: number): Uint8Array {
-  const buf = Buffer.allocUnsafe(Math.max(8, size));
+  const n = Math.max(8, size);
+  if (blank.length !== n) blank = new Uint8Array(n);
+  const buf = Buffer.allocUnsafe(n);
+  buf.set(blank); // zeros, copied: cheaper than fill() on a pooled slice
   stamp[0] = performance.now();
   buf.set(stampBytes);
-  buf.fill(0, 8);
   return buf;
 }
 
