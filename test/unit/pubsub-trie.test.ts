@@ -4,6 +4,18 @@ import fc from 'fast-check';
 import { TopicTrie } from '../../src/pubsub/topic-trie.js';
 import { InvalidTopicError, matches, validateTopic } from '../../src/pubsub/topic.js';
 
+/** Small deterministic PRNG: the same sequence on every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** [pattern, topic, matches?]: the wildcard semantics both matchers must implement. */
 const SEMANTICS: Array<[string, string, boolean]> = [
   // exact
@@ -164,6 +176,71 @@ describe('TopicTrie', () => {
     assert.equal(trie.size, 0);
     assert.equal(trie.nodeCount, 0);
     assert.deepEqual([...trie.entries()], []);
+  });
+
+  it('keeps a pattern with many values exact under adds and removals in any order', () => {
+    // Long value lists switch to an index (and back when they shrink): add, remove and has must not notice.
+    for (const pattern of ['a.b', 'a.*', 'a.#']) {
+      const trie = new TopicTrie<number>();
+      const live = new Set<number>();
+      const rand = mulberry32(7);
+      for (let step = 0; step < 4000; step++) {
+        const v = Math.floor(rand() * 200);
+        if (rand() < 0.6) {
+          assert.equal(trie.add(pattern, v), !live.has(v), `add ${v}`);
+          live.add(v);
+        } else {
+          assert.equal(trie.remove(pattern, v), live.delete(v), `remove ${v}`);
+        }
+        assert.equal(trie.has(pattern, v), live.has(v));
+        assert.equal(trie.size, live.size);
+        if (step % 97 === 0) assert.deepEqual(trie.match('a.b').sort((x, y) => x - y), [...live].sort((x, y) => x - y));
+      }
+      for (const v of live) assert.equal(trie.has(pattern, v), true);
+      for (const v of [...live]) assert.equal(trie.remove(pattern, v), true);
+      assert.equal(trie.hasPattern(pattern), false);
+      assert.equal(trie.nodeCount, 0);
+    }
+  });
+
+  it('holds many exact and wildcard patterns, then forgets them removed in any order', () => {
+    // Enough patterns to grow the exact table several times and to shrink it again as they go.
+    const trie = new TopicTrie<number>();
+    const rand = mulberry32(11);
+    const patterns: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const segs = Array.from({ length: 1 + Math.floor(rand() * 4) }, () => (rand() < 0.1 ? '*' : `s${Math.floor(rand() * 40)}`));
+      if (rand() < 0.1) segs.push('#');
+      patterns.push(segs.join('.'));
+    }
+    const live = new Map<string, [string, number]>();
+    patterns.forEach((p, i) => {
+      const v = i % 3;
+      assert.equal(trie.add(p, v), !live.has(`${p} ${v}`));
+      live.set(`${p} ${v}`, [p, v]);
+    });
+    const topics = Array.from({ length: 200 }, () =>
+      Array.from({ length: 1 + Math.floor(rand() * 5) }, () => `s${Math.floor(rand() * 40)}`).join('.'),
+    );
+    const check = (): void => {
+      assert.equal(trie.size, live.size);
+      assert.deepEqual([...trie.patterns()].sort(), [...new Set([...live.values()].map(([p]) => p))].sort());
+      for (const t of topics) {
+        const expected = [...live.values()].filter(([p]) => matches(p, t)).map(([, v]) => v);
+        assert.deepEqual(trie.match(t).sort(), expected.sort(), `topic ${t}`);
+      }
+    };
+    check();
+    const order = [...live.values()].sort(() => rand() - 0.5);
+    order.forEach(([p, v], i) => {
+      assert.equal(trie.remove(p, v), true);
+      assert.equal(trie.remove(p, v), false);
+      live.delete(`${p} ${v}`);
+      if (i % 500 === 0) check();
+    });
+    check();
+    assert.equal(trie.patternCount, 0);
+    assert.equal(trie.nodeCount, 0);
   });
 
   it('property: match equals the naive matcher as a multiset, before and after removals', () => {
