@@ -6,20 +6,21 @@
  * everything after that compares numbers. Patterns without wildcards sit in
  * one hash table keyed by a hash of their segment ids: one probe finds them,
  * and none is made when a segment of the topic has no id. Patterns with
- * wildcards sit in a trie over segments; each node keeps a Map of literal
- * children keyed by segment id, at most one `*` child, the values of
- * patterns that end at the node, and the values of patterns that end at the
- * node with a trailing `#`. Matching walks at most two children per segment
+ * wildcards sit in a trie over segments, stored flat (see `Nodes`): each
+ * node has literal children keyed by segment id, at most one `*` child, the
+ * values of the pattern that ends at the node, and the values of the one
+ * that ends at the node with a trailing `#`. Matching walks at most two children per segment
  * (the literal one and `*`) and collects the `#` values met on the way, so
  * its cost grows with the topic's segments and with the wildcard branches
  * actually present, never with the number of subscriptions.
  *
  * Why numbers: with 100,000 subscriptions a match is bound by cache misses,
  * not by instructions. A Map with string keys reads the key string of every
- * entry it probes, and those strings lie all over the heap; a Set per
- * pattern adds its own table. Integer keys, a compact probe array for the
- * exact patterns and plain arrays of values cut those misses (figures in
- * ARCHITECTURE.md, Pub/sub).
+ * entry it probes, and those strings lie all over the heap; a node object
+ * with a Map of children costs three reads in three places per step; a Set
+ * per pattern adds its own table. Integer keys, compact probe arrays and
+ * plain arrays of values cut those misses (figures in ARCHITECTURE.md,
+ * Pub/sub).
  *
  * Entries are (pattern, value) pairs, each stored once. A value subscribed
  * through two patterns that both match a topic is returned twice, once per
@@ -27,7 +28,8 @@
  * `matchUnique` to get each value once.
  *
  * Removing the last entry under a node prunes the node and its emptied
- * ancestors, so memory follows the live subscriptions.
+ * ancestors, so memory follows the live subscriptions (the node arrays keep
+ * their largest size; pruned ids are reused).
  */
 import {
   MULTI_WILDCARD,
@@ -41,7 +43,7 @@ import {
 
 export type TopicTrieInit = TopicLimits;
 
-/** Marks a topic segment that no literal edge of the trie carries: only `*` and `#` can match it. */
+/** Id of a topic segment no pattern uses: only `*` and `#` can match it. */
 const NO_ID = -1;
 /**
  * A pattern's value list gets a value → position index once it holds this
@@ -49,82 +51,196 @@ const NO_ID = -1;
  * with indexOf, faster than a Map at that size.
  */
 const INDEX_AT = 32;
-/** Smallest size of the exact patterns' table (a power of two). */
+/** Smallest size of the hash tables (a power of two). */
 const MIN_SLOTS = 16;
 
-class TrieNode<T> {
-  /** Literal children, keyed by the segment's id (see TopicTrie#segmentId). */
-  literal: Map<number, TrieNode<T>> | undefined = undefined;
-  star: TrieNode<T> | undefined = undefined;
-  /** Values of the pattern that ends exactly here. */
-  exact: T[] | undefined = undefined;
-  /** Values of the pattern that ends here followed by `#`. */
-  rest: T[] | undefined = undefined;
+/** The root's node id. No node has it as a child, so it also stands for "no child". */
+const ROOT = 0;
+const NONE = 0;
+/** Int32 fields per slot of the edge table: parent + 1 (0 when free), segment id, child, padding. */
+const EDGE = 4;
 
-  isEmpty(): boolean {
-    return this.literal === undefined && this.star === undefined && this.exact === undefined && this.rest === undefined;
-  }
+/** Hash of a literal edge, from its parent node and its segment id. */
+function edgeHash(parent: number, seg: number): number {
+  let h = Math.imul(parent, 0x9e3779b1) ^ seg;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  return (h ^ (h >>> 13)) & 0x3fffffff;
 }
 
-// Module-level walkers (not methods or closures) keep the hot loop monomorphic.
+/**
+ * The trie of the wildcard patterns, stored flat: a node is an integer id,
+ * its fields are arrays indexed by that id (its `*` child, its number of
+ * literal children, the values of the pattern ending at it and of the one
+ * ending at it followed by `#`), and every literal edge of the trie sits in
+ * one open-addressing table keyed by (parent, segment id). A step of a walk
+ * reads a slot of that table and a few array elements, all compact, instead
+ * of a node object, its Map and the Map's table, each somewhere else in the
+ * heap. Ids of pruned nodes are reused; the arrays keep their largest size.
+ */
+class Nodes<T> {
+  star: Int32Array = new Int32Array(MIN_SLOTS);
+  kids: Int32Array = new Int32Array(MIN_SLOTS);
+  exact: Array<T[] | undefined> = [undefined];
+  rest: Array<T[] | undefined> = [undefined];
+  edges = new Int32Array(MIN_SLOTS * EDGE);
+  #edgeCount = 0;
+  #free: number[] = [];
 
-function collect<T>(start: TrieNode<T>, ids: readonly number[], from: number, out: T[]): void {
-  let node = start;
-  let i = from;
-  for (;;) {
-    const rest = node.rest;
-    if (rest !== undefined) for (let k = 0; k < rest.length; k++) out.push(rest[k]!);
-    if (i === ids.length) {
-      const exact = node.exact;
-      if (exact !== undefined) for (let k = 0; k < exact.length; k++) out.push(exact[k]!);
-      return;
-    }
-    const star = node.star;
-    const id = ids[i]!;
-    const lit = id === NO_ID || node.literal === undefined ? undefined : node.literal.get(id);
-    i++;
-    if (lit !== undefined) {
-      if (star !== undefined) collect(star, ids, i, out);
-      node = lit;
-    } else if (star !== undefined) {
-      node = star;
-    } else {
-      return;
-    }
-  }
-}
-
-function visit<T>(start: TrieNode<T>, ids: readonly number[], from: number, fn: (value: T) => void): number {
-  let node = start;
-  let i = from;
-  let n = 0;
-  for (;;) {
-    const rest = node.rest;
-    if (rest !== undefined) {
-      for (let k = 0; k < rest.length; k++) fn(rest[k]!);
-      n += rest.length;
-    }
-    if (i === ids.length) {
-      const exact = node.exact;
-      if (exact !== undefined) {
-        for (let k = 0; k < exact.length; k++) fn(exact[k]!);
-        n += exact.length;
+  /** A new empty node. */
+  alloc(): number {
+    const id = this.#free.pop() ?? this.exact.length;
+    if (id === this.exact.length) {
+      this.exact.push(undefined);
+      this.rest.push(undefined);
+      if (id === this.star.length) {
+        this.star = grown(this.star);
+        this.kids = grown(this.kids);
       }
-      return n;
     }
-    const star = node.star;
-    const id = ids[i]!;
-    const lit = id === NO_ID || node.literal === undefined ? undefined : node.literal.get(id);
-    i++;
-    if (lit !== undefined) {
-      if (star !== undefined) n += visit(star, ids, i, fn);
-      node = lit;
-    } else if (star !== undefined) {
-      node = star;
-    } else {
-      return n;
+    return id;
+  }
+
+  /** Gives back an empty node's id. */
+  release(node: number): void {
+    this.#free.push(node);
+  }
+
+  isEmpty(node: number): boolean {
+    return this.star[node] === NONE && this.kids[node] === 0 && this.exact[node] === undefined && this.rest[node] === undefined;
+  }
+
+  /** The literal child of `parent` for segment id `seg`, NONE if none. */
+  child(parent: number, seg: number): number {
+    const edges = this.edges;
+    const mask = edges.length / EDGE - 1;
+    const key = parent + 1;
+    for (let i = edgeHash(parent, seg) & mask; ; i = (i + 1) & mask) {
+      const at = i * EDGE;
+      const k = edges[at]!;
+      if (k === key && edges[at + 1] === seg) return edges[at + 2]!;
+      if (k === 0) return NONE;
     }
   }
+
+  link(parent: number, seg: number, child: number): void {
+    const at = this.#slot(parent, seg) * EDGE;
+    this.edges[at] = parent + 1;
+    this.edges[at + 1] = seg;
+    this.edges[at + 2] = child;
+    this.kids[parent]!++;
+    if (++this.#edgeCount * 2 > this.edges.length / EDGE) this.#resize((this.edges.length / EDGE) * 2);
+  }
+
+  unlink(parent: number, seg: number): void {
+    const edges = this.edges;
+    const mask = edges.length / EDGE - 1;
+    let hole = this.#slot(parent, seg);
+    // Backward-shift deletion: pull later edges of the probe run into the hole, no tombstones.
+    for (let i = (hole + 1) & mask; edges[i * EDGE] !== 0; i = (i + 1) & mask) {
+      const home = edgeHash(edges[i * EDGE]! - 1, edges[i * EDGE + 1]!) & mask;
+      // Movable when its home is not cyclically within (hole, i].
+      if (((i - home) & mask) >= ((i - hole) & mask)) {
+        edges.copyWithin(hole * EDGE, i * EDGE, i * EDGE + EDGE);
+        hole = i;
+      }
+    }
+    edges.fill(0, hole * EDGE, hole * EDGE + EDGE);
+    this.kids[parent]!--;
+    if (--this.#edgeCount * 8 < edges.length / EDGE && edges.length / EDGE > MIN_SLOTS) this.#resize(edges.length / EDGE / 2);
+  }
+
+  /** Every literal edge as [parent, segment id, child]. */
+  *allEdges(): Generator<[number, number, number]> {
+    const edges = this.edges;
+    for (let at = 0; at < edges.length; at += EDGE) if (edges[at] !== 0) yield [edges[at]! - 1, edges[at + 1]!, edges[at + 2]!];
+  }
+
+  /** Pushes onto `out` the values of the patterns below `start` that match the topic whose segment ids are `ids`, from `from` on. */
+  collect(start: number, ids: readonly number[], from: number, out: T[]): void {
+    const { star, kids, exact, rest } = this;
+    let node = start;
+    let i = from;
+    for (;;) {
+      const r = rest[node];
+      if (r !== undefined) for (let k = 0; k < r.length; k++) out.push(r[k]!);
+      if (i === ids.length) {
+        const e = exact[node];
+        if (e !== undefined) for (let k = 0; k < e.length; k++) out.push(e[k]!);
+        return;
+      }
+      const s = star[node]!;
+      const id = ids[i]!;
+      const lit = id === NO_ID || kids[node] === 0 ? NONE : this.child(node, id);
+      i++;
+      if (lit !== NONE) {
+        if (s !== NONE) this.collect(s, ids, i, out);
+        node = lit;
+      } else if (s !== NONE) {
+        node = s;
+      } else {
+        return;
+      }
+    }
+  }
+
+  /** Like `collect`, calling `fn` per value; returns the number of calls. */
+  visit(start: number, ids: readonly number[], from: number, fn: (value: T) => void): number {
+    const { star, kids, exact, rest } = this;
+    let node = start;
+    let i = from;
+    let n = 0;
+    for (;;) {
+      const r = rest[node];
+      if (r !== undefined) {
+        for (let k = 0; k < r.length; k++) fn(r[k]!);
+        n += r.length;
+      }
+      if (i === ids.length) {
+        const e = exact[node];
+        if (e !== undefined) {
+          for (let k = 0; k < e.length; k++) fn(e[k]!);
+          n += e.length;
+        }
+        return n;
+      }
+      const s = star[node]!;
+      const id = ids[i]!;
+      const lit = id === NO_ID || kids[node] === 0 ? NONE : this.child(node, id);
+      i++;
+      if (lit !== NONE) {
+        if (s !== NONE) n += this.visit(s, ids, i, fn);
+        node = lit;
+      } else if (s !== NONE) {
+        node = s;
+      } else {
+        return n;
+      }
+    }
+  }
+
+  /** The slot of the edge (parent, seg), or the free slot where it would go. */
+  #slot(parent: number, seg: number): number {
+    const edges = this.edges;
+    const mask = edges.length / EDGE - 1;
+    let i = edgeHash(parent, seg) & mask;
+    while (edges[i * EDGE] !== 0 && (edges[i * EDGE] !== parent + 1 || edges[i * EDGE + 1] !== seg)) i = (i + 1) & mask;
+    return i;
+  }
+
+  #resize(slots: number): void {
+    const old = this.edges;
+    this.edges = new Int32Array(slots * EDGE);
+    for (let at = 0; at < old.length; at += EDGE) {
+      if (old[at] === 0) continue;
+      this.edges.set(old.subarray(at, at + EDGE), this.#slot(old[at]! - 1, old[at + 1]!) * EDGE);
+    }
+  }
+}
+
+function grown(a: Int32Array): Int32Array {
+  const b = new Int32Array(a.length * 2);
+  b.set(a);
+  return b;
 }
 
 /** The values of one pattern without wildcards; patterns whose ids hash alike are chained. */
@@ -236,6 +352,74 @@ class ExactTable<T> {
   }
 }
 
+/**
+ * Segment → small integer id, for every segment of an exact pattern or of a
+ * literal edge of the trie, with the number of uses (exact patterns and
+ * edges) of each id; an id is freed with its last use and reused. Few
+ * distinct segments, used by every match: the map stays in cache.
+ */
+class SegmentIds {
+  #ids = new Map<string, number>();
+  #names: string[] = [];
+  #uses: number[] = [];
+  #free: number[] = [];
+
+  /** The id of `seg`, or NO_ID. */
+  get(seg: string): number {
+    return this.#ids.get(seg) ?? NO_ID;
+  }
+
+  /** The segment an id stands for. */
+  name(id: number): string {
+    return this.#names[id]!;
+  }
+
+  /** The id of `seg` for one more use, allocated if it has none. */
+  hold(seg: string): number {
+    let id = this.#ids.get(seg);
+    if (id === undefined) {
+      id = this.#free.pop() ?? this.#names.length;
+      this.#ids.set(seg, id);
+      this.#names[id] = seg;
+      this.#uses[id] = 0;
+    }
+    this.#uses[id]!++;
+    return id;
+  }
+
+  /** One use of `id` is gone; frees the id with its last use. */
+  release(id: number): void {
+    if (--this.#uses[id]! > 0) return;
+    this.#ids.delete(this.#names[id]!);
+    this.#names[id] = '';
+    this.#free.push(id);
+  }
+
+  /**
+   * The ids of a topic's segments, NO_ID for a segment no pattern uses (only
+   * `*` and `#` can match it): of the given segments, or of the topic split
+   * here in the indexOf/slice loop of `splitTopic`, without keeping the
+   * substrings.
+   */
+  idsOf(topic: string, segments: readonly string[] | undefined): number[] {
+    const ids = this.#ids;
+    const out: number[] = [];
+    if (segments !== undefined) {
+      for (let i = 0; i < segments.length; i++) out.push(ids.get(segments[i]!) ?? NO_ID);
+      return out;
+    }
+    let from = 0;
+    for (;;) {
+      const dot = topic.indexOf(TOPIC_SEPARATOR, from);
+      if (dot < 0) break;
+      out.push(ids.get(topic.slice(from, dot)) ?? NO_ID);
+      from = dot + 1;
+    }
+    out.push(ids.get(topic.slice(from)) ?? NO_ID);
+    return out;
+  }
+}
+
 /** Position of `value` in `list` by SameValueZero (as a Set would compare), -1 when absent. */
 function linearPosition<T>(list: readonly T[], value: T): number {
   // Only NaN differs from itself; indexOf never finds it.
@@ -245,7 +429,7 @@ function linearPosition<T>(list: readonly T[], value: T): number {
 export class TopicTrie<T> {
   readonly #limits: TopicLimits;
   /** Patterns with a wildcard, indexed segment by segment. */
-  #root = new TrieNode<T>();
+  #trie = new Nodes<T>();
   /**
    * Patterns without a wildcard, keyed by `exactKey` of their segment ids.
    * Most subscriptions are exact; keeping them out of the trie turns their
@@ -255,19 +439,8 @@ export class TopicTrie<T> {
   #exactPatterns = 0;
   /** Value → position indexes of the value lists that grew long (see INDEX_AT). */
   #positions = new Map<T[], Map<T, number>>();
-  /**
-   * Segment → id for every segment of an exact pattern or of a literal edge
-   * of the trie, with the reverse table and the number of uses (edges and
-   * exact patterns) of each id; ids of segments no longer used are reused.
-   * The maps walked per publish are keyed by these small integers: a lookup
-   * then compares numbers, where string keys make the map read every
-   * candidate key string, scattered in the heap, and those cache misses were
-   * most of the time of a match. The dictionary itself is small and hot.
-   */
-  #segmentIds = new Map<string, number>();
-  #segments: string[] = [];
-  #edges: number[] = [];
-  #freeIds: number[] = [];
+  /** Ids of the segments patterns use; the tables walked per publish are keyed by them. */
+  #segments = new SegmentIds();
   #size = 0;
   #wildcardPatterns = 0;
   #nodes = 0;
@@ -303,7 +476,7 @@ export class TopicTrie<T> {
     if (entry !== undefined) {
       if (!this.#push(entry.values, value)) return false;
     } else {
-      const key = exactKey(segs.map((seg) => this.#holdSegment(seg)));
+      const key = exactKey(segs.map((seg) => this.#segments.hold(seg)));
       this.#exact.set(key, new ExactEntry(pattern, [value], this.#exact.get(key)));
       this.#exactPatterns++;
     }
@@ -312,13 +485,9 @@ export class TopicTrie<T> {
   }
 
   #findExact(pattern: string, segs: readonly string[]): ExactEntry<T> | undefined {
-    const ids: number[] = [];
-    for (const seg of segs) {
-      const id = this.#segmentIds.get(seg);
-      if (id === undefined) return undefined;
-      ids.push(id);
-    }
-    let entry = this.#exact.get(exactKey(ids));
+    const key = exactKey(segs.map((seg) => this.#segments.get(seg)));
+    if (key < 0) return undefined;
+    let entry = this.#exact.get(key);
     while (entry !== undefined && entry.pattern !== pattern) entry = entry.next;
     return entry;
   }
@@ -329,7 +498,7 @@ export class TopicTrie<T> {
     if (entry === undefined || !this.#pull(entry.values, value)) return false;
     this.#size--;
     if (entry.values.length > 0) return true;
-    const ids = segs.map((seg) => this.#segmentIds.get(seg)!);
+    const ids = segs.map((seg) => this.#segments.get(seg));
     const key = exactKey(ids);
     const head = this.#exact.get(key)!;
     if (head === entry) {
@@ -341,64 +510,46 @@ export class TopicTrie<T> {
       prev.next = entry.next;
     }
     this.#exactPatterns--;
-    for (const id of ids) this.#releaseSegment(id);
+    for (const id of ids) this.#segments.release(id);
     return true;
   }
 
   #addWildcard(segs: readonly string[], value: T): boolean {
+    const trie = this.#trie;
     const multi = segs[segs.length - 1] === MULTI_WILDCARD;
     const depth = multi ? segs.length - 1 : segs.length;
-    let node = this.#root;
+    let node = ROOT;
     for (let i = 0; i < depth; i++) {
       const seg = segs[i]!;
+      let child: number;
       if (seg === SINGLE_WILDCARD) {
-        if (node.star === undefined) {
-          node.star = new TrieNode<T>();
+        child = trie.star[node]!;
+        if (child === NONE) {
+          child = trie.alloc();
+          trie.star[node] = child;
           this.#nodes++;
         }
-        node = node.star;
       } else {
-        const id = this.#segmentIds.get(seg);
-        let child = id === undefined ? undefined : node.literal?.get(id);
-        if (child === undefined) {
-          child = new TrieNode<T>();
-          (node.literal ??= new Map()).set(this.#holdSegment(seg), child);
+        const id = this.#segments.get(seg);
+        child = id === NO_ID ? NONE : trie.child(node, id);
+        if (child === NONE) {
+          child = trie.alloc();
+          trie.link(node, this.#segments.hold(seg), child);
           this.#nodes++;
         }
-        node = child;
       }
+      node = child;
     }
-    const list = multi ? node.rest : node.exact;
+    const lists = multi ? trie.rest : trie.exact;
+    const list = lists[node];
     if (list === undefined) {
-      if (multi) node.rest = [value];
-      else node.exact = [value];
+      lists[node] = [value];
       this.#wildcardPatterns++;
     } else if (!this.#push(list, value)) {
       return false;
     }
     this.#size++;
     return true;
-  }
-
-  /** The id of `seg` for one more use, allocated if it has none. */
-  #holdSegment(seg: string): number {
-    let id = this.#segmentIds.get(seg);
-    if (id === undefined) {
-      id = this.#freeIds.pop() ?? this.#segments.length;
-      this.#segmentIds.set(seg, id);
-      this.#segments[id] = seg;
-      this.#edges[id] = 0;
-    }
-    this.#edges[id]!++;
-    return id;
-  }
-
-  /** One use of `id` is gone; frees the id with its last use. */
-  #releaseSegment(id: number): void {
-    if (--this.#edges[id]! > 0) return;
-    this.#segmentIds.delete(this.#segments[id]!);
-    this.#segments[id] = '';
-    this.#freeIds.push(id);
   }
 
   /** Appends `value` unless present; false if it was. */
@@ -447,49 +598,52 @@ export class TopicTrie<T> {
     const multi = segs[segs.length - 1] === MULTI_WILDCARD;
     const depth = multi ? segs.length - 1 : segs.length;
     // The path and the ids of its edges (NO_ID for `*`) are kept so that emptied nodes can be unlinked bottom-up.
-    const path: TrieNode<T>[] = [this.#root];
+    const trie = this.#trie;
+    const path = [ROOT];
     const edges: number[] = [];
-    let node: TrieNode<T> | undefined = this.#root;
+    let node = ROOT;
     for (let i = 0; i < depth; i++) {
       const seg = segs[i]!;
       // A `#` anywhere but last was never accepted by add().
       if (seg === MULTI_WILDCARD) return false;
       if (seg === SINGLE_WILDCARD) {
-        node = node.star;
+        node = trie.star[node]!;
         edges.push(NO_ID);
       } else {
-        const id = this.#segmentIds.get(seg);
-        node = id === undefined ? undefined : node.literal?.get(id);
-        edges.push(id!);
+        const id = this.#segments.get(seg);
+        node = id === NO_ID ? NONE : trie.child(node, id);
+        edges.push(id);
       }
-      if (node === undefined) return false;
+      if (node === NONE) return false;
       path.push(node);
     }
-    const list = multi ? node.rest : node.exact;
+    const lists = multi ? trie.rest : trie.exact;
+    const list = lists[node];
     if (list === undefined || !this.#pull(list, value)) return false;
     this.#size--;
     if (list.length === 0) {
-      if (multi) node.rest = undefined;
-      else node.exact = undefined;
+      lists[node] = undefined;
       this.#wildcardPatterns--;
       this.#prune(path, edges);
     }
     return true;
   }
 
-  #prune(path: TrieNode<T>[], edges: readonly number[]): void {
+  #prune(path: readonly number[], edges: readonly number[]): void {
+    const trie = this.#trie;
     for (let i = path.length - 1; i > 0; i--) {
-      if (!path[i]!.isEmpty()) return;
+      const node = path[i]!;
+      if (!trie.isEmpty(node)) return;
       const parent = path[i - 1]!;
       const id = edges[i - 1]!;
-      this.#nodes--;
       if (id === NO_ID) {
-        parent.star = undefined;
+        trie.star[parent] = NONE;
       } else {
-        parent.literal!.delete(id);
-        if (parent.literal!.size === 0) parent.literal = undefined;
-        this.#releaseSegment(id);
+        trie.unlink(parent, id);
+        this.#segments.release(id);
       }
+      trie.release(node);
+      this.#nodes--;
     }
   }
 
@@ -509,42 +663,20 @@ export class TopicTrie<T> {
     if (!hasWildcard(pattern)) return this.#findExact(pattern, segs)?.values;
     const multi = segs[segs.length - 1] === MULTI_WILDCARD;
     const depth = multi ? segs.length - 1 : segs.length;
-    let node: TrieNode<T> | undefined = this.#root;
-    for (let i = 0; i < depth && node !== undefined; i++) {
+    const trie = this.#trie;
+    let node = ROOT;
+    for (let i = 0; i < depth; i++) {
       const seg = segs[i]!;
       if (seg === MULTI_WILDCARD) return undefined;
       if (seg === SINGLE_WILDCARD) {
-        node = node.star;
+        node = trie.star[node]!;
       } else {
-        const id = this.#segmentIds.get(seg);
-        node = id === undefined ? undefined : node.literal?.get(id);
+        const id = this.#segments.get(seg);
+        node = id === NO_ID ? NONE : trie.child(node, id);
       }
+      if (node === NONE) return undefined;
     }
-    if (node === undefined) return undefined;
-    return multi ? node.rest : node.exact;
-  }
-
-  /**
-   * The ids of the topic's segments (NO_ID for a segment no literal edge
-   * carries): the given segments, or the topic split here, in the same
-   * indexOf/slice loop as `splitTopic` but without keeping the substrings.
-   */
-  #topicIds(topic: string, segments: readonly string[] | undefined): number[] {
-    const ids = this.#segmentIds;
-    const out: number[] = [];
-    if (segments !== undefined) {
-      for (let i = 0; i < segments.length; i++) out.push(ids.get(segments[i]!) ?? NO_ID);
-      return out;
-    }
-    let from = 0;
-    for (;;) {
-      const dot = topic.indexOf(TOPIC_SEPARATOR, from);
-      if (dot < 0) break;
-      out.push(ids.get(topic.slice(from, dot)) ?? NO_ID);
-      from = dot + 1;
-    }
-    out.push(ids.get(topic.slice(from)) ?? NO_ID);
-    return out;
+    return multi ? trie.rest[node] : trie.exact[node];
   }
 
   /** Values of the exact pattern equal to the topic whose segment ids are `ids`. */
@@ -566,10 +698,10 @@ export class TopicTrie<T> {
   match(topic: string, segments?: readonly string[]): T[] {
     const out: T[] = [];
     if (this.#size === 0) return out;
-    const ids = this.#topicIds(topic, segments);
+    const ids = this.#segments.idsOf(topic, segments);
     const exact = this.#exactValues(topic, ids);
     if (exact !== undefined) for (let k = 0; k < exact.length; k++) out.push(exact[k]!);
-    if (this.#wildcardPatterns > 0) collect(this.#root, ids, 0, out);
+    if (this.#wildcardPatterns > 0) this.#trie.collect(ROOT, ids, 0, out);
     return out;
   }
 
@@ -586,13 +718,13 @@ export class TopicTrie<T> {
   forEachMatch(topic: string, fn: (value: T) => void, segments?: readonly string[]): number {
     if (this.#size === 0) return 0;
     let n = 0;
-    const ids = this.#topicIds(topic, segments);
+    const ids = this.#segments.idsOf(topic, segments);
     const exact = this.#exactValues(topic, ids);
     if (exact !== undefined) {
       for (let k = 0; k < exact.length; k++) fn(exact[k]!);
       n = exact.length;
     }
-    if (this.#wildcardPatterns > 0) n += visit(this.#root, ids, 0, fn);
+    if (this.#wildcardPatterns > 0) n += this.#trie.visit(ROOT, ids, 0, fn);
     return n;
   }
 
@@ -608,14 +740,11 @@ export class TopicTrie<T> {
 
   /** Removes every entry. */
   clear(): void {
-    this.#root = new TrieNode<T>();
+    this.#trie = new Nodes<T>();
     this.#exact = new ExactTable();
     this.#exactPatterns = 0;
     this.#positions = new Map();
-    this.#segmentIds = new Map();
-    this.#segments = [];
-    this.#edges = [];
-    this.#freeIds = [];
+    this.#segments = new SegmentIds();
     this.#size = 0;
     this.#wildcardPatterns = 0;
     this.#nodes = 0;
@@ -625,14 +754,23 @@ export class TopicTrie<T> {
     for (const head of this.#exact.values()) {
       for (let entry: ExactEntry<T> | undefined = head; entry !== undefined; entry = entry.next) yield [entry.pattern, entry.values];
     }
+    const trie = this.#trie;
+    const children = new Map<number, Array<[number, number]>>();
+    for (const [parent, seg, child] of trie.allEdges()) {
+      const list = children.get(parent);
+      if (list === undefined) children.set(parent, [[seg, child]]);
+      else list.push([seg, child]);
+    }
     // Iterative depth-first walk of the wildcard trie.
-    const stack: Array<[TrieNode<T>, string[]]> = [[this.#root, []]];
+    const stack: Array<[number, string[]]> = [[ROOT, []]];
     while (stack.length > 0) {
       const [node, path] = stack.pop()!;
-      if (node.exact !== undefined) yield [path.join(TOPIC_SEPARATOR), node.exact];
-      if (node.rest !== undefined) yield [[...path, MULTI_WILDCARD].join(TOPIC_SEPARATOR), node.rest];
-      if (node.star !== undefined) stack.push([node.star, [...path, SINGLE_WILDCARD]]);
-      if (node.literal !== undefined) for (const [id, child] of node.literal) stack.push([child, [...path, this.#segments[id]!]]);
+      const exact = trie.exact[node];
+      const rest = trie.rest[node];
+      if (exact !== undefined) yield [path.join(TOPIC_SEPARATOR), exact];
+      if (rest !== undefined) yield [[...path, MULTI_WILDCARD].join(TOPIC_SEPARATOR), rest];
+      if (trie.star[node] !== NONE) stack.push([trie.star[node]!, [...path, SINGLE_WILDCARD]]);
+      for (const [seg, child] of children.get(node) ?? []) stack.push([child, [...path, this.#segments.name(seg)]]);
     }
   }
 }
