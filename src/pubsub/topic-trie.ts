@@ -155,15 +155,18 @@ class Nodes<T> {
     for (let at = 0; at < edges.length; at += EDGE) if (edges[at] !== 0) yield [edges[at]! - 1, edges[at + 1]!, edges[at + 2]!];
   }
 
-  /** Pushes onto `out` the values of the patterns below `start` that match the topic whose segment ids are `ids`, from `from` on. */
-  collect(start: number, ids: readonly number[], from: number, out: T[]): void {
+  /**
+   * Pushes onto `out` the values of the patterns below `start` that match
+   * the topic whose segment ids are `ids[0..end)`, from `from` on.
+   */
+  collect(start: number, ids: readonly number[], end: number, from: number, out: T[]): void {
     const { star, kids, exact, rest } = this;
     let node = start;
     let i = from;
     for (;;) {
       const r = rest[node];
       if (r !== undefined) for (let k = 0; k < r.length; k++) out.push(r[k]!);
-      if (i === ids.length) {
+      if (i === end) {
         const e = exact[node];
         if (e !== undefined) for (let k = 0; k < e.length; k++) out.push(e[k]!);
         return;
@@ -173,7 +176,7 @@ class Nodes<T> {
       const lit = id === NO_ID || kids[node] === 0 ? NONE : this.child(node, id);
       i++;
       if (lit !== NONE) {
-        if (s !== NONE) this.collect(s, ids, i, out);
+        if (s !== NONE) this.collect(s, ids, end, i, out);
         node = lit;
       } else if (s !== NONE) {
         node = s;
@@ -184,7 +187,7 @@ class Nodes<T> {
   }
 
   /** Like `collect`, calling `fn` per value; returns the number of calls. */
-  visit(start: number, ids: readonly number[], from: number, fn: (value: T) => void): number {
+  visit(start: number, ids: readonly number[], end: number, from: number, fn: (value: T) => void): number {
     const { star, kids, exact, rest } = this;
     let node = start;
     let i = from;
@@ -195,7 +198,7 @@ class Nodes<T> {
         for (let k = 0; k < r.length; k++) fn(r[k]!);
         n += r.length;
       }
-      if (i === ids.length) {
+      if (i === end) {
         const e = exact[node];
         if (e !== undefined) {
           for (let k = 0; k < e.length; k++) fn(e[k]!);
@@ -208,7 +211,7 @@ class Nodes<T> {
       const lit = id === NO_ID || kids[node] === 0 ? NONE : this.child(node, id);
       i++;
       if (lit !== NONE) {
-        if (s !== NONE) n += this.visit(s, ids, i, fn);
+        if (s !== NONE) n += this.visit(s, ids, end, i, fn);
         node = lit;
       } else if (s !== NONE) {
         node = s;
@@ -257,9 +260,9 @@ class ExactEntry<T> {
  * segments (-1 when one has no id: then no exact pattern can match). A small
  * integer, so the lookup compares numbers and reads no key string.
  */
-function exactKey(ids: readonly number[]): number {
-  let h = ids.length;
-  for (let i = 0; i < ids.length; i++) {
+function exactKey(ids: readonly number[], end = ids.length): number {
+  let h = end;
+  for (let i = 0; i < end; i++) {
     const id = ids[i]!;
     if (id === NO_ID) return -1;
     h = Math.imul(h ^ id, 0x9e3779b1);
@@ -396,27 +399,27 @@ class SegmentIds {
   }
 
   /**
-   * The ids of a topic's segments, NO_ID for a segment no pattern uses (only
-   * `*` and `#` can match it): of the given segments, or of the topic split
-   * here in the indexOf/slice loop of `splitTopic`, without keeping the
-   * substrings.
+   * Writes into `out` the ids of a topic's segments, NO_ID for a segment no
+   * pattern uses (only `*` and `#` can match it), and returns their number:
+   * of the given segments, or of the topic split here in the indexOf/slice
+   * loop of `splitTopic`, without keeping the substrings.
    */
-  idsOf(topic: string, segments: readonly string[] | undefined): number[] {
+  idsOf(topic: string, segments: readonly string[] | undefined, out: number[]): number {
     const ids = this.#ids;
-    const out: number[] = [];
     if (segments !== undefined) {
-      for (let i = 0; i < segments.length; i++) out.push(ids.get(segments[i]!) ?? NO_ID);
-      return out;
+      for (let i = 0; i < segments.length; i++) out[i] = ids.get(segments[i]!) ?? NO_ID;
+      return segments.length;
     }
+    let n = 0;
     let from = 0;
     for (;;) {
       const dot = topic.indexOf(TOPIC_SEPARATOR, from);
       if (dot < 0) break;
-      out.push(ids.get(topic.slice(from, dot)) ?? NO_ID);
+      out[n++] = ids.get(topic.slice(from, dot)) ?? NO_ID;
       from = dot + 1;
     }
-    out.push(ids.get(topic.slice(from)) ?? NO_ID);
-    return out;
+    out[n++] = ids.get(topic.slice(from)) ?? NO_ID;
+    return n;
   }
 }
 
@@ -444,6 +447,10 @@ export class TopicTrie<T> {
   #size = 0;
   #wildcardPatterns = 0;
   #nodes = 0;
+  /** The topic's segment ids, reused from match to match instead of a new array each. */
+  readonly #ids: number[] = [];
+  /** Set while forEachMatch calls back: `#ids` is in use, a match from the callback takes an array of its own. */
+  #visiting = false;
 
   /** `init`: the topic limits patterns are validated against (defaults of `topic.ts`). */
   constructor(init: TopicTrieInit = {}) {
@@ -679,10 +686,10 @@ export class TopicTrie<T> {
     return multi ? trie.rest[node] : trie.exact[node];
   }
 
-  /** Values of the exact pattern equal to the topic whose segment ids are `ids`. */
-  #exactValues(topic: string, ids: readonly number[]): T[] | undefined {
+  /** Values of the exact pattern equal to the topic whose segment ids are `ids[0..end)`. */
+  #exactValues(topic: string, ids: readonly number[], end: number): T[] | undefined {
     if (this.#exactPatterns === 0) return undefined;
-    const key = exactKey(ids);
+    const key = exactKey(ids, end);
     if (key < 0) return undefined;
     let entry = this.#exact.get(key);
     while (entry !== undefined && entry.pattern !== topic) entry = entry.next;
@@ -698,10 +705,11 @@ export class TopicTrie<T> {
   match(topic: string, segments?: readonly string[]): T[] {
     const out: T[] = [];
     if (this.#size === 0) return out;
-    const ids = this.#segments.idsOf(topic, segments);
-    const exact = this.#exactValues(topic, ids);
+    const ids = this.#visiting ? [] : this.#ids;
+    const end = this.#segments.idsOf(topic, segments, ids);
+    const exact = this.#exactValues(topic, ids, end);
     if (exact !== undefined) for (let k = 0; k < exact.length; k++) out.push(exact[k]!);
-    if (this.#wildcardPatterns > 0) this.#trie.collect(ROOT, ids, 0, out);
+    if (this.#wildcardPatterns > 0) this.#trie.collect(ROOT, ids, end, 0, out);
     return out;
   }
 
@@ -717,15 +725,22 @@ export class TopicTrie<T> {
    */
   forEachMatch(topic: string, fn: (value: T) => void, segments?: readonly string[]): number {
     if (this.#size === 0) return 0;
-    let n = 0;
-    const ids = this.#segments.idsOf(topic, segments);
-    const exact = this.#exactValues(topic, ids);
-    if (exact !== undefined) {
-      for (let k = 0; k < exact.length; k++) fn(exact[k]!);
-      n = exact.length;
+    const outer = !this.#visiting;
+    const ids = outer ? this.#ids : [];
+    const end = this.#segments.idsOf(topic, segments, ids);
+    this.#visiting = true;
+    try {
+      let n = 0;
+      const exact = this.#exactValues(topic, ids, end);
+      if (exact !== undefined) {
+        for (let k = 0; k < exact.length; k++) fn(exact[k]!);
+        n = exact.length;
+      }
+      if (this.#wildcardPatterns > 0) n += this.#trie.visit(ROOT, ids, end, 0, fn);
+      return n;
+    } finally {
+      if (outer) this.#visiting = false;
     }
-    if (this.#wildcardPatterns > 0) n += this.#trie.visit(ROOT, ids, 0, fn);
-    return n;
   }
 
   /** The distinct patterns present, each once. */

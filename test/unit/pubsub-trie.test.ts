@@ -122,6 +122,29 @@ describe('TopicTrie', () => {
     assert.deepEqual(seen.sort(), [1, 2]);
   });
 
+  it('matches again from inside a forEachMatch callback without disturbing it', () => {
+    // `a.b.c.d` and `a.#` call back before the walk has read the segments `a.*.c.d` needs.
+    const trie = new TopicTrie<string>();
+    trie.add('a.b.c.d', 'e');
+    trie.add('a.#', 'y');
+    trie.add('a.*.c.d', 'x');
+    trie.add('p.q.r.s', 'z');
+    trie.add('p.*.r.s', 'w');
+    const seen: string[] = [];
+    const inner: string[][] = [];
+    const n = trie.forEachMatch('a.b.c.d', (v) => {
+      seen.push(v);
+      inner.push(trie.match('p.q.r.s').sort());
+      const visited: string[] = [];
+      trie.forEachMatch('p.q.r.s', (u) => visited.push(u));
+      inner.push(visited.sort());
+    });
+    assert.equal(n, 3);
+    assert.deepEqual(seen.sort(), ['e', 'x', 'y']);
+    assert.deepEqual(inner, Array.from({ length: 6 }, () => ['w', 'z']));
+    assert.deepEqual(trie.match('a.b.c.d').sort(), ['e', 'x', 'y'], 'the shared buffer is free again');
+  });
+
   it('refuses invalid patterns', () => {
     const trie = new TopicTrie<number>();
     assert.throws(() => trie.add('a.#.b', 1), InvalidTopicError);
