@@ -314,4 +314,44 @@ describe('TopicTrie', () => {
       { seed: 20240611, numRuns: 3000 },
     );
   });
+
+  it('property: interleaved adds and removals keep match, forEachMatch, has and the counters equal to the naive answer', () => {
+    const pattern = fc.oneof(
+      fc
+        .tuple(fc.array(fc.constantFrom('a', 'b', 'c', '*'), { maxLength: 4 }), fc.boolean())
+        .map(([s, multi]) => (multi || s.length === 0 ? [...s, '#'] : s).join('.')),
+      fc.array(fc.constantFrom('a', 'b', 'c'), { minLength: 1, maxLength: 4 }).map((s) => s.join('.')),
+    );
+    const topic = fc.array(fc.constantFrom('a', 'b', 'c', 'd'), { minLength: 1, maxLength: 5 }).map((s) => s.join('.'));
+    const op = fc.tuple(fc.boolean(), pattern, fc.integer({ min: 0, max: 3 }));
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), fc.array(topic, { minLength: 1, maxLength: 6 }), (ops, topics) => {
+        const trie = new TopicTrie<number>();
+        const live = new Map<string, [string, number]>();
+        for (const [adding, p, v] of ops) {
+          const key = `${p} ${v}`;
+          if (adding) {
+            assert.equal(trie.add(p, v), !live.has(key));
+            live.set(key, [p, v]);
+          } else {
+            assert.equal(trie.remove(p, v), live.delete(key));
+          }
+          assert.equal(trie.has(p, v), live.has(key));
+          assert.equal(trie.size, live.size);
+          for (const t of topics) {
+            const expected = [...live.values()].filter(([q]) => matches(q, t)).map(([, w]) => w).sort();
+            assert.deepEqual(trie.match(t).sort(), expected, `topic ${t}`);
+            const visited: number[] = [];
+            assert.equal(trie.forEachMatch(t, (w) => visited.push(w), t.split('.')), expected.length);
+            assert.deepEqual(visited.sort(), expected);
+          }
+        }
+        assert.equal(trie.patternCount, new Set([...live.values()].map(([q]) => q)).size);
+        assert.deepEqual([...trie.patterns()].sort(), [...new Set([...live.values()].map(([q]) => q))].sort());
+        for (const [p, v] of live.values()) assert.equal(trie.remove(p, v), true);
+        assert.equal(trie.nodeCount, 0, 'every node pruned once empty');
+      }),
+      { seed: 20261202, numRuns: 1000 },
+    );
+  });
 });
