@@ -4,6 +4,18 @@ import fc from 'fast-check';
 import { TopicTrie } from '../../src/pubsub/topic-trie.js';
 import { InvalidTopicError, matches, validateTopic } from '../../src/pubsub/topic.js';
 
+/** Small deterministic PRNG: the same sequence on every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** [pattern, topic, matches?]: the wildcard semantics both matchers must implement. */
 const SEMANTICS: Array<[string, string, boolean]> = [
   // exact
@@ -110,6 +122,29 @@ describe('TopicTrie', () => {
     assert.deepEqual(seen.sort(), [1, 2]);
   });
 
+  it('matches again from inside a forEachMatch callback without disturbing it', () => {
+    // `a.b.c.d` and `a.#` call back before the walk has read the segments `a.*.c.d` needs.
+    const trie = new TopicTrie<string>();
+    trie.add('a.b.c.d', 'e');
+    trie.add('a.#', 'y');
+    trie.add('a.*.c.d', 'x');
+    trie.add('p.q.r.s', 'z');
+    trie.add('p.*.r.s', 'w');
+    const seen: string[] = [];
+    const inner: string[][] = [];
+    const n = trie.forEachMatch('a.b.c.d', (v) => {
+      seen.push(v);
+      inner.push(trie.match('p.q.r.s').sort());
+      const visited: string[] = [];
+      trie.forEachMatch('p.q.r.s', (u) => visited.push(u));
+      inner.push(visited.sort());
+    });
+    assert.equal(n, 3);
+    assert.deepEqual(seen.sort(), ['e', 'x', 'y']);
+    assert.deepEqual(inner, Array.from({ length: 6 }, () => ['w', 'z']));
+    assert.deepEqual(trie.match('a.b.c.d').sort(), ['e', 'x', 'y'], 'the shared buffer is free again');
+  });
+
   it('refuses invalid patterns', () => {
     const trie = new TopicTrie<number>();
     assert.throws(() => trie.add('a.#.b', 1), InvalidTopicError);
@@ -166,6 +201,71 @@ describe('TopicTrie', () => {
     assert.deepEqual([...trie.entries()], []);
   });
 
+  it('keeps a pattern with many values exact under adds and removals in any order', () => {
+    // Long value lists switch to an index (and back when they shrink): add, remove and has must not notice.
+    for (const pattern of ['a.b', 'a.*', 'a.#']) {
+      const trie = new TopicTrie<number>();
+      const live = new Set<number>();
+      const rand = mulberry32(7);
+      for (let step = 0; step < 4000; step++) {
+        const v = Math.floor(rand() * 200);
+        if (rand() < 0.6) {
+          assert.equal(trie.add(pattern, v), !live.has(v), `add ${v}`);
+          live.add(v);
+        } else {
+          assert.equal(trie.remove(pattern, v), live.delete(v), `remove ${v}`);
+        }
+        assert.equal(trie.has(pattern, v), live.has(v));
+        assert.equal(trie.size, live.size);
+        if (step % 97 === 0) assert.deepEqual(trie.match('a.b').sort((x, y) => x - y), [...live].sort((x, y) => x - y));
+      }
+      for (const v of live) assert.equal(trie.has(pattern, v), true);
+      for (const v of [...live]) assert.equal(trie.remove(pattern, v), true);
+      assert.equal(trie.hasPattern(pattern), false);
+      assert.equal(trie.nodeCount, 0);
+    }
+  });
+
+  it('holds many exact and wildcard patterns, then forgets them removed in any order', () => {
+    // Enough patterns to grow the exact table several times and to shrink it again as they go.
+    const trie = new TopicTrie<number>();
+    const rand = mulberry32(11);
+    const patterns: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const segs = Array.from({ length: 1 + Math.floor(rand() * 4) }, () => (rand() < 0.1 ? '*' : `s${Math.floor(rand() * 40)}`));
+      if (rand() < 0.1) segs.push('#');
+      patterns.push(segs.join('.'));
+    }
+    const live = new Map<string, [string, number]>();
+    patterns.forEach((p, i) => {
+      const v = i % 3;
+      assert.equal(trie.add(p, v), !live.has(`${p} ${v}`));
+      live.set(`${p} ${v}`, [p, v]);
+    });
+    const topics = Array.from({ length: 200 }, () =>
+      Array.from({ length: 1 + Math.floor(rand() * 5) }, () => `s${Math.floor(rand() * 40)}`).join('.'),
+    );
+    const check = (): void => {
+      assert.equal(trie.size, live.size);
+      assert.deepEqual([...trie.patterns()].sort(), [...new Set([...live.values()].map(([p]) => p))].sort());
+      for (const t of topics) {
+        const expected = [...live.values()].filter(([p]) => matches(p, t)).map(([, v]) => v);
+        assert.deepEqual(trie.match(t).sort(), expected.sort(), `topic ${t}`);
+      }
+    };
+    check();
+    const order = [...live.values()].sort(() => rand() - 0.5);
+    order.forEach(([p, v], i) => {
+      assert.equal(trie.remove(p, v), true);
+      assert.equal(trie.remove(p, v), false);
+      live.delete(`${p} ${v}`);
+      if (i % 500 === 0) check();
+    });
+    check();
+    assert.equal(trie.patternCount, 0);
+    assert.equal(trie.nodeCount, 0);
+  });
+
   it('property: match equals the naive matcher as a multiset, before and after removals', () => {
     // A tiny alphabet makes shared prefixes, duplicate entries and wildcard edge cases frequent.
     const pattern = fc.oneof(
@@ -212,6 +312,46 @@ describe('TopicTrie', () => {
         },
       ),
       { seed: 20240611, numRuns: 3000 },
+    );
+  });
+
+  it('property: interleaved adds and removals keep match, forEachMatch, has and the counters equal to the naive answer', () => {
+    const pattern = fc.oneof(
+      fc
+        .tuple(fc.array(fc.constantFrom('a', 'b', 'c', '*'), { maxLength: 4 }), fc.boolean())
+        .map(([s, multi]) => (multi || s.length === 0 ? [...s, '#'] : s).join('.')),
+      fc.array(fc.constantFrom('a', 'b', 'c'), { minLength: 1, maxLength: 4 }).map((s) => s.join('.')),
+    );
+    const topic = fc.array(fc.constantFrom('a', 'b', 'c', 'd'), { minLength: 1, maxLength: 5 }).map((s) => s.join('.'));
+    const op = fc.tuple(fc.boolean(), pattern, fc.integer({ min: 0, max: 3 }));
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), fc.array(topic, { minLength: 1, maxLength: 6 }), (ops, topics) => {
+        const trie = new TopicTrie<number>();
+        const live = new Map<string, [string, number]>();
+        for (const [adding, p, v] of ops) {
+          const key = `${p} ${v}`;
+          if (adding) {
+            assert.equal(trie.add(p, v), !live.has(key));
+            live.set(key, [p, v]);
+          } else {
+            assert.equal(trie.remove(p, v), live.delete(key));
+          }
+          assert.equal(trie.has(p, v), live.has(key));
+          assert.equal(trie.size, live.size);
+          for (const t of topics) {
+            const expected = [...live.values()].filter(([q]) => matches(q, t)).map(([, w]) => w).sort();
+            assert.deepEqual(trie.match(t).sort(), expected, `topic ${t}`);
+            const visited: number[] = [];
+            assert.equal(trie.forEachMatch(t, (w) => visited.push(w), t.split('.')), expected.length);
+            assert.deepEqual(visited.sort(), expected);
+          }
+        }
+        assert.equal(trie.patternCount, new Set([...live.values()].map(([q]) => q)).size);
+        assert.deepEqual([...trie.patterns()].sort(), [...new Set([...live.values()].map(([q]) => q))].sort());
+        for (const [p, v] of live.values()) assert.equal(trie.remove(p, v), true);
+        assert.equal(trie.nodeCount, 0, 'every node pruned once empty');
+      }),
+      { seed: 20261202, numRuns: 1000 },
     );
   });
 });
