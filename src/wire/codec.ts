@@ -632,7 +632,11 @@ const CACHE_SLOTS = 1024;
 const cachedStrings: (string | undefined)[] = new Array<string | undefined>(CACHE_SLOTS).fill(undefined);
 const cachedBytes = new Uint8Array(CACHE_SLOTS * MAX_CACHED_BYTES);
 
+/** Every one-byte ASCII string, for keys such as `t`, `v` and `d`: no hash and no comparison for them. */
+const ONE_BYTE_STRINGS: readonly string[] = Array.from({ length: 0x80 }, (_, c) => fromCharCode(c));
+
 function readShortText(n: number): string {
+  if (n === 1 && src[at]! < 0x80) return ONE_BYTE_STRINGS[src[at++]!]!;
   const stop = at + n;
   let hash = n;
   for (let i = at; i < stop; i++) {

@@ -163,6 +163,14 @@ describe('codec: decodeBody reads what cbor-x reads', () => {
     }
   });
 
+  test('every one-byte text string, as a key and as a value, decodes as cbor-x decodes it', () => {
+    for (let c = 0; c < 0x100; c++) {
+      const body = hex(`a2 61${c.toString(16).padStart(2, '0')} 61${c.toString(16).padStart(2, '0')} 6178 6161`);
+      assert.notEqual(readBody(body), NOT_READ);
+      for (const b of asReceived(body)) assertAsCborX(b);
+    }
+  });
+
   test('edge numbers and strings, alone and in maps', () => {
     for (const v of [...EDGE_NUMBERS, ...EDGE_STRINGS, 2 ** 64, -(2 ** 64)]) {
       for (const body of [...asReceived(encoder.encode(v)), ...asReceived(encoder.encode({ k: v, l: [v] }))]) assertAsCborX(body);
