@@ -94,11 +94,14 @@ export class Worker extends Proc {
   #next = 0;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
-  /** With MACULA_BENCH_CPU_PROF=<dir> each worker writes a V8 CPU profile there when it exits (`node --cpu-prof`). */
-  constructor(name: string) {
+  /**
+   * With MACULA_BENCH_CPU_PROF=<dir> each worker writes a V8 CPU profile there when it exits (`node --cpu-prof`).
+   * `script` is worker.js unless a bench has a process of its own that answers the same requests (and `exit`).
+   */
+  constructor(name: string, script = WORKER) {
     const dir = process.env.MACULA_BENCH_CPU_PROF;
     const execArgv = dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${++profiles}-${name.replace(/\W+/g, '-')}.cpuprofile`] : [];
-    super(fork(WORKER, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv }), name);
+    super(fork(script, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv }), name);
     this.child.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: string }) => {
       const p = this.#pending.get(m.id);
       this.#pending.delete(m.id);

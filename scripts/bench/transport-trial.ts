@@ -1,7 +1,7 @@
 /**
- * One trial of the `transport` scenario in a process of its own: runs the
- * trial named by the first argument for the seconds given by the second and
- * prints its figures as one JSON object.
+ * One trial of the `transport` scenario with both ends in one process, in a
+ * process of its own: runs the trial named by the first argument for the
+ * seconds given by the second and prints its figures as one JSON object.
  */
 import { trials } from './transport.js';
 

@@ -1,25 +1,38 @@
 /**
  * `transport` scenario: our framing over QUIC against the raw QUIC stream
- * (the ceiling), two endpoints in this process on 127.0.0.1, 100-byte
- * messages. How each ceiling is built, so that it is like for like:
- * - one-way: the framed sender queues 256 messages per turn and awaits the
- *   last (FramedStream sends what is queued in one write); the raw sender
- *   copies 256 records of 100 bytes into one buffer per turn and awaits its
- *   write. Both are counted at the receiver in records (framed: decoded
- *   messages, read as the node's session reads them: one awaited read(),
- *   then the chunk's other messages with readBuffered(); raw: 100-byte
- *   records read), so framed/raw cannot exceed ~1;
- * - request/response: the Messenger multiplexes requests on one stream per
- *   direction; the raw ceiling keeps the same number in flight on one
- *   bidirectional stream, the server echoing every chunk it reads in one
- *   write and the client sending one new request per 100-byte reply;
- * - bulk: 64 KiB writes awaited one at a time on both sides;
+ * (the ceiling), on 127.0.0.1, 100-byte messages. How each comparison is
+ * built, so that it is like for like:
+ * - one-way, the headline (`framed_vs_raw_ratio`): the sender and the
+ *   receiver are processes of their own (transport-endpoint.ts), as two
+ *   nodes are: with both ends on one JS thread the framed sender's JS
+ *   (encode and frame) and the receiver's (deframe, decode, validate) add
+ *   up instead of overlapping, while the raw side has almost none, so the
+ *   ratio measured the thread rather than the framing. The framed sender
+ *   queues 256 messages per turn and awaits the last (FramedStream sends
+ *   what is queued in one write); the raw sender copies 256 records of 100
+ *   bytes into one buffer per turn and awaits its write. Both are counted
+ *   at the receiver in records (framed: decoded messages, read as the
+ *   node's session reads them: one awaited read(), then the chunk's other
+ *   messages with readBuffered(); raw: 100-byte records read), so
+ *   framed/raw cannot exceed ~1, over `--seconds` after WARMUP_MS. CPU
+ *   seconds per million records are the receiver's and the sender's
+ *   (process.cpuUsage in each, over the same window) and their sum;
+ * - the same floods with both ends in one process are measured too
+ *   (`…_same_process…`), counted from the accepted stream on;
+ * - request/response (in one process): the Messenger multiplexes requests
+ *   on one stream per direction; the raw ceiling keeps the same number in
+ *   flight on one bidirectional stream, the server echoing every chunk it
+ *   reads in one write and the client sending one new request per 100-byte
+ *   reply;
+ * - bulk: 64 KiB writes awaited one at a time, counted in bytes at the
+ *   receiver, between two processes as one-way (CPU per GB), then in one;
  * - each figure is taken `--runs` times (default 3), alternating framed and
  *   raw, median with `_min` / `_max`; ratios pair the runs of one round;
- * - every trial runs in a process of its own (transport-trial.ts), with a
- *   fresh heap and event loop: measured one after another in one process,
- *   a trial came out slower after the ones before it (framed bulk by up to
- *   40 % after the one-way flood), which the raw side did not show;
+ * - every trial runs in fresh processes (the one-process ones in
+ *   transport-trial.ts), with a fresh heap and event loop: measured one
+ *   after another in one process, a trial came out slower after the ones
+ *   before it (framed bulk by up to 40 % after the one-way flood), which
+ *   the raw side did not show;
  * - then the codec alone, per CPU-second of this process: a PUBLISH (topic,
  *   sequence number, origin, 100-byte payload encoded first as pub/sub does)
  *   encoded and appended to a frame buffer, and the same frame decoded and
@@ -39,7 +52,7 @@ import type { BenchContext } from '../bench.js';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { alternate, reportRatio, reportSpread, type Trial } from './procs.js';
+import { alternate, reportRatio, reportSpread, WARMUP_MS, Worker, type Rounds, type Trial } from './procs.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -67,116 +80,120 @@ async function timed(seconds: number, body: (deadline: number) => Promise<number
   return count / ((performance.now() - t0) / 1000);
 }
 
-/** Sender floods 100-byte messages through FramedStream for `seconds`; rate counted at the receiver. */
-async function framedOneWay(client: Connection, server: Connection, seconds: number): Promise<number> {
-  const out = new FramedStream(await client.openStream());
-  const inbound = server.acceptStream();
-  const payload = new Uint8Array(SMALL);
-  let received = 0;
-  let stop = false;
-  const sender = (async () => {
-    while (!stop) {
-      // A window of sends per tick; awaiting the last one gives backpressure.
-      let last: Promise<void> | undefined;
-      for (let i = 0; i < 256; i++) last = out.send({ t: ONEWAY.type, d: payload });
-      await last;
-    }
-    await out.end();
-  })();
-  const inStream = new FramedStream((await inbound)!);
-  const rate = await timed(seconds, async (deadline) => {
-    // Read as the node's session does: one awaited read, then the rest of the chunk's messages without a promise each.
-    while (performance.now() < deadline) {
-      const m = await inStream.read();
-      if (m === null) break;
-      received++;
-      while (inStream.readBuffered() !== undefined) received++;
-    }
-    return received;
-  });
-  stop = true;
-  while ((await inStream.read()) !== null);
-  await sender;
-  return rate;
+/** A flood of one-way messages (100 bytes) or bulk writes (64 KiB), framed or on the bare stream. */
+export interface FloodKind {
+  framed: boolean;
+  bulk: boolean;
 }
 
-/** The same flood on a bare stream with the same batching: 256 records of 100 bytes per write, counted in records at the receiver. */
-async function rawOneWay(client: Connection, server: Connection, seconds: number): Promise<number> {
-  const out = await client.openStream();
-  const inbound = server.acceptStream();
-  const record = new Uint8Array(SMALL);
+/**
+ * Starts the sender's loop on `out`: framed one-way queues 256 messages
+ * per turn and awaits the last (FramedStream sends what is queued in one
+ * write); raw one-way copies 256 records of 100 bytes into one buffer per
+ * turn and awaits its write; bulk awaits each 64 KiB write. `stop()` ends
+ * the loop and the stream once the receiver has read what was sent.
+ */
+export function flood(out: Stream, { framed, bulk }: FloodKind): { stop(): Promise<void> } {
   let stop = false;
-  const sender = (async () => {
-    while (!stop) {
-      // Copy each record into the write, as the framed side copies each encoded message.
-      const batch = new Uint8Array(256 * SMALL);
-      for (let i = 0; i < 256; i++) batch.set(record, i * SMALL);
-      await out.write(batch);
-    }
-    await out.finishWrite();
-  })();
-  const s = (await inbound)!;
-  let bytes = 0;
-  const rate = await timed(seconds, async (deadline) => {
-    while (performance.now() < deadline) {
-      const c = await s.read();
-      if (c === null) break;
-      bytes += c.length;
-    }
-    return Math.floor(bytes / SMALL);
-  });
-  stop = true;
-  while ((await s.read()) !== null);
-  await sender;
-  return rate;
-}
-
-async function drainBulk(s: Stream, deadline: number): Promise<number> {
-  let bytes = 0;
-  while (performance.now() < deadline) {
-    const c = await s.read();
-    if (c === null) break;
-    bytes += c.length;
-  }
-  return bytes;
-}
-
-async function bulk(client: Connection, server: Connection, seconds: number, framed: boolean): Promise<number> {
-  const raw = await client.openStream();
-  const out = framed ? new FramedStream(raw) : undefined;
-  const inbound = server.acceptStream();
-  const chunk = new Uint8Array(BULK_CHUNK - (framed ? 16 : 0));
-  let stop = false;
-  const sender = (async () => {
-    while (!stop) {
-      if (out) await out.send({ t: ONEWAY.type, d: chunk });
-      else await raw.write(chunk);
-    }
-    if (out) await out.end();
-    else await raw.finishWrite();
-  })();
-  const s = (await inbound)!;
-  let mbps = 0;
-  if (framed) {
-    const fs = new FramedStream(s);
-    mbps = await timed(seconds, async (deadline) => {
-      let bytes = 0;
-      while (performance.now() < deadline) {
-        const first = await fs.read();
-        if (first === null) break;
-        for (let m: Message | undefined = first; m !== undefined; m = fs.readBuffered()) bytes += (m.d as Uint8Array).length;
+  const fs = framed ? new FramedStream(out) : undefined;
+  const loop = (async () => {
+    if (bulk) {
+      // The framed message carries 16 bytes fewer, so both sides write 64 KiB per turn.
+      const chunk = new Uint8Array(BULK_CHUNK - (fs ? 16 : 0));
+      while (!stop) {
+        if (fs) await fs.send({ t: ONEWAY.type, d: chunk });
+        else await out.write(chunk);
       }
-      return bytes / 1e6;
-    });
-    stop = true;
-    while ((await fs.read()) !== null);
-  } else {
-    mbps = await timed(seconds, async (deadline) => (await drainBulk(s, deadline)) / 1e6);
-    stop = true;
-    while ((await s.read()) !== null);
+    } else if (fs) {
+      const payload = new Uint8Array(SMALL);
+      while (!stop) {
+        // A window of sends per tick; awaiting the last one gives backpressure.
+        let last: Promise<void> | undefined;
+        for (let i = 0; i < 256; i++) last = fs.send({ t: ONEWAY.type, d: payload });
+        await last;
+      }
+    } else {
+      const record = new Uint8Array(SMALL);
+      while (!stop) {
+        // Copy each record into the write, as the framed side copies each encoded message.
+        const batch = new Uint8Array(256 * SMALL);
+        for (let i = 0; i < 256; i++) batch.set(record, i * SMALL);
+        await out.write(batch);
+      }
+    }
+    if (fs) await fs.end();
+    else await out.finishWrite();
+  })();
+  return {
+    stop() {
+      stop = true;
+      return loop;
+    },
+  };
+}
+
+/**
+ * The receiving end of a flood, counted where the receiver has it: framed
+ * one-way in decoded messages, read as the node's session reads them (one
+ * awaited read(), then the chunk's other messages with readBuffered());
+ * raw one-way in 100-byte records read; bulk in bytes (framed: of `d`).
+ */
+export class FloodReceiver {
+  readonly #raw: Stream;
+  readonly #fs: FramedStream | undefined;
+  readonly #bulk: boolean;
+  #n = 0;
+
+  constructor(s: Stream, { framed, bulk }: FloodKind) {
+    this.#raw = s;
+    this.#fs = framed ? new FramedStream(s) : undefined;
+    this.#bulk = bulk;
   }
-  await sender;
-  return mbps;
+
+  /** Messages or records (one-way), bytes (bulk) received so far. */
+  get count(): number {
+    return this.#fs || this.#bulk ? this.#n : Math.floor(this.#n / SMALL);
+  }
+
+  /** Reads until `deadline` (performance.now()) or the end of the stream; true at the end. */
+  async read(deadline = Infinity): Promise<boolean> {
+    const fs = this.#fs;
+    while (performance.now() < deadline) {
+      if (fs === undefined) {
+        const c = await this.#raw.read();
+        if (c === null) return true;
+        this.#n += c.length;
+      } else if (this.#bulk) {
+        const first = await fs.read();
+        if (first === null) return true;
+        for (let m: Message | undefined = first; m !== undefined; m = fs.readBuffered()) this.#n += (m.d as Uint8Array).length;
+      } else {
+        if ((await fs.read()) === null) return true;
+        this.#n++;
+        while (fs.readBuffered() !== undefined) this.#n++;
+      }
+    }
+    return false;
+  }
+}
+
+/**
+ * Both ends in this process: the flood counted at the receiver from the
+ * moment its stream is accepted for `seconds`, per second (one-way:
+ * messages or records; bulk: MB).
+ */
+async function sameProcessFlood(client: Connection, server: Connection, seconds: number, kind: FloodKind): Promise<number> {
+  const inbound = server.acceptStream();
+  const sender = flood(await client.openStream(), kind);
+  const receiver = new FloodReceiver((await inbound)!, kind);
+  const rate = await timed(seconds, async (deadline) => {
+    await receiver.read(deadline);
+    return kind.bulk ? receiver.count / 1e6 : receiver.count;
+  });
+  const stopped = sender.stop();
+  await receiver.read();
+  await stopped;
+  return rate;
 }
 
 /** Request/response through the Messenger (framed, multiplexed on one stream per direction). */
@@ -296,20 +313,29 @@ async function withPair<T>(fn: (client: Connection, server: Connection) => Promi
   }
 }
 
-/** The trials, each run in a process of its own (transport-trial.ts) by `inChild`. */
+/** The trials with both ends in one process, each run in a process of its own (transport-trial.ts) by `inChild`. */
 export const trials: Record<string, (seconds: number) => Promise<Trial>> = {
-  'oneway-framed': async (seconds) => ({ framed: await withPair((c, s) => framedOneWay(c, s, seconds)) }),
-  'oneway-raw': async (seconds) => ({ raw: await withPair((c, s) => rawOneWay(c, s, seconds)) }),
+  'oneway-framed': async (seconds) => ({
+    framed_oneway_same_process_msgs_per_s: await withPair((c, s) => sameProcessFlood(c, s, seconds, { framed: true, bulk: false })),
+  }),
+  'oneway-raw': async (seconds) => ({
+    raw_oneway_same_process_msgs_per_s: await withPair((c, s) => sameProcessFlood(c, s, seconds, { framed: false, bulk: false })),
+  }),
   'rr-framed': async (seconds) => ({ rr1: await requestResponse(1, seconds), rr100: await requestResponse(100, seconds) }),
   'rr-raw': async (seconds) => ({
     raw1: await withPair((c, s) => rawRequestResponse(c, s, 1, seconds)),
     raw100: await withPair((c, s) => rawRequestResponse(c, s, 100, seconds)),
   }),
-  'bulk-framed': async (seconds) => ({ framed: await withPair((c, s) => bulk(c, s, seconds, true)) }),
-  'bulk-raw': async (seconds) => ({ raw: await withPair((c, s) => bulk(c, s, seconds, false)) }),
+  'bulk-framed': async (seconds) => ({
+    bulk_same_process_mb_per_s: await withPair((c, s) => sameProcessFlood(c, s, seconds, { framed: true, bulk: true })),
+  }),
+  'bulk-raw': async (seconds) => ({
+    raw_bulk_same_process_mb_per_s: await withPair((c, s) => sameProcessFlood(c, s, seconds, { framed: false, bulk: true })),
+  }),
 };
 
 const TRIAL = fileURLToPath(new URL('./transport-trial.js', import.meta.url));
+const ENDPOINT = fileURLToPath(new URL('./transport-endpoint.js', import.meta.url));
 
 /** Runs one of `trials` in a fresh process and returns its figures. */
 async function inChild(name: string, seconds: number): Promise<Trial> {
@@ -317,17 +343,85 @@ async function inChild(name: string, seconds: number): Promise<Trial> {
   return JSON.parse(stdout) as Trial;
 }
 
+/**
+ * The flood between two processes (transport-endpoint.ts): the receiver
+ * listens, the sender dials and floods; after WARMUP_MS the receiver's
+ * count and both processes' CPU time are sampled, and again `seconds`
+ * later. Gives `${prefix}_msgs_per_s` (bulk: `_mb_per_s`) and the CPU
+ * seconds per million messages (bulk: per GB) of the receiver, the
+ * sender and both.
+ */
+async function twoProcessFlood(seconds: number, kind: FloodKind, prefix: string): Promise<Trial> {
+  const name = `${prefix}-${kind.framed ? 'framed' : 'raw'}`;
+  const receiver = new Worker(`${name}-receiver`, ENDPOINT);
+  const sender = new Worker(`${name}-sender`, ENDPOINT);
+  try {
+    const { address } = await receiver.request<{ address: string }>('receive', { ...kind });
+    await sender.request('send', { address, ...kind });
+    const sample = async () => {
+      type Count = { count: number; cpuUs: number };
+      const [r, s] = await Promise.all([receiver.request<Count>('count'), sender.request<Count>('count')]);
+      return { t: performance.now(), count: r.count, receiverUs: r.cpuUs, senderUs: s.cpuUs };
+    };
+    await new Promise((r) => setTimeout(r, WARMUP_MS));
+    const a = await sample();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const b = await sample();
+    // Per million messages, or per GB (a thousand MB) in bulk.
+    const units = (b.count - a.count) / (kind.bulk ? 1e9 : 1e6);
+    const rate = (b.count - a.count) / (kind.bulk ? 1e6 : 1) / ((b.t - a.t) / 1000);
+    const receiverCpu = (b.receiverUs - a.receiverUs) / 1e6 / units;
+    const senderCpu = (b.senderUs - a.senderUs) / 1e6 / units;
+    const per = kind.bulk ? 'gb' : 'm_msgs';
+    return {
+      [`${prefix}_${kind.bulk ? 'mb' : 'msgs'}_per_s`]: rate,
+      [`${prefix}_cpu_s_per_${per}`]: receiverCpu + senderCpu,
+      [`${prefix}_receiver_cpu_s_per_${per}`]: receiverCpu,
+      [`${prefix}_sender_cpu_s_per_${per}`]: senderCpu,
+    };
+  } finally {
+    // The sender first: it ends its stream once the receiver has read what it sent.
+    await sender.stop();
+    await receiver.stop();
+  }
+}
+
 export async function transportScenario(ctx: BenchContext): Promise<void> {
   const { seconds } = ctx;
-  ctx.log(`QUIC on 127.0.0.1, ${SMALL}-byte messages, ${seconds} s per figure, ${ctx.runs} runs alternating framed and raw, each in a process of its own`);
+  ctx.log(
+    `QUIC on 127.0.0.1, ${SMALL}-byte messages, ${seconds} s per figure, ${ctx.runs} runs alternating framed and raw; ` +
+      'floods between a sender and a receiver process, then with both ends in one process',
+  );
   const variants = (what: string) => ({
     framed: { trial: () => inChild(`${what}-framed`, seconds) },
     raw: { trial: () => inChild(`${what}-raw`, seconds) },
   });
-  const oneWay = await alternate(ctx, ctx.runs, variants('oneway'));
-  reportSpread(ctx, 'framed_oneway_msgs_per_s', oneWay.get('framed'), 'msgs/s');
-  reportSpread(ctx, 'raw_oneway_msgs_per_s', oneWay.get('raw'), 'msgs/s');
-  reportRatio(ctx, 'framed_vs_raw_ratio', oneWay.get('framed'), oneWay.get('raw'));
+  const floods = (bulk: boolean) => ({
+    framed: { trial: () => twoProcessFlood(seconds, { framed: true, bulk }, bulk ? 'bulk' : 'framed_oneway') },
+    raw: { trial: () => twoProcessFlood(seconds, { framed: false, bulk }, bulk ? 'raw_bulk' : 'raw_oneway') },
+  });
+
+  // Each metric of a flood trial is reported under the name the trial gave it.
+  const spread = (rounds: Rounds, metrics: ReadonlyArray<readonly [string, string]>) => {
+    for (const [metric, unit] of metrics) reportSpread(ctx, metric, rounds.get(metric), unit);
+  };
+  const oneWay = await alternate(ctx, ctx.runs, floods(false));
+  for (const side of ['framed', 'raw']) {
+    spread(oneWay, [
+      [`${side}_oneway_msgs_per_s`, 'msgs/s'],
+      [`${side}_oneway_cpu_s_per_m_msgs`, 'CPU s'],
+      [`${side}_oneway_receiver_cpu_s_per_m_msgs`, 'CPU s'],
+      [`${side}_oneway_sender_cpu_s_per_m_msgs`, 'CPU s'],
+    ]);
+  }
+  reportRatio(ctx, 'framed_vs_raw_ratio', oneWay.get('framed_oneway_msgs_per_s'), oneWay.get('raw_oneway_msgs_per_s'));
+
+  const oneWaySame = await alternate(ctx, ctx.runs, variants('oneway'));
+  spread(oneWaySame, [
+    ['framed_oneway_same_process_msgs_per_s', 'msgs/s'],
+    ['raw_oneway_same_process_msgs_per_s', 'msgs/s'],
+  ]);
+  reportRatio(ctx, 'framed_vs_raw_same_process_ratio', oneWaySame.get('framed_oneway_same_process_msgs_per_s'), oneWaySame.get('raw_oneway_same_process_msgs_per_s'));
 
   const rr = await alternate(ctx, ctx.runs, variants('rr'));
   reportSpread(ctx, 'reqresp_1_per_s', rr.get('rr1'), 'req/s');
@@ -336,10 +430,23 @@ export async function transportScenario(ctx: BenchContext): Promise<void> {
   reportSpread(ctx, 'raw_reqresp_100_per_s', rr.get('raw100'), 'req/s');
   reportRatio(ctx, 'reqresp_100_vs_raw_ratio', rr.get('rr100'), rr.get('raw100'));
 
-  const bulkRounds = await alternate(ctx, ctx.runs, variants('bulk'));
-  reportSpread(ctx, 'bulk_mb_per_s', bulkRounds.get('framed'), 'MB/s');
-  reportSpread(ctx, 'raw_bulk_mb_per_s', bulkRounds.get('raw'), 'MB/s');
-  reportRatio(ctx, 'bulk_vs_raw_ratio', bulkRounds.get('framed'), bulkRounds.get('raw'));
+  const bulkRounds = await alternate(ctx, ctx.runs, floods(true));
+  for (const side of ['bulk', 'raw_bulk']) {
+    spread(bulkRounds, [
+      [`${side}_mb_per_s`, 'MB/s'],
+      [`${side}_cpu_s_per_gb`, 'CPU s'],
+      [`${side}_receiver_cpu_s_per_gb`, 'CPU s'],
+      [`${side}_sender_cpu_s_per_gb`, 'CPU s'],
+    ]);
+  }
+  reportRatio(ctx, 'bulk_vs_raw_ratio', bulkRounds.get('bulk_mb_per_s'), bulkRounds.get('raw_bulk_mb_per_s'));
+
+  const bulkSame = await alternate(ctx, ctx.runs, variants('bulk'));
+  spread(bulkSame, [
+    ['bulk_same_process_mb_per_s', 'MB/s'],
+    ['raw_bulk_same_process_mb_per_s', 'MB/s'],
+  ]);
+  reportRatio(ctx, 'bulk_vs_raw_same_process_ratio', bulkSame.get('bulk_same_process_mb_per_s'), bulkSame.get('raw_bulk_same_process_mb_per_s'));
 
   const encodes: number[] = [];
   const decodes: number[] = [];

@@ -163,6 +163,14 @@ describe('codec: decodeBody reads what cbor-x reads', () => {
     }
   });
 
+  test('every one-byte text string, as a key and as a value, decodes as cbor-x decodes it', () => {
+    for (let c = 0; c < 0x100; c++) {
+      const body = hex(`a2 61${c.toString(16).padStart(2, '0')} 61${c.toString(16).padStart(2, '0')} 6178 6161`);
+      assert.notEqual(readBody(body), NOT_READ);
+      for (const b of asReceived(body)) assertAsCborX(b);
+    }
+  });
+
   test('edge numbers and strings, alone and in maps', () => {
     for (const v of [...EDGE_NUMBERS, ...EDGE_STRINGS, 2 ** 64, -(2 ** 64)]) {
       for (const body of [...asReceived(encoder.encode(v)), ...asReceived(encoder.encode({ k: v, l: [v] }))]) assertAsCborX(body);
@@ -208,6 +216,29 @@ describe('codec: decodeBody reads what cbor-x reads', () => {
     assert.deepStrictEqual(readBody(hex('a2 6161 01 6161 02')), { a: 2 }); // a key repeated: assigned again, as cbor-x does
     assertAsCborX(hex('a2 6161 01 6161 02'));
     assertAsCborX(hex('a3 6162 01 6161 02 6162 03'));
+    // The envelope's keys, stored by name, repeated and in any order: the same keys in the same order as cbor-x.
+    for (const h of ['a3 6174 01 6176 02 6174 03', 'a3 6176 01 6164 40 6174 02', 'a2 6164 01 6176 02']) {
+      assertAsCborX(hex(h));
+      assert.deepStrictEqual(Object.keys(readBody(hex(h)) as object), Object.keys(reference.decode(hex(h)) as object), h);
+    }
+  });
+
+  test('byte strings of a body in a Buffer, a Buffer subclass or a Uint8Array subclass are the views cbor-x makes', () => {
+    class SubBuffer extends Buffer {}
+    class Bytes extends Uint8Array {}
+    const body = encoder.encode({ t: 16, v: 1, d: new Uint8Array(100).fill(7), l: [new Uint8Array(3)] });
+    const chunk = Buffer.alloc(body.length + 16);
+    chunk.set(body, 5);
+    const sub = Object.setPrototypeOf(chunk.subarray(5, 5 + body.length), SubBuffer.prototype) as Uint8Array;
+    const bytes = new Bytes(body.length + 4).subarray(4);
+    bytes.set(body);
+    for (const b of [chunk.subarray(5, 5 + body.length), sub, bytes]) {
+      assertAsCborX(b);
+      const got = readBody(b) as { d: Uint8Array; l: Uint8Array[] };
+      const want = reference.decode(b) as { d: Uint8Array; l: Uint8Array[] };
+      assert.equal(Object.getPrototypeOf(got.d), Object.getPrototypeOf(want.d));
+      assert.equal(Object.getPrototypeOf(got.l[0]), Object.getPrototypeOf(want.l[0]));
+    }
   });
 
   test('truncated bodies, trailing bytes and lengths past the end are bad_cbor', () => {
