@@ -90,6 +90,25 @@ export class Proc {
 let profiles = 0;
 
 /** A forked bench worker (worker.ts): each request gets the reply with its id. */
+/** What a forked worker answers: op name → handler of the request's fields. */
+export type WorkerOps = Record<string, (m: Record<string, unknown>) => Promise<unknown>>;
+
+/** The child's side of `Worker`: answers each request with its op's result or error; exits when the parent goes. */
+export function serveOps(ops: WorkerOps): void {
+  process.on('message', (msg: { id: number; op: string } & Record<string, unknown>) => {
+    const op = ops[msg.op];
+    if (!op) {
+      process.send!({ id: msg.id, ok: false, error: `unknown op ${msg.op}` });
+      return;
+    }
+    op(msg).then(
+      (value) => process.send!({ id: msg.id, ok: true, value }),
+      (err: unknown) => process.send!({ id: msg.id, ok: false, error: (err as Error)?.stack ?? String(err) }),
+    );
+  });
+  process.on('disconnect', () => process.exit(0));
+}
+
 export class Worker extends Proc {
   #next = 0;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();

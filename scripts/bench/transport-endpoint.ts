@@ -16,13 +16,14 @@
 import { Identity } from '../../src/identity/identity.js';
 import { QuicTransport } from '../../src/transport/quic.js';
 import { formatAddress, parseAddress } from '../../src/transport/types.js';
+import { serveOps, type WorkerOps } from './procs.js';
 import { flood, FloodReceiver, type FloodKind } from './transport.js';
 
 const transport = new QuicTransport({ identity: Identity.generate() });
 let receiver: FloodReceiver | undefined;
 let sender: { stop(): Promise<void> } | undefined;
 
-const ops: Record<string, (m: Record<string, unknown>) => Promise<unknown>> = {
+const ops: WorkerOps = {
   async receive(m) {
     const kind: FloodKind = { framed: m.framed === true, bulk: m.bulk === true };
     const address = await transport.listen({ host: '127.0.0.1', port: 0 });
@@ -52,15 +53,4 @@ const ops: Record<string, (m: Record<string, unknown>) => Promise<unknown>> = {
   },
 };
 
-process.on('message', (msg: { id: number; op: string } & Record<string, unknown>) => {
-  const op = ops[msg.op];
-  if (!op) {
-    process.send!({ id: msg.id, ok: false, error: `unknown op ${msg.op}` });
-    return;
-  }
-  op(msg).then(
-    (value) => process.send!({ id: msg.id, ok: true, value }),
-    (err: unknown) => process.send!({ id: msg.id, ok: false, error: (err as Error)?.stack ?? String(err) }),
-  );
-});
-process.on('disconnect', () => process.exit(0));
+serveOps(ops);

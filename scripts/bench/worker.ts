@@ -29,7 +29,7 @@ import { QuicTransport } from '../../src/transport/quic.js';
 import { parseAddress, formatAddress, type Stream } from '../../src/transport/types.js';
 import type { PubSubInit } from '../../src/pubsub/options.js';
 import { benchPubSub, benchRpc, type BenchClient } from '../../src/cli/bench-scenarios.js';
-import { PAYLOAD } from './procs.js';
+import { PAYLOAD, serveOps, type WorkerOps } from './procs.js';
 
 type NatsModule = typeof import('nats');
 type NatsConn = Awaited<ReturnType<NatsModule['connect']>>;
@@ -172,7 +172,7 @@ async function natsConnect(url: string): Promise<NatsConn> {
   return nc;
 }
 
-const ops: Record<string, (m: Record<string, unknown>) => Promise<unknown>> = {
+const ops: WorkerOps = {
   async init(m) {
     if (m.system === 'nats') {
       side = nats(await natsConnect(m.url as string));
@@ -266,15 +266,4 @@ const ops: Record<string, (m: Record<string, unknown>) => Promise<unknown>> = {
   },
 };
 
-process.on('message', (msg: { id: number; op: string } & Record<string, unknown>) => {
-  const op = ops[msg.op];
-  if (!op) {
-    process.send!({ id: msg.id, ok: false, error: `unknown op ${msg.op}` });
-    return;
-  }
-  op(msg).then(
-    (value) => process.send!({ id: msg.id, ok: true, value }),
-    (err: unknown) => process.send!({ id: msg.id, ok: false, error: (err as Error)?.stack ?? String(err) }),
-  );
-});
-process.on('disconnect', () => process.exit(0));
+serveOps(ops);
