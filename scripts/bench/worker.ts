@@ -124,6 +124,7 @@ function natsBenchClient(nc: NatsConn): BenchClient {
 
 let side: Side | undefined;
 let rawTransport: QuicTransport | undefined;
+let rawStream: Promise<Stream> | undefined;
 let natsConns: NatsConn[] = [];
 let delivered = 0;
 let published = 0;
@@ -232,9 +233,13 @@ const ops: WorkerOps = {
     return { address: formatAddress(address) };
   },
   async 'raw-calls'(m) {
-    const transport = (rawTransport = new QuicTransport({ identity: Identity.generate() }));
-    await transport.listen({ host: '127.0.0.1', port: 0 });
-    const stream = await (await transport.dial(parseAddress(m.address as string))).openStream();
+    // One stream for every request: a warm-up run and then the measured one use the same.
+    rawStream ??= (async () => {
+      const transport = (rawTransport = new QuicTransport({ identity: Identity.generate() }));
+      await transport.listen({ host: '127.0.0.1', port: 0 });
+      return (await transport.dial(parseAddress(m.address as string))).openStream();
+    })();
+    const stream = await rawStream;
     const request = new Uint8Array(100);
     return closedLoop(1, m.seconds as number, async () => {
       const written = stream.write(request);
