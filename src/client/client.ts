@@ -32,7 +32,7 @@ import { HELLO } from '../wire/messages.js';
 import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_REQ, GW_RESPOND, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE } from '../gateway/messages.js';
 import { validateQueueGroup } from '../pubsub/queue.js';
 import { checkHeaders, type Headers } from '../wire/headers.js';
-import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, pendingBytesFor, type PublishError, type PublishStats } from '../gateway/client-publisher.js';
+import { ClientPublisher, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, type PublishError, type PublishStats } from '../gateway/client-publisher.js';
 import type { PeersSnapshot } from '../gateway/snapshot.js';
 import { runServed, ServedProcedures } from '../gateway/client-serve.js';
 import { udpRefused } from './probe.js';
@@ -194,9 +194,9 @@ export class MaculaClient extends EventEmitter {
       await this.#shutdown();
       throw err;
     }
-    this.#publisher = new ClientPublisher(
-      this.info.limits.publishWindow ?? DEFAULT_CLIENT_PUBLISH_WINDOW,
-      pendingBytesFor(this.info.limits, this.#maxPendingPublishBytes),
+    this.#publisher = ClientPublisher.attached(
+      this.info.limits,
+      this.#maxPendingPublishBytes,
       (msg) => void this.#messenger.notifyOn(conn, msg).catch(() => undefined),
       (err) => this.#publishFailed(err),
     );

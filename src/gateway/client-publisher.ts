@@ -151,6 +151,16 @@ export class ClientPublisher {
   #firstError: PublishError | undefined;
   #closedWith: unknown;
 
+  /**
+   * The publisher of a client attached to a node, bound by what the node
+   * announced in GW_ATTACH: its window (DEFAULT_CLIENT_PUBLISH_WINDOW from a
+   * node that announces none) and `ownMaxBytes` unacknowledged, within half
+   * the node's byte bound (pendingBytesFor).
+   */
+  static attached(limits: { publishWindow?: number; publishWindowBytes?: number }, ownMaxBytes: number, send: (msg: EncodedMessage) => void, onError: (err: PublishError) => void): ClientPublisher {
+    return new ClientPublisher(limits.publishWindow ?? DEFAULT_CLIENT_PUBLISH_WINDOW, pendingBytesFor(limits, ownMaxBytes), send, onError);
+  }
+
   constructor(window: number, maxPendingBytes: number, send: (msg: EncodedMessage) => void, onError: (err: PublishError) => void) {
     this.window = window;
     this.maxPendingBytes = maxPendingBytes;

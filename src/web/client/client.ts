@@ -18,11 +18,11 @@ import { Encoder } from 'cbor-x/encode';
 import { Decoder } from 'cbor-x/decode';
 import { GW_ACK, GW_ATTACH, GW_CALL, GW_LOOKUP, GW_MSG, GW_NACK, GW_PEERS, GW_PUB, GW_SERVE, GW_STATS, GW_SUB, GW_UNSUB, INVOKE } from '../../gateway/messages.js';
 import { ConnectionClosedError, ProtocolError, RemoteError, StoppedError, TimeoutError, ConfigError, toWire } from '../../util/errors.js';
-import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION, UnsupportedMessageError } from '../../wire/messages.js';
+import { ERROR, HELLO, HELLO_ACK, MAX_REQUEST_ID, PING, PROTOCOL_VERSION, UnsupportedMessageError, type Message } from '../../wire/messages.js';
 import { encodeFrame, FrameDecoder } from '../../wire/frame.js';
 import { frameBody, type EncodedMessage } from '../../wire/codec.js';
 import { checkHeaders, type Headers } from '../../wire/headers.js';
-import { ClientPublisher, DEFAULT_CLIENT_PUBLISH_WINDOW, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, pendingBytesFor, type PublishError, type PublishStats } from '../../gateway/client-publisher.js';
+import { ClientPublisher, DEFAULT_MAX_PENDING_PUBLISH_BYTES, NO_PUBLISH_STATS, type PublishError, type PublishStats } from '../../gateway/client-publisher.js';
 import { runServed, ServedProcedures, type ServeHandler } from '../../gateway/client-serve.js';
 import { WebGatewayUnreachableError, WebKeyProofError } from '../errors.js';
 import { CHALLENGE_BYTES, CHALLENGE_MESSAGE_BYTES, PROOF_ACCEPTED } from '../key-proof.js';
@@ -309,9 +309,9 @@ export class MaculaWebClient {
       if (this.#init.software !== undefined) attach.software = this.#init.software;
       const [, info] = await Promise.all([helloDone, this.#request(attach)]);
       this.info = info as AttachInfo;
-      this.#publisher = new ClientPublisher(
-        this.info.limits.publishWindow ?? DEFAULT_CLIENT_PUBLISH_WINDOW,
-        pendingBytesFor(this.info.limits, this.#init.maxPendingPublishBytes ?? DEFAULT_MAX_PENDING_PUBLISH_BYTES),
+      this.#publisher = ClientPublisher.attached(
+        this.info.limits,
+        this.#init.maxPendingPublishBytes ?? DEFAULT_MAX_PENDING_PUBLISH_BYTES,
         (msg) => out.sendEncoded(msg),
         (err) => {
           for (const listener of this.#publishErrorListeners) listener(err);
@@ -619,8 +619,10 @@ export class MaculaWebClient {
       deliver({ topic, data: msg.d, headers: msg.h as Headers | undefined, publisher, seq, origin });
       return;
     }
-    const data = msg.d;
-    if (!Array.isArray(data) || data.length !== k) throw new ProtocolError('invalid_message', `GW_MSG: field "d" of a run (k = ${k}) must be an array of exactly ${k} payloads`);
+    // The run's shape, by the rule a node checks it with (wire/run.ts).
+    const wrong = GW_MSG.check?.(msg as Message);
+    if (wrong !== undefined) throw new ProtocolError('invalid_message', `GW_MSG: ${wrong}`);
+    const data = msg.d as readonly unknown[];
     for (let i = 0; i < k; i++) deliver({ topic, data: data[i], headers: undefined, publisher, seq: seq === undefined ? undefined : seq + i, origin });
   }
 
