@@ -16,6 +16,7 @@ import { dhtKey } from '../src/dht/key.js';
 import { Identity } from '../src/identity/identity.js';
 import { MeshNode } from '../src/node/mesh-node.js';
 import { MemoryNetwork } from '../src/transport/memory.js';
+import { seededRandom } from '../src/util/seeded-random.js';
 
 interface Args {
   nodes: number;
@@ -60,18 +61,6 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-/** Deterministic PRNG (mulberry32) so runs with one seed pick the same targets. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function trueClosest(target: Uint8Array, nodes: MeshNode[]): MeshNode {
   let best = nodes[0]!;
   for (const n of nodes) if (compareDistance(n.identity.nodeId, best.identity.nodeId, target) < 0) best = n;
@@ -96,7 +85,7 @@ async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<v
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const rand = prng(args.seed);
+  const rand = seededRandom(args.seed);
   const randomId = () => Uint8Array.from({ length: 32 }, () => Math.floor(rand() * 256));
   const log = (line: string) => {
     if (!args.json) process.stderr.write(`${line}\n`);

@@ -15,6 +15,7 @@ import { TopicTrie } from '../../src/pubsub/topic-trie.js';
 import { matchSegments, splitTopic } from '../../src/pubsub/topic.js';
 import type { BenchContext } from '../bench.js';
 import { reportSpread } from './procs.js';
+import { seededRandom } from '../../src/util/seeded-random.js';
 
 const SUBSCRIPTIONS = 100_000;
 const SITES = 1000;
@@ -26,18 +27,6 @@ const TOPIC_SAMPLES = 8192;
 // Checking the clock every few hundred matches keeps its cost out of the figure.
 const CLOCK_EVERY = 512;
 const ROUND_SECONDS = 0.25;
-
-/** Small deterministic PRNG (mulberry32): the same subscriptions and topics every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function buildPatterns(rand: () => number): string[] {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
@@ -109,7 +98,7 @@ function roundRates(seconds: number, step: (i: number) => void): { wall: number[
 }
 
 export async function trieScenario(ctx: BenchContext): Promise<void> {
-  const rand = prng(0x5eed);
+  const rand = seededRandom(0x5eed);
   const patterns = buildPatterns(rand);
   const topics = buildTopics(rand);
   const mask = TOPIC_SAMPLES - 1;

@@ -3,18 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { TopicTrie } from '../../src/pubsub/topic-trie.js';
 import { InvalidTopicError, matches, validateTopic } from '../../src/pubsub/topic.js';
-
-/** Small deterministic PRNG: the same sequence on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../src/util/seeded-random.js';
 
 /** [pattern, topic, matches?]: the wildcard semantics both matchers must implement. */
 const SEMANTICS: Array<[string, string, boolean]> = [
@@ -206,7 +195,7 @@ describe('TopicTrie', () => {
     for (const pattern of ['a.b', 'a.*', 'a.#']) {
       const trie = new TopicTrie<number>();
       const live = new Set<number>();
-      const rand = mulberry32(7);
+      const rand = seededRandom(7);
       for (let step = 0; step < 4000; step++) {
         const v = Math.floor(rand() * 200);
         if (rand() < 0.6) {
@@ -229,7 +218,7 @@ describe('TopicTrie', () => {
   it('holds many exact and wildcard patterns, then forgets them removed in any order', () => {
     // Enough patterns to grow the exact table several times and to shrink it again as they go.
     const trie = new TopicTrie<number>();
-    const rand = mulberry32(11);
+    const rand = seededRandom(11);
     const patterns: string[] = [];
     for (let i = 0; i < 3000; i++) {
       const segs = Array.from({ length: 1 + Math.floor(rand() * 4) }, () => (rand() < 0.1 ? '*' : `s${Math.floor(rand() * 40)}`));

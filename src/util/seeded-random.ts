@@ -1,0 +1,15 @@
+/**
+ * A small deterministic PRNG (mulberry32): the same sequence of numbers in
+ * [0, 1) for the same seed, for simulations, benchmarks and tests that must
+ * repeat exactly. Not for anything secret.
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
