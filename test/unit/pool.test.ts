@@ -63,6 +63,20 @@ class FakeTransport implements Transport {
 const id = (n: number) => n.toString(16).padStart(2, '0').repeat(32);
 const addr = (port: number): PeerAddress => ({ host: '127.0.0.1', port });
 
+/** The node IDs the pool reports lost, in order. */
+function lostNodes(pool: ConnectionPool): string[] {
+  const lost: string[] = [];
+  pool.onConnectionLost = (hex) => lost.push(hex);
+  return lost;
+}
+
+/** Closes `conn` and lets the pool's close handlers run. */
+async function closeNow(conn: Connection): Promise<void> {
+  conn.close();
+  await conn.closed;
+  await new Promise((r) => setImmediate(r));
+}
+
 function setup(init: ConstructorParameters<typeof ConnectionPool>[1] = {}) {
   const transport = new FakeTransport();
   let now = 1_000_000;
@@ -198,14 +212,11 @@ describe('ConnectionPool', () => {
 
   it('never puts in use a preferred inbound duplicate its dialer drops at once, and loses nothing', async () => {
     const { pool } = setup();
-    const lost: string[] = [];
-    pool.onConnectionLost = (hex) => lost.push(hex);
+    const lost = lostNodes(pool);
     const out = await pool.get(addr(1));
     const inbound = new FakeConnection(id(1), addr(6000), 'inbound');
     pool.accept(inbound);
-    inbound.close();
-    await inbound.closed;
-    await new Promise((r) => setImmediate(r));
+    await closeNow(inbound);
     assert.equal(pool.connectionTo(id(1)), out);
     assert.equal(pool.size, 1);
     assert.deepEqual(lost, []);
@@ -213,8 +224,7 @@ describe('ConnectionPool', () => {
 
   it('uses its own dial while the inbound connection in use is silent, and the inbound one once the peer speaks', async () => {
     const { pool, transport } = setup();
-    const lost: string[] = [];
-    pool.onConnectionLost = (hex) => lost.push(hex);
+    const lost = lostNodes(pool);
     let open!: () => void;
     transport.gate = new Promise((r) => (open = r));
     const dialing = pool.get(addr(1), id(1));
@@ -233,41 +243,31 @@ describe('ConnectionPool', () => {
 
   it('hands over to the retiring connection when the one kept closes', async () => {
     const { pool } = setup({ duplicateGraceMs: 60_000 });
-    const lost: string[] = [];
-    pool.onConnectionLost = (hex) => lost.push(hex);
+    const lost = lostNodes(pool);
     const out = await pool.get(addr(1));
     const inbound = new FakeConnection(id(1), addr(6000), 'inbound');
     pool.accept(inbound);
     pool.confirm(inbound);
     assert.equal(pool.connectionTo(id(1)), inbound);
-    inbound.close();
-    await inbound.closed;
-    await new Promise((r) => setImmediate(r));
+    await closeNow(inbound);
     assert.equal(pool.connectionTo(id(1)), out);
     assert.deepEqual(lost, []);
     // The node is lost once no connection to it is left.
-    out.close();
-    await out.closed;
-    await new Promise((r) => setImmediate(r));
+    await closeNow(out);
     assert.deepEqual(lost, [id(1)]);
     pool.stop();
   });
 
   it('reports the node lost when the connection in use and the one kept aside both close', async () => {
     const { pool } = setup();
-    const lost: string[] = [];
-    pool.onConnectionLost = (hex) => lost.push(hex);
+    const lost = lostNodes(pool);
     const out = await pool.get(addr(1));
     const inbound = new FakeConnection(id(1), addr(6000), 'inbound');
     pool.accept(inbound);
-    out.close();
-    await out.closed;
-    await new Promise((r) => setImmediate(r));
+    await closeNow(out);
     assert.equal(pool.connectionTo(id(1)), inbound, 'the one kept aside takes over');
     assert.deepEqual(lost, []);
-    inbound.close();
-    await inbound.closed;
-    await new Promise((r) => setImmediate(r));
+    await closeNow(inbound);
     assert.deepEqual(lost, [id(1)]);
   });
 
@@ -287,9 +287,7 @@ describe('ConnectionPool', () => {
   it('drops a closed connection from the pool', async () => {
     const { pool } = setup();
     const c1 = await pool.get(addr(1));
-    c1.close();
-    await c1.closed;
-    await new Promise((r) => setImmediate(r));
+    await closeNow(c1);
     assert.equal(pool.size, 0);
     assert.equal(pool.connectionTo(id(1)), undefined);
     const again = await pool.get(addr(1));
