@@ -26,7 +26,7 @@ import { DhtCounters } from './counters.js';
 import { silentLogger, type DhtLogger, type DhtNetwork } from './network.js';
 import { OwnRecords } from './own-records.js';
 import { verifyRecord, type DhtRecord } from './record.js';
-import { RecordStore, SELF_ORIGIN, type StoreOrigin } from './record-store.js';
+import { RecordStore, SELF_ORIGIN } from './record-store.js';
 import { nodeIdFromPublicKey, toHex } from '../identity/identity.js';
 import { RoutingTable } from './routing-table.js';
 import { resolveDhtOptions, type DhtInit, type DhtOptions } from './options.js';

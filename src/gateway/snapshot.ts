@@ -5,7 +5,7 @@
  */
 import type { TableContact } from '../dht/routing-table.js';
 import { toHex } from '../identity/identity.js';
-import type { DropHandler, HandlerReply } from '../session/messenger.js';
+import type { HandlerReply } from '../session/messenger.js';
 import type { PeerInfo } from '../session/peer-session.js';
 import type { PubSubMessage, PubSubRun } from '../pubsub/subscription.js';
 import type { Provider } from '../registry/types.js';

@@ -65,7 +65,7 @@ import { LRUCache } from 'lru-cache';
 import { ConfigError, LimitExceededError, QueueFullError, StoppedError, TimeoutError } from '../util/errors.js';
 import { checkHeaders, type Headers } from '../wire/headers.js';
 import { encodeBody, encodeMessage, type EncodedMessage, type MessageFields } from '../wire/codec.js';
-import type { HandlerRegistry, Message, MessageDef } from '../wire/messages.js';
+import type { HandlerRegistry } from '../wire/messages.js';
 import { Announcer, type AnnouncerDht, type AnnouncerStats } from './announcer.js';
 import { relaxedLimits } from './announcement.js';
 import { InvalidPayloadError, NoRespondersError } from './errors.js';

@@ -24,7 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { Provider } from '../registry/types.js';
 import type { LivenessView } from '../liveness/liveness.js';
-import { MaculaError, ProtocolError, RemoteError } from '../util/errors.js';
+import { ProtocolError, RemoteError } from '../util/errors.js';
 import type { Clock } from '../util/clock.js';
 import { encodeBody, encodeMessage, type MessageFields } from '../wire/codec.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../wire/frame.js';

@@ -10,7 +10,7 @@ import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueFullErro
 import { BudgetExceededError, DEFAULT_FRAME_TIMEOUT_MS, type BudgetAccount } from './budget.js';
 import { appendFrame, decodeMessage, newFrameBuffer, type EncodedMessage, type FrameBuffer, type MessageFields } from './codec.js';
 import { DEFAULT_MAX_FRAME_SIZE, FrameDecoder } from './frame.js';
-import { PROTOCOL_VERSION, type Message } from './messages.js';
+import type { Message } from './messages.js';
 
 /**
  * A message to send: its type and fields, or the same encoded earlier
