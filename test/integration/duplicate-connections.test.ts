@@ -13,7 +13,6 @@ import { Messenger } from '../../src/session/messenger.js';
 import { ConnectionPool } from '../../src/transport/pool.js';
 import { QuicTransport } from '../../src/transport/quic.js';
 import { PING, PONG } from '../../src/wire/messages.js';
-import { waitFor } from '../helpers/testnet.js';
 
 interface Peer {
   transport: QuicTransport;
