@@ -150,12 +150,14 @@ export async function benchPubSub(pub: BenchClient, sub: BenchClient, params: Be
       seen = received;
       await Promise.race([complete, sleep(2000)]);
     }
+    // receive_rate: the subscriber's window, first message to last; delivery_rate: from the first publish (t0) to the last message.
     const span = Math.max(lastAt - firstAt, 1e-3);
     return [
       { scenario, metric: 'messages', value: params.count, unit: 'msgs' },
       { scenario, metric: 'size', value: params.size, unit: 'bytes' },
       { scenario, metric: 'publish_rate', value: Math.round((params.count / published) * 1000), unit: 'msgs/s' },
       { scenario, metric: 'receive_rate', value: Math.round(((received - 1) / span) * 1000), unit: 'msgs/s' },
+      { scenario, metric: 'delivery_rate', value: Math.round((received / Math.max(lastAt - t0, 1e-3)) * 1000), unit: 'msgs/s' },
       { scenario, metric: 'received', value: received, unit: 'msgs' },
       { scenario, metric: 'lost', value: params.count - received, unit: 'msgs' },
       ...latencyFigures(scenario, samples, Math.min(received, samples.length)),
