@@ -414,95 +414,102 @@ function exactKey(ids: readonly number[], end = ids.length): number {
   return h & 0x3fffffff;
 }
 
-/** Int32 fields per slot of the exact table: key + 1 (0 when free), then the record of the pattern's value list (at LIST). */
-const SLOT = 4;
-const LIST = 1;
+/** Int32 fields per slot of the exact table's `lists`: the record of the slot's value list, padded to 16 bytes. */
+const LIST = 4;
 
 /**
  * The exact patterns' table: `exactKey` and pattern → the record of the
  * pattern's value list, in open addressing with linear probing (patterns
- * whose keys are equal take slots of their own). Keys and records sit in an
+ * whose keys are equal take slots of their own). The keys sit alone in an
  * Int32Array, so a topic that no exact pattern equals (the common case)
- * costs one read of a compact array, and one that some pattern equals
- * reads its slot, its pattern to confirm it, and its values' block; a Map
- * reads a bucket and then entries spread over a table several times larger.
- * Kept between 1/8 and 1/2 full.
+ * costs one read of a compact array; one that a pattern equals then reads
+ * its pattern to confirm it, the list's record and the list's block. A Map
+ * reads a bucket and then entries spread over a table several times
+ * larger. Kept between 1/8 and 1/2 full.
  */
 class ExactTable {
-  /** Per slot: key + 1 (0 when free), then the value list's record. */
-  slots: Int32Array = new Int32Array(MIN_SLOTS * SLOT);
+  /** key + 1 per slot, 0 when free. */
+  #keys = new Int32Array(MIN_SLOTS);
+  /** Per slot, the record of its value list (see ValuePool). */
+  lists: Int32Array = new Int32Array(MIN_SLOTS * LIST);
   /** Per slot, its pattern. */
   #patterns: Array<string | undefined> = new Array<string | undefined>(MIN_SLOTS).fill(undefined);
   #count = 0;
 
-  /** Where the slot of `pattern` (whose key is `key`) starts in `slots`, -1 if it has none. */
+  /** Where the list record of `pattern` (whose key is `key`) is in `lists`, -1 if it has none. */
   find(key: number, pattern: string): number {
-    const slots = this.slots;
-    const mask = slots.length / SLOT - 1;
+    const keys = this.#keys;
+    const mask = keys.length - 1;
     const want = key + 1;
     for (let i = key & mask; ; i = (i + 1) & mask) {
-      const k = slots[i * SLOT]!;
-      if (k === want && this.#patterns[i] === pattern) return i * SLOT;
+      const k = keys[i]!;
+      if (k === want && this.#patterns[i] === pattern) return i * LIST;
       if (k === 0) return -1;
     }
   }
 
-  /** Takes a slot, with an empty value list, for a pattern that has none; returns where it starts. */
+  /** Takes a slot, with an empty value list, for a pattern that has none; returns where its list record is. */
   insert(key: number, pattern: string): number {
-    if (++this.#count * 2 > this.slots.length / SLOT) this.#resize((this.slots.length / SLOT) * 2);
+    if (++this.#count * 2 > this.#keys.length) this.#resize(this.#keys.length * 2);
     const i = this.#vacant(key);
-    this.slots[i * SLOT] = key + 1;
+    this.#keys[i] = key + 1;
     this.#patterns[i] = pattern;
-    return i * SLOT;
+    return i * LIST;
   }
 
-  /** Frees the slot starting at `at`, whose value list is empty. */
+  /** Frees the slot whose list record is at `at`; the list is empty. */
   delete(at: number): void {
-    const slots = this.slots;
+    const keys = this.#keys;
+    const lists = this.lists;
     const patterns = this.#patterns;
-    const mask = slots.length / SLOT - 1;
-    let hole = at / SLOT;
+    const mask = keys.length - 1;
+    let hole = at / LIST;
     // Backward-shift deletion: pull later slots of the probe run into the hole, no tombstones.
-    for (let i = (hole + 1) & mask; slots[i * SLOT] !== 0; i = (i + 1) & mask) {
-      const home = (slots[i * SLOT]! - 1) & mask;
+    for (let i = (hole + 1) & mask; keys[i] !== 0; i = (i + 1) & mask) {
+      const home = (keys[i]! - 1) & mask;
       // Movable when its home is not cyclically within (hole, i].
       if (((i - home) & mask) >= ((i - hole) & mask)) {
-        slots.copyWithin(hole * SLOT, i * SLOT, i * SLOT + SLOT);
+        keys[hole] = keys[i]!;
+        lists.copyWithin(hole * LIST, i * LIST, i * LIST + LIST);
         patterns[hole] = patterns[i];
         hole = i;
       }
     }
-    slots.fill(0, hole * SLOT, hole * SLOT + SLOT);
+    keys[hole] = 0;
+    lists.fill(0, hole * LIST, hole * LIST + LIST);
     patterns[hole] = undefined;
-    if (--this.#count * 8 < slots.length / SLOT && slots.length / SLOT > MIN_SLOTS) this.#resize(slots.length / SLOT / 2);
+    if (--this.#count * 8 < keys.length && keys.length > MIN_SLOTS) this.#resize(keys.length / 2);
   }
 
-  /** Every pattern with where its slot starts; the table must not change meanwhile. */
+  /** Every pattern with where its list record is; the table must not change meanwhile. */
   *entries(): Generator<[string, number]> {
     for (let i = 0; i < this.#patterns.length; i++) {
       const pattern = this.#patterns[i];
-      if (pattern !== undefined) yield [pattern, i * SLOT];
+      if (pattern !== undefined) yield [pattern, i * LIST];
     }
   }
 
   /** The first free slot from the home of `key`. */
   #vacant(key: number): number {
-    const slots = this.slots;
-    const mask = slots.length / SLOT - 1;
+    const keys = this.#keys;
+    const mask = keys.length - 1;
     let i = key & mask;
-    while (slots[i * SLOT] !== 0) i = (i + 1) & mask;
+    while (keys[i] !== 0) i = (i + 1) & mask;
     return i;
   }
 
   #resize(size: number): void {
-    const old = this.slots;
+    const keys = this.#keys;
+    const lists = this.lists;
     const patterns = this.#patterns;
-    this.slots = new Int32Array(size * SLOT);
+    this.#keys = new Int32Array(size);
+    this.lists = new Int32Array(size * LIST);
     this.#patterns = new Array<string | undefined>(size).fill(undefined);
-    for (let i = 0; i < patterns.length; i++) {
-      if (patterns[i] === undefined) continue;
-      const j = this.#vacant(old[i * SLOT]! - 1);
-      this.slots.set(old.subarray(i * SLOT, i * SLOT + SLOT), j * SLOT);
+    for (let i = 0; i < keys.length; i++) {
+      if (keys[i] === 0) continue;
+      const j = this.#vacant(keys[i]! - 1);
+      this.#keys[j] = keys[i]!;
+      this.lists.set(lists.subarray(i * LIST, i * LIST + LIST), j * LIST);
       this.#patterns[j] = patterns[i];
     }
   }
@@ -629,9 +636,9 @@ export class TopicTrie<T> {
     let at = this.#findExact(pattern, segs);
     if (at < 0) {
       at = this.#exact.insert(exactKey(segs.map((seg) => this.#segments.hold(seg))), pattern);
-      this.#values.add(this.#exact.slots, at + LIST, value);
+      this.#values.add(this.#exact.lists, at, value);
       this.#exactPatterns++;
-    } else if (!this.#values.add(this.#exact.slots, at + LIST, value)) {
+    } else if (!this.#values.add(this.#exact.lists, at, value)) {
       return false;
     }
     this.#size++;
@@ -647,9 +654,9 @@ export class TopicTrie<T> {
   #removeExact(pattern: string, value: T): boolean {
     const segs = splitTopic(pattern);
     const at = this.#findExact(pattern, segs);
-    if (at < 0 || !this.#values.remove(this.#exact.slots, at + LIST, value)) return false;
+    if (at < 0 || !this.#values.remove(this.#exact.lists, at, value)) return false;
     this.#size--;
-    if (this.#exact.slots[at + LIST + LENGTH]! > 0) return true;
+    if (this.#exact.lists[at + LENGTH]! > 0) return true;
     this.#exact.delete(at);
     this.#exactPatterns--;
     for (const seg of segs) this.#segments.release(this.#segments.get(seg));
@@ -748,7 +755,7 @@ export class TopicTrie<T> {
   has(pattern: string, value: T): boolean {
     if (!hasWildcard(pattern)) {
       const at = this.#findExact(pattern, splitTopic(pattern));
-      return at >= 0 && this.#values.has(this.#exact.slots, at + LIST, value);
+      return at >= 0 && this.#values.has(this.#exact.lists, at, value);
     }
     const at = this.#wildcardList(pattern);
     return at >= 0 && this.#values.has(this.#trie.meta, at, value);
@@ -791,8 +798,7 @@ export class TopicTrie<T> {
     if (this.#exactPatterns === 0) return -1;
     const key = exactKey(ids, end);
     if (key < 0) return -1;
-    const at = this.#exact.find(key, topic);
-    return at < 0 ? -1 : at + LIST;
+    return this.#exact.find(key, topic);
   }
 
   /**
@@ -808,9 +814,9 @@ export class TopicTrie<T> {
     const end = this.#segments.idsOf(topic, segments, ids);
     const exact = this.#exactList(topic, ids, end);
     if (exact >= 0) {
-      const slots = this.#exact.slots;
+      const lists = this.#exact.lists;
       const values = this.#values.values;
-      for (let k = slots[exact + START]!, e = k + slots[exact + LENGTH]!; k < e; k++) out.push(values[k] as T);
+      for (let k = lists[exact + START]!, e = k + lists[exact + LENGTH]!; k < e; k++) out.push(values[k] as T);
     }
     if (this.#wildcardPatterns > 0) this.#trie.collect(ROOT, ids, end, 0, out);
     return out;
@@ -836,10 +842,10 @@ export class TopicTrie<T> {
       let n = 0;
       const exact = this.#exactList(topic, ids, end);
       if (exact >= 0) {
-        const slots = this.#exact.slots;
+        const lists = this.#exact.lists;
         const values = this.#values.values;
-        n = slots[exact + LENGTH]!;
-        for (let k = slots[exact + START]!, e = k + n; k < e; k++) fn(values[k] as T);
+        n = lists[exact + LENGTH]!;
+        for (let k = lists[exact + START]!, e = k + n; k < e; k++) fn(values[k] as T);
       }
       if (this.#wildcardPatterns > 0) n += this.#trie.visit(ROOT, ids, end, 0, fn);
       return n;
@@ -871,7 +877,7 @@ export class TopicTrie<T> {
   }
 
   *#lists(): Generator<[string, T[]]> {
-    for (const [pattern, at] of this.#exact.entries()) yield [pattern, this.#values.list(this.#exact.slots, at + LIST)];
+    for (const [pattern, at] of this.#exact.entries()) yield [pattern, this.#values.list(this.#exact.lists, at)];
     const trie = this.#trie;
     const children = new Map<number, Array<[number, number]>>();
     for (const [parent, seg, child] of trie.allEdges()) {
