@@ -85,13 +85,13 @@ function edgeHash(parent: number, seg: number): number {
 }
 
 /**
- * Value lists of the wildcard patterns, all in one array: a list is a block
- * of it (a power of two in size, doubled when full, halved when a quarter
- * full) described by a record of three Int32 fields (START, LENGTH,
- * CAPACITY) kept by its owner, here in the trie node's record. A walk reads
- * the values straight from the block whose position it found in the node's
- * record: one cache line, where an array per list costs a reference, the
- * array object and its elements, each a miss of its own. Freed blocks are
+ * The patterns' value lists, all in one array: a list is a block of it (a
+ * power of two in size, doubled when full, halved when a quarter full)
+ * described by a record of three Int32 fields (START, LENGTH, CAPACITY) kept
+ * by its owner: a trie node's record, or the exact table beside the key. A
+ * match reads the values straight from the block whose position it found in
+ * the record: one cache line, where an array per list costs a reference,
+ * the array object and its elements, each a miss of its own. Freed blocks are
  * reused by size; the array keeps its largest size. A list of INDEX_AT
  * values or more gets a value → position index so that add and remove stay
  * O(1).
@@ -144,7 +144,7 @@ class ValuePool<T> {
     const capacity = rec[at + CAPACITY]!;
     if (length === 0) {
       this.#release(start, capacity);
-      rec.fill(0, at, at + 3);
+      rec.fill(0, at + START, at + CAPACITY + 1);
     } else if (length * 4 <= capacity) {
       this.#move(rec, at, capacity / 2);
     }
@@ -481,7 +481,7 @@ class ExactTable {
     if (--this.#count * 8 < keys.length && keys.length > MIN_SLOTS) this.#resize(keys.length / 2);
   }
 
-  /** Every pattern with where its list record is; the table must not change meanwhile. */
+  /** Every pattern with where its list record is, valid until the table changes. */
   *entries(): Generator<[string, number]> {
     for (let i = 0; i < this.#patterns.length; i++) {
       const pattern = this.#patterns[i];
@@ -645,7 +645,7 @@ export class TopicTrie<T> {
     return true;
   }
 
-  /** Where the exact table's slot of `pattern` (split into `segs`) starts, -1 if it has none. */
+  /** Where the list record of `pattern` (split into `segs`) is in the exact table's `lists`, -1 if it has none. */
   #findExact(pattern: string, segs: readonly string[]): number {
     const key = exactKey(segs.map((seg) => this.#segments.get(seg)));
     return key < 0 ? -1 : this.#exact.find(key, pattern);
@@ -790,9 +790,9 @@ export class TopicTrie<T> {
   }
 
   /**
-   * Where the value list's record of the exact pattern equal to the topic
-   * (whose segment ids are `ids[0..end)`) starts in the exact table's
-   * slots, -1 if no exact pattern equals it.
+   * Where the list record of the exact pattern equal to the topic (whose
+   * segment ids are `ids[0..end)`) is in the exact table's `lists`, -1 if
+   * no exact pattern equals it.
    */
   #exactList(topic: string, ids: readonly number[], end: number): number {
     if (this.#exactPatterns === 0) return -1;
@@ -877,7 +877,9 @@ export class TopicTrie<T> {
   }
 
   *#lists(): Generator<[string, T[]]> {
-    for (const [pattern, at] of this.#exact.entries()) yield [pattern, this.#values.list(this.#exact.lists, at)];
+    // Copied first: removals while the caller iterates move the exact table's slots.
+    const exact = [...this.#exact.entries()].map(([pattern, at]): [string, T[]] => [pattern, this.#values.list(this.#exact.lists, at)]);
+    yield* exact;
     const trie = this.#trie;
     const children = new Map<number, Array<[number, number]>>();
     for (const [parent, seg, child] of trie.allEdges()) {
