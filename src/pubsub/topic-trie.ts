@@ -19,8 +19,9 @@
  * entry it probes, and those strings lie all over the heap; a node object
  * with a Map of children costs three reads in three places per step; a Set
  * per pattern adds its own table. Integer keys, compact probe arrays and
- * plain arrays of values cut those misses (figures in ARCHITECTURE.md,
- * Pub/sub).
+ * the values of all patterns in blocks of one array (`ValuePool`: a list
+ * costs one miss, where an array per list cost its reference, the array and
+ * its elements) cut those misses (figures in ARCHITECTURE.md, Pub/sub).
  *
  * Entries are (pattern, value) pairs, each stored once. A value subscribed
  * through two patterns that both match a topic is returned twice, once per
@@ -28,8 +29,9 @@
  * `matchUnique` to get each value once.
  *
  * Removing the last entry under a node prunes the node and its emptied
- * ancestors, so memory follows the live subscriptions (the node arrays keep
- * their largest size; pruned ids are reused).
+ * ancestors, so memory follows the live subscriptions (the node arrays and
+ * the value pool keep their largest size; pruned ids and freed blocks are
+ * reused).
  */
 import {
   MULTI_WILDCARD,
@@ -48,7 +50,7 @@ const NO_ID = -1;
 /**
  * A pattern's value list gets a value → position index once it holds this
  * many values, and loses it below half of it: shorter lists are searched
- * with indexOf, faster than a Map at that size.
+ * linearly, faster than a Map at that size.
  */
 const INDEX_AT = 32;
 /** Smallest size of the hash tables (a power of two). */
@@ -57,6 +59,21 @@ const MIN_SLOTS = 16;
 /** The root's node id. No node has it as a child, so it also stands for "no child". */
 const ROOT = 0;
 const NONE = 0;
+/**
+ * Int32 fields of a node's record in `Nodes.meta`: its `*` child, its
+ * number of literal children, and two value lists (see `ValuePool`): the
+ * pattern ending at the node and the one ending at it followed by `#`. Eight
+ * fields, 32 bytes: a step of a walk reads one cache line.
+ */
+const STAR = 0;
+const KIDS = 1;
+const EXACT = 2;
+const REST = 5;
+const NODE = 8;
+/** Fields of a value list's record: where its block of the pool starts, how many values it holds, the block's size. */
+const START = 0;
+const LENGTH = 1;
+const CAPACITY = 2;
 /** Int32 fields per slot of the edge table: parent + 1 (0 when free), segment id, child, padding. */
 const EDGE = 4;
 
@@ -68,35 +85,155 @@ function edgeHash(parent: number, seg: number): number {
 }
 
 /**
+ * The patterns' value lists, all in one array: a list is a block of it (a
+ * power of two in size, doubled when full, halved when a quarter full)
+ * described by a record of three Int32 fields (START, LENGTH, CAPACITY) kept
+ * by its owner: a trie node's record, or the exact table beside the key. A
+ * match reads the values straight from the block whose position it found in
+ * the record: one cache line, where an array per list costs a reference,
+ * the array object and its elements, each a miss of its own. Freed blocks are
+ * reused by size; the array keeps its largest size. A list of INDEX_AT
+ * values or more gets a value → position index so that add and remove stay
+ * O(1).
+ */
+class ValuePool<T> {
+  values: Array<T | undefined> = [];
+  /** Starts of free blocks, by log2 of their size. */
+  #free: number[][] = [];
+  /** Block start → (value → position in the block), for the long lists. */
+  #index = new Map<number, Map<T, number>>();
+
+  /** Whether the list of record `rec[at..]` holds `value`. */
+  has(rec: Int32Array, at: number, value: T): boolean {
+    return this.#position(rec, at, value) >= 0;
+  }
+
+  /** Appends `value` to the list of record `rec[at..]` unless present; false if it was. */
+  add(rec: Int32Array, at: number, value: T): boolean {
+    const length = rec[at + LENGTH]!;
+    if (length > 0 && this.#position(rec, at, value) >= 0) return false;
+    if (length === rec[at + CAPACITY]!) this.#move(rec, at, Math.max(1, length * 2));
+    const start = rec[at + START]!;
+    this.values[start + length] = value;
+    rec[at + LENGTH] = length + 1;
+    const index = this.#indexed(start, length);
+    if (index !== undefined) index.set(value, length);
+    else if (length + 1 >= INDEX_AT) this.#index.set(start, this.#indexOf(start, length + 1));
+    return true;
+  }
+
+  /**
+   * Removes `value` from the list of record `rec[at..]` by moving the last
+   * value into its place (matching promises no order); false if absent.
+   */
+  remove(rec: Int32Array, at: number, value: T): boolean {
+    const i = this.#position(rec, at, value);
+    if (i < 0) return false;
+    const start = rec[at + START]!;
+    const length = rec[at + LENGTH]! - 1;
+    const last = this.values[start + length] as T;
+    this.values[start + i] = last;
+    this.values[start + length] = undefined;
+    rec[at + LENGTH] = length;
+    const index = this.#indexed(start, length + 1);
+    if (index !== undefined) {
+      index.delete(value);
+      if (i < length) index.set(last, i);
+      if (length < INDEX_AT / 2) this.#index.delete(start);
+    }
+    const capacity = rec[at + CAPACITY]!;
+    if (length === 0) {
+      this.#release(start, capacity);
+      rec.fill(0, at + START, at + CAPACITY + 1);
+    } else if (length * 4 <= capacity) {
+      this.#move(rec, at, capacity / 2);
+    }
+    return true;
+  }
+
+  /** A copy of the list of record `rec[at..]`. */
+  list(rec: Int32Array, at: number): T[] {
+    const start = rec[at + START]!;
+    return this.values.slice(start, start + rec[at + LENGTH]!) as T[];
+  }
+
+  #position(rec: Int32Array, at: number, value: T): number {
+    const start = rec[at + START]!;
+    const length = rec[at + LENGTH]!;
+    const index = this.#indexed(start, length);
+    if (index !== undefined) return index.get(value) ?? -1;
+    const values = this.values;
+    const end = start + length;
+    // SameValueZero, as a Set would compare: only NaN differs from itself.
+    if (value === value) {
+      for (let i = start; i < end; i++) if (values[i] === value) return i - start;
+    } else {
+      for (let i = start; i < end; i++) if (values[i] !== values[i]) return i - start;
+    }
+    return -1;
+  }
+
+  /** The index of the list in the block at `start` holding `length` values, if it has one. */
+  #indexed(start: number, length: number): Map<T, number> | undefined {
+    return length >= INDEX_AT / 2 ? this.#index.get(start) : undefined;
+  }
+
+  #indexOf(start: number, length: number): Map<T, number> {
+    const index = new Map<T, number>();
+    for (let i = 0; i < length; i++) index.set(this.values[start + i] as T, i);
+    return index;
+  }
+
+  /** Moves a list into a new block of `capacity` values (its length fits). */
+  #move(rec: Int32Array, at: number, capacity: number): void {
+    const from = rec[at + START]!;
+    const length = rec[at + LENGTH]!;
+    const size = 31 - Math.clz32(capacity);
+    const to = this.#free[size]?.pop() ?? this.values.length;
+    if (to === this.values.length) for (let i = 0; i < capacity; i++) this.values.push(undefined);
+    for (let i = 0; i < length; i++) this.values[to + i] = this.values[from + i];
+    const index = this.#indexed(from, length);
+    if (index !== undefined) {
+      this.#index.delete(from);
+      this.#index.set(to, index);
+    }
+    if (rec[at + CAPACITY]! > 0) this.#release(from, rec[at + CAPACITY]!);
+    rec[at + START] = to;
+    rec[at + CAPACITY] = capacity;
+  }
+
+  /** Gives back a block, emptied so that it keeps no value alive. */
+  #release(start: number, capacity: number): void {
+    this.values.fill(undefined, start, start + capacity);
+    (this.#free[31 - Math.clz32(capacity)] ??= []).push(start);
+  }
+}
+
+/**
  * The trie of the wildcard patterns, stored flat: a node is an integer id,
- * its fields are arrays indexed by that id (its `*` child, its number of
- * literal children, the values of the pattern ending at it and of the one
- * ending at it followed by `#`), and every literal edge of the trie sits in
- * one open-addressing table keyed by (parent, segment id). A step of a walk
- * reads a slot of that table and a few array elements, all compact, instead
- * of a node object, its Map and the Map's table, each somewhere else in the
- * heap. Ids of pruned nodes are reused; the arrays keep their largest size.
+ * its fields are a record of `meta` at id × NODE (its `*` child, its number
+ * of literal children, the records of its two value lists in `values`), and
+ * every literal edge of the trie sits in one open-addressing table keyed by
+ * (parent, segment id). A step of a walk reads a slot of that table and a
+ * node's record, both compact, instead of a node object, its Map and the
+ * Map's table, each somewhere else in the heap. Ids of pruned nodes are
+ * reused; the arrays keep their largest size.
  */
 class Nodes<T> {
-  star: Int32Array = new Int32Array(MIN_SLOTS);
-  kids: Int32Array = new Int32Array(MIN_SLOTS);
-  exact: Array<T[] | undefined> = [undefined];
-  rest: Array<T[] | undefined> = [undefined];
+  meta: Int32Array = new Int32Array(MIN_SLOTS * NODE);
   edges = new Int32Array(MIN_SLOTS * EDGE);
   #edgeCount = 0;
+  /** The next never used id (the root's is taken). */
+  #next = ROOT + 1;
   #free: number[] = [];
+
+  /** `values`: the pool holding the value lists whose records are in `meta`. */
+  constructor(readonly values: ValuePool<T>) {}
 
   /** A new empty node. */
   alloc(): number {
-    const id = this.#free.pop() ?? this.exact.length;
-    if (id === this.exact.length) {
-      this.exact.push(undefined);
-      this.rest.push(undefined);
-      if (id === this.star.length) {
-        this.star = grown(this.star);
-        this.kids = grown(this.kids);
-      }
-    }
+    const id = this.#free.pop() ?? this.#next++;
+    if (id * NODE === this.meta.length) this.meta = grown(this.meta);
     return id;
   }
 
@@ -106,7 +243,18 @@ class Nodes<T> {
   }
 
   isEmpty(node: number): boolean {
-    return this.star[node] === NONE && this.kids[node] === 0 && this.exact[node] === undefined && this.rest[node] === undefined;
+    const at = node * NODE;
+    const meta = this.meta;
+    return meta[at + STAR] === NONE && meta[at + KIDS] === 0 && meta[at + EXACT + LENGTH] === 0 && meta[at + REST + LENGTH] === 0;
+  }
+
+  /** The `*` child of `node`, NONE if none. */
+  star(node: number): number {
+    return this.meta[node * NODE + STAR]!;
+  }
+
+  setStar(node: number, child: number): void {
+    this.meta[node * NODE + STAR] = child;
   }
 
   /** The literal child of `parent` for segment id `seg`, NONE if none. */
@@ -127,7 +275,7 @@ class Nodes<T> {
     this.edges[at] = parent + 1;
     this.edges[at + 1] = seg;
     this.edges[at + 2] = child;
-    this.kids[parent]!++;
+    this.meta[parent * NODE + KIDS]!++;
     if (++this.#edgeCount * 2 > this.edges.length / EDGE) this.#resize((this.edges.length / EDGE) * 2);
   }
 
@@ -145,7 +293,7 @@ class Nodes<T> {
       }
     }
     edges.fill(0, hole * EDGE, hole * EDGE + EDGE);
-    this.kids[parent]!--;
+    this.meta[parent * NODE + KIDS]!--;
     if (--this.#edgeCount * 8 < edges.length / EDGE && edges.length / EDGE > MIN_SLOTS) this.#resize(edges.length / EDGE / 2);
   }
 
@@ -160,20 +308,22 @@ class Nodes<T> {
    * the topic whose segment ids are `ids[0..end)`, from `from` on.
    */
   collect(start: number, ids: readonly number[], end: number, from: number, out: T[]): void {
-    const { star, kids, exact, rest } = this;
+    const meta = this.meta;
+    const values = this.values.values;
     let node = start;
     let i = from;
     for (;;) {
-      const r = rest[node];
-      if (r !== undefined) for (let k = 0; k < r.length; k++) out.push(r[k]!);
+      const at = node * NODE;
+      const rest = meta[at + REST + LENGTH]!;
+      if (rest !== 0) for (let k = meta[at + REST + START]!, e = k + rest; k < e; k++) out.push(values[k] as T);
       if (i === end) {
-        const e = exact[node];
-        if (e !== undefined) for (let k = 0; k < e.length; k++) out.push(e[k]!);
+        const exact = meta[at + EXACT + LENGTH]!;
+        if (exact !== 0) for (let k = meta[at + EXACT + START]!, e = k + exact; k < e; k++) out.push(values[k] as T);
         return;
       }
-      const s = star[node]!;
+      const s = meta[at + STAR]!;
       const id = ids[i]!;
-      const lit = id === NO_ID || kids[node] === 0 ? NONE : this.child(node, id);
+      const lit = id === NO_ID || meta[at + KIDS] === 0 ? NONE : this.child(node, id);
       i++;
       if (lit !== NONE) {
         if (s !== NONE) this.collect(s, ids, end, i, out);
@@ -188,27 +338,29 @@ class Nodes<T> {
 
   /** Like `collect`, calling `fn` per value; returns the number of calls. */
   visit(start: number, ids: readonly number[], end: number, from: number, fn: (value: T) => void): number {
-    const { star, kids, exact, rest } = this;
+    const meta = this.meta;
+    const values = this.values.values;
     let node = start;
     let i = from;
     let n = 0;
     for (;;) {
-      const r = rest[node];
-      if (r !== undefined) {
-        for (let k = 0; k < r.length; k++) fn(r[k]!);
-        n += r.length;
+      const at = node * NODE;
+      const rest = meta[at + REST + LENGTH]!;
+      if (rest !== 0) {
+        for (let k = meta[at + REST + START]!, e = k + rest; k < e; k++) fn(values[k] as T);
+        n += rest;
       }
       if (i === end) {
-        const e = exact[node];
-        if (e !== undefined) {
-          for (let k = 0; k < e.length; k++) fn(e[k]!);
-          n += e.length;
+        const exact = meta[at + EXACT + LENGTH]!;
+        if (exact !== 0) {
+          for (let k = meta[at + EXACT + START]!, e = k + exact; k < e; k++) fn(values[k] as T);
+          n += exact;
         }
         return n;
       }
-      const s = star[node]!;
+      const s = meta[at + STAR]!;
       const id = ids[i]!;
-      const lit = id === NO_ID || kids[node] === 0 ? NONE : this.child(node, id);
+      const lit = id === NO_ID || meta[at + KIDS] === 0 ? NONE : this.child(node, id);
       i++;
       if (lit !== NONE) {
         if (s !== NONE) n += this.visit(s, ids, end, i, fn);
@@ -246,15 +398,6 @@ function grown(a: Int32Array): Int32Array {
   return b;
 }
 
-/** The values of one pattern without wildcards; patterns whose ids hash alike are chained. */
-class ExactEntry<T> {
-  constructor(
-    readonly pattern: string,
-    readonly values: T[],
-    public next: ExactEntry<T> | undefined,
-  ) {}
-}
-
 /**
  * Key of the exact-pattern map from the ids of a pattern's or topic's
  * segments (-1 when one has no id: then no exact pattern can match). A small
@@ -271,86 +414,103 @@ function exactKey(ids: readonly number[], end = ids.length): number {
   return h & 0x3fffffff;
 }
 
+/** Int32 fields per slot of the exact table's `lists`: the record of the slot's value list, padded to 16 bytes. */
+const LIST = 4;
+
 /**
- * The exact patterns' table: `exactKey` → the chain of entries with that
- * key, in open addressing with linear probing. The keys sit alone in an
+ * The exact patterns' table: `exactKey` and pattern → the record of the
+ * pattern's value list, in open addressing with linear probing (patterns
+ * whose keys are equal take slots of their own). The keys sit alone in an
  * Int32Array, so a topic that no exact pattern equals (the common case)
- * costs one read of a compact array; a Map reads a bucket and then entries
- * spread over a table several times larger. Kept between 1/8 and 1/2 full.
+ * costs one read of a compact array; one that a pattern equals then reads
+ * its pattern to confirm it, the list's record and the list's block. A Map
+ * reads a bucket and then entries spread over a table several times
+ * larger. Kept between 1/8 and 1/2 full.
  */
-class ExactTable<T> {
+class ExactTable {
   /** key + 1 per slot, 0 when free. */
   #keys = new Int32Array(MIN_SLOTS);
-  #heads: Array<ExactEntry<T> | undefined> = new Array<ExactEntry<T> | undefined>(MIN_SLOTS).fill(undefined);
+  /** Per slot, the record of its value list (see ValuePool). */
+  lists: Int32Array = new Int32Array(MIN_SLOTS * LIST);
+  /** Per slot, its pattern. */
+  #patterns: Array<string | undefined> = new Array<string | undefined>(MIN_SLOTS).fill(undefined);
   #count = 0;
 
-  get(key: number): ExactEntry<T> | undefined {
+  /** Where the list record of `pattern` (whose key is `key`) is in `lists`, -1 if it has none. */
+  find(key: number, pattern: string): number {
     const keys = this.#keys;
     const mask = keys.length - 1;
     const want = key + 1;
     for (let i = key & mask; ; i = (i + 1) & mask) {
       const k = keys[i]!;
-      if (k === want) return this.#heads[i];
-      if (k === 0) return undefined;
+      if (k === want && this.#patterns[i] === pattern) return i * LIST;
+      if (k === 0) return -1;
     }
   }
 
-  set(key: number, head: ExactEntry<T>): void {
-    const i = this.#slot(key);
-    if (this.#keys[i] === 0) {
-      this.#keys[i] = key + 1;
-      this.#count++;
-    }
-    this.#heads[i] = head;
-    if (this.#count * 2 > this.#keys.length) this.#resize(this.#keys.length * 2);
+  /** Takes a slot, with an empty value list, for a pattern that has none; returns where its list record is. */
+  insert(key: number, pattern: string): number {
+    if (++this.#count * 2 > this.#keys.length) this.#resize(this.#keys.length * 2);
+    const i = this.#vacant(key);
+    this.#keys[i] = key + 1;
+    this.#patterns[i] = pattern;
+    return i * LIST;
   }
 
-  delete(key: number): void {
+  /** Frees the slot whose list record is at `at`; the list is empty. */
+  delete(at: number): void {
     const keys = this.#keys;
-    const heads = this.#heads;
+    const lists = this.lists;
+    const patterns = this.#patterns;
     const mask = keys.length - 1;
-    let hole = this.#slot(key);
-    if (keys[hole] === 0) return;
-    // Backward-shift deletion: pull later keys of the probe run into the hole, no tombstones.
+    let hole = at / LIST;
+    // Backward-shift deletion: pull later slots of the probe run into the hole, no tombstones.
     for (let i = (hole + 1) & mask; keys[i] !== 0; i = (i + 1) & mask) {
       const home = (keys[i]! - 1) & mask;
       // Movable when its home is not cyclically within (hole, i].
       if (((i - home) & mask) >= ((i - hole) & mask)) {
         keys[hole] = keys[i]!;
-        heads[hole] = heads[i];
+        lists.copyWithin(hole * LIST, i * LIST, i * LIST + LIST);
+        patterns[hole] = patterns[i];
         hole = i;
       }
     }
     keys[hole] = 0;
-    heads[hole] = undefined;
-    this.#count--;
-    if (this.#count * 8 < keys.length && keys.length > MIN_SLOTS) this.#resize(keys.length / 2);
+    lists.fill(0, hole * LIST, hole * LIST + LIST);
+    patterns[hole] = undefined;
+    if (--this.#count * 8 < keys.length && keys.length > MIN_SLOTS) this.#resize(keys.length / 2);
   }
 
-  *values(): Generator<ExactEntry<T>> {
-    for (const head of this.#heads) if (head !== undefined) yield head;
+  /** Every pattern with where its list record is, valid until the table changes. */
+  *entries(): Generator<[string, number]> {
+    for (let i = 0; i < this.#patterns.length; i++) {
+      const pattern = this.#patterns[i];
+      if (pattern !== undefined) yield [pattern, i * LIST];
+    }
   }
 
-  /** The slot holding `key`, or the free slot where it would go. */
-  #slot(key: number): number {
+  /** The first free slot from the home of `key`. */
+  #vacant(key: number): number {
     const keys = this.#keys;
     const mask = keys.length - 1;
-    const want = key + 1;
     let i = key & mask;
-    while (keys[i] !== 0 && keys[i] !== want) i = (i + 1) & mask;
+    while (keys[i] !== 0) i = (i + 1) & mask;
     return i;
   }
 
-  #resize(slots: number): void {
+  #resize(size: number): void {
     const keys = this.#keys;
-    const heads = this.#heads;
-    this.#keys = new Int32Array(slots);
-    this.#heads = new Array<ExactEntry<T> | undefined>(slots).fill(undefined);
+    const lists = this.lists;
+    const patterns = this.#patterns;
+    this.#keys = new Int32Array(size);
+    this.lists = new Int32Array(size * LIST);
+    this.#patterns = new Array<string | undefined>(size).fill(undefined);
     for (let i = 0; i < keys.length; i++) {
       if (keys[i] === 0) continue;
-      const j = this.#slot(keys[i]! - 1);
+      const j = this.#vacant(keys[i]! - 1);
       this.#keys[j] = keys[i]!;
-      this.#heads[j] = heads[i];
+      this.lists.set(lists.subarray(i * LIST, i * LIST + LIST), j * LIST);
+      this.#patterns[j] = patterns[i];
     }
   }
 }
@@ -423,25 +583,19 @@ class SegmentIds {
   }
 }
 
-/** Position of `value` in `list` by SameValueZero (as a Set would compare), -1 when absent. */
-function linearPosition<T>(list: readonly T[], value: T): number {
-  // Only NaN differs from itself; indexOf never finds it.
-  return value === value ? list.indexOf(value) : list.findIndex((x) => x !== x);
-}
-
 export class TopicTrie<T> {
   readonly #limits: TopicLimits;
+  /** The values of every pattern, exact or not. */
+  #values = new ValuePool<T>();
   /** Patterns with a wildcard, indexed segment by segment. */
-  #trie = new Nodes<T>();
+  #trie = new Nodes<T>(this.#values);
   /**
    * Patterns without a wildcard, keyed by `exactKey` of their segment ids.
    * Most subscriptions are exact; keeping them out of the trie turns their
    * match into one lookup and keeps the trie, walked on every publish, small.
    */
-  #exact = new ExactTable<T>();
+  #exact = new ExactTable();
   #exactPatterns = 0;
-  /** Value → position indexes of the value lists that grew long (see INDEX_AT). */
-  #positions = new Map<T[], Map<T, number>>();
   /** Ids of the segments patterns use; the tables walked per publish are keyed by them. */
   #segments = new SegmentIds();
   #size = 0;
@@ -479,45 +633,33 @@ export class TopicTrie<T> {
   add(pattern: string, value: T): boolean {
     const segs = validatePattern(pattern, this.#limits);
     if (hasWildcard(pattern)) return this.#addWildcard(segs, value);
-    const entry = this.#findExact(pattern, segs);
-    if (entry !== undefined) {
-      if (!this.#push(entry.values, value)) return false;
-    } else {
-      const key = exactKey(segs.map((seg) => this.#segments.hold(seg)));
-      this.#exact.set(key, new ExactEntry(pattern, [value], this.#exact.get(key)));
+    let at = this.#findExact(pattern, segs);
+    if (at < 0) {
+      at = this.#exact.insert(exactKey(segs.map((seg) => this.#segments.hold(seg))), pattern);
+      this.#values.add(this.#exact.lists, at, value);
       this.#exactPatterns++;
+    } else if (!this.#values.add(this.#exact.lists, at, value)) {
+      return false;
     }
     this.#size++;
     return true;
   }
 
-  #findExact(pattern: string, segs: readonly string[]): ExactEntry<T> | undefined {
+  /** Where the list record of `pattern` (split into `segs`) is in the exact table's `lists`, -1 if it has none. */
+  #findExact(pattern: string, segs: readonly string[]): number {
     const key = exactKey(segs.map((seg) => this.#segments.get(seg)));
-    if (key < 0) return undefined;
-    let entry = this.#exact.get(key);
-    while (entry !== undefined && entry.pattern !== pattern) entry = entry.next;
-    return entry;
+    return key < 0 ? -1 : this.#exact.find(key, pattern);
   }
 
   #removeExact(pattern: string, value: T): boolean {
     const segs = splitTopic(pattern);
-    const entry = this.#findExact(pattern, segs);
-    if (entry === undefined || !this.#pull(entry.values, value)) return false;
+    const at = this.#findExact(pattern, segs);
+    if (at < 0 || !this.#values.remove(this.#exact.lists, at, value)) return false;
     this.#size--;
-    if (entry.values.length > 0) return true;
-    const ids = segs.map((seg) => this.#segments.get(seg));
-    const key = exactKey(ids);
-    const head = this.#exact.get(key)!;
-    if (head === entry) {
-      if (entry.next === undefined) this.#exact.delete(key);
-      else this.#exact.set(key, entry.next);
-    } else {
-      let prev = head;
-      while (prev.next !== entry) prev = prev.next!;
-      prev.next = entry.next;
-    }
+    if (this.#exact.lists[at + LENGTH]! > 0) return true;
+    this.#exact.delete(at);
     this.#exactPatterns--;
-    for (const id of ids) this.#segments.release(id);
+    for (const seg of segs) this.#segments.release(this.#segments.get(seg));
     return true;
   }
 
@@ -530,10 +672,10 @@ export class TopicTrie<T> {
       const seg = segs[i]!;
       let child: number;
       if (seg === SINGLE_WILDCARD) {
-        child = trie.star[node]!;
+        child = trie.star(node);
         if (child === NONE) {
           child = trie.alloc();
-          trie.star[node] = child;
+          trie.setStar(node, child);
           this.#nodes++;
         }
       } else {
@@ -547,55 +689,12 @@ export class TopicTrie<T> {
       }
       node = child;
     }
-    const lists = multi ? trie.rest : trie.exact;
-    const list = lists[node];
-    if (list === undefined) {
-      lists[node] = [value];
-      this.#wildcardPatterns++;
-    } else if (!this.#push(list, value)) {
-      return false;
-    }
+    const at = node * NODE + (multi ? REST : EXACT);
+    const fresh = trie.meta[at + LENGTH] === 0;
+    if (!this.#values.add(trie.meta, at, value)) return false;
+    if (fresh) this.#wildcardPatterns++;
     this.#size++;
     return true;
-  }
-
-  /** Appends `value` unless present; false if it was. */
-  #push(list: T[], value: T): boolean {
-    const index = list.length >= INDEX_AT / 2 ? this.#positions.get(list) : undefined;
-    if (index !== undefined) {
-      if (index.has(value)) return false;
-      index.set(value, list.length);
-    } else {
-      if (linearPosition(list, value) >= 0) return false;
-      if (list.length + 1 >= INDEX_AT) this.#positions.set(list, new Map(list.map((v, i) => [v, i])).set(value, list.length));
-    }
-    list.push(value);
-    return true;
-  }
-
-  /**
-   * Removes `value` by moving the last value into its place (matching
-   * promises no order); false if absent. An emptied list's index goes too.
-   */
-  #pull(list: T[], value: T): boolean {
-    const index = list.length >= INDEX_AT / 2 ? this.#positions.get(list) : undefined;
-    const at = index !== undefined ? (index.get(value) ?? -1) : linearPosition(list, value);
-    if (at < 0) return false;
-    const last = list.pop()!;
-    if (at < list.length) {
-      list[at] = last;
-      index?.set(last, at);
-    }
-    if (index !== undefined) {
-      index.delete(value);
-      if (list.length < INDEX_AT / 2) this.#positions.delete(list);
-    }
-    return true;
-  }
-
-  #contains(list: T[], value: T): boolean {
-    const index = list.length >= INDEX_AT / 2 ? this.#positions.get(list) : undefined;
-    return index !== undefined ? index.has(value) : linearPosition(list, value) >= 0;
   }
 
   /** Removes one (pattern, value) entry; false when it was not present. Prunes emptied nodes. */
@@ -614,7 +713,7 @@ export class TopicTrie<T> {
       // A `#` anywhere but last was never accepted by add().
       if (seg === MULTI_WILDCARD) return false;
       if (seg === SINGLE_WILDCARD) {
-        node = trie.star[node]!;
+        node = trie.star(node);
         edges.push(NO_ID);
       } else {
         const id = this.#segments.get(seg);
@@ -624,12 +723,10 @@ export class TopicTrie<T> {
       if (node === NONE) return false;
       path.push(node);
     }
-    const lists = multi ? trie.rest : trie.exact;
-    const list = lists[node];
-    if (list === undefined || !this.#pull(list, value)) return false;
+    const at = node * NODE + (multi ? REST : EXACT);
+    if (!this.#values.remove(trie.meta, at, value)) return false;
     this.#size--;
-    if (list.length === 0) {
-      lists[node] = undefined;
+    if (trie.meta[at + LENGTH] === 0) {
       this.#wildcardPatterns--;
       this.#prune(path, edges);
     }
@@ -644,7 +741,7 @@ export class TopicTrie<T> {
       const parent = path[i - 1]!;
       const id = edges[i - 1]!;
       if (id === NO_ID) {
-        trie.star[parent] = NONE;
+        trie.setStar(parent, NONE);
       } else {
         trie.unlink(parent, id);
         this.#segments.release(id);
@@ -656,44 +753,52 @@ export class TopicTrie<T> {
 
   /** Whether the (pattern, value) entry is present. */
   has(pattern: string, value: T): boolean {
-    const list = this.#values(pattern);
-    return list !== undefined && this.#contains(list, value);
+    if (!hasWildcard(pattern)) {
+      const at = this.#findExact(pattern, splitTopic(pattern));
+      return at >= 0 && this.#values.has(this.#exact.lists, at, value);
+    }
+    const at = this.#wildcardList(pattern);
+    return at >= 0 && this.#values.has(this.#trie.meta, at, value);
   }
 
   /** Whether any value is subscribed with exactly this pattern. */
   hasPattern(pattern: string): boolean {
-    return this.#values(pattern) !== undefined;
+    if (!hasWildcard(pattern)) return this.#findExact(pattern, splitTopic(pattern)) >= 0;
+    const at = this.#wildcardList(pattern);
+    return at >= 0 && this.#trie.meta[at + LENGTH]! > 0;
   }
 
-  #values(pattern: string): T[] | undefined {
+  /** Where the record of a wildcard pattern's value list is in the trie's `meta`, -1 if the pattern has no node. */
+  #wildcardList(pattern: string): number {
     const segs = splitTopic(pattern);
-    if (!hasWildcard(pattern)) return this.#findExact(pattern, segs)?.values;
     const multi = segs[segs.length - 1] === MULTI_WILDCARD;
     const depth = multi ? segs.length - 1 : segs.length;
     const trie = this.#trie;
     let node = ROOT;
     for (let i = 0; i < depth; i++) {
       const seg = segs[i]!;
-      if (seg === MULTI_WILDCARD) return undefined;
+      if (seg === MULTI_WILDCARD) return -1;
       if (seg === SINGLE_WILDCARD) {
-        node = trie.star[node]!;
+        node = trie.star(node);
       } else {
         const id = this.#segments.get(seg);
         node = id === NO_ID ? NONE : trie.child(node, id);
       }
-      if (node === NONE) return undefined;
+      if (node === NONE) return -1;
     }
-    return multi ? trie.rest[node] : trie.exact[node];
+    return node * NODE + (multi ? REST : EXACT);
   }
 
-  /** Values of the exact pattern equal to the topic whose segment ids are `ids[0..end)`. */
-  #exactValues(topic: string, ids: readonly number[], end: number): T[] | undefined {
-    if (this.#exactPatterns === 0) return undefined;
+  /**
+   * Where the list record of the exact pattern equal to the topic (whose
+   * segment ids are `ids[0..end)`) is in the exact table's `lists`, -1 if
+   * no exact pattern equals it.
+   */
+  #exactList(topic: string, ids: readonly number[], end: number): number {
+    if (this.#exactPatterns === 0) return -1;
     const key = exactKey(ids, end);
-    if (key < 0) return undefined;
-    let entry = this.#exact.get(key);
-    while (entry !== undefined && entry.pattern !== topic) entry = entry.next;
-    return entry?.values;
+    if (key < 0) return -1;
+    return this.#exact.find(key, topic);
   }
 
   /**
@@ -707,8 +812,12 @@ export class TopicTrie<T> {
     if (this.#size === 0) return out;
     const ids = this.#visiting ? [] : this.#ids;
     const end = this.#segments.idsOf(topic, segments, ids);
-    const exact = this.#exactValues(topic, ids, end);
-    if (exact !== undefined) for (let k = 0; k < exact.length; k++) out.push(exact[k]!);
+    const exact = this.#exactList(topic, ids, end);
+    if (exact >= 0) {
+      const lists = this.#exact.lists;
+      const values = this.#values.values;
+      for (let k = lists[exact + START]!, e = k + lists[exact + LENGTH]!; k < e; k++) out.push(values[k] as T);
+    }
     if (this.#wildcardPatterns > 0) this.#trie.collect(ROOT, ids, end, 0, out);
     return out;
   }
@@ -731,10 +840,12 @@ export class TopicTrie<T> {
     this.#visiting = true;
     try {
       let n = 0;
-      const exact = this.#exactValues(topic, ids, end);
-      if (exact !== undefined) {
-        for (let k = 0; k < exact.length; k++) fn(exact[k]!);
-        n = exact.length;
+      const exact = this.#exactList(topic, ids, end);
+      if (exact >= 0) {
+        const lists = this.#exact.lists;
+        const values = this.#values.values;
+        n = lists[exact + LENGTH]!;
+        for (let k = lists[exact + START]!, e = k + n; k < e; k++) fn(values[k] as T);
       }
       if (this.#wildcardPatterns > 0) n += this.#trie.visit(ROOT, ids, end, 0, fn);
       return n;
@@ -755,10 +866,10 @@ export class TopicTrie<T> {
 
   /** Removes every entry. */
   clear(): void {
-    this.#trie = new Nodes<T>();
+    this.#values = new ValuePool();
+    this.#trie = new Nodes<T>(this.#values);
     this.#exact = new ExactTable();
     this.#exactPatterns = 0;
-    this.#positions = new Map();
     this.#segments = new SegmentIds();
     this.#size = 0;
     this.#wildcardPatterns = 0;
@@ -766,9 +877,9 @@ export class TopicTrie<T> {
   }
 
   *#lists(): Generator<[string, T[]]> {
-    for (const head of this.#exact.values()) {
-      for (let entry: ExactEntry<T> | undefined = head; entry !== undefined; entry = entry.next) yield [entry.pattern, entry.values];
-    }
+    // Copied first: removals while the caller iterates move the exact table's slots.
+    const exact = [...this.#exact.entries()].map(([pattern, at]): [string, T[]] => [pattern, this.#values.list(this.#exact.lists, at)]);
+    yield* exact;
     const trie = this.#trie;
     const children = new Map<number, Array<[number, number]>>();
     for (const [parent, seg, child] of trie.allEdges()) {
@@ -780,11 +891,10 @@ export class TopicTrie<T> {
     const stack: Array<[number, string[]]> = [[ROOT, []]];
     while (stack.length > 0) {
       const [node, path] = stack.pop()!;
-      const exact = trie.exact[node];
-      const rest = trie.rest[node];
-      if (exact !== undefined) yield [path.join(TOPIC_SEPARATOR), exact];
-      if (rest !== undefined) yield [[...path, MULTI_WILDCARD].join(TOPIC_SEPARATOR), rest];
-      if (trie.star[node] !== NONE) stack.push([trie.star[node]!, [...path, SINGLE_WILDCARD]]);
+      const at = node * NODE;
+      if (trie.meta[at + EXACT + LENGTH]! > 0) yield [path.join(TOPIC_SEPARATOR), this.#values.list(trie.meta, at + EXACT)];
+      if (trie.meta[at + REST + LENGTH]! > 0) yield [[...path, MULTI_WILDCARD].join(TOPIC_SEPARATOR), this.#values.list(trie.meta, at + REST)];
+      if (trie.star(node) !== NONE) stack.push([trie.star(node), [...path, SINGLE_WILDCARD]]);
       for (const [seg, child] of children.get(node) ?? []) stack.push([child, [...path, this.#segments.name(seg)]]);
     }
   }

@@ -215,6 +215,59 @@ describe('TopicTrie', () => {
     }
   });
 
+  it('keeps many value lists apart while they grow, shrink, empty and take freed room again', () => {
+    // Lists of every length up to past the index threshold, interleaved, so that blocks move, are freed and reused.
+    const patterns = ['a.b', 'a.c', 'b', 'a.*', '*.b', 'a.#', '#', '*', 'a.b.#'];
+    const topics = ['a.b', 'a.c', 'b', 'a', 'c.b', 'a.b.c'];
+    const trie = new TopicTrie<number>();
+    const live = new Map<string, Set<number>>(patterns.map((p) => [p, new Set()]));
+    const rand = seededRandom(13);
+    const check = (): void => {
+      for (const t of topics) {
+        const expected = [...live].flatMap(([p, vs]) => (matches(p, t) ? [...vs] : [])).sort((x, y) => x - y);
+        assert.deepEqual(trie.match(t).sort((x, y) => x - y), expected, `topic ${t}`);
+      }
+      const entries = [...trie.entries()].map(([p, v]) => `${p} ${v}`).sort();
+      assert.deepEqual(entries, [...live].flatMap(([p, vs]) => [...vs].map((v) => `${p} ${v}`)).sort());
+    };
+    for (let step = 0; step < 6000; step++) {
+      const p = patterns[Math.floor(rand() * patterns.length)]!;
+      const values = live.get(p)!;
+      // Phases that favour adding, then removing, so that lists swing between empty and ~70 values.
+      const adding = rand() < (Math.floor(step / 1000) % 2 === 0 ? 0.75 : 0.25);
+      const v = Math.floor(rand() * 70);
+      if (adding) {
+        assert.equal(trie.add(p, v), !values.has(v), `add ${p} ${v}`);
+        values.add(v);
+      } else {
+        assert.equal(trie.remove(p, v), values.delete(v), `remove ${p} ${v}`);
+      }
+      assert.equal(trie.hasPattern(p), values.size > 0);
+      if (step % 50 === 0) check();
+    }
+    check();
+    for (const [p, vs] of live) for (const v of vs) assert.equal(trie.remove(p, v), true);
+    assert.equal(trie.size, 0);
+    assert.equal(trie.nodeCount, 0);
+  });
+
+  it('compares values as a Set does (NaN equals NaN, -0 equals 0)', () => {
+    for (const pattern of ['a.b', 'a.*']) {
+      const trie = new TopicTrie<number>();
+      assert.equal(trie.add(pattern, NaN), true);
+      assert.equal(trie.add(pattern, NaN), false);
+      assert.equal(trie.add(pattern, 0), true);
+      assert.equal(trie.add(pattern, -0), false);
+      assert.equal(trie.has(pattern, NaN), true);
+      assert.equal(trie.has(pattern, -0), true);
+      assert.equal(trie.match('a.b').length, 2);
+      assert.equal(trie.remove(pattern, NaN), true);
+      assert.equal(trie.has(pattern, NaN), false);
+      assert.equal(trie.remove(pattern, -0), true);
+      assert.equal(trie.size, 0);
+    }
+  });
+
   it('holds many exact and wildcard patterns, then forgets them removed in any order', () => {
     // Enough patterns to grow the exact table several times and to shrink it again as they go.
     const trie = new TopicTrie<number>();
