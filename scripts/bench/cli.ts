@@ -16,13 +16,13 @@
  *   `macula bench pubsub` and `rpc` of the same size go through our two
  *   nodes, and the same runs go through nats-server from a NATS worker of
  *   their own; the counted runs then start in fresh processes on both
- *   sides (a node's first 50,000 messages, compiling its hot paths, took
- *   about twice as long as the next);
+ *   sides (while a node compiled its hot paths, its first 50,000 messages
+ *   took up to twice as long as later runs);
  * - two rates at the subscriber: `receive_rate`, from its first message to
  *   its last, and `delivery_rate`, from the first publish to the last
  *   message received. They differ where a publisher runs ahead of its
  *   subscriber: a NATS publish is buffered in the client without bound, so
- *   the whole run is queued before the subscriber, in the same process,
+ *   most of the run is queued before the subscriber, in the same process,
  *   gets to read, and `receive_rate` then measures how fast it drains a
  *   full buffer (NATS's median latency is most of the run); ours is
  *   flow-controlled by the node, so publishing and receiving overlap and
