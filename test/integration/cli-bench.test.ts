@@ -62,7 +62,7 @@ describe('macula bench between two nodes', { timeout: 120_000 }, () => {
     assert.equal(f.lost, 0);
     assert.ok(f.publish_rate! > 0 && f.receive_rate! > 0, JSON.stringify(f));
     // Delivery's window (first publish to last message) holds the subscriber's (first message to last) and fits in the command's run.
-    assert.ok(f.delivery_rate! <= Math.ceil((f.receive_rate! * 3000) / 2999) + 1, JSON.stringify(f));
+    assert.ok(f.delivery_rate! <= Math.ceil((f.receive_rate! * 3000) / 2999) + 2, JSON.stringify(f)); // + rounding of both rates
     assert.ok(f.delivery_rate! >= Math.floor((3000 / ms) * 1000), JSON.stringify(f));
     assertLatencies(f, ms);
   });
