@@ -1,6 +1,9 @@
 /** Runs the real `macula` command (bin/macula.js) as a child process. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../../bin/macula.js', import.meta.url));
@@ -105,6 +108,40 @@ export async function startNode(dataDir: string, extra: string[] = [], env: Node
   const [, nodeId] = await proc.waitFor(/macula node ([0-9a-f]{64})/);
   const [, port] = await proc.waitFor(/listening 127\.0\.0\.1:(\d+)\/udp/);
   return { proc, nodeId: nodeId!, port: Number(port), address: `127.0.0.1:${port}` };
+}
+
+/**
+ * The `macula` processes of a test file: nodes started in data
+ * directories of their own and commands left running, all killed (SIGKILL)
+ * and their directories removed by `cleanup()`.
+ */
+export class CliProcesses {
+  readonly #dirs: string[] = [];
+  readonly #procs: MaculaProcess[] = [];
+
+  /** `prefix`: the name of the nodes' temporary data directories. */
+  constructor(readonly prefix: string) {}
+
+  /** A `macula start` node in a fresh data directory. */
+  async node(extra: string[] = []): Promise<StartedNode> {
+    const dir = await mkdtemp(join(tmpdir(), this.prefix));
+    this.#dirs.push(dir);
+    const n = await startNode(dir, extra);
+    this.#procs.push(n.proc);
+    return n;
+  }
+
+  /** A `macula` command left running until it exits or cleanup(). */
+  spawn(args: string[]): MaculaProcess {
+    const p = new MaculaProcess(args);
+    this.#procs.push(p);
+    return p;
+  }
+
+  async cleanup(): Promise<void> {
+    for (const p of this.#procs) p.kill('SIGKILL');
+    for (const d of this.#dirs) await rm(d, { recursive: true, force: true });
+  }
 }
 
 /** A UDP port nothing listens on (bound, read and released). */

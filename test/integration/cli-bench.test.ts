@@ -5,27 +5,11 @@
  * receiver, are real times of this run.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { MaculaProcess, runMacula, startNode, type StartedNode } from '../helpers/cli.js';
+import { CliProcesses, runMacula, type StartedNode } from '../helpers/cli.js';
 
-const dirs: string[] = [];
-const procs: MaculaProcess[] = [];
-
-async function node(extra: string[] = []): Promise<StartedNode> {
-  const d = await mkdtemp(join(tmpdir(), 'macula-cli-bench-'));
-  dirs.push(d);
-  const n = await startNode(d, extra);
-  procs.push(n.proc);
-  return n;
-}
-
-after(async () => {
-  for (const p of procs) p.kill('SIGKILL');
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const procs = new CliProcesses('macula-cli-bench-');
+after(() => procs.cleanup());
 
 async function bench(scenario: string, count: number, a: StartedNode, b: StartedNode): Promise<{ figures: Record<string, number>; ms: number }> {
   const t0 = performance.now();
@@ -49,9 +33,9 @@ describe('macula bench between two nodes', { timeout: 120_000 }, () => {
   let b: StartedNode;
 
   before(async () => {
-    a = await node();
+    a = await procs.node();
     await a.proc.waitFor(/first node of a new mesh/);
-    b = await node(['--bootstrap', a.address]);
+    b = await procs.node(['--bootstrap', a.address]);
     await b.proc.waitFor(/joined the mesh/);
   });
 

@@ -5,19 +5,12 @@
  * `sub` shows a topic holding control characters on one line.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { MAX_TIMEOUT_MS } from '../../src/cli/options.js';
-import { MaculaProcess, runMacula, startNode, unusedUdpPort } from '../helpers/cli.js';
+import { CliProcesses, runMacula, unusedUdpPort } from '../helpers/cli.js';
 
-const dirs: string[] = [];
-const procs: MaculaProcess[] = [];
-after(async () => {
-  for (const p of procs) p.kill('SIGKILL');
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const procs = new CliProcesses('macula-cli-input-');
+after(() => procs.cleanup());
 
 describe('macula client commands: input', { timeout: 90_000 }, () => {
   it('refuses bad topics, patterns, realms and numbers with exit 2 and the rule, before connecting', async () => {
@@ -57,12 +50,8 @@ describe('macula client commands: input', { timeout: 90_000 }, () => {
   });
 
   it('prints a topic or an error holding a newline on one line, so it cannot forge a second line', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'macula-cli-input-'));
-    dirs.push(dir);
-    const n = await startNode(dir, ['--status-interval', '0']);
-    procs.push(n.proc);
-    const sub = new MaculaProcess(['sub', 'alerts.#', '--count', '2', '--node', n.address]);
-    procs.push(sub);
+    const n = await procs.node(['--status-interval', '0']);
+    const sub = procs.spawn(['sub', 'alerts.#', '--count', '2', '--node', n.address]);
     await sub.waitForStderr(/subscribed to alerts\.#/);
     const forged = 'alerts.disk full\nalerts.auth.login admin';
     const pub1 = await runMacula(['pub', forged, 'ok', '--node', n.address]);
@@ -74,8 +63,7 @@ describe('macula client commands: input', { timeout: 90_000 }, () => {
     assert.equal(sub.stdout, `"alerts.disk full\\nalerts.auth.login admin" ok\nalerts.bell "ring\\u0007"\n`);
 
     // An error message written by a remote handler is shown on one line, escapes and all.
-    const serve = new MaculaProcess(['serve', 'forge', '--node', n.address, '--', process.execPath, '-e', 'process.stderr.write("bad\\nmacula: forged line\\u001b[31m"); process.exit(1)']);
-    procs.push(serve);
+    const serve = procs.spawn(['serve', 'forge', '--node', n.address, '--', process.execPath, '-e', 'process.stderr.write("bad\\nmacula: forged line\\u001b[31m"); process.exit(1)']);
     await serve.waitForStderr(/serving forge/);
     const call = await runMacula(['call', 'forge', '--node', n.address]);
     assert.equal(call.code, 1);

@@ -4,32 +4,14 @@
  * and servers are light clients of this test process.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MaculaClient } from '../../src/client/client.js';
 import { parseAddress } from '../../src/transport/types.js';
-import { MaculaProcess, runMacula, startNode, type StartedNode } from '../helpers/cli.js';
+import { CliProcesses, runMacula, type StartedNode } from '../helpers/cli.js';
 import { waitFor } from '../helpers/testnet.js';
 
-const dirs: string[] = [];
-const procs: MaculaProcess[] = [];
+const procs = new CliProcesses('macula-cli-msg-');
 const clients: MaculaClient[] = [];
-
-async function node(extra: string[] = []): Promise<StartedNode> {
-  const d = await mkdtemp(join(tmpdir(), 'macula-cli-msg-'));
-  dirs.push(d);
-  const n = await startNode(d, extra);
-  procs.push(n.proc);
-  return n;
-}
-
-function spawnMacula(args: string[]): MaculaProcess {
-  const p = new MaculaProcess(args);
-  procs.push(p);
-  return p;
-}
 
 async function client(n: StartedNode): Promise<MaculaClient> {
   const c = await MaculaClient.connect({ node: parseAddress(n.address), timeoutMs: 5000 });
@@ -46,8 +28,7 @@ function jsonLines(text: string): Record<string, unknown>[] {
 
 after(async () => {
   await Promise.all(clients.map((x) => x.close()));
-  for (const p of procs) p.kill('SIGKILL');
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
+  await procs.cleanup();
 });
 
 describe('macula messaging commands on a 3-node mesh', { timeout: 120_000 }, () => {
@@ -56,16 +37,16 @@ describe('macula messaging commands on a 3-node mesh', { timeout: 120_000 }, () 
   let c: StartedNode;
 
   before(async () => {
-    a = await node();
+    a = await procs.node();
     await a.proc.waitFor(/first node of a new mesh/);
-    [b, c] = await Promise.all([node(['--bootstrap', a.address]), node(['--bootstrap', a.address])]);
+    [b, c] = await Promise.all([procs.node(['--bootstrap', a.address]), procs.node(['--bootstrap', a.address])]);
     await Promise.all([b.proc.waitFor(/joined the mesh/), c.proc.waitFor(/joined the mesh/)]);
   });
 
   it('sub --queue members share the messages, sub --headers prints what pub -H sent', async () => {
-    const q1 = spawnMacula(['sub', 'jobs.*', '--queue', 'workers', '--json', '--node', a.address]);
-    const q2 = spawnMacula(['sub', 'jobs.*', '--queue', 'workers', '--json', '--node', c.address]);
-    const plain = spawnMacula(['sub', 'jobs.*', '--headers', '--count', '20', '--node', c.address]);
+    const q1 = procs.spawn(['sub', 'jobs.*', '--queue', 'workers', '--json', '--node', a.address]);
+    const q2 = procs.spawn(['sub', 'jobs.*', '--queue', 'workers', '--json', '--node', c.address]);
+    const plain = procs.spawn(['sub', 'jobs.*', '--headers', '--count', '20', '--node', c.address]);
     await q1.waitForStderr(/subscribed to jobs\.\* in queue group workers/);
     await q2.waitForStderr(/subscribed to jobs\.\* in queue group workers/);
     await plain.waitForStderr(/subscribed to jobs\.\*/);
@@ -125,9 +106,9 @@ describe('macula messaging commands on a 3-node mesh', { timeout: 120_000 }, () 
 
 describe('macula stats names slow consumers', { timeout: 120_000 }, () => {
   it('a frozen `macula sub` fills its subscription on the gateway node: stats lists it with pattern, node and client', async () => {
-    const n = await node();
+    const n = await procs.node();
     await n.proc.waitFor(/first node of a new mesh/);
-    const sub = spawnMacula(['sub', 'bulk.#', '--node', n.address]);
+    const sub = procs.spawn(['sub', 'bulk.#', '--node', n.address]);
     await sub.waitForStderr(/subscribed to bulk\.#/);
     sub.kill('SIGSTOP'); // reads nothing more: QUIC flow control, then the forwards, then the subscription buffer fill up
     try {
