@@ -344,14 +344,25 @@ async function inChild(name: string, seconds: number): Promise<Trial> {
 }
 
 /**
+ * How a two-process flood's figures are named: `<side>_<rate>` and
+ * `<side>_…cpu_s_per_<per>` for the framed and the raw side, and their ratio.
+ */
+function floodNames(bulk: boolean) {
+  return bulk
+    ? { framed: 'bulk', raw: 'raw_bulk', rate: 'mb_per_s', unit: 'MB/s', per: 'gb', ratio: 'bulk_vs_raw_ratio' }
+    : { framed: 'framed_oneway', raw: 'raw_oneway', rate: 'msgs_per_s', unit: 'msgs/s', per: 'm_msgs', ratio: 'framed_vs_raw_ratio' };
+}
+
+/**
  * The flood between two processes (transport-endpoint.ts): the receiver
  * listens, the sender dials and floods; after WARMUP_MS the receiver's
  * count and both processes' CPU time are sampled, and again `seconds`
- * later. Gives `${prefix}_msgs_per_s` (bulk: `_mb_per_s`) and the CPU
- * seconds per million messages (bulk: per GB) of the receiver, the
- * sender and both.
+ * later. Gives the side's rate and the CPU seconds per million messages
+ * (bulk: per GB) of the receiver, the sender and both, named by floodNames.
  */
-async function twoProcessFlood(seconds: number, kind: FloodKind, prefix: string): Promise<Trial> {
+async function twoProcessFlood(seconds: number, kind: FloodKind): Promise<Trial> {
+  const names = floodNames(kind.bulk);
+  const prefix = kind.framed ? names.framed : names.raw;
   const name = `${prefix}-${kind.framed ? 'framed' : 'raw'}`;
   const receiver = new Worker(`${name}-receiver`, ENDPOINT);
   const sender = new Worker(`${name}-sender`, ENDPOINT);
@@ -372,9 +383,9 @@ async function twoProcessFlood(seconds: number, kind: FloodKind, prefix: string)
     const rate = (b.count - a.count) / (kind.bulk ? 1e6 : 1) / ((b.t - a.t) / 1000);
     const receiverCpu = (b.receiverUs - a.receiverUs) / 1e6 / units;
     const senderCpu = (b.senderUs - a.senderUs) / 1e6 / units;
-    const per = kind.bulk ? 'gb' : 'm_msgs';
+    const per = names.per;
     return {
-      [`${prefix}_${kind.bulk ? 'mb' : 'msgs'}_per_s`]: rate,
+      [`${prefix}_${names.rate}`]: rate,
       [`${prefix}_cpu_s_per_${per}`]: receiverCpu + senderCpu,
       [`${prefix}_receiver_cpu_s_per_${per}`]: receiverCpu,
       [`${prefix}_sender_cpu_s_per_${per}`]: senderCpu,
@@ -397,24 +408,29 @@ export async function transportScenario(ctx: BenchContext): Promise<void> {
     raw: { trial: () => inChild(`${what}-raw`, seconds) },
   });
   const floods = (bulk: boolean) => ({
-    framed: { trial: () => twoProcessFlood(seconds, { framed: true, bulk }, bulk ? 'bulk' : 'framed_oneway') },
-    raw: { trial: () => twoProcessFlood(seconds, { framed: false, bulk }, bulk ? 'raw_bulk' : 'raw_oneway') },
+    framed: { trial: () => twoProcessFlood(seconds, { framed: true, bulk }) },
+    raw: { trial: () => twoProcessFlood(seconds, { framed: false, bulk }) },
   });
 
   // Each metric of a flood trial is reported under the name the trial gave it.
   const spread = (rounds: Rounds, metrics: ReadonlyArray<readonly [string, string]>) => {
     for (const [metric, unit] of metrics) reportSpread(ctx, metric, rounds.get(metric), unit);
   };
-  const oneWay = await alternate(ctx, ctx.runs, floods(false));
-  for (const side of ['framed', 'raw']) {
-    spread(oneWay, [
-      [`${side}_oneway_msgs_per_s`, 'msgs/s'],
-      [`${side}_oneway_cpu_s_per_m_msgs`, 'CPU s'],
-      [`${side}_oneway_receiver_cpu_s_per_m_msgs`, 'CPU s'],
-      [`${side}_oneway_sender_cpu_s_per_m_msgs`, 'CPU s'],
-    ]);
-  }
-  reportRatio(ctx, 'framed_vs_raw_ratio', oneWay.get('framed_oneway_msgs_per_s'), oneWay.get('raw_oneway_msgs_per_s'));
+  /** The two-process floods, framed and raw alternating: each side's rate and CPU (both ends, and each), and their ratio. */
+  const twoProcessFloods = async (bulk: boolean) => {
+    const rounds = await alternate(ctx, ctx.runs, floods(bulk));
+    const { framed, raw, rate, unit, per, ratio } = floodNames(bulk);
+    for (const side of [framed, raw]) {
+      spread(rounds, [
+        [`${side}_${rate}`, unit],
+        [`${side}_cpu_s_per_${per}`, 'CPU s'],
+        [`${side}_receiver_cpu_s_per_${per}`, 'CPU s'],
+        [`${side}_sender_cpu_s_per_${per}`, 'CPU s'],
+      ]);
+    }
+    reportRatio(ctx, ratio, rounds.get(`${framed}_${rate}`), rounds.get(`${raw}_${rate}`));
+  };
+  await twoProcessFloods(false);
 
   const oneWaySame = await alternate(ctx, ctx.runs, variants('oneway'));
   spread(oneWaySame, [
@@ -430,16 +446,7 @@ export async function transportScenario(ctx: BenchContext): Promise<void> {
   reportSpread(ctx, 'raw_reqresp_100_per_s', rr.get('raw100'), 'req/s');
   reportRatio(ctx, 'reqresp_100_vs_raw_ratio', rr.get('rr100'), rr.get('raw100'));
 
-  const bulkRounds = await alternate(ctx, ctx.runs, floods(true));
-  for (const side of ['bulk', 'raw_bulk']) {
-    spread(bulkRounds, [
-      [`${side}_mb_per_s`, 'MB/s'],
-      [`${side}_cpu_s_per_gb`, 'CPU s'],
-      [`${side}_receiver_cpu_s_per_gb`, 'CPU s'],
-      [`${side}_sender_cpu_s_per_gb`, 'CPU s'],
-    ]);
-  }
-  reportRatio(ctx, 'bulk_vs_raw_ratio', bulkRounds.get('bulk_mb_per_s'), bulkRounds.get('raw_bulk_mb_per_s'));
+  await twoProcessFloods(true);
 
   const bulkSame = await alternate(ctx, ctx.runs, variants('bulk'));
   spread(bulkSame, [
