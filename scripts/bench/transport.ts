@@ -344,8 +344,9 @@ async function inChild(name: string, seconds: number): Promise<Trial> {
 }
 
 /**
- * How a two-process flood's figures are named: `<side>_<rate>` and
- * `<side>_…cpu_s_per_<per>` for the framed and the raw side, and their ratio.
+ * How a flood's figures are named: `<side>_<rate>` and
+ * `<side>_…cpu_s_per_<per>` for the framed and the raw side between two
+ * processes, `<side>_same_process_<rate>` in one, and their ratios.
  */
 function floodNames(bulk: boolean) {
   return bulk
@@ -430,14 +431,20 @@ export async function transportScenario(ctx: BenchContext): Promise<void> {
     }
     reportRatio(ctx, ratio, rounds.get(`${framed}_${rate}`), rounds.get(`${raw}_${rate}`));
   };
+  /** The same floods with both ends in one process (`<side>_same_process_<rate>`), and their ratio. */
+  const sameProcessFloods = async (bulk: boolean) => {
+    const rounds = await alternate(ctx, ctx.runs, variants(bulk ? 'bulk' : 'oneway'));
+    const { framed, raw, rate, unit, ratio } = floodNames(bulk);
+    const [f, r] = [`${framed}_same_process_${rate}`, `${raw}_same_process_${rate}`];
+    spread(rounds, [
+      [f, unit],
+      [r, unit],
+    ]);
+    reportRatio(ctx, ratio.replace(/_ratio$/, '_same_process_ratio'), rounds.get(f), rounds.get(r));
+  };
   await twoProcessFloods(false);
 
-  const oneWaySame = await alternate(ctx, ctx.runs, variants('oneway'));
-  spread(oneWaySame, [
-    ['framed_oneway_same_process_msgs_per_s', 'msgs/s'],
-    ['raw_oneway_same_process_msgs_per_s', 'msgs/s'],
-  ]);
-  reportRatio(ctx, 'framed_vs_raw_same_process_ratio', oneWaySame.get('framed_oneway_same_process_msgs_per_s'), oneWaySame.get('raw_oneway_same_process_msgs_per_s'));
+  await sameProcessFloods(false);
 
   const rr = await alternate(ctx, ctx.runs, variants('rr'));
   reportSpread(ctx, 'reqresp_1_per_s', rr.get('rr1'), 'req/s');
@@ -448,12 +455,7 @@ export async function transportScenario(ctx: BenchContext): Promise<void> {
 
   await twoProcessFloods(true);
 
-  const bulkSame = await alternate(ctx, ctx.runs, variants('bulk'));
-  spread(bulkSame, [
-    ['bulk_same_process_mb_per_s', 'MB/s'],
-    ['raw_bulk_same_process_mb_per_s', 'MB/s'],
-  ]);
-  reportRatio(ctx, 'bulk_vs_raw_same_process_ratio', bulkSame.get('bulk_same_process_mb_per_s'), bulkSame.get('raw_bulk_same_process_mb_per_s'));
+  await sameProcessFloods(true);
 
   const encodes: number[] = [];
   const decodes: number[] = [];
