@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { TransportError } from '../util/errors.js';
 
 /**
@@ -106,36 +107,64 @@ function candidates(): string[] {
   return [`linux-${process.arch}-gnu`, `linux-${process.arch}-musl`];
 }
 
+/** The environment variable tokio reads for the size of the binding's runtime (its worker threads). */
+export const QUIC_THREADS_ENV = 'TOKIO_WORKER_THREADS';
+
+/**
+ * Worker threads of the binding's tokio runtime unless TOKIO_WORKER_THREADS
+ * says otherwise: one fewer than the cores, at least one. Tokio's own
+ * default is one per core, which with the JS thread (busy on the same
+ * traffic) puts more busy threads than cores on the machine: on two cores,
+ * calls one at a time went from 0.78–0.99× NATS with two workers to
+ * 0.99–1.26× with one (ARCHITECTURE.md, Transport).
+ */
+export function quicWorkerThreads(cores: number): number {
+  return Math.max(1, cores - 1);
+}
+
 let loading: Promise<QuinnBinding> | undefined;
 
 export function loadQuinnBinding(): Promise<QuinnBinding> {
   loading ??= (async () => {
-    const keys = candidates();
-    const failures: string[] = [];
-    for (const key of keys) {
-      const pkg = PLATFORM_PACKAGES[key];
-      if (!pkg) continue;
-      let mod: Partial<QuinnBinding>;
-      try {
-        mod = createRequire(import.meta.url)(pkg) as Partial<QuinnBinding>;
-      } catch (err) {
-        failures.push(`${pkg}: ${(err as Error).message}`);
-        continue;
-      }
-      if (typeof mod.QuinnConfig !== 'function' || typeof mod.Server !== 'function' || typeof mod.Client !== 'function') {
-        throw new TransportError(`the QUIC binding ${pkg} has an unexpected shape; reinstall the pinned version`);
-      }
-      return mod as QuinnBinding;
+    // The binding builds its runtime as it loads, from the environment then: a value the user set is kept, and one set
+    // here is taken away again once loaded, so that it does not pass on to child processes.
+    const ours = process.env[QUIC_THREADS_ENV] === undefined;
+    if (ours) process.env[QUIC_THREADS_ENV] = String(quicWorkerThreads(availableParallelism()));
+    try {
+      return requireBinding();
+    } finally {
+      if (ours) delete process.env[QUIC_THREADS_ENV];
     }
-    if (failures.length === 0) {
-      throw new TransportError(`no QUIC binding for ${keys.join(' or ')}; supported platforms: ${Object.keys(PLATFORM_PACKAGES).join(', ')}`);
-    }
-    throw new TransportError(`cannot load the QUIC binding (${failures.join('; ')}); run npm install again`);
   })();
   loading.catch(() => {
     loading = undefined;
   });
   return loading;
+}
+
+/** The first build of the binding that loads on this platform. */
+function requireBinding(): QuinnBinding {
+  const keys = candidates();
+  const failures: string[] = [];
+  for (const key of keys) {
+    const pkg = PLATFORM_PACKAGES[key];
+    if (!pkg) continue;
+    let mod: Partial<QuinnBinding>;
+    try {
+      mod = createRequire(import.meta.url)(pkg) as Partial<QuinnBinding>;
+    } catch (err) {
+      failures.push(`${pkg}: ${(err as Error).message}`);
+      continue;
+    }
+    if (typeof mod.QuinnConfig !== 'function' || typeof mod.Server !== 'function' || typeof mod.Client !== 'function') {
+      throw new TransportError(`the QUIC binding ${pkg} has an unexpected shape; reinstall the pinned version`);
+    }
+    return mod as QuinnBinding;
+  }
+  if (failures.length === 0) {
+    throw new TransportError(`no QUIC binding for ${keys.join(' or ')}; supported platforms: ${Object.keys(PLATFORM_PACKAGES).join(', ')}`);
+  }
+  throw new TransportError(`cannot load the QUIC binding (${failures.join('; ')}); run npm install again`);
 }
 
 export function ignoreResult(fn: () => Promise<unknown> | unknown): void {

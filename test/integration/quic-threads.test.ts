@@ -1,0 +1,78 @@
+/**
+ * The QUIC binding's tokio runtime gets one worker thread fewer than the
+ * cores (at least one) unless TOKIO_WORKER_THREADS is set, in which case
+ * the user's number stands; the variable is not left set for child
+ * processes when the user did not set it. Checked in real processes: each
+ * loads the binding, listens on 127.0.0.1, and counts its own threads that
+ * tokio named as workers.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { QUIC_THREADS_ENV, quicWorkerThreads } from '../../src/transport/quic-binding.js';
+
+const QUIC = fileURLToPath(new URL('../../src/transport/quic.js', import.meta.url));
+const IDENTITY = fileURLToPath(new URL('../../src/identity/identity.js', import.meta.url));
+
+// A thread tokio starts names itself once it runs, so the probe waits until every thread that appeared with the
+// binding has a name of its own (a new thread starts with the process's name), then counts tokio's workers.
+const SCRIPT = `
+const { readdirSync, readFileSync } = await import('node:fs');
+const { QuicTransport } = await import(${JSON.stringify(QUIC)});
+const { Identity } = await import(${JSON.stringify(IDENTITY)});
+const comm = (t) => readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim();
+const before = new Set(readdirSync('/proc/self/task'));
+const transport = new QuicTransport({ identity: Identity.generate() });
+await transport.listen({ host: '127.0.0.1', port: 0 });
+const deadline = Date.now() + 10_000;
+let added = readdirSync('/proc/self/task').filter((t) => !before.has(t));
+while (added.length === 0 || added.some((t) => comm(t) === comm(process.pid))) {
+  if (Date.now() > deadline) throw new Error('threads not named within 10 s: ' + added.map(comm).join(', '));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  added = readdirSync('/proc/self/task').filter((t) => !before.has(t));
+}
+console.log(JSON.stringify({ workers: added.filter((t) => comm(t) === 'tokio-rt-worker').length, env: process.env.${QUIC_THREADS_ENV} ?? null }));
+await transport.close();
+`;
+
+/** Runs SCRIPT in a fresh process with TOKIO_WORKER_THREADS set to `value` (absent if undefined). */
+async function quicThreadsIn(value: string | undefined): Promise<{ workers: number; env: string | null }> {
+  const env = { ...process.env };
+  delete env[QUIC_THREADS_ENV];
+  if (value !== undefined) env[QUIC_THREADS_ENV] = value;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', SCRIPT], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the probe process did not exit within 20 s\n${err}`));
+    }, 20_000);
+    child.on('close', (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  assert.equal(code, 0, err);
+  return JSON.parse(out.trim()) as { workers: number; env: string | null };
+}
+
+describe('QUIC worker threads', () => {
+  it('one fewer than the cores, at least one', () => {
+    assert.equal(quicWorkerThreads(1), 1);
+    assert.equal(quicWorkerThreads(2), 1);
+    assert.equal(quicWorkerThreads(8), 7);
+  });
+
+  it('a process that sets nothing gets that many workers, and its environment stays as it was', async () => {
+    assert.deepEqual(await quicThreadsIn(undefined), { workers: quicWorkerThreads(availableParallelism()), env: null });
+  });
+
+  it("the user's TOKIO_WORKER_THREADS is kept", async () => {
+    assert.deepEqual(await quicThreadsIn('3'), { workers: 3, env: '3' });
+  });
+});
