@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { TransportError } from '../util/errors.js';
+import { ConfigError, TransportError } from '../util/errors.js';
 
 /**
  * The quinn (Rust QUIC) napi binding of `@chainsafe/libp2p-quic`, from its
@@ -122,18 +122,40 @@ export function quicWorkerThreads(cores: number): number {
   return Math.max(1, cores - 1);
 }
 
+/** The most worker threads TOKIO_WORKER_THREADS may ask for. */
+export const MAX_QUIC_THREADS = 1024;
+
+/**
+ * The worker threads the binding's runtime gets: TOKIO_WORKER_THREADS when
+ * it is set (and not empty), else `quicWorkerThreads(cores)`. Checked here
+ * because tokio aborts the whole process, with a Rust panic and no message
+ * of ours, on a value it cannot use (`0`, `abc`, `-1`).
+ * @throws ConfigError for a value other than a whole number 1..MAX_QUIC_THREADS
+ */
+export function quicThreadsSetting(value: string | undefined, cores: number): number {
+  if (value === undefined || value === '') return quicWorkerThreads(cores);
+  if (!/^[1-9][0-9]*$/.test(value) || Number(value) > MAX_QUIC_THREADS) {
+    throw new ConfigError(
+      `${QUIC_THREADS_ENV} must be a whole number of QUIC worker threads from 1 to ${MAX_QUIC_THREADS}, got ${JSON.stringify(value.slice(0, 32))}; ` +
+        `unset it for the default (one fewer than the cores, here ${quicWorkerThreads(cores)})`,
+    );
+  }
+  return Number(value);
+}
+
 let loading: Promise<QuinnBinding> | undefined;
 
 export function loadQuinnBinding(): Promise<QuinnBinding> {
   loading ??= (async () => {
-    // The binding builds its runtime as it loads, from the environment then: a value the user set is kept, and one set
+    // The binding builds its runtime as it loads, from the environment then: a value the user set is checked and kept, one set
     // here is taken away again once loaded, so that it does not pass on to child processes.
-    const ours = process.env[QUIC_THREADS_ENV] === undefined;
-    if (ours) process.env[QUIC_THREADS_ENV] = String(quicWorkerThreads(availableParallelism()));
+    const set = process.env[QUIC_THREADS_ENV];
+    process.env[QUIC_THREADS_ENV] = String(quicThreadsSetting(set, availableParallelism()));
     try {
       return requireBinding();
     } finally {
-      if (ours) delete process.env[QUIC_THREADS_ENV];
+      if (set === undefined) delete process.env[QUIC_THREADS_ENV];
+      else process.env[QUIC_THREADS_ENV] = set;
     }
   })();
   loading.catch(() => {

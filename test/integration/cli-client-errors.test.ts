@@ -36,6 +36,14 @@ describe('macula client commands: failures', { timeout: 90_000 }, () => {
     assert.match(env.stderr, new RegExp(`cannot reach a node at 127\\.0\\.0\\.1:${port} `));
   });
 
+  it('refuses a TOKIO_WORKER_THREADS the QUIC stack cannot use in one line, exit code 1', async () => {
+    const port = await unusedUdpPort();
+    const r = await runMacula(['pub', 'a.b', 'hi', '--node', `127.0.0.1:${port}`], { env: { TOKIO_WORKER_THREADS: 'many' } });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^macula: TOKIO_WORKER_THREADS must be a whole number of QUIC worker threads from 1 to 1024, got "many"; unset it for the default \(one fewer than the cores, here \d+\)\n$/);
+    assert.equal(r.stdout, '');
+  });
+
   it('gives up after --connect-timeout when nothing answers at all', async () => {
     // A port that drops datagrams silently: our own bound UDP socket that never replies.
     const { createSocket } = await import('node:dgram');

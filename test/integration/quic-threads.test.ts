@@ -1,8 +1,9 @@
 /**
  * The QUIC binding's tokio runtime gets one worker thread fewer than the
  * cores (at least one) unless TOKIO_WORKER_THREADS is set, in which case
- * the user's number stands; the variable is not left set for child
- * processes when the user did not set it. Checked in real processes: each
+ * the user's number stands (checked first: tokio aborts the process on a
+ * value it cannot use); the variable is left as the user had it, so child
+ * processes do not inherit ours. Checked in real processes: each
  * loads the binding, listens on 127.0.0.1, and counts its own threads that
  * tokio named as workers.
  */
@@ -11,7 +12,8 @@ import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { QUIC_THREADS_ENV, quicWorkerThreads } from '../../src/transport/quic-binding.js';
+import { ConfigError } from '../../src/util/errors.js';
+import { MAX_QUIC_THREADS, QUIC_THREADS_ENV, quicThreadsSetting, quicWorkerThreads } from '../../src/transport/quic-binding.js';
 
 const QUIC = fileURLToPath(new URL('../../src/transport/quic.js', import.meta.url));
 const IDENTITY = fileURLToPath(new URL('../../src/identity/identity.js', import.meta.url));
@@ -38,7 +40,7 @@ await transport.close();
 `;
 
 /** Runs SCRIPT in a fresh process with TOKIO_WORKER_THREADS set to `value` (absent if undefined). */
-async function quicThreadsIn(value: string | undefined): Promise<{ workers: number; env: string | null }> {
+async function probe(value: string | undefined): Promise<{ code: number | null; out: string; err: string }> {
   const env = { ...process.env };
   delete env[QUIC_THREADS_ENV];
   if (value !== undefined) env[QUIC_THREADS_ENV] = value;
@@ -57,6 +59,12 @@ async function quicThreadsIn(value: string | undefined): Promise<{ workers: numb
       resolve(c);
     });
   });
+  return { code, out, err };
+}
+
+/** The probe's tokio workers and what its environment held after loading the binding. */
+async function quicThreadsIn(value: string | undefined): Promise<{ workers: number; env: string | null }> {
+  const { code, out, err } = await probe(value);
   assert.equal(code, 0, err);
   return JSON.parse(out.trim()) as { workers: number; env: string | null };
 }
@@ -74,5 +82,31 @@ describe('QUIC worker threads', () => {
 
   it("the user's TOKIO_WORKER_THREADS is kept", async () => {
     assert.deepEqual(await quicThreadsIn('3'), { workers: 3, env: '3' });
+  });
+
+  it('an empty TOKIO_WORKER_THREADS counts as unset, and stays empty', async () => {
+    assert.deepEqual(await quicThreadsIn(''), { workers: quicWorkerThreads(availableParallelism()), env: '' });
+  });
+
+  it('a value tokio cannot use is a ConfigError saying what to set, not an abort', () => {
+    for (const bad of ['0', '-1', 'abc', ' 2', '2.5', '1e3', '007', String(MAX_QUIC_THREADS + 1)]) {
+      assert.throws(() => quicThreadsSetting(bad, 4), (err: unknown) => {
+        assert.ok(err instanceof ConfigError, bad);
+        assert.equal(err.code, 'MACULA_ERR_CONFIG');
+        assert.match(err.message, /TOKIO_WORKER_THREADS must be a whole number of QUIC worker threads from 1 to 1024, got .*; unset it for the default \(one fewer than the cores, here 3\)/);
+        return true;
+      });
+    }
+    assert.equal(quicThreadsSetting('1', 4), 1);
+    assert.equal(quicThreadsSetting(String(MAX_QUIC_THREADS), 4), MAX_QUIC_THREADS);
+    assert.equal(quicThreadsSetting(undefined, 4), 3);
+  });
+
+  it('a process given one fails with that message and exit code 1', async () => {
+    const { code, out, err } = await probe('0');
+    assert.equal(code, 1);
+    assert.equal(out, '');
+    assert.match(err, /ConfigError: TOKIO_WORKER_THREADS must be a whole number of QUIC worker threads from 1 to 1024, got "0"/);
+    assert.doesNotMatch(err, /panic|fatal runtime error/);
   });
 });
