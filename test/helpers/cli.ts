@@ -15,16 +15,28 @@ export interface RunResult {
   stderr: string;
 }
 
-export function runMacula(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export interface RunOptions {
+  /** Added to this process's environment; a variable given as undefined is left out. */
+  env?: NodeJS.ProcessEnv;
+  input?: string;
+  timeoutMs?: number;
+}
+
+export function runMacula(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return runNode([BIN, ...args], options, `macula ${args.join(' ')}`);
+}
+
+/** Runs `node <args>` to its exit, with `input` on its stdin; rejects if it has not exited within `timeoutMs` (20 s). */
+export function runNode(args: string[], options: RunOptions = {}, what = `node ${args.join(' ')}`): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`macula ${args.join(' ')} did not exit within ${options.timeoutMs ?? 20000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(new Error(`${what} did not exit within ${options.timeoutMs ?? 20000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, options.timeoutMs ?? 20000);
     child.on('error', reject);
     child.on('close', (code, signal) => {

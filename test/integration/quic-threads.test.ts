@@ -8,12 +8,12 @@
  * tokio named as workers.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../src/util/errors.js';
 import { MAX_QUIC_THREADS, QUIC_THREADS_ENV, quicThreadsSetting, quicWorkerThreads } from '../../src/transport/quic-binding.js';
+import { runNode, type RunResult } from '../helpers/cli.js';
 
 const QUIC = fileURLToPath(new URL('../../src/transport/quic.js', import.meta.url));
 const IDENTITY = fileURLToPath(new URL('../../src/identity/identity.js', import.meta.url));
@@ -40,33 +40,15 @@ await transport.close();
 `;
 
 /** Runs SCRIPT in a fresh process with TOKIO_WORKER_THREADS set to `value` (absent if undefined). */
-async function probe(value: string | undefined): Promise<{ code: number | null; out: string; err: string }> {
-  const env = { ...process.env };
-  delete env[QUIC_THREADS_ENV];
-  if (value !== undefined) env[QUIC_THREADS_ENV] = value;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', SCRIPT], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the probe process did not exit within 20 s\n${err}`));
-    }, 20_000);
-    child.on('close', (c) => {
-      clearTimeout(timer);
-      resolve(c);
-    });
-  });
-  return { code, out, err };
+function probe(value: string | undefined): Promise<RunResult> {
+  return runNode(['--input-type=module', '-e', SCRIPT], { env: { [QUIC_THREADS_ENV]: value } }, 'the probe process');
 }
 
 /** The probe's tokio workers and what its environment held after loading the binding. */
 async function quicThreadsIn(value: string | undefined): Promise<{ workers: number; env: string | null }> {
-  const { code, out, err } = await probe(value);
-  assert.equal(code, 0, err);
-  return JSON.parse(out.trim()) as { workers: number; env: string | null };
+  const { code, stdout, stderr } = await probe(value);
+  assert.equal(code, 0, stderr);
+  return JSON.parse(stdout.trim()) as { workers: number; env: string | null };
 }
 
 describe('QUIC worker threads', () => {
@@ -103,10 +85,10 @@ describe('QUIC worker threads', () => {
   });
 
   it('a process given one fails with that message and exit code 1', async () => {
-    const { code, out, err } = await probe('0');
+    const { code, stdout, stderr } = await probe('0');
     assert.equal(code, 1);
-    assert.equal(out, '');
-    assert.match(err, /ConfigError: TOKIO_WORKER_THREADS must be a whole number of QUIC worker threads from 1 to 1024, got "0"/);
-    assert.doesNotMatch(err, /panic|fatal runtime error/);
+    assert.equal(stdout, '');
+    assert.match(stderr, /ConfigError: TOKIO_WORKER_THREADS must be a whole number of QUIC worker threads from 1 to 1024, got "0"/);
+    assert.doesNotMatch(stderr, /panic|fatal runtime error/);
   });
 });
