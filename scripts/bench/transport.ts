@@ -346,12 +346,21 @@ async function inChild(name: string, seconds: number): Promise<Trial> {
 /**
  * How a flood's figures are named: `<side>_<rate>` and
  * `<side>_…cpu_s_per_<per>` for the framed and the raw side between two
- * processes, `<side>_same_process_<rate>` in one, and their ratios.
+ * processes, `<side>_same_process_<rate>` in one, and their ratios
+ * (`ratio`, `sameProcessRatio`).
  */
 function floodNames(bulk: boolean) {
   return bulk
-    ? { framed: 'bulk', raw: 'raw_bulk', rate: 'mb_per_s', unit: 'MB/s', per: 'gb', ratio: 'bulk_vs_raw_ratio' }
-    : { framed: 'framed_oneway', raw: 'raw_oneway', rate: 'msgs_per_s', unit: 'msgs/s', per: 'm_msgs', ratio: 'framed_vs_raw_ratio' };
+    ? { framed: 'bulk', raw: 'raw_bulk', rate: 'mb_per_s', unit: 'MB/s', per: 'gb', ratio: 'bulk_vs_raw_ratio', sameProcessRatio: 'bulk_vs_raw_same_process_ratio' }
+    : {
+        framed: 'framed_oneway',
+        raw: 'raw_oneway',
+        rate: 'msgs_per_s',
+        unit: 'msgs/s',
+        per: 'm_msgs',
+        ratio: 'framed_vs_raw_ratio',
+        sameProcessRatio: 'framed_vs_raw_same_process_ratio',
+      };
 }
 
 /**
@@ -434,13 +443,13 @@ export async function transportScenario(ctx: BenchContext): Promise<void> {
   /** The same floods with both ends in one process (`<side>_same_process_<rate>`), and their ratio. */
   const sameProcessFloods = async (bulk: boolean) => {
     const rounds = await alternate(ctx, ctx.runs, variants(bulk ? 'bulk' : 'oneway'));
-    const { framed, raw, rate, unit, ratio } = floodNames(bulk);
+    const { framed, raw, rate, unit, sameProcessRatio } = floodNames(bulk);
     const [f, r] = [`${framed}_same_process_${rate}`, `${raw}_same_process_${rate}`];
     spread(rounds, [
       [f, unit],
       [r, unit],
     ]);
-    reportRatio(ctx, ratio.replace(/_ratio$/, '_same_process_ratio'), rounds.get(f), rounds.get(r));
+    reportRatio(ctx, sameProcessRatio, rounds.get(f), rounds.get(r));
   };
   await twoProcessFloods(false);
 
