@@ -753,19 +753,24 @@ export class TopicTrie<T> {
 
   /** Whether the (pattern, value) entry is present. */
   has(pattern: string, value: T): boolean {
-    if (!hasWildcard(pattern)) {
-      const at = this.#findExact(pattern, splitTopic(pattern));
-      return at >= 0 && this.#values.has(this.#exact.lists, at, value);
-    }
-    const at = this.#wildcardList(pattern);
-    return at >= 0 && this.#values.has(this.#trie.meta, at, value);
+    const list = this.#listOf(pattern);
+    return list !== undefined && this.#values.has(list[0], list[1], value);
   }
 
   /** Whether any value is subscribed with exactly this pattern. */
   hasPattern(pattern: string): boolean {
-    if (!hasWildcard(pattern)) return this.#findExact(pattern, splitTopic(pattern)) >= 0;
+    const list = this.#listOf(pattern);
+    return list !== undefined && list[0][list[1] + LENGTH]! > 0;
+  }
+
+  /** The records array and position of `pattern`'s value list (possibly empty: a trie node's), undefined if it has none. */
+  #listOf(pattern: string): [Int32Array, number] | undefined {
+    if (!hasWildcard(pattern)) {
+      const at = this.#findExact(pattern, splitTopic(pattern));
+      return at < 0 ? undefined : [this.#exact.lists, at];
+    }
     const at = this.#wildcardList(pattern);
-    return at >= 0 && this.#trie.meta[at + LENGTH]! > 0;
+    return at < 0 ? undefined : [this.#trie.meta, at];
   }
 
   /** Where the record of a wildcard pattern's value list is in the trie's `meta`, -1 if the pattern has no node. */
