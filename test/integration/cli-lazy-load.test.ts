@@ -8,13 +8,12 @@
  * its source map lists.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { BIN, unusedUdpPort } from '../helpers/cli.js';
+import { BIN, runNode, unusedUdpPort } from '../helpers/cli.js';
 
 const HOOKS = `import { appendFileSync } from 'node:fs';
 export async function resolve(specifier, context, next) {
@@ -44,24 +43,8 @@ async function loadedBy(args: string[]): Promise<{ code: number | null; stderr: 
   const dir = await mkdtemp(join(tmpdir(), 'macula-modules-'));
   dirs.push(dir);
   const log = join(dir, 'modules.log');
-  const env: NodeJS.ProcessEnv = { ...process.env, MACULA_TEST_MODULE_LOG: log, MACULA_DATA_DIR: dir, XDG_CONFIG_HOME: dir };
-  delete env.MACULA_CONTEXT;
-  const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, BIN, ...args], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`macula ${args.join(' ')} did not exit within 20 s\n${stderr}`));
-    }, 20_000);
-    child.on('close', (c) => {
-      clearTimeout(timer);
-      resolve(c);
-    });
-  });
+  const env = { MACULA_TEST_MODULE_LOG: log, MACULA_DATA_DIR: dir, XDG_CONFIG_HOME: dir, MACULA_CONTEXT: undefined };
+  const { code, stderr } = await runNode(['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, BIN, ...args], { env }, `macula ${args.join(' ')}`);
   const root = new URL('../', pathToFileURL(BIN)).href;
   const text = await readFile(log, 'utf8').catch(() => '');
   const modules = [...new Set(text.split('\n'))].filter((u) => u.startsWith(root)).map((u) => u.slice(root.length));
