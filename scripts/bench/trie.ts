@@ -9,7 +9,9 @@
  * per-site `*` patterns, per-room `#` patterns, a few broad ones such as
  * `sensors.*.r12.#` and a couple of `#` catch-alls. Published topics are drawn
  * at random (uniformly, so the cache gets no help from hot topics) and each
- * matches about eleven subscriptions.
+ * matches about eleven subscriptions. `trie_hot_matches_per_s` matches 16
+ * of those topics over and over, so that the index's lines stay in cache:
+ * the gap between the two figures is what the cache misses cost.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
